@@ -1,0 +1,1 @@
+//! NTLMv2 (MS-NLMP): initiator and acceptor, signing and sealing.

@@ -1,0 +1,1 @@
+//! PowerShell literals, the stdin script runner, and CLIXML decoding.

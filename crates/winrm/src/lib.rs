@@ -1,0 +1,1 @@
+//! WS-Management shell (WinRS) client.

@@ -1,0 +1,2 @@
+//! exctl: the command line.
+fn main() {}
