@@ -123,6 +123,13 @@ impl Initiator {
         }
     }
 
+    /// Sets the channel bindings (the application data of `gss_channel_bindings_struct`)
+    /// before the AUTHENTICATE message is built. Over HTTPS the server certificate, and so
+    /// the binding, is known only after the NEGOTIATE leg has gone out on the connection.
+    pub fn set_channel_bindings(&mut self, channel_bindings: Option<Vec<u8>>) {
+        self.config.channel_bindings = channel_bindings;
+    }
+
     /// `DOMAIN\user`, or `user` when the domain is empty, as the account appears in messages.
     pub fn account(&self) -> String {
         if self.config.domain.is_empty() {

@@ -259,6 +259,21 @@ fn channel_bindings_required_and_matching() {
 }
 
 #[test]
+fn channel_bindings_set_after_the_negotiate_leg_are_sent() {
+    // Over HTTPS the certificate is known only once the first leg has gone out.
+    let mut initiator = Initiator::new(alice());
+    let mut server_config = server();
+    server_config.required_channel_bindings = Some(CBT.to_vec());
+    let mut acceptor = Acceptor::new(server_config);
+    let challenge = acceptor
+        .challenge_message(&initiator.negotiate_message())
+        .unwrap();
+    initiator.set_channel_bindings(Some(CBT.to_vec()));
+    let authenticate = initiator.authenticate_message(&challenge).unwrap();
+    assert!(acceptor.accept(&authenticate).is_ok());
+}
+
+#[test]
 fn channel_bindings_required_but_mismatching() {
     let mut config = alice();
     let mut other = CBT.to_vec();

@@ -1,0 +1,287 @@
+//! TLS for the HTTPS transport: which certificates are trusted, and the channel binding
+//! token (RFC 5929 `tls-server-end-point`) that NTLM sends so that hosts with Extended
+//! Protection set to Strict accept it.
+//!
+//! Verification is on by default against the system's roots, or only against a CA file
+//! the caller names. Turning it off is an explicit option that the CLI announces loudly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::Digest;
+
+use crate::error::Error;
+
+/// Which server certificates are trusted.
+#[derive(Debug, Clone, Default)]
+pub enum TrustPolicy {
+    /// The operating system's root certificates.
+    #[default]
+    SystemRoots,
+    /// Only the CA certificates in this PEM file.
+    CaFile(PathBuf),
+    /// Any certificate. Only for labs; a man in the middle can read everything.
+    InsecureSkipVerify,
+}
+
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the rustls client configuration for a policy.
+pub(crate) fn client_config(policy: &TrustPolicy) -> Result<rustls::ClientConfig, Error> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
+    let config = match policy {
+        TrustPolicy::SystemRoots => {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                // A single unreadable system certificate must not make HTTPS unusable.
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(Error::Config(
+                    "no system root certificates were found; pass the CA with --ca-file".into(),
+                ));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        TrustPolicy::CaFile(path) => {
+            let roots = load_ca_file(path)?;
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        TrustPolicy::InsecureSkipVerify => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
+            .with_no_client_auth(),
+    };
+    Ok(config)
+}
+
+fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let iter = CertificateDer::pem_file_iter(path)
+        .map_err(|e| Error::Config(format!("cannot read the CA file {}: {e}", path.display())))?;
+    for cert in iter {
+        let cert = cert.map_err(|e| {
+            Error::Config(format!(
+                "the CA file {} is not valid PEM: {e}",
+                path.display()
+            ))
+        })?;
+        roots.add(cert).map_err(|e| {
+            Error::Config(format!(
+                "the CA file {} holds a certificate that cannot be used: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Config(format!(
+            "the CA file {} contains no certificate",
+            path.display()
+        )));
+    }
+    Ok(roots)
+}
+
+/// Accepts every certificate, but still checks the handshake signatures so that the
+/// connection is at least bound to the key the server presented.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The hash a certificate's signature algorithm names, as RFC 5929 section 4.1 uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndPointHash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// The application data of the channel bindings for a server certificate:
+/// `tls-server-end-point:` followed by the certificate's hash. MD5 and SHA-1 signatures
+/// use SHA-256 (RFC 5929), as do algorithms we cannot read.
+pub fn tls_server_end_point(cert_der: &[u8]) -> Vec<u8> {
+    let hash = match signature_hash(cert_der) {
+        Some(h) => h,
+        None => EndPointHash::Sha256,
+    };
+    let digest: Vec<u8> = match hash {
+        EndPointHash::Sha256 => sha2::Sha256::digest(cert_der).to_vec(),
+        EndPointHash::Sha384 => sha2::Sha384::digest(cert_der).to_vec(),
+        EndPointHash::Sha512 => sha2::Sha512::digest(cert_der).to_vec(),
+    };
+    let mut out = b"tls-server-end-point:".to_vec();
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// Reads a DER header at `pos`: (tag, content start, content length).
+fn der_header(b: &[u8], pos: usize) -> Option<(u8, usize, usize)> {
+    let tag = *b.get(pos)?;
+    let first = *b.get(pos + 1)? as usize;
+    if first < 0x80 {
+        return Some((tag, pos + 2, first));
+    }
+    let n = first & 0x7f;
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let mut len = 0usize;
+    for i in 0..n {
+        len = (len << 8) | *b.get(pos + 2 + i)? as usize;
+    }
+    Some((tag, pos + 2 + n, len))
+}
+
+/// The hash of `Certificate.signatureAlgorithm`, by OID.
+fn signature_hash(cert: &[u8]) -> Option<EndPointHash> {
+    let (tag, start, _) = der_header(cert, 0)?;
+    if tag != 0x30 {
+        return None;
+    }
+    // Skip tbsCertificate.
+    let (tag, tbs_start, tbs_len) = der_header(cert, start)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, alg_start, _) = der_header(cert, tbs_start.checked_add(tbs_len)?)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, oid_start, oid_len) = der_header(cert, alg_start)?;
+    if tag != 0x06 {
+        return None;
+    }
+    let oid = cert.get(oid_start..oid_start.checked_add(oid_len)?)?;
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
+    if let Some(last) = oid.strip_prefix(RSA) {
+        return Some(match last {
+            [0x0c] => EndPointHash::Sha384,
+            [0x0d] => EndPointHash::Sha512,
+            _ => EndPointHash::Sha256,
+        });
+    }
+    if let Some(last) = oid.strip_prefix(ECDSA) {
+        return Some(match last {
+            [0x03] => EndPointHash::Sha384,
+            [0x04] => EndPointHash::Sha512,
+            _ => EndPointHash::Sha256,
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal DER certificate skeleton with the given signature OID.
+    fn fake_cert(oid: &[u8]) -> Vec<u8> {
+        let tbs = [0x30, 0x03, 0x02, 0x01, 0x01];
+        let mut alg = vec![0x06, oid.len() as u8];
+        alg.extend_from_slice(oid);
+        let mut alg_seq = vec![0x30, alg.len() as u8];
+        alg_seq.extend_from_slice(&alg);
+        let sig = [0x03, 0x01, 0x00];
+        let mut body = Vec::new();
+        body.extend_from_slice(&tbs);
+        body.extend_from_slice(&alg_seq);
+        body.extend_from_slice(&sig);
+        let mut cert = vec![0x30, body.len() as u8];
+        cert.extend_from_slice(&body);
+        cert
+    }
+
+    #[test]
+    fn picks_the_hash_of_the_signature_algorithm() {
+        let sha384_rsa = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c];
+        let sha1_rsa = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05];
+        let ecdsa512 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04];
+        assert_eq!(
+            signature_hash(&fake_cert(&sha384_rsa)),
+            Some(EndPointHash::Sha384)
+        );
+        assert_eq!(
+            signature_hash(&fake_cert(&sha1_rsa)),
+            Some(EndPointHash::Sha256)
+        );
+        assert_eq!(
+            signature_hash(&fake_cert(&ecdsa512)),
+            Some(EndPointHash::Sha512)
+        );
+        let cbt = tls_server_end_point(&fake_cert(&sha384_rsa));
+        assert_eq!(cbt.len(), "tls-server-end-point:".len() + 48);
+    }
+
+    #[test]
+    fn garbage_falls_back_to_sha256_without_panicking() {
+        for b in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+            &[0x30, 0x02, 0x30, 0x7f],
+        ] {
+            let cbt = tls_server_end_point(b);
+            assert_eq!(cbt.len(), "tls-server-end-point:".len() + 32);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The command-line interface: clap types only, no behaviour.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keeps Microsoft Exchange 2010 servers in a declared state over WinRM.
+#[derive(Debug, Parser)]
+#[command(name = "exctl", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run PowerShell (or, with --raw, a command line) on a host over WinRM.
+    ///
+    /// The output streams to this terminal and exctl exits with the remote exit code
+    /// (exctl's own failures exit 255, like ssh). The password comes from
+    /// EXCTL_PASSWORD, the OS keyring, or a prompt; never from an argument.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// NTLM; over HTTP every message is encrypted.
+    Ntlm,
+    /// HTTP Basic; HTTPS only (see --allow-basic-over-http).
+    Basic,
+}
+
+/// Where and as whom to connect.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The WinRM endpoint, e.g. http://mail01.example.local:5985/wsman or https://…:5986/wsman.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: String,
+
+    /// The account: DOMAIN\user, user@domain or a local user.
+    #[arg(long, value_name = "USER")]
+    pub user: String,
+
+    /// The authentication method.
+    #[arg(long, value_enum, default_value_t = AuthArg::Ntlm)]
+    pub auth: AuthArg,
+
+    /// Trust only the CA certificates in this PEM file (HTTPS).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Do not verify the server's TLS certificate. Anyone on the path can then read the
+    /// traffic, credentials included: for labs only.
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
+
+    /// Allow Basic authentication over plain HTTP, which sends the password in the clear.
+    #[arg(long)]
+    pub allow_basic_over_http: bool,
+
+    /// The keyring entry holding the password (default: USER@HOST of the endpoint).
+    #[arg(long, value_name = "NAME")]
+    pub keyring_entry: Option<String>,
+
+    /// How long the server may hold a request waiting for output, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    pub operation_timeout: u64,
+
+    /// The server's MaxEnvelopeSizekb (150 on Windows Server 2008 R2, 500 later).
+    #[arg(long, value_name = "KB", default_value_t = 150)]
+    pub max_envelope_kb: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// Send the command line as it is, without the PowerShell runner (as winrs does):
+    /// the first word is the program, the rest its arguments.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Read the script from this file ('-' for stdin) instead of the arguments.
+    #[arg(long, value_name = "FILE", conflicts_with = "raw")]
+    pub file: Option<PathBuf>,
+
+    /// Give up, and terminate the remote command, after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// The PowerShell script (joined with spaces), or with --raw the command line.
+    #[arg(last = true, value_name = "SCRIPT")]
+    pub script: Vec<String>,
+}
