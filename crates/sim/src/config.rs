@@ -1,0 +1,143 @@
+//! The simulator's settings: the listener, the accepted authentication, the one account
+//! it knows, and the WinRM service configuration values a Windows Server 2008 R2 host has
+//! by default (MaxEnvelopeSizekb 150, MaxShellsPerUser 30, MaxTimeoutms 60000,
+//! AllowUnencrypted false).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// An HTTP authentication scheme the simulated WinRM service accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Authorization: Basic`; only over TLS unless `allow_unencrypted`.
+    Basic,
+    /// NTLM, carried in `Authorization: Negotiate` (or `NTLM`).
+    Ntlm,
+}
+
+/// How the simulator is set up. `Default` is a 2008 R2 host on `127.0.0.1:0`, plain HTTP,
+/// Basic and NTLM enabled, account `CONTOSO\Administrator`.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Where to listen; must be a loopback address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Serve HTTPS with a certificate generated at start.
+    pub tls: bool,
+    /// Accepted schemes.
+    pub auth: Vec<AuthScheme>,
+    /// The account: (NetBIOS domain, user name).
+    pub user: (String, String),
+    /// The account's password.
+    pub password: String,
+    /// `MaxEnvelopeSizekb`: larger requests get HTTP 413.
+    pub max_envelope_size_kb: u32,
+    /// `Winrs/MaxShellsPerUser`.
+    pub max_shells_per_user: u32,
+    /// `MaxTimeoutms`: the cap on a request's OperationTimeout.
+    pub max_timeout_ms: u32,
+    /// Added before every request is answered.
+    pub latency: Duration,
+    /// `Service/AllowUnencrypted`: accept Basic over HTTP and unsealed NTLM over HTTP.
+    pub allow_unencrypted: bool,
+    /// Require NTLM channel binding over HTTPS (`CbtHardeningLevel=Strict`).
+    pub cbt_strict: bool,
+    /// The host's NetBIOS name (`hostname`, `COMPUTERNAME`, NTLM target info).
+    pub computer_name: String,
+    /// The AD DNS domain (NTLM target info).
+    pub dns_domain: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls: false,
+            auth: vec![AuthScheme::Basic, AuthScheme::Ntlm],
+            user: ("CONTOSO".to_string(), "Administrator".to_string()),
+            password: "P@ssw0rd!".to_string(),
+            max_envelope_size_kb: 150,
+            max_shells_per_user: 30,
+            max_timeout_ms: 60_000,
+            latency: Duration::ZERO,
+            allow_unencrypted: false,
+            cbt_strict: false,
+            computer_name: "EXCH01".to_string(),
+            dns_domain: "contoso.local".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never appears in logs or test failure output.
+        f.debug_struct("SimConfig")
+            .field("listen", &self.listen)
+            .field("tls", &self.tls)
+            .field("auth", &self.auth)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("max_envelope_size_kb", &self.max_envelope_size_kb)
+            .field("max_shells_per_user", &self.max_shells_per_user)
+            .field("max_timeout_ms", &self.max_timeout_ms)
+            .field("latency", &self.latency)
+            .field("allow_unencrypted", &self.allow_unencrypted)
+            .field("cbt_strict", &self.cbt_strict)
+            .field("computer_name", &self.computer_name)
+            .field("dns_domain", &self.dns_domain)
+            .finish()
+    }
+}
+
+impl SimConfig {
+    /// `DOMAIN\user`, the account as processes and quotas see it.
+    pub fn account(&self) -> String {
+        format!("{}\\{}", self.user.0, self.user.1)
+    }
+
+    /// The shell Owner as Windows prints it: a local account by name alone, a domain
+    /// account as `DOMAIN\user` (compare the recordings' `vagrant` and
+    /// `DOMAIN\vagrant-domain`).
+    pub fn owner(&self) -> String {
+        if self.user.0.is_empty() || self.user.0.eq_ignore_ascii_case(&self.computer_name) {
+            self.user.1.clone()
+        } else {
+            self.account()
+        }
+    }
+
+    /// MaxEnvelopeSizekb in bytes.
+    pub fn max_envelope_bytes(&self) -> usize {
+        self.max_envelope_size_kb as usize * 1024
+    }
+
+    /// Whether `name` (`user`, `DOMAIN\user` or `user@domain`) and `password` are the
+    /// configured account.
+    pub fn credentials_match(&self, name: &str, password: &str) -> bool {
+        let (domain, user) = &self.user;
+        let name_ok = if let Some((d, u)) = name.split_once('\\') {
+            (d.eq_ignore_ascii_case(domain) || d == ".") && u.eq_ignore_ascii_case(user)
+        } else if let Some((u, d)) = name.split_once('@') {
+            u.eq_ignore_ascii_case(user)
+                && (d.eq_ignore_ascii_case(&self.dns_domain) || d.eq_ignore_ascii_case(domain))
+        } else {
+            name.eq_ignore_ascii_case(user)
+        };
+        name_ok && password == self.password
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_every_spelling() {
+        let c = SimConfig::default();
+        assert!(c.credentials_match("administrator", "P@ssw0rd!"));
+        assert!(c.credentials_match("contoso\\Administrator", "P@ssw0rd!"));
+        assert!(c.credentials_match("Administrator@contoso.local", "P@ssw0rd!"));
+        assert!(!c.credentials_match("OTHER\\Administrator", "P@ssw0rd!"));
+        assert!(!c.credentials_match("Administrator", "wrong"));
+        assert!(!format!("{c:?}").contains("P@ss"));
+    }
+}

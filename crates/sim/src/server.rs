@@ -1,0 +1,462 @@
+//! The HTTP side of the simulated WinRM service, as HTTP.sys and the WinRM service behave:
+//! the listener (HTTP or HTTPS), per-connection authentication, message sealing, size
+//! limits, and the `/sim/state` document.
+//!
+//! Authentication belongs to the TCP connection, as with HTTP.sys: NTLM's three legs must
+//! share a connection, the established NTLM session then covers every later request on
+//! it, and a new connection starts unauthenticated. Basic is checked on every request.
+//!
+//! Refusals, and why they look the way they do:
+//! - No or bad credentials: 401 with one `WWW-Authenticate` per usable scheme
+//!   (`Negotiate`, and `Basic realm="WSMAN"` only where Basic would be accepted).
+//! - Basic over plain HTTP with AllowUnencrypted=false: 401 — Windows does not offer Basic
+//!   there, so clients report rejected credentials (pywinrm #79).
+//! - A plain SOAP request on an NTLM-authenticated HTTP connection with
+//!   AllowUnencrypted=false: HTTP 500 with an empty body. That is what pywinrm users saw
+//!   against such hosts ("Bad HTTP response returned from server. Code 500", pywinrm #129,
+//!   #208; winrm4j #151), the event log saying unencrypted traffic is disabled (MS-WSMV
+//!   "MUST NOT accept requests if either the SOAP request or response would be
+//!   unencrypted").
+//! - Content-Length beyond MaxEnvelopeSizekb (plus framing): 413 with no body, before the
+//!   body is read (MS-WSMV 3.1.4.1.x; masterzen #156, ansible.windows #391).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use exctl_ntlm::{Acceptor, AcceptorConfig, Session};
+
+use crate::config::{AuthScheme, SimConfig};
+use crate::fault::Fault;
+use crate::framing;
+use crate::shell::{Caller, WsmanService};
+use crate::soap;
+use crate::state::SimState;
+
+/// Content type of SOAP envelopes, spelled as Windows spells it.
+pub const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
+
+/// Room for the multipart framing around a sealed envelope.
+const FRAMING_SLACK: usize = 4096;
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub config: Arc<SimConfig>,
+    pub state: Arc<SimState>,
+    pub wsman: WsmanService,
+    pub channel_binding: Option<Vec<u8>>,
+    pub endpoint: String,
+}
+
+enum ConnAuth {
+    None,
+    /// Between NTLM NEGOTIATE and AUTHENTICATE.
+    Negotiating(Box<Acceptor>),
+    /// NTLM done: the session seals this connection's messages.
+    Ntlm {
+        account: String,
+        session: Box<Session>,
+    },
+}
+
+/// One TCP connection's authentication state.
+struct Conn {
+    tls: bool,
+    peer: SocketAddr,
+    auth: Mutex<ConnAuth>,
+}
+
+impl Conn {
+    fn auth(&self) -> std::sync::MutexGuard<'_, ConnAuth> {
+        self.auth.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn empty(status: StatusCode) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
+/// Serves one accepted connection until the client closes it.
+pub(crate) async fn serve_connection<IO>(io: IO, tls: bool, peer: SocketAddr, shared: Arc<Shared>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = Arc::new(Conn {
+        tls,
+        peer,
+        auth: Mutex::new(ConnAuth::None),
+    });
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let conn = conn.clone();
+        let shared = shared.clone();
+        async move {
+            let mut resp = handle(req, &conn, &shared).await;
+            resp.headers_mut()
+                .insert("server", HeaderValue::from_static("Microsoft-HTTPAPI/2.0"));
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    // Errors here are the client going away mid-request: nothing to report to anyone.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
+    let config = &shared.config;
+    if !config.latency.is_zero() {
+        tokio::time::sleep(config.latency).await;
+    }
+    let path = req.uri().path().to_string();
+    if path == "/sim/state" {
+        return state_document(&req, shared);
+    }
+    if !path.eq_ignore_ascii_case("/wsman") {
+        return count(shared, empty(StatusCode::NOT_FOUND));
+    }
+    if req.method() != Method::POST {
+        let mut r = empty(StatusCode::METHOD_NOT_ALLOWED);
+        r.headers_mut()
+            .insert("allow", HeaderValue::from_static("POST"));
+        return count(shared, r);
+    }
+
+    // Size first, from the header alone: an oversized envelope is never read.
+    let limit = config.max_envelope_bytes() + FRAMING_SLACK;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        shared.state.request(0);
+        return count(shared, too_large());
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            shared.state.request(0);
+            return count(shared, too_large());
+        }
+    };
+    shared.state.request(body.len());
+
+    // Authentication.
+    let authorization = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let account = match authorization {
+        Some(value) => match authenticate(&value, conn, shared) {
+            Ok(account) => account,
+            Err(resp) => return count(shared, *resp),
+        },
+        None => match &*conn.auth() {
+            ConnAuth::Ntlm { account, .. } => account.clone(),
+            _ => return count(shared, unauthorized(shared, conn.tls)),
+        },
+    };
+
+    // The empty POST clients send to finish authentication before sealing anything.
+    if body.is_empty() {
+        return count(shared, empty(StatusCode::OK));
+    }
+
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let sealed_request = content_type.starts_with("multipart/encrypted");
+    let ntlm_connection = matches!(&*conn.auth(), ConnAuth::Ntlm { .. });
+    let plaintext: Vec<u8> = if sealed_request {
+        if !ntlm_connection {
+            return count(shared, empty(StatusCode::BAD_REQUEST));
+        }
+        match unseal(&body, conn) {
+            Some(p) => p,
+            None => {
+                // A message that does not verify breaks the session for good.
+                *conn.auth() = ConnAuth::None;
+                shared.state.auth_failure();
+                return count(shared, unauthorized(shared, conn.tls));
+            }
+        }
+    } else if content_type.starts_with("application/soap+xml") {
+        if ntlm_connection && !conn.tls && !config.allow_unencrypted {
+            return count(shared, empty(StatusCode::INTERNAL_SERVER_ERROR));
+        }
+        body.to_vec()
+    } else {
+        return count(shared, empty(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    };
+    if plaintext.len() > config.max_envelope_bytes() {
+        return count(shared, too_large());
+    }
+
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_without_port)
+        .unwrap_or_else(|| config.computer_name.clone());
+    let caller = Caller {
+        account,
+        client_ip: conn.peer.ip().to_string(),
+        machine: host,
+        endpoint: shared.endpoint.clone(),
+    };
+    let (status, xml) = match soap::parse_request(&plaintext) {
+        Ok(request) => match shared.wsman.handle(&request, &caller).await {
+            Ok(xml) => (StatusCode::OK, xml),
+            Err(fault) => fault_reply(shared, &fault, request.message_id.as_deref(), &caller),
+        },
+        Err(_) => fault_reply(shared, &Fault::schema_validation(), None, &caller),
+    };
+
+    let resp = if sealed_request {
+        let mut auth = conn.auth();
+        match &mut *auth {
+            ConnAuth::Ntlm { session, .. } => {
+                let (signature, sealed) = session.seal(xml.as_bytes());
+                let body = framing::build(xml.len(), &signature, &sealed);
+                respond(status, framing::ENCRYPTED_CONTENT_TYPE, body)
+            }
+            // The connection re-authenticated meanwhile; nothing can be sealed.
+            _ => empty(StatusCode::UNAUTHORIZED),
+        }
+    } else {
+        respond(status, SOAP_CONTENT_TYPE, xml.into_bytes())
+    };
+    count(shared, resp)
+}
+
+fn fault_reply(
+    shared: &Shared,
+    fault: &Fault,
+    relates_to: Option<&str>,
+    caller: &Caller,
+) -> (StatusCode, String) {
+    shared.state.fault(fault.wsman_code());
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        fault.to_envelope(relates_to, &caller.machine),
+    )
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Resp {
+    let len = body.len();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
+fn count(shared: &Shared, resp: Resp) -> Resp {
+    let len = resp
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    shared.state.response(resp.status().as_u16(), len);
+    resp
+}
+
+fn too_large() -> Resp {
+    let mut r = empty(StatusCode::PAYLOAD_TOO_LARGE);
+    // The body was not (entirely) read, so the connection cannot carry another request.
+    r.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+fn host_without_port(host: &str) -> String {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_string();
+    }
+    host.rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(host)
+        .to_string()
+}
+
+/// A 401 offering the schemes this connection could use.
+fn unauthorized(shared: &Shared, tls: bool) -> Resp {
+    let mut r = empty(StatusCode::UNAUTHORIZED);
+    let config = &shared.config;
+    if config.auth.contains(&AuthScheme::Ntlm) {
+        r.headers_mut()
+            .append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
+    }
+    if config.auth.contains(&AuthScheme::Basic) && (tls || config.allow_unencrypted) {
+        r.headers_mut().append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"WSMAN\""),
+        );
+    }
+    r
+}
+
+fn refuse(shared: &Shared, conn: &Conn) -> Box<Resp> {
+    shared.state.auth_failure();
+    Box::new(unauthorized(shared, conn.tls))
+}
+
+/// Handles an `Authorization` header: `Ok(account)` when the request may proceed, or the
+/// 401 to send.
+fn authenticate(value: &str, conn: &Conn, shared: &Shared) -> Result<String, Box<Resp>> {
+    let config = &shared.config;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let token = token.trim();
+    if scheme.eq_ignore_ascii_case("Basic") {
+        if !config.auth.contains(&AuthScheme::Basic) || !(conn.tls || config.allow_unencrypted) {
+            return Err(refuse(shared, conn));
+        }
+        let decoded = B64
+            .decode(token)
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .ok_or_else(|| refuse(shared, conn))?;
+        let (name, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| refuse(shared, conn))?;
+        if !config.credentials_match(name, password) {
+            return Err(refuse(shared, conn));
+        }
+        return Ok(config.account());
+    }
+    if !(scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM"))
+        || !config.auth.contains(&AuthScheme::Ntlm)
+    {
+        return Err(refuse(shared, conn));
+    }
+    let message = B64.decode(token).map_err(|_| refuse(shared, conn))?;
+    // Raw NTLMSSP only; an SPNEGO-wrapped token (Kerberos-capable clients) is refused.
+    if message.len() < 12 || &message[..8] != b"NTLMSSP\0" {
+        return Err(refuse(shared, conn));
+    }
+    let kind = u32::from_le_bytes([message[8], message[9], message[10], message[11]]);
+    let mut auth = conn.auth();
+    match kind {
+        1 => {
+            let mut acceptor = Acceptor::new(AcceptorConfig {
+                accounts: vec![(
+                    config.user.0.clone(),
+                    config.user.1.clone(),
+                    config.password.clone(),
+                )],
+                netbios_domain: config.user.0.clone(),
+                netbios_computer: config.computer_name.clone(),
+                dns_domain: config.dns_domain.clone(),
+                dns_computer: format!(
+                    "{}.{}",
+                    config.computer_name.to_ascii_lowercase(),
+                    config.dns_domain
+                ),
+                required_channel_bindings: if conn.tls && config.cbt_strict {
+                    shared.channel_binding.clone()
+                } else {
+                    None
+                },
+            });
+            match acceptor.challenge_message(&message) {
+                Ok(challenge) => {
+                    *auth = ConnAuth::Negotiating(Box::new(acceptor));
+                    let mut r = empty(StatusCode::UNAUTHORIZED);
+                    let header = format!("{scheme} {}", B64.encode(challenge));
+                    if let Ok(v) = HeaderValue::from_str(&header) {
+                        r.headers_mut().insert(WWW_AUTHENTICATE, v);
+                    }
+                    Err(Box::new(r))
+                }
+                Err(_) => {
+                    *auth = ConnAuth::None;
+                    drop(auth);
+                    Err(refuse(shared, conn))
+                }
+            }
+        }
+        3 => {
+            let state = std::mem::replace(&mut *auth, ConnAuth::None);
+            let ConnAuth::Negotiating(mut acceptor) = state else {
+                drop(auth);
+                return Err(refuse(shared, conn));
+            };
+            let user = acceptor.accept(&message);
+            let session = user.and_then(|u| acceptor.into_session().map(|s| (u, s)));
+            match session {
+                Ok((user, session)) => {
+                    let account = format!("{}\\{}", user.domain, user.user);
+                    *auth = ConnAuth::Ntlm {
+                        account: account.clone(),
+                        session: Box::new(session),
+                    };
+                    Ok(account)
+                }
+                Err(_) => {
+                    drop(auth);
+                    Err(refuse(shared, conn))
+                }
+            }
+        }
+        _ => {
+            *auth = ConnAuth::None;
+            drop(auth);
+            Err(refuse(shared, conn))
+        }
+    }
+}
+
+/// Unseals a multipart/encrypted body with the connection's session; `None` when the
+/// framing is bad or a signature does not verify.
+fn unseal(body: &[u8], conn: &Conn) -> Option<Vec<u8>> {
+    let parts = framing::parse(body).ok()?;
+    let mut auth = conn.auth();
+    let ConnAuth::Ntlm { session, .. } = &mut *auth else {
+        return None;
+    };
+    let mut plaintext = Vec::new();
+    for part in parts {
+        plaintext.extend_from_slice(&session.unseal(part.signature, part.sealed).ok()?);
+    }
+    Some(plaintext)
+}
+
+/// `GET /sim/state`: the counters as JSON. Loopback-only like the whole listener.
+fn state_document(req: &Request<Incoming>, shared: &Shared) -> Resp {
+    if req.method() != Method::GET {
+        return empty(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let json = serde_json::to_vec(&shared.state.snapshot()).unwrap_or_default();
+    let len = json.len();
+    let mut r = Response::new(Full::new(Bytes::from(json)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
