@@ -20,6 +20,70 @@ pub enum Command {
     /// (exctl's own failures exit 255, like ssh). The password comes from
     /// EXCTL_PASSWORD, the OS keyring, or a prompt; never from an argument.
     Exec(ExecArgs),
+
+    /// Serve a simulated Exchange 2010 host (WS-Management at /wsman) on loopback.
+    ///
+    /// Prints the endpoint URL as the first line of stdout, then serves until stopped
+    /// (Ctrl+C or SIGTERM). The accepted account is --user with the password from
+    /// EXCTL_SIM_PASSWORD (default account CONTOSO\Administrator, password P@ssw0rd!).
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimAuthArg {
+    Basic,
+    Ntlm,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Where to listen: a loopback address and port (0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5985")]
+    pub listen: std::net::SocketAddr,
+
+    /// Serve HTTPS with a self-signed certificate generated at start.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: write the certificate to trust (PEM) to this file.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca_out: Option<PathBuf>,
+
+    /// The accepted authentication schemes.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SimAuthArg::Basic, SimAuthArg::Ntlm])]
+    pub auth: Vec<SimAuthArg>,
+
+    /// The accepted account, DOMAIN\NAME.
+    #[arg(
+        long,
+        value_name = "DOMAIN\\NAME",
+        default_value = "CONTOSO\\Administrator"
+    )]
+    pub user: String,
+
+    /// The host's computer name.
+    #[arg(long, value_name = "NAME", default_value = "EXCH01")]
+    pub computer_name: String,
+
+    /// Accept Basic and unsealed NTLM over plain HTTP (AllowUnencrypted=true).
+    #[arg(long)]
+    pub allow_unencrypted: bool,
+
+    /// Require NTLM channel binding over HTTPS (CbtHardeningLevel=Strict).
+    #[arg(long)]
+    pub cbt_strict: bool,
+
+    /// The host's MaxEnvelopeSizekb.
+    #[arg(long, value_name = "KB", default_value_t = 150)]
+    pub max_envelope_kb: u32,
+
+    /// The host's MaxShellsPerUser.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub max_shells: u32,
+
+    /// Delay added to every request, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

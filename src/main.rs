@@ -7,6 +7,7 @@
 mod cli;
 mod credentials;
 mod exec;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -27,5 +28,6 @@ fn main() -> ExitCode {
     };
     match args.command {
         cli::Command::Exec(a) => runtime.block_on(exec::run(a)),
+        cli::Command::Sim(a) => runtime.block_on(sim::run(a)),
     }
 }

@@ -484,7 +484,12 @@ impl Transport {
     fn map_err(&self, e: reqwest::Error, action: &'static str, timeout: Duration) -> Error {
         let endpoint = self.config.endpoint.clone();
         let reason = error_chain(&e);
-        if is_tls_error(&e) {
+        // rustls errors reach us wrapped in hyper's and io errors, not always as a
+        // source chain; their text is stable ("invalid peer certificate: ...").
+        if is_tls_error(&e)
+            || reason.contains("invalid peer certificate")
+            || reason.contains("peer is incompatible")
+        {
             return Error::Tls { endpoint, reason };
         }
         if e.is_timeout() {
