@@ -316,7 +316,9 @@ impl CmdExecutor {
                 } else if after.trim().is_empty() {
                     "ECHO is on.\r\n".to_string()
                 } else {
-                    format!("{}\r\n", &after[1..])
+                    // Drop the one separator after "echo" (which may be any whitespace).
+                    let text = after.char_indices().nth(1).map_or("", |(i, _)| &after[i..]);
+                    format!("{text}\r\n")
                 };
                 io.stdout(out).await;
                 Outcome::Level(0)
@@ -652,6 +654,12 @@ mod tests {
         assert!(out.contains("env1=var1\r\n"));
         let got = run(request("cmd.exe", &["/c", "nosuch 2>nul || echo fallback"])).await;
         assert_eq!(got, ("fallback\r\n".into(), "".into(), 0));
+    }
+
+    #[tokio::test]
+    async fn echo_after_a_wide_space_does_not_split_a_character() {
+        let got = run(request("cmd.exe", &["/c echo\u{3000}x"])).await;
+        assert_eq!(got, ("x\r\n".into(), "".into(), 0));
     }
 
     #[test]

@@ -180,12 +180,21 @@ async fn ntlm_login(
     url: &str,
     channel_bindings: Option<Vec<u8>>,
 ) -> Result<Session, u16> {
+    ntlm_login_as(c, url, channel_bindings, "Negotiate").await
+}
+
+async fn ntlm_login_as(
+    c: &reqwest::Client,
+    url: &str,
+    channel_bindings: Option<Vec<u8>>,
+    scheme: &str,
+) -> Result<Session, u16> {
     let mut init = initiator(channel_bindings);
     let resp = c
         .post(url)
         .header(
             "Authorization",
-            format!("Negotiate {}", B64.encode(init.negotiate_message())),
+            format!("{scheme} {}", B64.encode(init.negotiate_message())),
         )
         .send()
         .await
@@ -195,13 +204,13 @@ async fn ntlm_login(
         .headers()
         .get("www-authenticate")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Negotiate "))
+        .and_then(|v| v.strip_prefix(&format!("{scheme} ")))
         .map(|b| B64.decode(b).unwrap())
         .expect("challenge");
     let auth = init.authenticate_message(&challenge).unwrap();
     let resp = c
         .post(url)
-        .header("Authorization", format!("Negotiate {}", B64.encode(auth)))
+        .header("Authorization", format!("{scheme} {}", B64.encode(auth)))
         .send()
         .await
         .unwrap();
@@ -444,4 +453,82 @@ async fn state_document_counts_what_happened() {
     assert_eq!(json["http_status"]["200"], 3);
     assert!(json["bytes_in"].as_u64().unwrap() > 0);
     assert!(json["bytes_out"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn ntlm_scheme_name_is_accepted_too() {
+    let sim = start(SimConfig::default()).await;
+    let c = client(&sim);
+    let mut session = ntlm_login_as(&c, sim.url(), None, "NTLM")
+        .await
+        .expect("login");
+    let create = envelope(CREATE, SHELL_URI, None, &[], "PT20S", create_body());
+    let (status, body) = sealed_post(&c, sim.url(), &mut session, &create).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn basic_over_http_when_unencrypted_is_allowed() {
+    let sim = start(SimConfig {
+        allow_unencrypted: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&sim);
+    create_shell(&c, &sim).await;
+}
+
+#[tokio::test]
+async fn oversized_chunked_body_is_cut_off_with_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = start(SimConfig {
+        allow_unencrypted: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    let head = format!(
+        "POST /wsman HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\
+         Content-Type: application/soap+xml;charset=UTF-8\r\nTransfer-Encoding: chunked\r\n\r\n",
+        basic_auth()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'<'; 64 * 1024];
+    // Far more than 150 KiB; the simulator stops reading long before the end.
+    for _ in 0..8 {
+        let frame = format!("{:x}\r\n", chunk.len());
+        if tcp.write_all(frame.as_bytes()).await.is_err()
+            || tcp.write_all(&chunk).await.is_err()
+            || tcp.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+}
+
+#[tokio::test]
+async fn oversized_content_length_is_refused_before_the_body_arrives() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = start(SimConfig {
+        allow_unencrypted: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    let head = format!(
+        "POST /wsman HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\
+         Content-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: 10485760\r\n\r\n<s:Envelope",
+        basic_auth()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    // The 10 MB never come: the answer must not wait for them.
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("content-length: 0"), "{text}");
 }
