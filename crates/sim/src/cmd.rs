@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::codepage;
 use crate::process::{
     Executor, Process, ProcessIo, ProcessRequest, Sink, StartError, spawn_process,
 };
@@ -101,8 +102,8 @@ impl CmdExecutor {
         let name = computer_name.clone();
         exec.register(
             "hostname",
-            Arc::new(move |_inv: Invocation, io: ProcessIo| -> ExitFuture {
-                let line = format!("{name}\r\n");
+            Arc::new(move |inv: Invocation, io: ProcessIo| -> ExitFuture {
+                let line = codepage::encode(&format!("{name}\r\n"), inv.request.codepage);
                 Box::pin(async move {
                     io.stdout(line).await;
                     0
@@ -112,7 +113,10 @@ impl CmdExecutor {
         exec.register(
             "whoami",
             Arc::new(|inv: Invocation, io: ProcessIo| -> ExitFuture {
-                let line = format!("{}\r\n", inv.request.user.to_ascii_lowercase());
+                let line = codepage::encode(
+                    &format!("{}\r\n", inv.request.user.to_lowercase()),
+                    inv.request.codepage,
+                );
                 Box::pin(async move {
                     io.stdout(line).await;
                     0
@@ -223,10 +227,11 @@ impl CmdExecutor {
                     p.run(invocation, io).await
                 }
                 None => {
-                    io.stderr(format!(
+                    let message = format!(
                         "'{program}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
-                    ))
-                    .await;
+                    );
+                    io.stderr(codepage::encode(&message, request.codepage))
+                        .await;
                     1
                 }
             }
@@ -320,7 +325,7 @@ impl CmdExecutor {
                     let text = after.char_indices().nth(1).map_or("", |(i, _)| &after[i..]);
                     format!("{text}\r\n")
                 };
-                io.stdout(out).await;
+                io.stdout(codepage::encode(&out, request.codepage)).await;
                 Outcome::Level(0)
             }
             "exit" => {
@@ -348,7 +353,7 @@ impl CmdExecutor {
                 for (k, v) in self.environment(&request) {
                     out.push_str(&format!("{k}={v}\r\n"));
                 }
-                io.stdout(out).await;
+                io.stdout(codepage::encode(&out, request.codepage)).await;
                 Outcome::Level(0)
             }
             "more" => {
@@ -654,6 +659,18 @@ mod tests {
         assert!(out.contains("env1=var1\r\n"));
         let got = run(request("cmd.exe", &["/c", "nosuch 2>nul || echo fallback"])).await;
         assert_eq!(got, ("fallback\r\n".into(), "".into(), 0));
+    }
+
+    #[tokio::test]
+    async fn output_follows_the_shell_code_page() {
+        let mut req = request("cmd.exe", &["/c", "echo", "é"]);
+        let p = CmdExecutor::new("EXCH01").start(req.clone()).unwrap();
+        assert_eq!(
+            p.next_event().await,
+            Some(ProcessEvent::Stdout(bytes::Bytes::from_static(b"\x82\r\n")))
+        );
+        req.codepage = 65001;
+        assert_eq!(run(req).await.0, "é\r\n");
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@
 //! ```
 
 pub mod cmd;
+pub mod codepage;
 pub mod config;
 pub mod error;
 pub mod fault;
