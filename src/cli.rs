@@ -14,6 +14,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check manifests without connecting to anything: every problem at once, with
+    /// file:line:column. Exit 1 on any error (and on warnings with --strict).
+    Validate(ValidateArgs),
+
+    /// Show what would change on each host: observes the servers (read-only) and
+    /// compares them with the manifests.
+    Plan(PlanArgs),
+
     /// Run PowerShell (or, with --raw, a command line) on a host over WinRM.
     ///
     /// The output streams to this terminal and exctl exits with the remote exit code
@@ -156,4 +164,56 @@ pub struct ExecArgs {
     /// The PowerShell script (joined with spaces), or with --raw the command line.
     #[arg(last = true, value_name = "SCRIPT")]
     pub script: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Human-readable, coloured on a terminal.
+    Text,
+    /// For pull-request comments.
+    Markdown,
+    /// For machines (format_version 1).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Manifest files or directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Print problems as one `file:line:col: severity[code]: message` line each.
+    #[arg(long)]
+    pub short: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Manifest files or directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+
+    /// Exit 0 when nothing would change, 2 when something would, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Treat manifest warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// How many hosts to observe at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+
+    /// Do not verify TLS certificates of any host (labs only).
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
 }

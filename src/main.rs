@@ -7,6 +7,7 @@
 mod cli;
 mod credentials;
 mod exec;
+mod plan;
 mod sim;
 
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ fn main() -> ExitCode {
     };
     match args.command {
         cli::Command::Exec(a) => runtime.block_on(exec::run(a)),
+        cli::Command::Validate(a) => plan::validate(a),
+        cli::Command::Plan(a) => runtime.block_on(plan::plan(a)),
         cli::Command::Sim(a) => runtime.block_on(sim::run(a)),
     }
 }

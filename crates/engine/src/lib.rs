@@ -1,0 +1,16 @@
+//! The engine: from manifests to a desired state per host, from observations to a plan,
+//! and the plan's renderings.
+//!
+//! [`desired`] reads the inventory and resource documents; [`observe`] builds one observe
+//! script per host, runs it through a [`observe::Runner`] and asks each kind for its
+//! changes; [`plan`] orders them and places the restarts; [`render`] presents the plan as
+//! text, markdown or JSON.
+
+pub mod desired;
+pub mod observe;
+pub mod plan;
+pub mod render;
+pub mod winrm;
+
+pub use desired::{DesiredState, HostSpec};
+pub use plan::Plan;

@@ -1,0 +1,238 @@
+//! Observing hosts and planning: one script, one PowerShell process, one WinRS shell per
+//! host, whatever the number of resources.
+//!
+//! The observe script starts with the record PRELUDE, loads the Exchange snap-in, reports
+//! the server's AdminDisplayVersion, then runs every kind's observation fragment in plan
+//! order. Its stdout is decoded into [`Observations`]; each kind compares and returns its
+//! changes. A host that cannot be reached or read becomes an error of that host only.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use exctl_exchange::kind::{ObserveContext, Resource};
+use exctl_exchange::record::{self, Observations};
+use exctl_exchange::{Version, kinds};
+use exctl_manifest::SourceMap;
+
+use crate::desired::{Access, DesiredState, HostSpec};
+use crate::plan::{HostPlan, Plan, order_steps};
+
+/// The pseudo-resource under which the observe script reports facts about the host.
+pub const HOST_RESOURCE: &str = "__host";
+
+/// What a script run produced.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptOutput {
+    /// stdout, decoded as UTF-8 (WinRS code page 65001).
+    pub stdout: String,
+    /// stderr with CLIXML already decoded into readable text.
+    pub stderr: String,
+    /// The process exit code.
+    pub exit_code: i64,
+}
+
+/// A failure to run a script at all (connection, credentials, protocol).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RunError(pub String);
+
+/// Runs scripts on hosts. The WinRM implementation is [`crate::winrm::WinRmRunner`];
+/// tests may use their own.
+pub trait Runner: Send + Sync {
+    /// Runs `script` on `host` in one PowerShell process.
+    fn run<'a>(
+        &'a self,
+        host: &'a HostSpec,
+        script: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>>;
+}
+
+/// The statements that make the Exchange cmdlets available.
+pub fn exchange_prologue(host: &HostSpec) -> String {
+    match host.access {
+        Access::Snapin => {
+            "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010 -ErrorAction Stop\n"
+                .to_string()
+        }
+        // Validation refuses remote-session until it is implemented (see desired.rs).
+        Access::RemoteSession => String::new(),
+    }
+}
+
+/// The observe script for one host.
+pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
+    let mut s = String::from(record::PRELUDE);
+    s.push_str(&exchange_prologue(host));
+    let h = exctl_pwsh::quote(HOST_RESOURCE);
+    s.push_str(&record::guarded(
+        HOST_RESOURCE,
+        &format!(
+            "__exctl_emit {h} 'AdminDisplayVersion' ([string](Get-ExchangeServer -Identity {}).AdminDisplayVersion)",
+            exctl_pwsh::quote(&host.name)
+        ),
+    ));
+    let ctx = ObserveContext {
+        host: &host.name,
+        version: host.version,
+    };
+    for kind in kinds::ALL {
+        let mine: Vec<&Resource> = resources.iter().filter(|r| r.kind == kind.key()).collect();
+        if !mine.is_empty() {
+            s.push_str(&kind.observe(&mine, &ctx));
+        }
+    }
+    s
+}
+
+/// Plans one host.
+pub async fn plan_host(
+    host: &HostSpec,
+    resources: &[Resource],
+    runner: &dyn Runner,
+    sources: &SourceMap,
+) -> HostPlan {
+    let mut hp = HostPlan {
+        host: host.name.clone(),
+        site: host.site.clone(),
+        expected_version: host.version,
+        observed_version: None,
+        steps: Vec::new(),
+        in_sync: 0,
+        errors: Vec::new(),
+    };
+    if resources.is_empty() {
+        return hp;
+    }
+    let script = observe_script(host, resources);
+    let out = match runner.run(host, &script).await {
+        Ok(o) => o,
+        Err(e) => {
+            hp.errors.push(e.0);
+            return hp;
+        }
+    };
+    if out.exit_code != 0 {
+        let detail = out.stderr.trim();
+        hp.errors.push(format!(
+            "the observe script failed on {} (exit code {}){}",
+            host.name,
+            out.exit_code,
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(":\n{detail}")
+            }
+        ));
+        return hp;
+    }
+    let observed = match Observations::parse(&out.stdout) {
+        Ok(o) => o,
+        Err(e) => {
+            hp.errors.push(e.to_string());
+            return hp;
+        }
+    };
+    if let Some(e) = observed.error(HOST_RESOURCE) {
+        hp.errors.push(format!(
+            "cannot read the Exchange server {}: {e}",
+            host.name
+        ));
+        return hp;
+    }
+    if let Some(exctl_exchange::RawValue::Str(v)) =
+        observed.get(HOST_RESOURCE, "AdminDisplayVersion")
+    {
+        hp.observed_version = Some(v.clone());
+        match Version::from_admin_display_version(v) {
+            Some(actual) if actual != host.version => {
+                hp.errors.push(format!(
+                    "{} runs {actual} ({v}) but the inventory declares {}; fix 'exchange:' for this host so parameters are checked against the right version",
+                    host.name,
+                    host.version.as_str()
+                ));
+                return hp;
+            }
+            Some(_) => {}
+            None => {
+                hp.errors.push(format!(
+                    "{} reports AdminDisplayVersion '{v}', which is not Exchange 2010",
+                    host.name
+                ));
+                return hp;
+            }
+        }
+    }
+    let ctx = ObserveContext {
+        host: &host.name,
+        version: host.version,
+    };
+    let mut changes = Vec::new();
+    for kind in kinds::ALL {
+        let mine: Vec<&Resource> = resources.iter().filter(|r| r.kind == kind.key()).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        match kind.diff(&mine, &observed, &ctx) {
+            Ok(c) => {
+                let changed: std::collections::HashSet<String> =
+                    c.iter().map(|c| c.id.to_ascii_lowercase()).collect();
+                hp.in_sync += mine
+                    .iter()
+                    .filter(|r| !changed.contains(&r.id.to_ascii_lowercase()))
+                    .count();
+                changes.extend(c);
+            }
+            Err(e) => hp.errors.push(e.to_string()),
+        }
+    }
+    hp.steps = order_steps(changes, sources);
+    hp
+}
+
+/// Plans every host that has resources, at most `parallel` at a time.
+pub async fn plan(
+    state: &DesiredState,
+    runner: &dyn Runner,
+    sources: &SourceMap,
+    parallel: usize,
+) -> Plan {
+    let empty = Vec::new();
+    let jobs: Vec<(&HostSpec, &Vec<Resource>)> = state
+        .hosts
+        .iter()
+        .map(|(k, h)| (h, state.resources.get(k).unwrap_or(&empty)))
+        .filter(|(_, r)| !r.is_empty())
+        .collect();
+    let mut results: Vec<HostPlan> = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(parallel.max(1)) {
+        let futs = chunk.iter().map(|(h, r)| plan_host(h, r, runner, sources));
+        results.extend(join_all(futs).await);
+    }
+    Plan::new(results)
+}
+
+/// Runs futures concurrently and returns their outputs in order (a small join_all,
+/// to keep the dependency tree lean).
+async fn join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            match f.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => out[i] = Some(v),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}

@@ -1,0 +1,209 @@
+//! The plan: what would change on each host, in the order it would run, with the
+//! restarts those changes require. One data structure; the renderers in [`crate::render`]
+//! only present it.
+//!
+//! Order within a host follows the kinds' phases (permissions, throttling policies,
+//! associations, connectors, IMAP settings, registry values). A restart is a step of its
+//! own, placed right after the last change that requires it: the IMAP4 restart after the
+//! IMAP settings, the Information Store restart last of all, once, whatever the number of
+//! store values that changed.
+
+use exctl_exchange::kind::{Action, AttrChange, Change, Service};
+use exctl_exchange::{Version, kinds};
+use exctl_manifest::SourceMap;
+
+/// The version of the JSON plan format. Bumped only on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A whole plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Plan {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The exctl version that made it.
+    pub exctl_version: &'static str,
+    /// Per host, in inventory order.
+    pub hosts: Vec<HostPlan>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+/// Totals over all hosts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Resources to create.
+    pub create: usize,
+    /// Resources to update.
+    pub update: usize,
+    /// Resources to delete.
+    pub delete: usize,
+    /// Service restarts.
+    pub restart: usize,
+    /// Hosts that could not be planned.
+    pub errors: usize,
+}
+
+/// What would happen on one host.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostPlan {
+    /// The host's name.
+    pub host: String,
+    /// Its site, if the inventory says.
+    pub site: Option<String>,
+    /// The Exchange version the manifest declares.
+    pub expected_version: Version,
+    /// The version the server reported, when it could be read.
+    pub observed_version: Option<String>,
+    /// The steps, in the order they would run.
+    pub steps: Vec<Step>,
+    /// Resources already in their desired state.
+    pub in_sync: usize,
+    /// Why (part of) this host could not be planned.
+    pub errors: Vec<String>,
+}
+
+/// One step of a host's plan.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Step {
+    /// A resource changes.
+    Change(ChangeStep),
+    /// A service restarts.
+    Restart(RestartStep),
+}
+
+/// A resource that changes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChangeStep {
+    /// The kind's manifest key.
+    pub kind: &'static str,
+    /// The kind's title.
+    pub title: &'static str,
+    /// The resource's identity.
+    pub id: String,
+    /// Terraform-style list of actions (one element: create, update or delete).
+    pub actions: Vec<Action>,
+    /// Changed attributes with before and after (sensitive ones masked in every output).
+    pub attributes: Vec<AttrChange>,
+    /// How many declared attributes already have their value.
+    pub unchanged_attributes: usize,
+    /// Why this step runs where it does.
+    pub reason: &'static str,
+    /// The restart this change requires.
+    pub requires_restart: Option<Service>,
+    /// `file:line` of the declaration.
+    pub declared_at: String,
+    /// The PowerShell that converges it.
+    #[serde(skip)]
+    pub script: String,
+}
+
+/// A service restart.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestartStep {
+    /// The service.
+    pub service: Service,
+    /// The identities of the changes that require it.
+    pub required_by: Vec<String>,
+    /// What it does to users.
+    pub consequence: &'static str,
+}
+
+impl Plan {
+    /// Assembles a plan from per-host results and computes the summary.
+    pub fn new(hosts: Vec<HostPlan>) -> Plan {
+        let mut summary = Summary::default();
+        for h in &hosts {
+            if !h.errors.is_empty() {
+                summary.errors += 1;
+            }
+            for s in &h.steps {
+                match s {
+                    Step::Change(c) => match c.actions.first() {
+                        Some(Action::Create) => summary.create += 1,
+                        Some(Action::Update) => summary.update += 1,
+                        Some(Action::Delete) => summary.delete += 1,
+                        None => {}
+                    },
+                    Step::Restart(_) => summary.restart += 1,
+                }
+            }
+        }
+        Plan {
+            format_version: FORMAT_VERSION,
+            exctl_version: env!("CARGO_PKG_VERSION"),
+            hosts,
+            summary,
+        }
+    }
+
+    /// Whether anything would change.
+    pub fn has_changes(&self) -> bool {
+        self.hosts.iter().any(|h| !h.steps.is_empty())
+    }
+
+    /// Whether any host failed to plan.
+    pub fn has_errors(&self) -> bool {
+        self.summary.errors > 0
+    }
+}
+
+/// Orders the changes of one host and inserts the restarts they require.
+pub fn order_steps(changes: Vec<Change>, sources: &SourceMap) -> Vec<Step> {
+    let phase = |c: &Change| {
+        kinds::by_key(c.kind)
+            .map(|k| k.order().phase)
+            .unwrap_or(u32::MAX)
+    };
+    let mut changes = changes;
+    // Stable: within a kind, manifest order is kept.
+    changes.sort_by_key(phase);
+    let mut steps: Vec<Step> = Vec::new();
+    let services = [Service::Imap4, Service::InformationStore];
+    let last_of =
+        |svc: Service, changes: &[Change]| changes.iter().rposition(|c| c.restart == Some(svc));
+    let last: Vec<(Service, Option<usize>)> = services
+        .iter()
+        .map(|s| (*s, last_of(*s, &changes)))
+        .collect();
+    let mut is_restart: Option<RestartStep> = None;
+    for (i, c) in changes.iter().enumerate() {
+        let kind = kinds::by_key(c.kind);
+        let file = sources.path(c.span.file).display().to_string();
+        steps.push(Step::Change(ChangeStep {
+            kind: c.kind,
+            title: kind.map(|k| k.title()).unwrap_or(c.kind),
+            id: c.id.clone(),
+            actions: vec![c.action],
+            attributes: c.attrs.clone(),
+            unchanged_attributes: c.unchanged,
+            reason: kind.map(|k| k.order().reason).unwrap_or(""),
+            requires_restart: c.restart,
+            declared_at: format!("{file}:{}", c.span.start.line),
+            script: c.script.clone(),
+        }));
+        for (svc, at) in &last {
+            if *at == Some(i) {
+                let step = RestartStep {
+                    service: *svc,
+                    required_by: changes
+                        .iter()
+                        .filter(|c| c.restart == Some(*svc))
+                        .map(|c| format!("{} {}", c.kind, c.id))
+                        .collect(),
+                    consequence: svc.consequence(),
+                };
+                // The Information Store goes last of all: it disconnects every user.
+                if *svc == Service::InformationStore {
+                    is_restart = Some(step);
+                } else {
+                    steps.push(Step::Restart(step));
+                }
+            }
+        }
+    }
+    if let Some(s) = is_restart {
+        steps.push(Step::Restart(s));
+    }
+    steps
+}

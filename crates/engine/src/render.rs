@@ -1,0 +1,358 @@
+//! Renderings of a [`Plan`]: text for terminals, markdown for pull-request comments, and
+//! JSON for machines. None of them computes anything; they only present the plan.
+//!
+//! Sensitive attribute values are shown as `(sensitive)` in all three.
+
+use std::fmt::Write as _;
+
+use exctl_exchange::kind::{Action, AttrChange, Service};
+use exctl_exchange::value::Value;
+
+use crate::plan::{ChangeStep, HostPlan, Plan, RestartStep, Step};
+
+/// Options of the text renderer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextOptions {
+    /// ANSI colours (only on a terminal, and never when NO_COLOR is set: the caller decides).
+    pub color: bool,
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn green(&self, s: &str) -> String {
+        self.wrap("32", s)
+    }
+    fn yellow(&self, s: &str) -> String {
+        self.wrap("33", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.wrap("31", s)
+    }
+    fn bold(&self, s: &str) -> String {
+        self.wrap("1", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.wrap("2", s)
+    }
+}
+
+fn symbol(a: Action) -> &'static str {
+    match a {
+        Action::Create => "+",
+        Action::Update => "~",
+        Action::Delete => "-",
+    }
+}
+
+fn show(v: &Option<Value>, sensitive: bool) -> String {
+    match (v, sensitive) {
+        (_, true) => "(sensitive)".to_string(),
+        (Some(v), false) => v.to_string(),
+        (None, false) => "(none)".to_string(),
+    }
+}
+
+/// The summary line: `Plan: 2 to create, 5 to update, 0 to delete, 1 restart.`
+pub fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let mut line = format!(
+        "Plan: {} to create, {} to update, {} to delete, {} restart{}.",
+        s.create,
+        s.update,
+        s.delete,
+        s.restart,
+        if s.restart == 1 { "" } else { "s" }
+    );
+    if s.errors > 0 {
+        let _ = write!(
+            line,
+            " {} host{} could not be planned.",
+            s.errors,
+            if s.errors == 1 { "" } else { "s" }
+        );
+    }
+    line
+}
+
+fn multiline_diff(before: &str, after: &str, p: &Paint, out: &mut String, indent: &str) {
+    let diff = similar::TextDiff::from_lines(before, after);
+    for change in diff.iter_all_changes() {
+        let line = change.value().trim_end_matches('\n');
+        match change.tag() {
+            similar::ChangeTag::Delete => {
+                let _ = writeln!(out, "{indent}{}", p.red(&format!("- {line}")));
+            }
+            similar::ChangeTag::Insert => {
+                let _ = writeln!(out, "{indent}{}", p.green(&format!("+ {line}")));
+            }
+            similar::ChangeTag::Equal => {
+                let _ = writeln!(out, "{indent}  {line}");
+            }
+        }
+    }
+}
+
+fn text_attr(a: &AttrChange, p: &Paint, out: &mut String) {
+    if let (Some(Value::Str(b)), Some(Value::Str(n)), false) = (&a.before, &a.after, a.sensitive)
+        && (b.contains('\n') || n.contains('\n'))
+    {
+        let _ = writeln!(out, "      ~ {}:", a.name);
+        multiline_diff(b, n, p, out, "          ");
+        return;
+    }
+    let before = show(&a.before, a.sensitive);
+    let after = show(&a.after, a.sensitive);
+    match (&a.before, &a.after) {
+        (None, Some(_)) => {
+            let _ = writeln!(out, "      {} {} = {}", p.green("+"), a.name, after);
+        }
+        (Some(_), None) => {
+            let _ = writeln!(out, "      {} {} = {}", p.red("-"), a.name, before);
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "      {} {}: {} → {}",
+                p.yellow("~"),
+                a.name,
+                before,
+                after
+            );
+        }
+    }
+}
+
+fn text_change(c: &ChangeStep, p: &Paint, out: &mut String) {
+    let action = c.actions.first().copied().unwrap_or(Action::Update);
+    let sym = match action {
+        Action::Create => p.green("+"),
+        Action::Update => p.yellow("~"),
+        Action::Delete => p.red("-"),
+    };
+    let _ = writeln!(out, "  {sym} {} {}", p.bold(c.title), c.id);
+    for a in &c.attributes {
+        text_attr(a, p, out);
+    }
+    if c.unchanged_attributes > 0 {
+        let n = c.unchanged_attributes;
+        let _ = writeln!(
+            out,
+            "      {}",
+            p.dim(&format!(
+                "({n} unchanged attribute{} hidden)",
+                if n == 1 { "" } else { "s" }
+            ))
+        );
+    }
+    if let Some(r) = c.requires_restart {
+        let _ = writeln!(
+            out,
+            "      {}",
+            p.dim(&format!("requires a restart of {r}"))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "      {}",
+        p.dim(&format!("declared at {}", c.declared_at))
+    );
+}
+
+fn text_restart(r: &RestartStep, p: &Paint, out: &mut String) {
+    let head = format!("  ↻ restart {}", r.service);
+    let head = if r.service == Service::InformationStore {
+        p.red(&p.bold(&head))
+    } else {
+        p.yellow(&head)
+    };
+    let _ = writeln!(out, "{head}");
+    let _ = writeln!(out, "      {}", r.consequence);
+    let _ = writeln!(
+        out,
+        "      {}",
+        p.dim(&format!("required by: {}", r.required_by.join(", ")))
+    );
+}
+
+fn host_title(h: &HostPlan) -> String {
+    match &h.site {
+        Some(s) => format!("{} (site {s})", h.host),
+        None => h.host.clone(),
+    }
+}
+
+/// The plan for a terminal.
+pub fn text(plan: &Plan, opts: TextOptions) -> String {
+    let p = Paint(opts.color);
+    let mut out = String::new();
+    for h in &plan.hosts {
+        let _ = writeln!(out, "{}", p.bold(&format!("Host {}", host_title(h))));
+        for e in &h.errors {
+            let _ = writeln!(out, "  {} {e}", p.red("error:"));
+        }
+        if h.steps.is_empty() && h.errors.is_empty() {
+            let _ = writeln!(
+                out,
+                "  no changes ({} resource{} in sync)",
+                h.in_sync,
+                if h.in_sync == 1 { "" } else { "s" }
+            );
+        }
+        for s in &h.steps {
+            match s {
+                Step::Change(c) => text_change(c, &p, &mut out),
+                Step::Restart(r) => text_restart(r, &p, &mut out),
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{}", p.bold(&summary_line(plan)));
+    out
+}
+
+fn md_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' => o.push_str("\\|"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '`' => o.push('\''),
+            '\n' => o.push('⏎'),
+            '\r' => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// The plan as a pull-request comment: a summary line, a warning block when anything is
+/// deleted or restarted, then one collapsible section per host.
+pub fn markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### exctl plan\n\n**{}**\n", summary_line(plan));
+    let restarts: Vec<(String, &RestartStep)> = plan
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.steps.iter().filter_map(move |s| match s {
+                Step::Restart(r) => Some((h.host.clone(), r)),
+                _ => None,
+            })
+        })
+        .collect();
+    if plan.summary.delete > 0 || !restarts.is_empty() {
+        let _ = writeln!(out, "> [!WARNING]");
+        if plan.summary.delete > 0 {
+            let _ = writeln!(
+                out,
+                "> {} resource(s) will be **deleted**.",
+                plan.summary.delete
+            );
+        }
+        for (host, r) in &restarts {
+            let _ = writeln!(
+                out,
+                "> **{}** restarts on **{}**: {}.",
+                r.service,
+                md_escape(host),
+                r.consequence
+            );
+        }
+        out.push('\n');
+    }
+    for h in &plan.hosts {
+        let changes = h.steps.len();
+        let status = if !h.errors.is_empty() {
+            "❌ error".to_string()
+        } else if changes == 0 {
+            "no changes".to_string()
+        } else {
+            format!("{changes} step{}", if changes == 1 { "" } else { "s" })
+        };
+        let open = if changes > 0 || !h.errors.is_empty() {
+            " open"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "<details{open}><summary><b>{}</b>: {status}</summary>\n",
+            md_escape(&host_title(h))
+        );
+        for e in &h.errors {
+            let _ = writeln!(out, "- ❌ {}", md_escape(e));
+        }
+        if !h.steps.is_empty() {
+            let _ = writeln!(
+                out,
+                "| | resource | attribute | before | after |\n|---|---|---|---|---|"
+            );
+            for s in &h.steps {
+                match s {
+                    Step::Change(c) => {
+                        let sym = symbol(c.actions.first().copied().unwrap_or(Action::Update));
+                        let res = format!("{} `{}`", c.title, md_escape(&c.id).replace('\'', ""));
+                        if c.attributes.is_empty() {
+                            let _ = writeln!(out, "| {sym} | {res} | | | |");
+                        }
+                        for a in &c.attributes {
+                            let _ = writeln!(
+                                out,
+                                "| {sym} | {res} | {} | {} | {} |",
+                                md_escape(&a.name),
+                                md_escape(&show(&a.before, a.sensitive)),
+                                md_escape(&show(&a.after, a.sensitive))
+                            );
+                        }
+                    }
+                    Step::Restart(r) => {
+                        let _ = writeln!(
+                            out,
+                            "| ↻ | restart **{}** | | | required by {} |",
+                            r.service,
+                            md_escape(&r.required_by.join(", "))
+                        );
+                    }
+                }
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "</details>\n");
+    }
+    out
+}
+
+/// The plan as JSON (see [`crate::plan::FORMAT_VERSION`]); sensitive values are `null`
+/// with their name listed in `sensitive`.
+pub fn json(plan: &Plan) -> serde_json::Value {
+    let mut v = serde_json::to_value(plan).unwrap_or(serde_json::Value::Null);
+    // Mask sensitive values: the serialized AttrChange carries before/after.
+    if let Some(hosts) = v.get_mut("hosts").and_then(|h| h.as_array_mut()) {
+        for h in hosts {
+            let Some(steps) = h.get_mut("steps").and_then(|s| s.as_array_mut()) else {
+                continue;
+            };
+            for s in steps {
+                let Some(attrs) = s.get_mut("attributes").and_then(|a| a.as_array_mut()) else {
+                    continue;
+                };
+                for a in attrs {
+                    if a.get("sensitive").and_then(|x| x.as_bool()) == Some(true) {
+                        a["before"] = serde_json::Value::String("(sensitive)".into());
+                        a["after"] = serde_json::Value::String("(sensitive)".into());
+                    }
+                }
+            }
+        }
+    }
+    v
+}

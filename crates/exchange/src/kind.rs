@@ -1,0 +1,256 @@
+//! The resource kind: the unit of Exchange knowledge.
+//!
+//! Each kind (IMAP settings, receive connectors, registry values, AD permissions,
+//! throttling policies, throttling associations) is one module implementing [`Kind`]:
+//! it reads its manifest section, writes the PowerShell that observes its resources,
+//! compares what the server reported with what the manifest wants, writes the commands
+//! that converge each difference, and says where in the order they run and what they
+//! require restarting. The engine knows none of that; adding a kind means adding a module
+//! and registering it in [`crate::kinds::ALL`].
+
+use std::fmt;
+
+use exctl_manifest::{Diagnostics, Node, Span};
+
+use crate::record::Observations;
+use crate::value::Value;
+use crate::version::Version;
+
+/// Where a kind's resources live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One per server (IMAP settings, connectors, registry): applied on every target host.
+    Server,
+    /// Organization-wide (throttling, AD permissions on the organization): observed and
+    /// applied once, through the first target host.
+    Organization,
+}
+
+/// A service whose restart a change requires before it takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Service {
+    /// Microsoft Exchange IMAP4 (MSExchangeIMAP4): after Set-ImapSettings.
+    #[serde(rename = "MSExchangeIMAP4")]
+    Imap4,
+    /// Microsoft Exchange Information Store (MSExchangeIS): after store limits.
+    #[serde(rename = "MSExchangeIS")]
+    InformationStore,
+}
+
+impl Service {
+    /// The Windows service name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Imap4 => "MSExchangeIMAP4",
+            Service::InformationStore => "MSExchangeIS",
+        }
+    }
+
+    /// What restarting it does to users, for plans and prompts.
+    pub fn consequence(self) -> &'static str {
+        match self {
+            Service::Imap4 => "IMAP4 clients on this server are disconnected and reconnect",
+            Service::InformationStore => {
+                "every mailbox database on this server dismounts until the store is back; users on them are disconnected"
+            }
+        }
+    }
+
+    /// Reads a manifest spelling (`MSExchangeIS`, `MSExchangeIMAP4`, case-insensitive).
+    pub fn parse(s: &str) -> Option<Service> {
+        [Service::Imap4, Service::InformationStore]
+            .into_iter()
+            .find(|v| v.name().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a kind's changes run in a plan, and why there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    /// Lower runs first.
+    pub phase: u32,
+    /// Why it runs at this point, shown in plans.
+    pub reason: &'static str,
+}
+
+/// What the manifest says about a resource's existence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ensure {
+    /// It must exist with the given attributes (created if missing, where the kind can).
+    #[default]
+    Present,
+    /// It must not exist (deleted if present). Nothing is ever deleted otherwise.
+    Absent,
+}
+
+/// One desired attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredAttr {
+    /// Exchange's parameter name.
+    pub name: String,
+    /// The desired value.
+    pub value: Value,
+    /// Where the manifest says it.
+    pub span: Span,
+}
+
+/// A resource the manifest declares, for one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The kind's manifest key (`imap_settings`).
+    pub kind: &'static str,
+    /// The identity within the kind: `EX01`, `EX01\Default EX01`, `EX01\*`, a policy name,
+    /// `HKLM:\...\Key\ValueName`.
+    pub id: String,
+    /// Present or absent.
+    pub ensure: Ensure,
+    /// Desired attributes, in manifest order.
+    pub attrs: Vec<DesiredAttr>,
+    /// Kind-specific settings that are not compared (registry type and path, AD
+    /// permission target and user, ...), as (name, value).
+    pub settings: Vec<(String, String)>,
+    /// The restart a change of this resource requires, if any.
+    pub restart: Option<Service>,
+    /// Attribute names whose values are never shown (`(sensitive)` in plans).
+    pub sensitive: Vec<String>,
+    /// Where the manifest declares it.
+    pub span: Span,
+}
+
+impl Resource {
+    /// A kind-specific setting by name.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a change does to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The resource does not exist and is created.
+    Create,
+    /// Some attributes differ and are set.
+    Update,
+    /// The manifest says `ensure: absent` and the resource exists.
+    Delete,
+}
+
+/// One attribute of a change: before (as observed) and after (as desired).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AttrChange {
+    /// Exchange's parameter name.
+    pub name: String,
+    /// The observed value; `None` when the resource does not exist yet.
+    pub before: Option<Value>,
+    /// The desired value; `None` when the resource is deleted.
+    pub after: Option<Value>,
+    /// Whether values must be hidden in every output.
+    pub sensitive: bool,
+}
+
+/// A difference between the manifest and the server, with the commands that remove it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The kind's manifest key.
+    pub kind: &'static str,
+    /// The concrete identity (a wildcard resource yields one change per member).
+    pub id: String,
+    /// Create, update or delete.
+    pub action: Action,
+    /// The attributes that change.
+    pub attrs: Vec<AttrChange>,
+    /// How many desired attributes already had their value.
+    pub unchanged: usize,
+    /// The restart this change requires.
+    pub restart: Option<Service>,
+    /// The PowerShell that converges it (uses the record PRELUDE; throws on failure).
+    pub script: String,
+    /// Where the manifest declares the resource.
+    pub span: Span,
+}
+
+/// What the server reported for one host, handed to [`Kind::diff`].
+#[derive(Debug, Clone, Copy)]
+pub struct ObserveContext<'a> {
+    /// The host's computer name.
+    pub host: &'a str,
+    /// The Exchange version the host runs.
+    pub version: Version,
+}
+
+/// A difference that could not be computed (the server could not read a resource, or
+/// reported something that is not a value of its type).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {id}: {message}")]
+pub struct DiffError {
+    /// The kind's manifest key.
+    pub kind: &'static str,
+    /// The resource.
+    pub id: String,
+    /// What went wrong, in the server's words where it has them.
+    pub message: String,
+}
+
+/// Context for reading a manifest section.
+#[derive(Debug, Clone)]
+pub struct ParseContext {
+    /// The Exchange version the targets run (declared in the inventory).
+    pub version: Version,
+    /// The computer names the document targets.
+    pub hosts: Vec<String>,
+    /// The path of the section in messages (`EX01.yaml: imap_settings`).
+    pub path: String,
+}
+
+/// A resource kind. Implementations are stateless and registered in
+/// [`crate::kinds::ALL`].
+pub trait Kind: Send + Sync {
+    /// The manifest key of the section (`imap_settings`).
+    fn key(&self) -> &'static str;
+
+    /// A title for plans (`IMAP4 settings`).
+    fn title(&self) -> &'static str;
+
+    /// Server or organization scope.
+    fn scope(&self) -> Scope;
+
+    /// Where its changes run, and why.
+    fn order(&self) -> Order;
+
+    /// Reads the section: one resource per host for server-scoped kinds (the `host`
+    /// argument), every problem reported to `diags` with its location.
+    fn parse(
+        &self,
+        node: &Node,
+        ctx: &ParseContext,
+        host: &str,
+        diags: &mut Diagnostics,
+    ) -> Vec<Resource>;
+
+    /// Checks that need every resource of the plan (e.g. an association names a policy
+    /// that is declared or already exists). The default checks nothing.
+    fn cross_check(&self, _all: &[Resource], _diags: &mut Diagnostics) {}
+
+    /// PowerShell statements that report the current state of `resources` through
+    /// `__exctl_emit` (see [`crate::record`]). Targeted: only what is named is read.
+    fn observe(&self, resources: &[&Resource], ctx: &ObserveContext<'_>) -> String;
+
+    /// Compares and returns the changes, each with its converging script.
+    fn diff(
+        &self,
+        resources: &[&Resource],
+        observed: &Observations,
+        ctx: &ObserveContext<'_>,
+    ) -> Result<Vec<Change>, DiffError>;
+}

@@ -1,0 +1,249 @@
+//! `imap_settings`: Set-ImapSettings on each target server.
+//!
+//! Exchange 2010 addresses the settings by `-Server` (there is no `-Identity`). A change
+//! takes effect only after the Microsoft Exchange IMAP4 service restarts (Exchange 2010
+//! help: "you must restart the IMAP4 service"), so every change requires that restart.
+//! The connection limits are plain Int32 values: there is no `unlimited` for them.
+
+use exctl_manifest::{Diagnostics, MapReader, Node};
+use exctl_pwsh::quote;
+
+use super::common;
+use crate::kind::{
+    Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext, Resource,
+    Scope, Service,
+};
+use crate::record::Observations;
+use crate::value::{ParamSpec, ParamType::*, read_params};
+
+const INT32: std::ops::RangeInclusive<i64> = 1..=2_147_483_647;
+
+/// Set-ImapSettings parameters of Exchange 2010 that describe state (not -Server,
+/// -DomainController, -Confirm, -WhatIf).
+pub static PARAMS: &[ParamSpec] = &[
+    ParamSpec::all("AuthenticatedConnectionTimeout", TimeSpan(30..=86_400)),
+    ParamSpec::all("Banner", Str),
+    ParamSpec::all(
+        "CalendarItemRetrievalOption",
+        Enum(&["iCalendar", "IntranetUrl", "InternetUrl", "Custom"]),
+    ),
+    ParamSpec::all("EnableExactRFC822Size", Bool),
+    ParamSpec::all("EnableGSSAPIAndNTLMAuth", Bool),
+    ParamSpec::all("EnforceCertificateErrors", Bool),
+    ParamSpec::all(
+        "ExtendedProtectionPolicy",
+        Enum(&["None", "Allow", "Require"]),
+    ),
+    ParamSpec::all(
+        "LoginType",
+        Enum(&["PlainTextLogin", "PlainTextAuthentication", "SecureLogin"]),
+    ),
+    ParamSpec::all("LogFileLocation", Str),
+    ParamSpec::all(
+        "LogFileRollOverSettings",
+        Enum(&["Hourly", "Daily", "Weekly", "Monthly"]),
+    ),
+    ParamSpec::all("LogPerFileSizeQuota", UnlimitedBytes(0..=4_294_967_296)),
+    ParamSpec::all("MaxCommandSize", Int(40..=16_384)),
+    ParamSpec::all("MaxConnectionFromSingleIP", Int(1..=25_000)),
+    ParamSpec::all("MaxConnections", Int(INT32)),
+    ParamSpec::all("MaxConnectionsPerUser", Int(1..=25_000)),
+    ParamSpec::all(
+        "MessageRetrievalMimeFormat",
+        Enum(&[
+            "TextOnly",
+            "HtmlOnly",
+            "HtmlAndTextAlternative",
+            "TextEnrichedOnly",
+            "TextEnrichedAndTextAlternative",
+            "BestBodyFormat",
+            "Tnef",
+        ]),
+    ),
+    ParamSpec::all("OwaServerUrl", Str),
+    ParamSpec::all("PreAuthenticatedConnectionTimeout", TimeSpan(10..=3_600)),
+    ParamSpec::all("ProtocolLogEnabled", Bool),
+    ParamSpec::all("ProxyTargetPort", Int(0..=65_535)),
+    ParamSpec::all("ShowHiddenFoldersEnabled", Bool),
+    ParamSpec::all("SSLBindings", StrList),
+    ParamSpec::all("SuppressReadReceipt", Bool),
+    ParamSpec::all("UnencryptedOrTLSBindings", StrList),
+    ParamSpec::all("X509CertificateName", Str),
+];
+
+/// The IMAP4 settings of a server.
+pub struct ImapSettings;
+
+impl Kind for ImapSettings {
+    fn key(&self) -> &'static str {
+        "imap_settings"
+    }
+
+    fn title(&self) -> &'static str {
+        "IMAP4 settings"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Server
+    }
+
+    fn order(&self) -> Order {
+        Order {
+            phase: 50,
+            reason: "IMAP4 settings run after permissions, throttling and connectors, so the IMAP4 restart that follows them sees the final configuration",
+        }
+    }
+
+    fn parse(
+        &self,
+        node: &Node,
+        ctx: &ParseContext,
+        host: &str,
+        diags: &mut Diagnostics,
+    ) -> Vec<Resource> {
+        let Some(reader) = MapReader::new(node, format!("{}.imap_settings", ctx.path), diags)
+        else {
+            return Vec::new();
+        };
+        let reader = reader.with_unknown_label("not a Set-ImapSettings parameter of Exchange 2010");
+        let attrs = read_params(reader, PARAMS, ctx.version, "Set-ImapSettings", &[]);
+        if attrs.is_empty() {
+            return Vec::new();
+        }
+        vec![Resource {
+            kind: self.key(),
+            id: host.to_string(),
+            ensure: Ensure::Present,
+            attrs: attrs
+                .into_iter()
+                .map(|(name, value, node)| DesiredAttr {
+                    name: name.to_string(),
+                    value,
+                    span: node.span,
+                })
+                .collect(),
+            settings: Vec::new(),
+            restart: Some(Service::Imap4),
+            sensitive: Vec::new(),
+            span: node.span,
+        }]
+    }
+
+    fn observe(&self, resources: &[&Resource], _ctx: &ObserveContext<'_>) -> String {
+        let mut s = String::new();
+        for r in resources {
+            let props: Vec<&str> = r
+                .attrs
+                .iter()
+                .filter_map(|a| common::spec(PARAMS, &a.name).map(|p| p.name))
+                .collect();
+            s.push_str(&common::observe_object(
+                &r.id,
+                &format!("Get-ImapSettings -Server {}", quote(&r.id)),
+                &props,
+            ));
+        }
+        s
+    }
+
+    fn diff(
+        &self,
+        resources: &[&Resource],
+        observed: &Observations,
+        _ctx: &ObserveContext<'_>,
+    ) -> Result<Vec<Change>, DiffError> {
+        let mut out = Vec::new();
+        for r in resources {
+            if !common::existence(self.key(), &r.id, observed)? {
+                return Err(DiffError {
+                    kind: self.key(),
+                    id: r.id.clone(),
+                    message: "Get-ImapSettings returned nothing: is the Client Access role installed on this server?".into(),
+                });
+            }
+            let (attrs, unchanged) = common::compare_attrs(self.key(), r, &r.id, PARAMS, observed)?;
+            if attrs.is_empty() {
+                continue;
+            }
+            let script = format!(
+                "Set-ImapSettings -Server {}{}",
+                quote(&r.id),
+                common::parameters(&attrs)
+            );
+            out.push(common::update(r, &r.id, attrs, unchanged, script));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::{RawValue, Value};
+    use crate::version::Version;
+
+    fn parse(yaml: &str) -> (Vec<Resource>, Diagnostics) {
+        let (_, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
+        let ctx = ParseContext {
+            version: Version::Sp3,
+            hosts: vec!["EX01".into()],
+            path: "site.yaml".into(),
+        };
+        let r = ImapSettings.parse(&docs[0].root, &ctx, "EX01", &mut diags);
+        (r, diags)
+    }
+
+    #[test]
+    fn reads_parameters_case_insensitively_and_reports_unknown_ones() {
+        let (r, d) = parse("maxconnectionsperuser: 40\nMaxConnectionPerIP: 5\n");
+        assert_eq!(r[0].attrs[0].name, "MaxConnectionsPerUser");
+        assert_eq!(r[0].attrs[0].value, Value::Int(40));
+        let msgs: Vec<String> = d
+            .iter()
+            .map(|d| format!("{} {:?}", d.message, d.hint))
+            .collect();
+        assert!(
+            msgs.iter().any(|m| m.contains("MaxConnectionPerIP")),
+            "{msgs:?}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_is_an_error_at_its_location() {
+        let (_, d) = parse("MaxConnectionsPerUser: 0\n");
+        let e = d.iter().next().expect("a diagnostic");
+        assert!(e.is_error());
+        assert_eq!(
+            e.span.map(|s| (s.start.line, s.start.column)),
+            Some((1, 24))
+        );
+    }
+
+    #[test]
+    fn diff_sets_only_what_differs_and_requires_the_imap_restart() {
+        let (r, _) = parse("MaxConnectionsPerUser: 40\nMaxConnectionFromSingleIP: 2000\n");
+        let mut o = Observations::default();
+        o.insert("EX01", "__exists", RawValue::Str("True".into()));
+        o.insert("EX01", "MaxConnectionsPerUser", RawValue::Str("16".into()));
+        o.insert(
+            "EX01",
+            "MaxConnectionFromSingleIP",
+            RawValue::Str("2000".into()),
+        );
+        let ctx = ObserveContext {
+            host: "EX01",
+            version: Version::Sp3,
+        };
+        let refs: Vec<&Resource> = r.iter().collect();
+        let changes = ImapSettings.diff(&refs, &o, &ctx).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].unchanged, 1);
+        assert_eq!(changes[0].restart, Some(Service::Imap4));
+        assert_eq!(
+            changes[0].script,
+            "Set-ImapSettings -Server 'EX01' -MaxConnectionsPerUser 40"
+        );
+        let script = ImapSettings.observe(&refs, &ctx);
+        assert!(script.contains("Get-ImapSettings -Server 'EX01'"));
+    }
+}

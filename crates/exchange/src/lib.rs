@@ -1,0 +1,20 @@
+//! Exchange 2010 knowledge: resource kinds, their parameters per service pack, and the
+//! protocol their observe scripts use to report values.
+//!
+//! [`kind::Kind`] is the unit of knowledge; [`kinds`] registers every kind;
+//! [`value`] holds the typed values and their comparison semantics; [`record`] the
+//! observation protocol; [`version`] the Exchange releases.
+
+pub mod kind;
+pub mod kinds;
+pub mod record;
+pub mod value;
+pub mod version;
+
+pub use kind::{
+    Action, AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
+    ParseContext, Resource, Scope, Service,
+};
+pub use record::Observations;
+pub use value::{ParamSpec, ParamType, RawValue, Value};
+pub use version::Version;
