@@ -8,6 +8,7 @@
 //! Everything here is pure: no I/O, so the WinRM client and the simulated host share it.
 
 pub mod clixml;
+pub mod lang;
 pub mod literal;
 pub mod runner;
 
