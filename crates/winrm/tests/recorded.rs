@@ -216,6 +216,10 @@ struct Harness {
 
 impl Harness {
     async fn new(file: &str) -> Self {
+        Self::with(file, |_| {}).await
+    }
+
+    async fn with(file: &str, adjust: impl FnOnce(&mut ClientConfig)) -> Self {
         let messages = Arc::new(load(file));
         let total = messages.len();
         let server = MockServer::start().await;
@@ -237,6 +241,7 @@ impl Harness {
         );
         cfg.auth = AuthMethod::Basic;
         cfg.allow_basic_over_http = true;
+        adjust(&mut cfg);
         let client = Client::new(cfg).unwrap();
         Harness {
             _server: server,
@@ -284,6 +289,20 @@ async fn standard_echo() {
     assert_eq!(out.stdout, b"hi\r\n");
     assert_eq!(out.stderr, b"");
     assert_eq!(out.exit_code, 0);
+    shell.close().await.unwrap();
+    h.finish();
+}
+
+#[tokio::test]
+async fn buffered_output_has_a_hard_limit() {
+    // "hi\r\n" is 4 bytes; a 3-byte buffer must refuse it, then terminate the command.
+    let h = Harness::with("test_winrs_standard.yml", |c| c.max_buffered_output = 3).await;
+    let shell = h.client.open_shell(&default_shell()).await.unwrap();
+    let err = shell
+        .run("cmd.exe", &args(&["/c", "echo", "hi"]), None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OutputTooLarge { limit: 3 }), "{err:?}");
     shell.close().await.unwrap();
     h.finish();
 }
