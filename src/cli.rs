@@ -92,6 +92,11 @@ pub struct SimArgs {
     /// Delay added to every request, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
+
+    /// Fault injection: close each connection after N requests, so clients must
+    /// authenticate again.
+    #[arg(long, value_name = "N")]
+    pub close_connections_after: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

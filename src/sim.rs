@@ -36,6 +36,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig, String> {
         allow_unencrypted: a.allow_unencrypted,
         cbt_strict: a.cbt_strict,
         computer_name: a.computer_name.clone(),
+        close_after_requests: a.close_connections_after,
         ..SimConfig::default()
     };
     if let Ok(p) = std::env::var(SIM_PASSWORD_ENV)

@@ -45,6 +45,9 @@ pub struct SimConfig {
     pub computer_name: String,
     /// The AD DNS domain (NTLM target info).
     pub dns_domain: String,
+    /// Fault injection: close each connection after this many requests (as a load
+    /// balancer or an idle timeout would), so clients must authenticate again.
+    pub close_after_requests: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -63,6 +66,7 @@ impl Default for SimConfig {
             cbt_strict: false,
             computer_name: "EXCH01".to_string(),
             dns_domain: "contoso.local".to_string(),
+            close_after_requests: None,
         }
     }
 }
@@ -84,6 +88,7 @@ impl std::fmt::Debug for SimConfig {
             .field("cbt_strict", &self.cbt_strict)
             .field("computer_name", &self.computer_name)
             .field("dns_domain", &self.dns_domain)
+            .field("close_after_requests", &self.close_after_requests)
             .finish()
     }
 }

@@ -102,13 +102,21 @@ where
         peer,
         auth: Mutex::new(ConnAuth::None),
     });
+    let served = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let conn = conn.clone();
         let shared = shared.clone();
+        let served = served.clone();
         async move {
             let mut resp = handle(req, &conn, &shared).await;
             resp.headers_mut()
                 .insert("server", HeaderValue::from_static("Microsoft-HTTPAPI/2.0"));
+            let n = served.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if shared.config.close_after_requests.is_some_and(|max| n >= max) {
+                // hyper closes the connection after a response that says so.
+                resp.headers_mut()
+                    .insert("connection", HeaderValue::from_static("close"));
+            }
             Ok::<_, Infallible>(resp)
         }
     });
