@@ -112,7 +112,11 @@ where
             resp.headers_mut()
                 .insert("server", HeaderValue::from_static("Microsoft-HTTPAPI/2.0"));
             let n = served.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if shared.config.close_after_requests.is_some_and(|max| n >= max) {
+            if shared
+                .config
+                .close_after_requests
+                .is_some_and(|max| n >= max)
+            {
                 // hyper closes the connection after a response that says so.
                 resp.headers_mut()
                     .insert("connection", HeaderValue::from_static("close"));

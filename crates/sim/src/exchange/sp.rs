@@ -1,0 +1,63 @@
+//! Exchange 2010 service packs: what the model varies by release (parameters that exist,
+//! default values) and the version strings servers report.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An Exchange 2010 release. Ordered, so `since <= sp` says whether a feature exists.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub enum Sp {
+    /// The original release (14.0).
+    Rtm,
+    /// Service Pack 1 (14.1).
+    Sp1,
+    /// Service Pack 2 (14.2).
+    Sp2,
+    /// Service Pack 3 (14.3), the last and the default.
+    #[default]
+    Sp3,
+}
+
+impl Sp {
+    /// `AdminDisplayVersion` as Get-ExchangeServer shows it. The builds are those of each
+    /// release's setup (14.0.639.21, 14.1.218.15, 14.2.247.5, 14.3.123.4).
+    pub fn admin_display_version(self) -> &'static str {
+        match self {
+            Sp::Rtm => "Version 14.0 (Build 639.21)",
+            Sp::Sp1 => "Version 14.1 (Build 218.15)",
+            Sp::Sp2 => "Version 14.2 (Build 247.5)",
+            Sp::Sp3 => "Version 14.3 (Build 123.4)",
+        }
+    }
+
+    /// The `ExchangeVersion` stamped on objects (the RTM dump shows `0.10 (14.0.100.0)`,
+    /// which every 2010 release keeps for these object classes).
+    pub fn object_version(self) -> &'static str {
+        "0.10 (14.0.100.0)"
+    }
+
+    /// Parses `RTM`, `SP1`.. (any case).
+    pub fn parse(s: &str) -> Option<Sp> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rtm" | "sp0" => Some(Sp::Rtm),
+            "sp1" => Some(Sp::Sp1),
+            "sp2" => Some(Sp::Sp2),
+            "sp3" => Some(Sp::Sp3),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Sp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Sp::Rtm => "RTM",
+            Sp::Sp1 => "SP1",
+            Sp::Sp2 => "SP2",
+            Sp::Sp3 => "SP3",
+        })
+    }
+}
