@@ -149,10 +149,16 @@ pub async fn serve_imap_for(
     let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();
         let mut tick = tokio::time::interval(POLL);
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = stopped.changed() => break,
                 _ = tick.tick() => {
+                    ticks = ticks.wrapping_add(1);
+                    // Keep /sim/state current (every 10 polls, about 100 ms).
+                    if ticks.is_multiple_of(10) {
+                        org.publish_attached();
+                    }
                     let epoch = org.lock().imap_service_state(&server).1;
                     epoch_tx.send_if_modified(|e| {
                         let changed = *e != epoch;

@@ -963,10 +963,13 @@ fn run_with_instance(
             if what_if {
                 return Ok(CmdletOutput::default());
             }
-            Ok(warnings(org.set_throttling_policy(
-                &a.required("Identity")?,
-                &a.rest(NON_PROPERTY),
-            )?))
+            let mut rest = a.rest(NON_PROPERTY);
+            if let Some(n) = a.get("Name") {
+                rest.push(("Name".to_string(), n.clone()));
+            }
+            Ok(warnings(
+                org.set_throttling_policy(&a.required("Identity")?, &rest)?,
+            ))
         }
         "Remove-ThrottlingPolicy" => {
             if what_if {

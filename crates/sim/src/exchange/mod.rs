@@ -286,6 +286,9 @@ pub enum StateError {
     /// A value in the state is not one Exchange would accept.
     #[error("invalid state: {0}")]
     Invalid(#[from] ExchangeError),
+    /// The state file could not be read or written.
+    #[error("cannot access state file {0}: {1}")]
+    Io(String, std::io::Error),
 }
 
 /// The organization: everything the simulated Exchange knows.
@@ -404,6 +407,55 @@ impl ExchangeOrg {
         org.clock = clock;
         org.complete()?;
         Ok(org)
+    }
+
+    /// Loads a state file: JSON when it ends in `.json`, YAML otherwise.
+    pub fn load_state_file(path: &std::path::Path, clock: ClockRef) -> Result<Self, StateError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| StateError::Io(path.display().to_string(), e))?;
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            Self::from_json(&text, clock)
+        } else {
+            Self::from_yaml(&text, clock)
+        }
+    }
+
+    /// Writes the state back (JSON for `.json`, YAML otherwise).
+    pub fn save_state_file(&self, path: &std::path::Path) -> Result<(), StateError> {
+        let text = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            self.to_json()?
+        } else {
+            self.to_yaml()?
+        };
+        std::fs::write(path, text).map_err(|e| StateError::Io(path.display().to_string(), e))
+    }
+
+    /// Sets how long a service takes to stop and to start (simulated seconds), e.g. a
+    /// slower Information Store.
+    pub fn set_service_timing(
+        &mut self,
+        server: Option<&str>,
+        name: &str,
+        stop_secs: f64,
+        start_secs: f64,
+    ) -> Result<(), ExchangeError> {
+        let si = self.server_index(server)?;
+        let svc = self
+            .servers
+            .get_mut(si)
+            .and_then(|s| s.service_mut(name))
+            .ok_or_else(|| Self::no_service(name, "GetServiceCommand"))?;
+        svc.timing = services::ServiceTiming {
+            stop_secs,
+            start_secs,
+        };
+        Ok(())
     }
 
     /// The state as YAML.
@@ -1501,7 +1553,8 @@ impl ExchangeOrg {
         Ok(o)
     }
 
-    /// Set-ThrottlingPolicy -Identity -<Param> <value>... (`$null` = unthrottled).
+    /// Set-ThrottlingPolicy -Identity -<Param> <value>... (`$null` = unthrottled;
+    /// `Name` renames, and the associations follow).
     pub fn set_throttling_policy(
         &mut self,
         identity: &str,
@@ -1513,13 +1566,51 @@ impl ExchangeOrg {
             .get(i)
             .cloned()
             .ok_or_else(|| self.not_found(identity))?;
-        self.apply_policy_params(&mut p, params, "Set-ThrottlingPolicy")?;
+        let (names, values): (Vec<_>, Vec<_>) = params
+            .iter()
+            .cloned()
+            .partition(|(n, _)| n.eq_ignore_ascii_case("Name"));
+        self.apply_policy_params(&mut p, &values, "Set-ThrottlingPolicy")?;
+        let old_name = p.name.clone();
+        if let Some((_, v)) = names.last() {
+            let new_name = v.to_text().trim().to_string();
+            if new_name.is_empty() {
+                return Err(ExchangeError::invalid_value(
+                    "The Name property can't be empty.",
+                ));
+            }
+            if !new_name.eq_ignore_ascii_case(&old_name) && self.policy_index(&new_name).is_ok() {
+                let mut other = p.clone();
+                other.name = new_name;
+                return Err(ExchangeError::new(
+                    format!(
+                        "Active Directory operation failed on {}. The object '{}' already exists.",
+                        self.domain_controller,
+                        self.policy_dn(&other)
+                    ),
+                    ErrorCategory::NotSpecified,
+                    "ADObjectAlreadyExistsException",
+                    "",
+                ));
+            }
+            p.name = new_name;
+        }
+        if p.name != old_name {
+            for m in &mut self.mailboxes {
+                if m.throttling_policy
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(&old_name))
+                {
+                    m.throttling_policy = Some(p.name.clone());
+                }
+            }
+        }
         let now = self.now();
         let slot = self
             .throttling_policies
             .get_mut(i)
             .ok_or_else(|| ExchangeError::not_found(identity, ""))?;
-        if p.values == slot.values {
+        if p.values == slot.values && p.name == slot.name {
             return Ok(vec![no_change_warning(&slot.name)]);
         }
         p.changed = Some(now);
@@ -2447,7 +2538,10 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 /// A shared handle to the model: the WinRM side (cmdlets) and the IMAP listener use the
 /// same organization. Critical sections are short and never await.
 #[derive(Clone)]
-pub struct OrgHandle(Arc<Mutex<ExchangeOrg>>);
+pub struct OrgHandle {
+    org: Arc<Mutex<ExchangeOrg>>,
+    state: Option<Arc<crate::state::SimState>>,
+}
 
 impl std::fmt::Debug for OrgHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -2458,18 +2552,37 @@ impl std::fmt::Debug for OrgHandle {
 impl OrgHandle {
     /// Wraps a model.
     pub fn new(org: ExchangeOrg) -> Self {
-        OrgHandle(Arc::new(Mutex::new(org)))
+        OrgHandle {
+            org: Arc::new(Mutex::new(org)),
+            state: None,
+        }
+    }
+
+    /// Wraps a model whose section is published to a simulator's `/sim/state` (by
+    /// [`OrgHandle::publish_attached`], which the IMAP listener also calls periodically).
+    pub fn with_state(org: ExchangeOrg, state: Arc<crate::state::SimState>) -> Self {
+        OrgHandle {
+            org: Arc::new(Mutex::new(org)),
+            state: Some(state),
+        }
     }
 
     /// Locks the model (a panic elsewhere does not poison it for everyone).
     pub fn lock(&self) -> MutexGuard<'_, ExchangeOrg> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.org.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the model's section into `/sim/state`.
+    /// Writes the model's section (`exchange`) into `/sim/state`.
     pub fn publish(&self, state: &crate::state::SimState) {
         let section = self.lock().state_section();
         state.set_section("exchange", section);
+    }
+
+    /// Publishes to the attached `/sim/state`, if any.
+    pub fn publish_attached(&self) {
+        if let Some(state) = &self.state {
+            self.publish(state);
+        }
     }
 }
 

@@ -1259,3 +1259,51 @@ fn glob_matches_like_powershell() {
     assert!(!glob("MSExchangeIS", "MSExchangeIS2"));
     assert!(glob("*", ""));
 }
+
+#[test]
+fn throttling_policy_rename_moves_associations_and_state_files_save() {
+    let (_, mut o) = org(Sp::Sp3);
+    run(&mut o, "New-ThrottlingPolicy", &[("Name", s("Old"))]).unwrap();
+    run(
+        &mut o,
+        "Set-Mailbox",
+        &[
+            ("Identity", s(UCCX_ACCOUNT)),
+            ("ThrottlingPolicy", s("Old")),
+        ],
+    )
+    .unwrap();
+    run(
+        &mut o,
+        "Set-ThrottlingPolicy",
+        &[("Identity", s("Old")), ("Name", s("New"))],
+    )
+    .unwrap();
+    let a = one(
+        &mut o,
+        "Get-ThrottlingPolicyAssociation",
+        &[("Identity", s(UCCX_ACCOUNT))],
+    );
+    assert_eq!(a.text("ThrottlingPolicyId"), "New");
+    o.set_service_timing(None, "MSExchangeIS", 1.0, 2.0)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["state.yaml", "state.json"] {
+        let path = dir.path().join(file);
+        o.save_state_file(&path).unwrap();
+        let (_, r) = manual();
+        let mut back = ExchangeOrg::load_state_file(&path, r).unwrap();
+        let a = back
+            .get_throttling_policy_association(UCCX_ACCOUNT)
+            .unwrap();
+        assert_eq!(a.text("ThrottlingPolicyId"), "New");
+        let done = back.restart_service(None, "MSExchangeIS", true).unwrap();
+        // 1 s + 2 s for the store, then 2 s for its dependents to start again.
+        assert_eq!(done.since(back.now()), Duration::from_secs(5), "{file}");
+    }
+    let (_, r) = manual();
+    assert!(matches!(
+        ExchangeOrg::load_state_file(&dir.path().join("missing.yaml"), r),
+        Err(StateError::Io(..))
+    ));
+}
