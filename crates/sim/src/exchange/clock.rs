@@ -127,12 +127,13 @@ impl ScaledClock {
 impl Clock for ScaledClock {
     fn now(&self) -> SimTime {
         let real = self.origin_real.elapsed().as_secs_f64();
-        let sim = Duration::from_secs_f64(real / self.time_scale);
+        let sim = Duration::try_from_secs_f64(real / self.time_scale).unwrap_or(Duration::MAX);
         self.origin_sim.plus(sim)
     }
 
     fn real_duration(&self, simulated: Duration) -> Duration {
-        Duration::from_secs_f64(simulated.as_secs_f64() * self.time_scale)
+        Duration::try_from_secs_f64(simulated.as_secs_f64() * self.time_scale)
+            .unwrap_or(Duration::MAX)
     }
 }
 

@@ -128,6 +128,10 @@ pub struct CmdletSpec {
     pub name: &'static str,
     /// Where it comes from.
     pub module: Module,
+    /// The implementing class, as FullyQualifiedErrorIds name it
+    /// (`Microsoft.Exchange.Management.SystemConfigurationTasks.RemoveThrottlingPolicy`,
+    /// `Microsoft.PowerShell.Commands.GetItemPropertyCommand`).
+    pub class: String,
     /// Its parameters (already filtered for the release).
     pub params: Vec<ParamSpec>,
 }
@@ -627,6 +631,24 @@ fn prop_params(defs: &[PropDef], skip: &[&str]) -> Vec<ParamSpec> {
         .collect()
 }
 
+/// The implementing class of a cmdlet. Exchange's recipient cmdlets live in
+/// `RecipientTasks` (Get-Mailbox, Add-ADPermission), the others in
+/// `SystemConfigurationTasks` (RemoveThrottlingPolicy, as a real error id shows).
+fn class_name(name: &str, module: Module) -> String {
+    let joined: String = name.split('-').collect();
+    match module {
+        Module::Core => format!("Microsoft.PowerShell.Commands.{joined}Command"),
+        Module::Exchange => {
+            let noun = name.split_once('-').map_or(name, |(_, n)| n);
+            let ns = match noun {
+                "Mailbox" | "ADPermission" | "ThrottlingPolicyAssociation" => "RecipientTasks",
+                _ => "SystemConfigurationTasks",
+            };
+            format!("Microsoft.Exchange.Management.{ns}.{joined}")
+        }
+    }
+}
+
 /// Every cmdlet with its parameters in `sp`.
 pub fn cmdlet_specs(sp: Sp) -> Vec<CmdletSpec> {
     base_table()
@@ -645,6 +667,7 @@ pub fn cmdlet_specs(sp: Sp) -> Vec<CmdletSpec> {
             CmdletSpec {
                 name,
                 module,
+                class: class_name(name, module),
                 params,
             }
         })
@@ -791,6 +814,26 @@ pub fn invoke(
         )
     })?;
     org.count_cmdlet(spec.name);
+    run_all(org, &spec, args, pipeline).map_err(|e| complete_fqid(e, &spec))
+}
+
+/// Exchange errors carry "<code>,<task class>"; fill in the class where the model left
+/// the id empty.
+fn complete_fqid(e: ExchangeError, spec: &CmdletSpec) -> ExchangeError {
+    if !e.fully_qualified_error_id.is_empty() {
+        return e;
+    }
+    let id = super::error::exchange_fqid(None, &e.reason, &spec.class);
+    e.with_fqid(id)
+}
+
+fn run_all(
+    org: &mut ExchangeOrg,
+    spec: &CmdletSpec,
+    args: &[(String, SimValue)],
+    pipeline: &[SimObject],
+) -> Result<CmdletOutput, ExchangeError> {
+    let spec = spec.clone();
     let bound = bind(&spec, args)?;
     org.settle();
     if pipeline.is_empty() {

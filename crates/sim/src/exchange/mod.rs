@@ -985,14 +985,8 @@ impl ExchangeOrg {
         let main_done = done;
         for d in &running_dependents {
             if let Some(s) = srv.service_mut(d) {
-                let stop_done = now.plus(std::time::Duration::from_secs_f64(
-                    s.timing.stop_secs.max(0.0),
-                ));
-                let start_done = restart.then(|| {
-                    main_done.plus(std::time::Duration::from_secs_f64(
-                        s.timing.start_secs.max(0.0),
-                    ))
-                });
+                let stop_done = now.plus(s.timing.stop());
+                let start_done = restart.then(|| main_done.plus(s.timing.start()));
                 if restart {
                     s.restarts += 1;
                 }

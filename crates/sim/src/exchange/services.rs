@@ -81,13 +81,25 @@ pub struct ServiceTiming {
     pub start_secs: f64,
 }
 
+/// Seconds from a state file as a duration: negative, NaN or huge values (which would
+/// make `Duration` panic) become zero or a day.
+fn secs(x: f64) -> Duration {
+    if x.is_nan() || x <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(x.min(86_400.0)).unwrap_or(Duration::ZERO)
+    }
+}
+
 impl ServiceTiming {
-    fn stop(self) -> Duration {
-        Duration::from_secs_f64(self.stop_secs.max(0.0))
+    /// The stop duration.
+    pub fn stop(self) -> Duration {
+        secs(self.stop_secs)
     }
 
-    fn start(self) -> Duration {
-        Duration::from_secs_f64(self.start_secs.max(0.0))
+    /// The start duration.
+    pub fn start(self) -> Duration {
+        secs(self.start_secs)
     }
 }
 

@@ -1051,6 +1051,17 @@ fn binding_errors_have_powershell_texts() {
         e.message,
         "A parameter cannot be found that matches parameter name 'Frobnicate'."
     );
+    let e = run(&mut o, "Get-Mailbox", &[("Identity", s("nobody"))]).unwrap_err();
+    assert!(
+        e.fully_qualified_error_id
+            .ends_with(",Microsoft.Exchange.Management.RecipientTasks.GetMailbox"),
+        "{}",
+        e.fully_qualified_error_id
+    );
+    assert_eq!(
+        cmdlet_spec("Get-ItemProperty", Sp::Sp3).unwrap().class,
+        "Microsoft.PowerShell.Commands.GetItemPropertyCommand"
+    );
     // Unique prefixes bind; ambiguous ones do not.
     let m = one(&mut o, "Get-Mailbox", &[("Ident", s(UCCX_ACCOUNT))]);
     assert_eq!(m.text("Alias"), UCCX_ACCOUNT);
