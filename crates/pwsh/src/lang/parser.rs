@@ -902,7 +902,7 @@ impl Parser {
             if self.peek() == Some('=') {
                 self.i += 1;
                 self.skip_space_nl()?;
-                decl.default = Some(self.expression()?);
+                decl.default = Some(self.argument_expression()?);
                 self.skip_space_nl()?;
             }
             decl.span = Span::new(start, self.i);
@@ -1941,18 +1941,7 @@ impl Parser {
                 ));
             }
             // Each argument is an expression without a top-level comma.
-            let arg = self.nested(|p| {
-                p.binary_level(Parser::method_arg_bitwise, |p| {
-                    let (w, len) = p.peek_dash_op()?;
-                    let op = match w.as_str() {
-                        "and" => BinaryOp::And,
-                        "or" => BinaryOp::Or,
-                        "xor" => BinaryOp::Xor,
-                        _ => return None,
-                    };
-                    Some((op, len))
-                })
-            })?;
+            let arg = self.argument_expression()?;
             args.push(arg);
             self.skip_space_nl()?;
             if self.eat(',') {
@@ -1969,6 +1958,22 @@ impl Parser {
             }
             return Err(self.unexpected());
         }
+    }
+
+    /// An expression without a top-level comma (method arguments, parameter defaults).
+    fn argument_expression(&mut self) -> PResult<Expr> {
+        self.nested(|p| {
+            p.binary_level(Parser::method_arg_bitwise, |p| {
+                let (w, len) = p.peek_dash_op()?;
+                let op = match w.as_str() {
+                    "and" => BinaryOp::And,
+                    "or" => BinaryOp::Or,
+                    "xor" => BinaryOp::Xor,
+                    _ => return None,
+                };
+                Some((op, len))
+            })
+        })
     }
 
     fn method_arg_bitwise(&mut self) -> PResult<Expr> {
