@@ -239,14 +239,23 @@ pub trait Kind: Send + Sync {
     ) -> Vec<Resource>;
 
     /// Checks that need every resource of the plan (e.g. an association names a policy
-    /// that is declared or already exists). The default checks nothing.
+    /// that is declared or already exists, a resource is declared in two documents).
+    /// `all` is every resource of the plan, of every kind, from every document and (for
+    /// server-scoped kinds) every host's parse; a kind filters by [`Resource::kind`]. The
+    /// same declaration read for several hosts has the same span and is no duplicate.
+    /// The default checks nothing.
     fn cross_check(&self, _all: &[Resource], _diags: &mut Diagnostics) {}
 
     /// PowerShell statements that report the current state of `resources` through
     /// `__exctl_emit` (see [`crate::record`]). Targeted: only what is named is read.
+    /// Record keys are namespaced `<kind>:<identity>` where the kind builds them, so the
+    /// fragments of every kind can run in one script per host.
     fn observe(&self, resources: &[&Resource], ctx: &ObserveContext<'_>) -> String;
 
-    /// Compares and returns the changes, each with its converging script.
+    /// Compares and returns the changes, each with its converging script. `observed` is
+    /// what the host's observe script reported for every kind (one script per host), so a
+    /// kind may read another kind's records (the association kind learns from the policy
+    /// kind's records whether a policy it names is declared).
     fn diff(
         &self,
         resources: &[&Resource],

@@ -12,7 +12,7 @@ use std::ops::RangeInclusive;
 use exctl_manifest::units::{
     Nullable, Unlimited, format_byte_quantity, parse_byte_quantity, parse_timespan,
 };
-use exctl_manifest::{Diagnostic, Node, ValueReader};
+use exctl_manifest::{Diagnostic, Node, NodeKind, ValueReader};
 use exctl_pwsh::Value as Ps;
 
 use crate::version::Version;
@@ -121,8 +121,11 @@ pub enum ParamType {
     NullableInt(RangeInclusive<i64>),
     /// A boolean.
     Bool,
-    /// Free text, compared exactly.
+    /// Free text, compared exactly (an empty text and `$null` are the same: Exchange
+    /// prints an unset text as blank).
     Str,
+    /// Text compared ignoring case (FQDNs, names of directory objects).
+    StrIgnoreCase,
     /// One of these values, compared case-insensitively.
     Enum(&'static [&'static str]),
     /// An EnhancedTimeSpan within a range of seconds.
@@ -133,6 +136,11 @@ pub enum ParamType {
     UnlimitedBytes(RangeInclusive<u64>),
     /// A list of strings, compared as sets, case-insensitively.
     StrList,
+    /// A set of names of a `[Flags]` enumeration (AuthMechanism, PermissionGroups,
+    /// AccessRights): a list, or one comma-separated string, of these names; compared
+    /// as sets ignoring case. `None` (when it is one of the names) is the empty set and
+    /// must stand alone.
+    Flags(&'static [&'static str]),
 }
 
 /// One parameter of a cmdlet as the manifest knows it.
@@ -178,7 +186,8 @@ impl ParamType {
                 .nullable_int(r.clone())
                 .map(|n: Nullable<i64>| n.value().map_or(Value::Null, Value::Int)),
             ParamType::Bool => v.bool().map(Value::Bool),
-            ParamType::Str => v.string().map(Value::Str),
+            ParamType::Str | ParamType::StrIgnoreCase => v.string().map(Value::Str),
+            ParamType::Flags(allowed) => read_flags(v, allowed),
             ParamType::Enum(allowed) => v.one_of(allowed).map(|s| Value::Str(s.to_string())),
             ParamType::TimeSpan(r) => {
                 let (min, max) = (
@@ -203,7 +212,17 @@ impl ParamType {
             RawValue::Null => return Ok(Value::Null),
             RawValue::List(l) => {
                 return match self {
-                    ParamType::StrList => Ok(Value::List(l.clone())),
+                    // `@($null)` reports one empty element: not a value.
+                    ParamType::StrList => Ok(Value::List(
+                        l.iter().filter(|e| !e.trim().is_empty()).cloned().collect(),
+                    )),
+                    ParamType::Flags(allowed) => Ok(Value::List(canonical_flags(
+                        l.iter()
+                            .flat_map(|e| e.split(','))
+                            .map(str::trim)
+                            .filter(|t| !t.is_empty()),
+                        allowed,
+                    ))),
                     _ => Err(format!(
                         "expected one value, the server sent a list of {}",
                         l.len()
@@ -238,7 +257,11 @@ impl ParamType {
                 "false" => Ok(Value::Bool(false)),
                 _ => Err(format!("'{text}' is not a boolean")),
             },
-            ParamType::Str => Ok(Value::Str(raw_text(raw))),
+            ParamType::Str | ParamType::StrIgnoreCase => Ok(Value::Str(raw_text(raw))),
+            ParamType::Flags(allowed) => Ok(Value::List(canonical_flags(
+                text.split(',').map(str::trim).filter(|t| !t.is_empty()),
+                allowed,
+            ))),
             ParamType::Enum(allowed) => Ok(Value::Str(
                 allowed
                     .iter()
@@ -272,16 +295,33 @@ impl ParamType {
     /// Whether the observed value already is the desired one, by meaning.
     pub fn same(&self, desired: &Value, observed: &Value) -> bool {
         match (self, desired, observed) {
-            (ParamType::Enum(_), Value::Str(a), Value::Str(b)) => a.eq_ignore_ascii_case(b),
+            (ParamType::Enum(_) | ParamType::StrIgnoreCase, Value::Str(a), Value::Str(b)) => {
+                a.eq_ignore_ascii_case(b)
+            }
+            (ParamType::Str | ParamType::StrIgnoreCase, Value::Str(s), Value::Null)
+            | (ParamType::Str | ParamType::StrIgnoreCase, Value::Null, Value::Str(s)) => {
+                s.is_empty()
+            }
             (ParamType::StrList, Value::List(a), Value::List(b)) => {
                 let norm = |l: &[String]| {
-                    let mut v: Vec<String> = l.iter().map(|s| s.to_ascii_lowercase()).collect();
+                    let mut v: Vec<String> = l
+                        .iter()
+                        .map(|s| s.trim().to_ascii_lowercase())
+                        .filter(|s| !s.is_empty())
+                        .collect();
                     v.sort();
                     v.dedup();
                     v
                 };
                 norm(a) == norm(b)
             }
+            (ParamType::StrList, Value::List(a), Value::Null)
+            | (ParamType::StrList, Value::Null, Value::List(a)) => {
+                a.iter().all(|s| s.trim().is_empty())
+            }
+            (ParamType::Flags(_), Value::List(a), Value::List(b)) => flag_set(a) == flag_set(b),
+            (ParamType::Flags(_), Value::List(a), Value::Null)
+            | (ParamType::Flags(_), Value::Null, Value::List(a)) => flag_set(a).is_empty(),
             _ => desired == observed,
         }
     }
@@ -302,6 +342,8 @@ impl ParamType {
             }
             ParamType::Bool => "true or false".into(),
             ParamType::Str => "a string".into(),
+            ParamType::StrIgnoreCase => "a string (compared ignoring case)".into(),
+            ParamType::Flags(a) => format!("a list of {}", a.join(", ")),
             ParamType::Enum(a) => format!("one of {}", a.join(", ")),
             ParamType::TimeSpan(r) => format!(
                 "a timespan from {} to {}",
@@ -315,6 +357,110 @@ impl ParamType {
             ParamType::StrList => "a list of strings".into(),
         }
     }
+}
+
+/// The lower-cased set of flag names, without `None` (the empty set).
+fn flag_set(l: &[String]) -> std::collections::BTreeSet<String> {
+    l.iter()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty() && s != "none")
+        .collect()
+}
+
+/// Flag names in their canonical spelling where known (unknown names are kept, so a
+/// value of a newer release still compares and prints).
+fn canonical_flags<'a>(names: impl Iterator<Item = &'a str>, allowed: &[&str]) -> Vec<String> {
+    names
+        .map(|n| {
+            allowed
+                .iter()
+                .find(|a| a.eq_ignore_ascii_case(n))
+                .map_or_else(|| n.to_string(), |a| a.to_string())
+        })
+        .collect()
+}
+
+/// Reads a `[Flags]` value: a list of names or one comma-separated string.
+fn read_flags(mut v: ValueReader<'_, '_>, allowed: &'static [&'static str]) -> Option<Value> {
+    let node = v.node();
+    let names: Vec<String> = match &node.kind {
+        NodeKind::Str(s) => {
+            let mut out = Vec::new();
+            for part in s.split(',').map(str::trim) {
+                match exctl_manifest::find_ignore_case(part, allowed) {
+                    Some(c) => out.push(c.to_string()),
+                    None => {
+                        let d = v
+                            .error(
+                                "manifest::invalid-value",
+                                format!("'{part}' is not one of {}", allowed.join(", ")),
+                            )
+                            .with_label("not an allowed value")
+                            .with_hint_opt(exctl_manifest::did_you_mean_hint(part, allowed));
+                        v.report(d);
+                        return None;
+                    }
+                }
+            }
+            out
+        }
+        NodeKind::Seq(items) => {
+            let what = v.what().to_string();
+            let mut out = Vec::new();
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                match ValueReader::new(item, format!("item {} of {what}", i + 1), v.diags())
+                    .one_of(allowed)
+                {
+                    Some(c) => out.push(c.to_string()),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            out
+        }
+        _ => {
+            let d = v
+                .error(
+                    "manifest::wrong-type",
+                    format!(
+                        "expected a list of {}, found {}",
+                        allowed.join(", "),
+                        node.describe()
+                    ),
+                )
+                .with_label("expected a list")
+                .with_hint(format!(
+                    "write a list such as [{}]",
+                    allowed
+                        .iter()
+                        .take(2)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            v.report(d);
+            return None;
+        }
+    };
+    let has_none = names.iter().any(|n| n.eq_ignore_ascii_case("none"));
+    if has_none && names.len() > 1 {
+        let d = v
+            .error(
+                "exchange::flags-none-combined",
+                "None cannot be combined with other values",
+            )
+            .with_label("None stands alone")
+            .with_hint("write None alone, or remove it");
+        v.report(d);
+        return None;
+    }
+    if names.is_empty() && allowed.contains(&"None") {
+        return Some(Value::List(vec!["None".to_string()]));
+    }
+    Some(Value::List(names))
 }
 
 fn raw_text(raw: &RawValue) -> String {
@@ -438,6 +584,68 @@ mod tests {
             &Value::List(vec!["b".into(), "A".into()])
         ));
         assert!(!ParamType::Int(0..=9).same(&Value::Int(1), &Value::Int(2)));
+    }
+
+    #[test]
+    fn flag_sets_texts_and_lists_compare_by_meaning() {
+        const F: &[&str] = &["None", "Tls", "BasicAuth"];
+        let f = ParamType::Flags(F);
+        let decoded = f.decode(&RawValue::Str("tls, BasicAuth".into())).unwrap();
+        assert_eq!(decoded, Value::List(vec!["Tls".into(), "BasicAuth".into()]));
+        assert!(f.same(
+            &Value::List(vec!["BasicAuth".into(), "TLS".into()]),
+            &decoded
+        ));
+        assert!(f.same(&Value::List(vec!["None".into()]), &Value::List(vec![])));
+        assert!(f.same(&Value::List(vec!["None".into()]), &Value::Null));
+        assert!(!f.same(&Value::List(vec!["Tls".into()]), &decoded));
+        // Text: blank and empty are the same; StrIgnoreCase ignores case.
+        assert!(ParamType::Str.same(&Value::Str(String::new()), &Value::Null));
+        assert!(!ParamType::Str.same(&Value::Str("A".into()), &Value::Str("a".into())));
+        assert!(ParamType::StrIgnoreCase.same(
+            &Value::Str("Mail.Contoso.com".into()),
+            &Value::Str("mail.contoso.com".into())
+        ));
+        // `@($null)` reports one empty element: no value.
+        let l = ParamType::StrList;
+        assert_eq!(
+            l.decode(&RawValue::List(vec![String::new()])),
+            Ok(Value::List(vec![]))
+        );
+        assert!(l.same(&Value::List(vec![]), &Value::Null));
+    }
+
+    #[test]
+    fn flags_are_read_from_lists_or_comma_separated_text() {
+        const F: &[&str] = &["None", "Tls", "BasicAuth"];
+        let read = |yaml: &str| {
+            let (_, docs, mut d) = exctl_manifest::parse_str("t.yaml", format!("v: {yaml}\n"));
+            let node = docs[0].root.get("v").unwrap().clone();
+            let v = ParamType::Flags(F).read(ValueReader::new(&node, "v", &mut d));
+            (v, d)
+        };
+        assert_eq!(
+            read("[tls, basicauth]").0,
+            Some(Value::List(vec!["Tls".into(), "BasicAuth".into()]))
+        );
+        assert_eq!(
+            read("Tls, BasicAuth").0,
+            Some(Value::List(vec!["Tls".into(), "BasicAuth".into()]))
+        );
+        assert_eq!(read("[]").0, Some(Value::List(vec!["None".into()])));
+        let (v, d) = read("[None, Tls]");
+        assert_eq!(
+            (v, d.as_slice()[0].code),
+            (None, "exchange::flags-none-combined")
+        );
+        let (v, d) = read("Tsl");
+        assert_eq!(v, None);
+        assert_eq!(d.as_slice()[0].hint.as_deref(), Some("did you mean 'Tls'?"));
+        let (_, d) = read("{a: 1}");
+        assert_eq!(
+            d.as_slice()[0].hint.as_deref(),
+            Some("write a list such as [None, Tls]")
+        );
     }
 
     #[test]

@@ -132,11 +132,7 @@ impl Kind for ImapSettings {
     fn observe(&self, resources: &[&Resource], _ctx: &ObserveContext<'_>) -> String {
         let mut s = String::new();
         for r in resources {
-            let props: Vec<&str> = r
-                .attrs
-                .iter()
-                .filter_map(|a| common::spec(PARAMS, &a.name).map(|p| p.name))
-                .collect();
+            let props = common::specs_of(PARAMS, &[r]);
             s.push_str(&common::observe_object(
                 &r.id,
                 &format!("Get-ImapSettings -Server {}", quote(&r.id)),
@@ -154,14 +150,15 @@ impl Kind for ImapSettings {
     ) -> Result<Vec<Change>, DiffError> {
         let mut out = Vec::new();
         for r in resources {
-            if !common::existence(self.key(), &r.id, observed)? {
+            let key = &r.id;
+            if !common::existence(self.key(), &r.id, key, observed)? {
                 return Err(DiffError {
                     kind: self.key(),
                     id: r.id.clone(),
                     message: "Get-ImapSettings returned nothing: is the Client Access role installed on this server?".into(),
                 });
             }
-            let (attrs, unchanged) = common::compare_attrs(self.key(), r, &r.id, PARAMS, observed)?;
+            let (attrs, unchanged) = common::compare_attrs(self.key(), r, key, PARAMS, observed)?;
             if attrs.is_empty() {
                 continue;
             }

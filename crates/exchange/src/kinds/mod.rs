@@ -1,16 +1,134 @@
 //! The registry of resource kinds, in plan order.
+//!
+//! | phase | key | scope | module |
+//! |---|---|---|---|
+//! | 10 | `ad_permissions` | organization | [`ad_permissions`] |
+//! | 20 | `throttling_policies` | organization | [`throttling_policies`] |
+//! | 30 | `throttling_associations` | organization | [`throttling_associations`] |
+//! | 40 | `receive_connectors` | server | [`receive_connectors`] |
+//! | 50 | `imap_settings` | server | [`imap`] |
+//! | 60 | `registry_values` | server | [`registry_values`] |
+//!
+//! Each module's `//!` documentation gives its manifest shape, semantics and rules.
+//!
+//! # What the scripts use (the contract with the simulator)
+//!
+//! Observe and apply scripts are PowerShell 2.0 and start with [`crate::record::PRELUDE`]
+//! (functions `__exctl_b64` and `__exctl_emit`, which use `[Convert]::ToBase64String`,
+//! `[Text.Encoding]::UTF8.GetBytes`, `ForEach-Object`, `-join`, `-is [array]`,
+//! `Write-Output`). Beyond the prelude they use only these constructs:
+//! `try`/`catch` (`$_.Exception.Message`), `if`/`else`, `foreach ($x in ...)`, variables
+//! and assignment (including `$null = <command>`), `@(...)` (also around a `foreach`
+//! statement), `-eq`, property access (`$o.Name`, and `$v.'quoted name'` for registry
+//! values), indexing `$o[0]`, `.Count`, the cast `[string]`, parenthesised pipelines
+//! (`(Get-OrganizationConfig).DistinguishedName`), array literals `@('a', 'b')` and
+//! `@(,'a')` (also spread over lines after commas), `$null`, `$true`, `$false`, and the
+//! common parameter `-ErrorAction SilentlyContinue|Stop`. No `ConvertTo-Json`, `-in`,
+//! `[ordered]`, `.ForEach()` or member enumeration on arrays.
+//!
+//! Cmdlets and parameters, by kind (every argument is a single-quoted literal, a number,
+//! `$null`/`$true`/`$false`, an array literal, or a variable the script set):
+//!
+//! - `ad_permissions`:
+//!   - `Get-OrganizationConfig` (property `DistinguishedName`);
+//!   - `Get-ADPermission -Identity -User -ErrorAction Stop` (output properties `IsInherited`, `Deny`,
+//!     `InheritanceType`, `AccessRights`, `ExtendedRights`);
+//!   - `Add-ADPermission -Identity -User [-ExtendedRights <string[]>] [-AccessRights
+//!     <string[]>] [-InheritanceType] [-Deny]`;
+//!   - `Remove-ADPermission -Identity -User [-ExtendedRights] [-AccessRights]
+//!     -InheritanceType [-Deny] -Confirm:$false`.
+//! - `throttling_policies`:
+//!   - `Get-ThrottlingPolicy -Identity -ErrorAction SilentlyContinue` (output: the
+//!     parameters below, by the same names);
+//!   - `New-ThrottlingPolicy -Name` and `Set-ThrottlingPolicy -Identity` with any of the
+//!     48 parameters of [`throttling_policies::PARAMS`] (values: numbers or `$null`);
+//!   - `Remove-ThrottlingPolicy -Identity -Confirm:$false`.
+//! - `throttling_associations`:
+//!   - `Get-ThrottlingPolicyAssociation -Identity -ErrorAction Stop` (property
+//!     `ThrottlingPolicyId`, `$null` for the default policy);
+//!   - `Get-ThrottlingPolicy -Identity -ErrorAction SilentlyContinue`;
+//!   - `Set-ThrottlingPolicyAssociation -Identity -ThrottlingPolicy` (a name or `$null`).
+//! - `receive_connectors`:
+//!   - `Get-ReceiveConnector -Server -ErrorAction Stop` (properties `Identity`, printed `SERVER\Name`, and
+//!     the parameters below);
+//!   - `Set-ReceiveConnector -Identity` with any parameter of
+//!     [`receive_connectors::PARAMS`] (Unlimited values as `'Unlimited'`, sizes as
+//!     `'<n>B'`, time spans as `'hh:mm:ss'` / `'d.hh:mm:ss'`, lists and flag sets as arrays).
+//! - `imap_settings`:
+//!   - `Get-ImapSettings -Server`; `Set-ImapSettings -Server` with the parameters of
+//!     [`imap::PARAMS`].
+//! - `registry_values` (plain PowerShell registry provider, paths `HKLM:\...`):
+//!   - `Test-Path -Path`;
+//!   - `Get-ItemProperty -Path -Name -ErrorAction SilentlyContinue` (the value is
+//!     the property of that name);
+//!   - `Get-Item -Path`, whose `Microsoft.Win32.RegistryKey` result is asked
+//!     `.GetValueKind(<name>)` (a `RegistryValueKind`: `DWord`, `QWord`, `String`,
+//!     `ExpandString`, `MultiString`, `Binary`) and, for expandstring values only,
+//!     `.GetValue(<name>, $null, 'DoNotExpandEnvironmentNames')`;
+//!   - `New-Item -Path -Force` (only when the key is missing);
+//!   - `New-ItemProperty -Path -Name -PropertyType DWord|QWord|String|ExpandString|MultiString
+//!     -Value -Force`;
+//!   - `Remove-ItemProperty -Path -Name`.
+//!
+//! Observation keys are `<kind>:<identity>` (`common::obs_key`) except three: IMAP
+//! settings are reported under the host name, receive connector properties under the
+//! connector's `Identity` (`SERVER\Name`, built by the script from server output), and
+//! associations under the identity as written, with attribute names of their own
+//! (`ThrottlingPolicyId`, `ThrottlingPolicyIdError`).
 
+pub mod ad_permissions;
 mod common;
-mod imap;
+pub mod imap;
+pub mod receive_connectors;
+pub mod registry_values;
+pub mod throttling_associations;
+pub mod throttling_policies;
 
+pub use ad_permissions::AdPermissions;
 pub use imap::ImapSettings;
+pub use receive_connectors::ReceiveConnectors;
+pub use registry_values::RegistryValues;
+pub use throttling_associations::ThrottlingAssociations;
+pub use throttling_policies::ThrottlingPolicies;
 
 use crate::kind::Kind;
 
 /// Every kind exctl knows, in the order their changes run.
-pub static ALL: &[&dyn Kind] = &[&ImapSettings];
+pub static ALL: &[&dyn Kind] = &[
+    &AdPermissions,
+    &ThrottlingPolicies,
+    &ThrottlingAssociations,
+    &ReceiveConnectors,
+    &ImapSettings,
+    &RegistryValues,
+];
 
 /// The kind for a manifest key.
 pub fn by_key(key: &str) -> Option<&'static dyn Kind> {
     ALL.iter().copied().find(|k| k.key() == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_registered_in_plan_order_with_their_reasons() {
+        let keys: Vec<(&str, u32)> = ALL.iter().map(|k| (k.key(), k.order().phase)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("ad_permissions", 10),
+                ("throttling_policies", 20),
+                ("throttling_associations", 30),
+                ("receive_connectors", 40),
+                ("imap_settings", 50),
+                ("registry_values", 60),
+            ]
+        );
+        for k in ALL {
+            assert!(!k.order().reason.is_empty());
+            assert!(by_key(k.key()).is_some());
+        }
+    }
 }

@@ -1,0 +1,920 @@
+//! `throttling_policies`: client throttling policies (New-/Set-/Remove-ThrottlingPolicy).
+//!
+//! ```yaml
+//! throttling_policies:
+//!   UCCXThrottlingPolicy:
+//!     IMAPMaxConcurrency: unlimited     # unlimited / null / $null: no limit ($null)
+//!     IMAPPercentTimeInCAS: unlimited
+//!     RCAMaxConcurrency: 100            # a number in the parameter's range
+//!   OldPolicy:
+//!     ensure: absent
+//! ```
+//!
+//! Keys are policy names; values are maps of Set-ThrottlingPolicy parameters under their
+//! cmdlet names: every parameter of Exchange 2010 RTM, SP1, SP2 and SP3. RTM lacks the
+//! Anonymous*, CPA*, EASMaxDevices, EASMaxDeviceDeletesPerMonth,
+//! PowerShellMaxDestructiveCmdlets* and PowerShellMaxTenantConcurrency parameters (an RTM
+//! default-policy dump shows none of them; inferred, not documented): declaring one for an
+//! RTM host is an error. Every value is a UInt32 or `$null` (unthrottled).
+//!
+//! Ranges: `*MaxConcurrency` 0..=2147483647 (the help; on RTM, EASMaxConcurrency
+//! 0..=100); CPUStartPercent and PowerShellMaxTenantConcurrency 0..=100; the
+//! `*PercentTimeIn*` values 0..=2147483647 (100 is 60 s of every minute; more is
+//! allowed); the others, for which the help states no range, 0..=2147483647.
+//!
+//! Semantics:
+//! - a parameter left out of the manifest is not managed: it is neither compared nor set;
+//! - a NEW policy gets exactly the declared values: "any parameters that you omit
+//!   inherit the values from the default throttling policy" (New-ThrottlingPolicy help);
+//! - on an existing non-default policy Get-ThrottlingPolicy prints both "inherited" and
+//!   `$null` as blank; exctl reads blank as `$null`, so `unlimited` in the manifest and a
+//!   blank value are taken as equal;
+//! - `ensure: absent` removes the policy. Exchange refuses to remove a policy that is still
+//!   associated with users: that error surfaces at apply (re-point the associations to
+//!   the default policy first, with `throttling_associations`).
+//! - Policies are cached by the Exchange processes for up to 15 minutes: a change may take
+//!   that long to apply; no restart is required.
+//!
+//! Observation: `Get-ThrottlingPolicy -Identity <name> -ErrorAction SilentlyContinue`
+//! under `throttling_policies:<name>`: `__exists` (false when nothing came back) and each
+//! managed parameter. Changes: `New-ThrottlingPolicy -Name <name> ...`, `Set-ThrottlingPolicy
+//! -Identity <name> ...`, `Remove-ThrottlingPolicy -Identity <name> -Confirm:$false`.
+//!
+//! Rules (each with its code):
+//! - `exchange::parameter-not-in-version`: a parameter the declared release lacks;
+//! - `exchange::throttling-reserved-name`: a policy named `default` (associations use
+//!   that word for the default policy);
+//! - `exchange::throttling-default-only`: PowerShellMaxTenantConcurrency on a policy that
+//!   is not the default one (`DefaultThrottlingPolicy_<GUID>`);
+//! - `exchange::throttling-remove-default`: `ensure: absent` on the default policy;
+//! - `exchange::absent-with-attributes`: `ensure: absent` with values;
+//! - `exchange::throttling-cmdlet-limits`: ExchangeMaxCmdlets above PowerShellMaxCmdlets;
+//! - `exchange::throttling-time-period`: PowerShellMaxCmdlets without
+//!   PowerShellMaxCmdletsTimePeriod, PowerShellMaxDestructiveCmdlets without its time
+//!   period (and the reverse): "both values should be set at the same time";
+//! - `exchange::out-of-range-in-version`: EASMaxConcurrency above 100 on RTM;
+//! - warnings, from Exchange's "should" guidance: `exchange::throttling-percent-time-in-cas`
+//!   (a component's PercentTimeInCAS below its PercentTimeInAD or PercentTimeInMailboxRPC),
+//!   `exchange::throttling-unthrottled` (every MaxConcurrency of the release set to `$null`),
+//!   `exchange::throttling-queue-depth` (PowerShellMaxCmdletQueueDepth below 3 ×
+//!   PowerShellMaxConcurrency);
+//! - `exchange::duplicate-resource`: a policy declared twice (names ignore case).
+
+use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span};
+use exctl_pwsh::quote;
+
+use super::common;
+use crate::kind::{
+    Action, AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
+    ParseContext, Resource, Scope,
+};
+use crate::record::Observations;
+use crate::value::{ParamSpec, ParamType::NullableInt, Value, read_params};
+use crate::version::Version;
+
+const MAX: i64 = 2_147_483_647;
+
+/// Every Set-ThrottlingPolicy parameter of Exchange 2010, with the release that has it.
+pub static PARAMS: &[ParamSpec] = &[
+    ParamSpec::since(
+        "AnonymousMaxConcurrency",
+        NullableInt(0..=MAX),
+        Version::Sp1,
+    ),
+    ParamSpec::since(
+        "AnonymousPercentTimeInAD",
+        NullableInt(0..=MAX),
+        Version::Sp1,
+    ),
+    ParamSpec::since(
+        "AnonymousPercentTimeInCAS",
+        NullableInt(0..=MAX),
+        Version::Sp1,
+    ),
+    ParamSpec::since(
+        "AnonymousPercentTimeInMailboxRPC",
+        NullableInt(0..=MAX),
+        Version::Sp1,
+    ),
+    ParamSpec::since("CPAMaxConcurrency", NullableInt(0..=MAX), Version::Sp1),
+    ParamSpec::since("CPAPercentTimeInCAS", NullableInt(0..=MAX), Version::Sp1),
+    ParamSpec::since(
+        "CPAPercentTimeInMailboxRPC",
+        NullableInt(0..=MAX),
+        Version::Sp1,
+    ),
+    ParamSpec::all("CPUStartPercent", NullableInt(0..=100)),
+    ParamSpec::all("EASMaxConcurrency", NullableInt(0..=MAX)),
+    ParamSpec::since(
+        "EASMaxDeviceDeletesPerMonth",
+        NullableInt(0..=MAX),
+        Version::Sp1,
+    ),
+    ParamSpec::since("EASMaxDevices", NullableInt(0..=MAX), Version::Sp1),
+    ParamSpec::all("EASPercentTimeInAD", NullableInt(0..=MAX)),
+    ParamSpec::all("EASPercentTimeInCAS", NullableInt(0..=MAX)),
+    ParamSpec::all("EASPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
+    ParamSpec::all("EWSFastSearchTimeoutInSeconds", NullableInt(0..=MAX)),
+    ParamSpec::all("EWSFindCountLimit", NullableInt(0..=MAX)),
+    ParamSpec::all("EWSMaxConcurrency", NullableInt(0..=MAX)),
+    ParamSpec::all("EWSMaxSubscriptions", NullableInt(0..=MAX)),
+    ParamSpec::all("EWSPercentTimeInAD", NullableInt(0..=MAX)),
+    ParamSpec::all("EWSPercentTimeInCAS", NullableInt(0..=MAX)),
+    ParamSpec::all("EWSPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
+    ParamSpec::all("ExchangeMaxCmdlets", NullableInt(0..=MAX)),
+    ParamSpec::all("ForwardeeLimit", NullableInt(0..=MAX)),
+    ParamSpec::all("IMAPMaxConcurrency", NullableInt(0..=MAX)),
+    ParamSpec::all("IMAPPercentTimeInAD", NullableInt(0..=MAX)),
+    ParamSpec::all("IMAPPercentTimeInCAS", NullableInt(0..=MAX)),
+    ParamSpec::all("IMAPPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
+    ParamSpec::all("MessageRateLimit", NullableInt(0..=MAX)),
+    ParamSpec::all("OWAMaxConcurrency", NullableInt(0..=MAX)),
+    ParamSpec::all("OWAPercentTimeInAD", NullableInt(0..=MAX)),
+    ParamSpec::all("OWAPercentTimeInCAS", NullableInt(0..=MAX)),
+    ParamSpec::all("OWAPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
+    ParamSpec::all("POPMaxConcurrency", NullableInt(0..=MAX)),
+    ParamSpec::all("POPPercentTimeInAD", NullableInt(0..=MAX)),
+    ParamSpec::all("POPPercentTimeInCAS", NullableInt(0..=MAX)),
+    ParamSpec::all("POPPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
+    ParamSpec::all("PowerShellMaxCmdletQueueDepth", NullableInt(0..=MAX)),
+    ParamSpec::all("PowerShellMaxCmdlets", NullableInt(0..=MAX)),
+    ParamSpec::all("PowerShellMaxCmdletsTimePeriod", NullableInt(0..=MAX)),
+    ParamSpec::all("PowerShellMaxConcurrency", NullableInt(0..=MAX)),
+    ParamSpec::since(
+        "PowerShellMaxDestructiveCmdlets",
+        NullableInt(0..=MAX),
+        Version::Sp1,
+    ),
+    ParamSpec::since(
+        "PowerShellMaxDestructiveCmdletsTimePeriod",
+        NullableInt(0..=MAX),
+        Version::Sp1,
+    ),
+    ParamSpec::since(
+        "PowerShellMaxTenantConcurrency",
+        NullableInt(0..=100),
+        Version::Sp1,
+    ),
+    ParamSpec::all("RCAMaxConcurrency", NullableInt(0..=MAX)),
+    ParamSpec::all("RCAPercentTimeInAD", NullableInt(0..=MAX)),
+    ParamSpec::all("RCAPercentTimeInCAS", NullableInt(0..=MAX)),
+    ParamSpec::all("RCAPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
+    ParamSpec::all("RecipientRateLimit", NullableInt(0..=MAX)),
+];
+
+/// The prefix of the default policy's name (`DefaultThrottlingPolicy_<GUID>`).
+pub const DEFAULT_PREFIX: &str = "DefaultThrottlingPolicy_";
+
+/// The components that have PercentTimeIn* values.
+const COMPONENTS: &[&str] = &[
+    "Anonymous",
+    "CPA",
+    "EAS",
+    "EWS",
+    "IMAP",
+    "OWA",
+    "POP",
+    "RCA",
+];
+
+/// Whether a policy name is the default policy's.
+pub fn is_default_name(name: &str) -> bool {
+    name.get(..DEFAULT_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(DEFAULT_PREFIX))
+}
+
+/// Client throttling policies of the organization.
+pub struct ThrottlingPolicies;
+
+type Read = (&'static str, Value, Node);
+
+fn find<'a>(attrs: &'a [Read], name: &str) -> Option<&'a Read> {
+    attrs.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+}
+
+fn number(attrs: &[Read], name: &str) -> Option<(i64, Span)> {
+    match find(attrs, name)? {
+        (_, Value::Int(i), node) => Some((*i, node.span)),
+        _ => None,
+    }
+}
+
+/// The rules between parameters of one policy.
+fn check(attrs: &[Read], what: &str, version: Version, diags: &mut Diagnostics) {
+    if let (Some((e, es)), Some((p, ps))) = (
+        number(attrs, "ExchangeMaxCmdlets"),
+        number(attrs, "PowerShellMaxCmdlets"),
+    ) && e > p
+    {
+        diags.push(
+            Diagnostic::error(
+                "exchange::throttling-cmdlet-limits",
+                format!("{what}: ExchangeMaxCmdlets ({e}) is above PowerShellMaxCmdlets ({p})"),
+            )
+            .with_span(es)
+            .with_label("above PowerShellMaxCmdlets")
+            .with_related(ps, "PowerShellMaxCmdlets")
+            .with_hint("ExchangeMaxCmdlets slows cmdlets down before PowerShellMaxCmdlets stops them: it should be less"),
+        );
+    }
+    for (count, period) in [
+        ("PowerShellMaxCmdlets", "PowerShellMaxCmdletsTimePeriod"),
+        (
+            "PowerShellMaxDestructiveCmdlets",
+            "PowerShellMaxDestructiveCmdletsTimePeriod",
+        ),
+    ] {
+        for (have, lacks) in [(count, period), (period, count)] {
+            if let Some((_, Value::Int(_), node)) = find(attrs, have)
+                && find(attrs, lacks).is_none()
+            {
+                diags.push(
+                    Diagnostic::error(
+                        "exchange::throttling-time-period",
+                        format!("{what}: {have} is set without {lacks}"),
+                    )
+                    .with_span(node.span)
+                    .with_label(format!("needs {lacks}"))
+                    .with_hint(format!(
+                        "set {count} and {period} (in seconds) together, as Exchange asks"
+                    )),
+                );
+            }
+        }
+    }
+    if version == Version::Rtm
+        && let Some((n, span)) = number(attrs, "EASMaxConcurrency")
+        && n > 100
+    {
+        diags.push(
+            Diagnostic::error(
+                "exchange::out-of-range-in-version",
+                format!("{what}: EASMaxConcurrency must be between 0 and 100 in Exchange 2010 RTM, found {n}"),
+            )
+            .with_span(span)
+            .with_label("0..=100 in RTM")
+            .with_hint("lower it, or declare the host's version if it runs SP1 or later"),
+        );
+    }
+    for c in COMPONENTS {
+        let Some((cas, cas_span)) = number(attrs, &format!("{c}PercentTimeInCAS")) else {
+            continue;
+        };
+        for other in ["AD", "MailboxRPC"] {
+            let name = format!("{c}PercentTimeIn{other}");
+            if let Some((o, os)) = number(attrs, &name)
+                && cas < o
+            {
+                diags.push(
+                    Diagnostic::warning(
+                        "exchange::throttling-percent-time-in-cas",
+                        format!("{what}: {c}PercentTimeInCAS ({cas}) is below {name} ({o})"),
+                    )
+                    .with_span(cas_span)
+                    .with_label(format!("below {name}"))
+                    .with_related(os, name.clone())
+                    .with_hint("time in AD and mailbox RPC is spent inside time in CAS: raise PercentTimeInCAS to at least the others"),
+                );
+            }
+        }
+    }
+    if let (Some((q, qs)), Some((c, cs))) = (
+        number(attrs, "PowerShellMaxCmdletQueueDepth"),
+        number(attrs, "PowerShellMaxConcurrency"),
+    ) && q < 3 * c
+    {
+        diags.push(
+            Diagnostic::warning(
+                "exchange::throttling-queue-depth",
+                format!("{what}: PowerShellMaxCmdletQueueDepth ({q}) is below 3 × PowerShellMaxConcurrency ({c})"),
+            )
+            .with_span(qs)
+            .with_label(format!("below {}", 3 * c))
+            .with_related(cs, "PowerShellMaxConcurrency")
+            .with_hint(format!("Exchange recommends at least three times PowerShellMaxConcurrency: {}", 3 * c)),
+        );
+    }
+}
+
+impl Kind for ThrottlingPolicies {
+    fn key(&self) -> &'static str {
+        "throttling_policies"
+    }
+
+    fn title(&self) -> &'static str {
+        "Throttling policies"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Organization
+    }
+
+    fn order(&self) -> Order {
+        Order {
+            phase: 20,
+            reason: "throttling policies run before the associations: an association needs its policy",
+        }
+    }
+
+    fn parse(
+        &self,
+        node: &Node,
+        ctx: &ParseContext,
+        _host: &str,
+        diags: &mut Diagnostics,
+    ) -> Vec<Resource> {
+        let path = format!("{}.throttling_policies", ctx.path);
+        let Some(reader) = MapReader::new(node, path.clone(), diags) else {
+            return Vec::new();
+        };
+        let entries = reader.entries();
+        drop(reader);
+        let mut out: Vec<Resource> = Vec::new();
+        for (key, value) in entries {
+            let name = key.text.trim();
+            let what = format!("{path}.{name}");
+            if name.is_empty() || name.eq_ignore_ascii_case("default") {
+                diags.push(
+                    Diagnostic::error(
+                        "exchange::throttling-reserved-name",
+                        format!("{what}: '{name}' cannot name a policy here"),
+                    )
+                    .with_span(key.span)
+                    .with_label("reserved")
+                    .with_hint("'default' means the default policy in throttling_associations; declare the default policy by its full name, DefaultThrottlingPolicy_<GUID>"),
+                );
+                continue;
+            }
+            let Some(mut m) = MapReader::new(value, what.clone(), diags) else {
+                continue;
+            };
+            let ensure_node = m.node_of("ensure");
+            let ensure = common::read_ensure(&mut m).unwrap_or_default();
+            let m = m.with_unknown_label("not a Set-ThrottlingPolicy parameter of Exchange 2010");
+            let attrs = read_params(m, PARAMS, ctx.version, "Set-ThrottlingPolicy", &["ensure"]);
+            check(&attrs, &what, ctx.version, diags);
+            if let Some((_, _, n)) = find(&attrs, "PowerShellMaxTenantConcurrency")
+                && !is_default_name(name)
+            {
+                diags.push(
+                    Diagnostic::error(
+                        "exchange::throttling-default-only",
+                        format!("{what}: PowerShellMaxTenantConcurrency can only be set on the default throttling policy"),
+                    )
+                    .with_span(n.span)
+                    .with_label("default policy only")
+                    .with_hint("move it to the policy named DefaultThrottlingPolicy_<GUID> (Get-ThrottlingPolicy shows the name)"),
+                );
+            }
+            if ensure == Ensure::Absent {
+                let span = ensure_node.map_or(key.span, |n| n.span);
+                if is_default_name(name) {
+                    diags.push(
+                        Diagnostic::error(
+                            "exchange::throttling-remove-default",
+                            format!("{what}: the default throttling policy cannot be removed"),
+                        )
+                        .with_span(span)
+                        .with_label("cannot be removed")
+                        .with_hint("there is no way to replace, re-create or remove the default policy: remove `ensure: absent`"),
+                    );
+                    continue;
+                }
+                if let Some((_, _, n)) = attrs.first() {
+                    diags.push(common::absent_with_attributes(&what, n.span));
+                    continue;
+                }
+            }
+            if let Some(first) = out.iter().find(|r| r.id.eq_ignore_ascii_case(name)) {
+                diags.push(common::duplicate(
+                    &format!("throttling policy {name}"),
+                    key.span,
+                    first.span,
+                ));
+                continue;
+            }
+            out.push(Resource {
+                kind: self.key(),
+                id: name.to_string(),
+                ensure,
+                attrs: attrs
+                    .into_iter()
+                    .map(|(n, value, node)| DesiredAttr {
+                        name: n.to_string(),
+                        value,
+                        span: node.span,
+                    })
+                    .collect(),
+                settings: Vec::new(),
+                restart: None,
+                sensitive: Vec::new(),
+                span: key.span,
+            });
+        }
+        // Every MaxConcurrency of the release set to $null: nothing is throttled.
+        let all_max: Vec<&ParamSpec> = PARAMS
+            .iter()
+            .filter(|p| {
+                p.name.ends_with("MaxConcurrency")
+                    && p.since <= ctx.version
+                    && p.name != "PowerShellMaxTenantConcurrency"
+            })
+            .collect();
+        for r in &out {
+            let unthrottled = all_max.iter().all(|p| {
+                r.attrs
+                    .iter()
+                    .any(|a| a.name == p.name && a.value == Value::Null)
+            });
+            if unthrottled {
+                diags.push(
+                    Diagnostic::warning(
+                        "exchange::throttling-unthrottled",
+                        format!("{path}.{}: every client protocol is unthrottled ($null MaxConcurrency everywhere)", r.id),
+                    )
+                    .with_span(r.span)
+                    .with_label("no limit at all")
+                    .with_hint("Microsoft warns: \"Do not set throttling policies to null\"; lift only the limits the application needs (IMAPMaxConcurrency for UCCX)"),
+                );
+            }
+        }
+        out
+    }
+
+    fn cross_check(&self, all: &[Resource], diags: &mut Diagnostics) {
+        common::report_duplicates(
+            all,
+            self.key(),
+            |r| Some(r.id.to_ascii_lowercase()),
+            |r| format!("throttling policy {}", r.id),
+            diags,
+        );
+    }
+
+    fn observe(&self, resources: &[&Resource], _ctx: &ObserveContext<'_>) -> String {
+        let mut s = String::new();
+        for r in resources {
+            let props = common::specs_of(PARAMS, &[r]);
+            s.push_str(&common::observe_object(
+                &common::obs_key(self.key(), &r.id),
+                &format!(
+                    "Get-ThrottlingPolicy -Identity {} -ErrorAction SilentlyContinue",
+                    quote(&r.id)
+                ),
+                &props,
+            ));
+        }
+        s
+    }
+
+    fn diff(
+        &self,
+        resources: &[&Resource],
+        observed: &Observations,
+        _ctx: &ObserveContext<'_>,
+    ) -> Result<Vec<Change>, DiffError> {
+        let kind = self.key();
+        let mut out = Vec::new();
+        for r in resources {
+            let key = common::obs_key(kind, &r.id);
+            let exists = common::existence(kind, &r.id, &key, observed)?;
+            let name = quote(&r.id);
+            match (r.ensure, exists) {
+                (Ensure::Absent, true) => out.push(common::change(
+                    r,
+                    &r.id,
+                    Action::Delete,
+                    Vec::new(),
+                    0,
+                    format!("Remove-ThrottlingPolicy -Identity {name} -Confirm:$false"),
+                )),
+                (Ensure::Absent, false) => {}
+                (Ensure::Present, false) => {
+                    if is_default_name(&r.id) {
+                        return Err(DiffError {
+                            kind,
+                            id: r.id.clone(),
+                            message: "the default throttling policy does not exist under this name, and it cannot be created: check the name with Get-ThrottlingPolicy".into(),
+                        });
+                    }
+                    let attrs: Vec<AttrChange> = r
+                        .attrs
+                        .iter()
+                        .map(|a| AttrChange {
+                            name: a.name.clone(),
+                            before: None,
+                            after: Some(a.value.clone()),
+                            sensitive: false,
+                        })
+                        .collect();
+                    let script = format!(
+                        "New-ThrottlingPolicy -Name {name}{}",
+                        common::parameters(&attrs)
+                    );
+                    out.push(common::change(r, &r.id, Action::Create, attrs, 0, script));
+                }
+                (Ensure::Present, true) => {
+                    let (attrs, unchanged) =
+                        common::compare_attrs(kind, r, &key, PARAMS, observed)?;
+                    if attrs.is_empty() {
+                        continue;
+                    }
+                    let script = format!(
+                        "Set-ThrottlingPolicy -Identity {name}{}",
+                        common::parameters(&attrs)
+                    );
+                    out.push(common::update(r, &r.id, attrs, unchanged, script));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::common::testutil::{HOSTILE, assert_contained, yaml_quote};
+    use crate::value::RawValue;
+
+    fn parse_all(changes: &[Change]) {
+        for c in changes {
+            crate::kinds::common::testutil::assert_parses(&c.script);
+        }
+    }
+
+    fn parse_v(yaml: &str, version: Version) -> (Vec<Resource>, Diagnostics) {
+        let (_, docs, mut diags) = exctl_manifest::parse_str("org.yaml", yaml);
+        assert!(diags.is_empty(), "{diags:?}");
+        let ctx = ParseContext {
+            version,
+            hosts: vec!["EX01".into()],
+            path: "org.yaml".into(),
+        };
+        let r = ThrottlingPolicies.parse(&docs[0].root, &ctx, "EX01", &mut diags);
+        diags.sort();
+        (r, diags)
+    }
+
+    fn parse(yaml: &str) -> (Vec<Resource>, Diagnostics) {
+        parse_v(yaml, Version::Sp3)
+    }
+
+    type Got = (&'static str, String, u32, u32, Option<String>);
+
+    fn got(d: &Diagnostics) -> Vec<Got> {
+        d.iter()
+            .map(|d| {
+                let s = d.span.expect("located");
+                (
+                    d.code,
+                    d.message.clone(),
+                    s.start.line,
+                    s.start.column,
+                    d.hint.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn one(d: &Diagnostics) -> Got {
+        let g = got(d);
+        assert_eq!(g.len(), 1, "{g:?}");
+        g.into_iter().next().unwrap()
+    }
+
+    fn ctx() -> ObserveContext<'static> {
+        ObserveContext {
+            host: "EX01",
+            version: Version::Sp3,
+        }
+    }
+
+    const UCCX: &str = "UCCXThrottlingPolicy:\n  IMAPMaxConcurrency: unlimited\n  IMAPPercentTimeInCAS: unlimited\n  RCAMaxConcurrency: 100\n";
+
+    #[test]
+    fn every_2010_parameter_is_known_once() {
+        assert_eq!(PARAMS.len(), 48);
+        let rtm = PARAMS.iter().filter(|p| p.since == Version::Rtm).count();
+        assert_eq!(rtm, 36);
+        for p in PARAMS {
+            assert_eq!(
+                PARAMS
+                    .iter()
+                    .filter(|q| q.name.eq_ignore_ascii_case(p.name))
+                    .count(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn reads_null_unlimited_and_numbers() {
+        let (r, d) = parse(UCCX);
+        assert!(d.is_empty(), "{d:?}");
+        let values: Vec<(&str, &Value)> = r[0]
+            .attrs
+            .iter()
+            .map(|a| (a.name.as_str(), &a.value))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("IMAPMaxConcurrency", &Value::Null),
+                ("IMAPPercentTimeInCAS", &Value::Null),
+                ("RCAMaxConcurrency", &Value::Int(100))
+            ]
+        );
+    }
+
+    #[test]
+    fn sp1_parameters_are_refused_on_rtm() {
+        let (_, d) = parse_v("P:\n  CPAMaxConcurrency: 5\n", Version::Rtm);
+        let g = one(&d);
+        assert_eq!(g.0, "exchange::parameter-not-in-version");
+        assert_eq!(
+            g.1,
+            "CPAMaxConcurrency is not a parameter of Set-ThrottlingPolicy in Exchange 2010 RTM; it exists from Exchange 2010 SP1 on"
+        );
+        assert_eq!((g.2, g.3), (2, 22));
+        assert!(g.4.unwrap().contains("exchange: 2010-sp1"));
+        assert!(
+            parse_v("P:\n  CPAMaxConcurrency: 5\n", Version::Sp1)
+                .1
+                .is_empty()
+        );
+        let (_, d) = parse_v("P:\n  EASMaxConcurrency: 101\n", Version::Rtm);
+        let g = one(&d);
+        assert_eq!(
+            (g.0, g.2, g.3),
+            ("exchange::out-of-range-in-version", 2, 22)
+        );
+    }
+
+    #[test]
+    fn ranges() {
+        let g = one(&parse("P:\n  CPUStartPercent: 101\n").1);
+        assert_eq!((g.0, g.2, g.3), ("manifest::out-of-range", 2, 20));
+        let g = one(&parse("P:\n  IMAPMaxConcurrency: 2147483648\n").1);
+        assert_eq!(g.0, "manifest::out-of-range");
+        assert!(
+            parse("P:\n  IMAPPercentTimeInCAS: 500\n  IMAPPercentTimeInAD: 150\n")
+                .1
+                .is_empty()
+        );
+        let g = one(&parse("P:\n  IMAPMaxConcurrency:\n").1);
+        assert_eq!(g.0, "manifest::missing-value");
+    }
+
+    #[test]
+    fn exchange_max_cmdlets_above_powershell_max_cmdlets_is_an_error() {
+        let g = one(&parse("P:\n  PowerShellMaxCmdlets: 10\n  PowerShellMaxCmdletsTimePeriod: 60\n  ExchangeMaxCmdlets: 20\n").1);
+        assert_eq!(g.0, "exchange::throttling-cmdlet-limits");
+        assert_eq!(
+            g.1,
+            "org.yaml.throttling_policies.P: ExchangeMaxCmdlets (20) is above PowerShellMaxCmdlets (10)"
+        );
+        assert_eq!((g.2, g.3), (4, 23));
+        assert!(g.4.unwrap().contains("should be less"));
+    }
+
+    #[test]
+    fn cmdlet_limits_need_their_time_period() {
+        let g = one(&parse("P:\n  PowerShellMaxCmdlets: 10\n").1);
+        assert_eq!(g.0, "exchange::throttling-time-period");
+        assert_eq!(
+            g.1,
+            "org.yaml.throttling_policies.P: PowerShellMaxCmdlets is set without PowerShellMaxCmdletsTimePeriod"
+        );
+        assert_eq!((g.2, g.3), (2, 25));
+        assert_eq!(
+            g.4.as_deref(),
+            Some(
+                "set PowerShellMaxCmdlets and PowerShellMaxCmdletsTimePeriod (in seconds) together, as Exchange asks"
+            )
+        );
+        let g = one(&parse("P:\n  PowerShellMaxDestructiveCmdletsTimePeriod: 60\n").1);
+        assert_eq!(g.0, "exchange::throttling-time-period");
+        assert!(g.1.contains("PowerShellMaxDestructiveCmdletsTimePeriod is set without PowerShellMaxDestructiveCmdlets"));
+        // $null needs no period.
+        assert!(parse("P:\n  PowerShellMaxCmdlets: null\n").1.is_empty());
+    }
+
+    #[test]
+    fn guidance_warnings() {
+        let g =
+            one(&parse("P:\n  IMAPPercentTimeInCAS: 50\n  IMAPPercentTimeInMailboxRPC: 80\n").1);
+        assert_eq!(g.0, "exchange::throttling-percent-time-in-cas");
+        assert_eq!((g.2, g.3), (2, 25));
+        assert!(!d_is_error(
+            &parse("P:\n  IMAPPercentTimeInCAS: 50\n  IMAPPercentTimeInMailboxRPC: 80\n").1
+        ));
+        let g = one(&parse(
+            "P:\n  PowerShellMaxConcurrency: 18\n  PowerShellMaxCmdletQueueDepth: 50\n",
+        )
+        .1);
+        assert_eq!(g.0, "exchange::throttling-queue-depth");
+        assert_eq!((g.2, g.3), (3, 34));
+        assert_eq!(
+            g.4.as_deref(),
+            Some("Exchange recommends at least three times PowerShellMaxConcurrency: 54")
+        );
+        let everything: String = PARAMS
+            .iter()
+            .filter(|p| {
+                p.name.ends_with("MaxConcurrency") && p.name != "PowerShellMaxTenantConcurrency"
+            })
+            .map(|p| format!("  {}: null\n", p.name))
+            .collect();
+        let g = one(&parse(&format!("Open:\n{everything}")).1);
+        assert_eq!((g.0, g.2, g.3), ("exchange::throttling-unthrottled", 1, 1));
+    }
+
+    fn d_is_error(d: &Diagnostics) -> bool {
+        d.has_errors()
+    }
+
+    #[test]
+    fn default_policy_rules() {
+        let g = one(&parse("P:\n  PowerShellMaxTenantConcurrency: 9\n").1);
+        assert_eq!(
+            (g.0, g.2, g.3),
+            ("exchange::throttling-default-only", 2, 35)
+        );
+        assert!(
+            parse("DefaultThrottlingPolicy_5a7e1c2d:\n  PowerShellMaxTenantConcurrency: 9\n")
+                .1
+                .is_empty()
+        );
+        let g = one(&parse("DefaultThrottlingPolicy_5a7e1c2d:\n  ensure: absent\n").1);
+        assert_eq!(
+            (g.0, g.2, g.3),
+            ("exchange::throttling-remove-default", 2, 11)
+        );
+        let g = one(&parse("default:\n  IMAPMaxConcurrency: 1\n").1);
+        assert_eq!(
+            (g.0, g.2, g.3),
+            ("exchange::throttling-reserved-name", 1, 1)
+        );
+        let g = one(&parse("Old:\n  ensure: absent\n  IMAPMaxConcurrency: 1\n").1);
+        assert_eq!((g.0, g.2, g.3), ("exchange::absent-with-attributes", 3, 23));
+    }
+
+    #[test]
+    fn duplicates_ignore_case() {
+        let (r, d) = parse("Pol:\n  IMAPMaxConcurrency: 1\npol:\n  IMAPMaxConcurrency: 2\n");
+        assert_eq!(r.len(), 1);
+        let g = one(&d);
+        assert_eq!((g.0, g.2, g.3), ("exchange::duplicate-resource", 3, 1));
+    }
+
+    #[test]
+    fn observe_reads_only_the_managed_parameters() {
+        let (r, _) = parse(UCCX);
+        let refs: Vec<&Resource> = r.iter().collect();
+        let s = ThrottlingPolicies.observe(&refs, &ctx());
+        crate::kinds::common::testutil::assert_parses(&s);
+        assert!(s.contains("$o = @(Get-ThrottlingPolicy -Identity 'UCCXThrottlingPolicy' -ErrorAction SilentlyContinue)"));
+        assert!(s.contains("__exctl_emit 'throttling_policies:UCCXThrottlingPolicy' 'IMAPMaxConcurrency' $o.IMAPMaxConcurrency"));
+        assert!(!s.contains("POPMaxConcurrency"));
+    }
+
+    fn observed(name: &str, exists: bool, values: &[(&str, RawValue)]) -> Observations {
+        let key = common::obs_key("throttling_policies", name);
+        let mut o = Observations::default();
+        o.insert(
+            &key,
+            "__exists",
+            RawValue::Str(if exists { "True" } else { "False" }.into()),
+        );
+        for (k, v) in values {
+            o.insert(&key, k, v.clone());
+        }
+        o
+    }
+
+    #[test]
+    fn a_new_policy_gets_exactly_the_declared_values() {
+        let (r, _) = parse(UCCX);
+        let refs: Vec<&Resource> = r.iter().collect();
+        let c = ThrottlingPolicies
+            .diff(&refs, &observed("UCCXThrottlingPolicy", false, &[]), &ctx())
+            .unwrap();
+        parse_all(&c);
+        assert_eq!(c[0].action, Action::Create);
+        assert_eq!(
+            c[0].script,
+            "New-ThrottlingPolicy -Name 'UCCXThrottlingPolicy' -IMAPMaxConcurrency $null -IMAPPercentTimeInCAS $null -RCAMaxConcurrency 100"
+        );
+    }
+
+    #[test]
+    fn blank_null_and_unlimited_are_the_same_and_only_declared_values_compare() {
+        let (r, _) = parse(UCCX);
+        let refs: Vec<&Resource> = r.iter().collect();
+        let o = observed(
+            "uccxthrottlingpolicy",
+            true,
+            &[
+                ("IMAPMaxConcurrency", RawValue::Str(String::new())),
+                ("IMAPPercentTimeInCAS", RawValue::Null),
+                ("RCAMaxConcurrency", RawValue::Str("100".into())),
+                ("POPMaxConcurrency", RawValue::Str("20".into())),
+            ],
+        );
+        assert!(
+            ThrottlingPolicies
+                .diff(&refs, &o, &ctx())
+                .unwrap()
+                .is_empty()
+        );
+        let o = observed(
+            "UCCXThrottlingPolicy",
+            true,
+            &[
+                ("IMAPMaxConcurrency", RawValue::Str("20".into())),
+                ("IMAPPercentTimeInCAS", RawValue::Null),
+                ("RCAMaxConcurrency", RawValue::Str("20".into())),
+            ],
+        );
+        let c = ThrottlingPolicies.diff(&refs, &o, &ctx()).unwrap();
+        parse_all(&c);
+        assert_eq!(c[0].action, Action::Update);
+        assert_eq!(c[0].unchanged, 1);
+        assert_eq!(c[0].attrs[0].before, Some(Value::Int(20)));
+        assert_eq!(c[0].attrs[0].after, Some(Value::Null));
+        assert_eq!(
+            c[0].script,
+            "Set-ThrottlingPolicy -Identity 'UCCXThrottlingPolicy' -IMAPMaxConcurrency $null -RCAMaxConcurrency 100"
+        );
+    }
+
+    #[test]
+    fn absent_policies_are_removed_and_a_missing_default_is_an_error() {
+        let (r, _) = parse("OldPolicy:\n  ensure: absent\n");
+        let refs: Vec<&Resource> = r.iter().collect();
+        let c = ThrottlingPolicies
+            .diff(&refs, &observed("OldPolicy", true, &[]), &ctx())
+            .unwrap();
+        parse_all(&c);
+        assert_eq!(c[0].action, Action::Delete);
+        assert_eq!(
+            c[0].script,
+            "Remove-ThrottlingPolicy -Identity 'OldPolicy' -Confirm:$false"
+        );
+        assert!(
+            ThrottlingPolicies
+                .diff(&refs, &observed("OldPolicy", false, &[]), &ctx())
+                .unwrap()
+                .is_empty()
+        );
+        let (r, _) = parse("DefaultThrottlingPolicy_x:\n  IMAPMaxConcurrency: 5\n");
+        let refs: Vec<&Resource> = r.iter().collect();
+        let e = ThrottlingPolicies
+            .diff(
+                &refs,
+                &observed("DefaultThrottlingPolicy_x", false, &[]),
+                &ctx(),
+            )
+            .unwrap_err();
+        assert!(e.message.contains("cannot be created"));
+        let mut o = Observations::default();
+        o.insert(
+            "throttling_policies:DefaultThrottlingPolicy_x",
+            "__error",
+            RawValue::Str("Active Directory is unavailable.".into()),
+        );
+        let e = ThrottlingPolicies.diff(&refs, &o, &ctx()).unwrap_err();
+        assert_eq!(e.message, "Active Directory is unavailable.");
+    }
+
+    #[test]
+    fn hostile_policy_names_stay_inside_literals() {
+        let build = |v: &str| {
+            let (r, d) = parse(&format!("{}:\n  IMAPMaxConcurrency: 5\n", yaml_quote(v)));
+            assert!(d.is_empty(), "{d:?}");
+            let refs: Vec<&Resource> = r.iter().collect();
+            let observe = ThrottlingPolicies.observe(&refs, &ctx());
+            let new = ThrottlingPolicies
+                .diff(&refs, &observed(v, false, &[]), &ctx())
+                .unwrap()[0]
+                .script
+                .clone();
+            let set = ThrottlingPolicies
+                .diff(
+                    &refs,
+                    &observed(v, true, &[("IMAPMaxConcurrency", RawValue::Null)]),
+                    &ctx(),
+                )
+                .unwrap()[0]
+                .script
+                .clone();
+            (observe, new, set)
+        };
+        let (ob, nb, sb) = build("benign");
+        let (oh, nh, sh) = build(HOSTILE);
+        assert_contained(&oh, &ob, HOSTILE);
+        assert_contained(&nh, &nb, HOSTILE);
+        assert_contained(&sh, &sb, HOSTILE);
+    }
+}
