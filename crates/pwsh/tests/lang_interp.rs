@@ -56,6 +56,37 @@ impl Host for TestHost {
                         .from_pipeline(),
                 ),
             "restart-store" => CommandInfo::new("Restart-Store", "Test.Commands.RestartStore"),
+            "set-policy" => CommandInfo::new("Set-Policy", "Test.Commands.SetPolicy")
+                .param(
+                    ParameterInfo::new("Identity", ParamType::String)
+                        .position(0)
+                        .mandatory(),
+                )
+                .param(ParameterInfo::new(
+                    "MaxConcurrency",
+                    ParamType::Nullable(Box::new(ParamType::UInt32)),
+                )),
+            "get-mailbox" => CommandInfo::new("Get-Mailbox", "Test.Commands.GetMailbox")
+                .param(
+                    ParameterInfo::new("Identity", ParamType::String)
+                        .position(0)
+                        .in_set("Identity")
+                        .from_pipeline(),
+                )
+                .param(
+                    ParameterInfo::new("Anr", ParamType::String)
+                        .mandatory()
+                        .in_set("AnrSet"),
+                )
+                .param(ParameterInfo::new("ResultSize", ParamType::Int))
+                .default_set("Identity"),
+            "export-all" => CommandInfo::new("Export-All", "Test.Commands.ExportAll")
+                .input_mode(InputMode::Collect),
+            "double-it" => CommandInfo::new("Double-It", "Test.Commands.DoubleIt").param(
+                ParameterInfo::new("Number", ParamType::Int)
+                    .mandatory()
+                    .from_pipeline(),
+            ),
             _ => return None,
         };
         Some(Arc::new(info))
@@ -116,6 +147,38 @@ impl Host for TestHost {
                 if let Ok(mut c) = self.captured.lock() {
                     c.push(v);
                 }
+                Ok(())
+            }
+            "Set-Policy" => {
+                let v = call.args.get("MaxConcurrency").cloned();
+                call.write_output(match v {
+                    None => "unset".to_string(),
+                    Some(Value::Null) => "null".to_string(),
+                    Some(other) => format!("{other:?}"),
+                });
+                Ok(())
+            }
+            "Get-Mailbox" => {
+                call.write_output(format!(
+                    "{}:{}",
+                    call.parameter_set.unwrap_or(""),
+                    call.args
+                        .get("Identity")
+                        .or(call.args.get("Anr"))
+                        .map(Value::to_text)
+                        .unwrap_or_default()
+                ));
+                Ok(())
+            }
+            "Export-All" => {
+                call.write_output(Value::Int(
+                    i32::try_from(call.pipeline_input.len()).unwrap_or(0),
+                ));
+                Ok(())
+            }
+            "Double-It" => {
+                let n = call.args.get("Number").cloned().unwrap_or_default();
+                call.write_output(format!("{n:?}"));
                 Ok(())
             }
             "Restart-Store" => {
@@ -861,7 +924,8 @@ fn output_streams_incrementally() {
     let mut interp = Interpreter::new(TestHost::default());
     let mut sink = Counting { writes: 0 };
     interp.run("& { foreach ($i in 1..1000) { 'line' } }", None, &mut sink);
-    assert_eq!(sink.writes, 1000);
+    // Each string and its line break, as they are produced.
+    assert_eq!(sink.writes, 2000);
 }
 
 /// Structural equality for the literal round trip.
@@ -992,4 +1056,83 @@ proptest! {
         let mut sink = CollectSink::default();
         let _ = interp.run(&script, None, &mut sink);
     }
+}
+
+#[test]
+fn host_parameter_types_sets_and_input_modes() {
+    assert_eq!(
+        lines(
+            "Set-Policy p -MaxConcurrency $null; Set-Policy p -MaxConcurrency '20'; Set-Policy p"
+        ),
+        ["null", "Long(20)", "unset"]
+    );
+    let e = first_error("Set-Policy p -MaxConcurrency -1");
+    assert!(e.message.starts_with("Cannot bind parameter 'MaxConcurrency'. Cannot convert value \"-1\" to type \"System.UInt32\"."), "{}", e.message);
+    assert_eq!(
+        lines("Get-Mailbox a; Get-Mailbox -Anr b; 'c' | Get-Mailbox"),
+        ["Identity:a", "AnrSet:b", "Identity:c"]
+    );
+    let e = first_error("Get-Mailbox -Identity a -Anr b");
+    assert_eq!(
+        e.message,
+        "Parameter set cannot be resolved using the specified named parameters."
+    );
+    assert_eq!(
+        e.fully_qualified_error_id,
+        "AmbiguousParameterSet,Test.Commands.GetMailbox"
+    );
+    assert_eq!(lines("1..4 | Export-All"), ["4"]);
+    assert_eq!(lines("1, '2' | Double-It"), ["Int(1)", "Int(2)"]);
+    let e = first_error("'x' | Double-It");
+    assert!(
+        e.message
+            .starts_with("The input object cannot be bound to any parameters"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        e.fully_qualified_error_id,
+        "InputObjectNotBound,Test.Commands.DoubleIt"
+    );
+    let e = first_error("Double-It");
+    assert_eq!(
+        e.message,
+        "Cannot process command because of one or more missing mandatory parameters: Number."
+    );
+}
+
+#[test]
+fn error_and_out_variables() {
+    let (sink, _) = run(
+        "Fail-Thing -ErrorVariable ev -ErrorAction SilentlyContinue -OutVariable ov; $ev.Count; $ev[0].FullyQualifiedErrorId; $ov",
+    );
+    assert!(sink.errors.is_empty());
+    assert_eq!(
+        sink.stdout.replace("\r\n", "\n"),
+        "after error\n1\nThingNotFound,Test.Commands.FailThing\nafter error\n"
+    );
+    assert_eq!(
+        lines(
+            "Fail-Thing -ev +e 2>$null | Out-Null; Fail-Thing -ev +e 2>$null | Out-Null; $e.Count"
+        ),
+        ["2"]
+    );
+}
+
+#[test]
+fn large_output_is_written_once() {
+    #[derive(Default)]
+    struct Sizes(Vec<usize>);
+    impl OutputSink for Sizes {
+        fn stdout(&mut self, text: &str) {
+            self.0.push(text.len());
+        }
+        fn error(&mut self, _: &ErrorRecord) {}
+        fn host_error_line(&mut self, _: &str) {}
+    }
+    let mut interp = Interpreter::new(TestHost::default());
+    let mut sink = Sizes::default();
+    let status = interp.run("'x' * 20MB", None, &mut sink);
+    assert_eq!(status.code, 0);
+    assert_eq!(sink.0, [20 << 20, 2]);
 }

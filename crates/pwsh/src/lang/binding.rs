@@ -207,7 +207,13 @@ pub(crate) fn convert_param(
     host: &mut dyn Host,
     span: Span,
 ) -> Result<Value, BindError> {
-    if v.is_null() && p.mandatory && !matches!(p.ty, ParamType::Any | ParamType::Switch) {
+    if v.is_null()
+        && p.mandatory
+        && !matches!(
+            p.ty,
+            ParamType::Any | ParamType::Switch | ParamType::Nullable(_)
+        )
+    {
         return Err(binding_error(
             info,
             format!(
@@ -288,6 +294,12 @@ fn convert_type(
                 out.push(convert_type(info, name, inner, false, item, host, span)?);
             }
             Ok(Value::from(out))
+        }
+        ParamType::Nullable(inner) => {
+            if v.is_null() {
+                return Ok(Value::Null);
+            }
+            convert_type(info, name, inner, mandatory, v, host, span)
         }
         ParamType::Custom(type_name) => match host.convert_argument(type_name, &v) {
             Ok(converted) => Ok(converted),

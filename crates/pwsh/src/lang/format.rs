@@ -84,12 +84,8 @@ fn write_output(out: &mut String, v: &Value, nl: &str, depth: usize) {
             out.push_str(nl);
         }
         other => {
-            out.push_str(
-                &other
-                    .to_text()
-                    .replace('\n', nl)
-                    .replace(&format!("\r{nl}"), nl),
-            );
+            // Line breaks inside a string are written as they are, as PowerShell does.
+            out.push_str(&other.to_text());
             out.push_str(nl);
         }
     }

@@ -134,6 +134,9 @@ pub enum ParamType {
     TimeSpan,
     /// `DateTime`.
     DateTime,
+    /// `Nullable<T>`: `$null` stays `$null` (Exchange's throttling values, where `$null`
+    /// means unlimited); anything else converts to `T`.
+    Nullable(Box<ParamType>),
     /// A type only the host knows (`Unlimited`, `ByteQuantifiedSize`,
     /// `ServerIdParameter` ...): converted by [`Host::convert_argument`] with this name.
     Custom(String),
@@ -156,6 +159,7 @@ impl ParamType {
             ParamType::ScriptBlock => "System.Management.Automation.ScriptBlock".into(),
             ParamType::TimeSpan => "System.TimeSpan".into(),
             ParamType::DateTime => "System.DateTime".into(),
+            ParamType::Nullable(inner) => format!("System.Nullable`1[{}]", inner.type_name()),
             ParamType::Custom(name) => name.clone(),
         }
     }

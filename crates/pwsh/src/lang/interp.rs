@@ -274,6 +274,12 @@ pub(crate) struct OutDefault;
 
 impl Downstream for OutDefault {
     fn push(&mut self, it: &mut Interp<'_>, v: Value) -> R<()> {
+        if let Value::String(s) = &v {
+            // Written as is, without a copy: a 20 MB string goes to the sink once.
+            it.sink.stdout(s);
+            it.sink.stdout(&it.limits.newline);
+            return Ok(());
+        }
         let text = format::format_for_output(&v, &it.limits.newline);
         if !text.is_empty() {
             it.sink.stdout(&text);
@@ -331,6 +337,8 @@ pub(crate) struct Interp<'a> {
     handlers: usize,
     error_log: Vec<Value>,
     routes: Vec<Route>,
+    /// Open `-ErrorVariable` captures.
+    captures: Vec<Vec<ErrorRecord>>,
     pub(crate) last_success: bool,
     pub(crate) source: Arc<Source>,
     /// The function whose code is running, for `Write-Error`'s message prefix.
@@ -376,6 +384,7 @@ impl<'a> Interp<'a> {
             handlers: 0,
             error_log: Vec::new(),
             routes: Vec::new(),
+            captures: Vec::new(),
             last_success: true,
             source: Arc::new(Source::new("")),
             current_function: None,
@@ -482,6 +491,9 @@ impl<'a> Interp<'a> {
     ) -> R<()> {
         self.last_success = false;
         self.log_error(&record);
+        for capture in &mut self.captures {
+            capture.push(record.clone());
+        }
         let action = action.unwrap_or_else(|| self.error_action_preference());
         match action {
             ActionPreference::SilentlyContinue => Ok(()),
@@ -1122,6 +1134,7 @@ impl<'a> Interp<'a> {
                 }
             },
         };
+        let mut common = binding::Common::default();
         let (kind, name) = match target {
             Target::Block(sb) => {
                 let stage =
@@ -1141,10 +1154,12 @@ impl<'a> Interp<'a> {
                     (StageKind::Script(Box::new(stage)), def.name.clone())
                 } else if let Some(info) = builtins::info(canonical) {
                     let binding = self.bind(&info, items, has_input, c.name_span)?;
+                    common = binding.common.clone();
                     let stage = BuiltinStage::new(info.clone(), binding);
                     (StageKind::Builtin(Box::new(stage)), info.name.clone())
                 } else if let Some(info) = self.host.command(&name) {
                     let binding = self.bind(&info, items, has_input, c.name_span)?;
+                    common = binding.common.clone();
                     (
                         StageKind::Host(Box::new(HostStage {
                             info: info.clone(),
@@ -1165,6 +1180,10 @@ impl<'a> Interp<'a> {
             discard_output: false,
             error_to_null: false,
             error_to_output: false,
+            error_variable: common.error_variable,
+            out_variable: common.out_variable,
+            captured_errors: Vec::new(),
+            captured_output: Vec::new(),
         })
     }
 
@@ -1747,14 +1766,19 @@ impl<'a> Interp<'a> {
         &mut self,
         written: Vec<Written>,
         action: ActionPreference,
+        warnings: Option<ActionPreference>,
         out: &mut dyn Downstream,
     ) -> R<()> {
+        let warnings = match warnings {
+            Some(a) => a != ActionPreference::SilentlyContinue,
+            None => self.preference_enabled("WarningPreference"),
+        };
         for w in written {
             match w {
                 Written::Output(v) => out.push(self, v)?,
                 Written::Error(e) => self.write_error(*e, Some(action))?,
                 Written::Warning(m) => {
-                    if self.preference_enabled("WarningPreference") {
+                    if warnings {
                         self.sink.warning(&m);
                     }
                 }
@@ -1881,6 +1905,39 @@ pub(crate) struct Stage {
     discard_output: bool,
     error_to_null: bool,
     error_to_output: bool,
+    /// `-ErrorVariable` / `-OutVariable` (a leading `+` appends).
+    error_variable: Option<String>,
+    out_variable: Option<String>,
+    captured_errors: Vec<Value>,
+    captured_output: Vec<Value>,
+}
+
+/// Passes output on and keeps a copy (`-OutVariable`).
+struct Tee<'a> {
+    inner: &'a mut dyn Downstream,
+    seen: &'a mut Vec<Value>,
+}
+
+impl Downstream for Tee<'_> {
+    fn push(&mut self, it: &mut Interp<'_>, v: Value) -> R<()> {
+        it.check_len(self.seen.len() + 1)?;
+        self.seen.push(v.clone());
+        self.inner.push(it, v)
+    }
+}
+
+/// Sets a `-ErrorVariable`/`-OutVariable` target.
+fn set_capture(it: &mut Interp<'_>, name: &str, mut values: Vec<Value>) {
+    let (name, append) = match name.strip_prefix('+') {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
+    if append && let Some(existing) = it.get_var(name) {
+        let mut all = enumerate(existing);
+        all.append(&mut values);
+        values = all;
+    }
+    it.set_local(name, Value::from(values));
 }
 
 enum StageKind {
@@ -1922,11 +1979,22 @@ impl Stage {
         down: &mut dyn Downstream,
     ) -> R<()> {
         let mut discard = Discard;
+        let mut seen = std::mem::take(&mut self.captured_output);
+        let mut tee;
         let down: &mut dyn Downstream = if self.discard_output {
             &mut discard
+        } else if self.out_variable.is_some() {
+            tee = Tee {
+                inner: down,
+                seen: &mut seen,
+            };
+            &mut tee
         } else {
             down
         };
+        if self.error_variable.is_some() {
+            it.captures.push(Vec::new());
+        }
         let routed = self.error_to_null || self.error_to_output;
         if routed {
             it.routes.push(Route {
@@ -1946,6 +2014,11 @@ impl Stage {
             StageKind::Host(h) => h.run(it, phase, input, down, self.span),
         };
         it.current_function = saved_function;
+        if self.error_variable.is_some() {
+            let captured = it.captures.pop().unwrap_or_default();
+            self.captured_errors
+                .extend(captured.into_iter().map(|e| Value::Error(Arc::new(e))));
+        }
         if routed {
             let route = it.routes.pop().unwrap_or_default();
             for record in route.buffer {
@@ -1953,6 +2026,17 @@ impl Stage {
             }
         }
         let _ = &self.name;
+        self.captured_output = seen;
+        if matches!(phase, Phase::End) || result.is_err() {
+            if let Some(name) = self.error_variable.clone() {
+                let errors = std::mem::take(&mut self.captured_errors);
+                set_capture(it, &name, errors);
+            }
+            if let Some(name) = self.out_variable.clone() {
+                let output = std::mem::take(&mut self.captured_output);
+                set_capture(it, &name, output);
+            }
+        }
         result
     }
 }
@@ -2218,7 +2302,7 @@ impl HostStage {
                 other => other,
             })
             .collect();
-        it.deliver(written, action, out)?;
+        it.deliver(written, action, binding.common.warning_action, out)?;
         if let Some(e) = stop_error {
             it.log_error(&e);
             return Err(Flow::Error(Box::new(stop_wrap(fix(e))), Severity::Script));
