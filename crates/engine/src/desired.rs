@@ -122,14 +122,10 @@ pub fn build(sources: &SourceMap, docs: &[Document], diags: &mut Diagnostics) ->
             ),
         }
     }
+    // Each kind sees every resource of the plan: an association checks the declared
+    // throttling policies, for example.
+    let all: Vec<Resource> = state.resources.values().flatten().cloned().collect();
     for kind in kinds::ALL {
-        let all: Vec<Resource> = state
-            .resources
-            .values()
-            .flatten()
-            .filter(|r| r.kind == kind.key())
-            .cloned()
-            .collect();
         kind.cross_check(&all, diags);
     }
     state
