@@ -122,11 +122,13 @@ pub fn build(sources: &SourceMap, docs: &[Document], diags: &mut Diagnostics) ->
             ),
         }
     }
-    // Each kind sees every resource of the plan: an association checks the declared
-    // throttling policies, for example.
-    let all: Vec<Resource> = state.resources.values().flatten().cloned().collect();
-    for kind in kinds::ALL {
-        kind.cross_check(&all, diags);
+    // Each kind sees every resource of a host (an association checks the throttling
+    // policies declared for it). Per host, because two hosts may be two organizations:
+    // the same policy declared for both is not a duplicate.
+    for resources in state.resources.values() {
+        for kind in kinds::ALL {
+            kind.cross_check(resources, diags);
+        }
     }
     state
 }
@@ -220,7 +222,12 @@ fn read_resources(
     state: &mut DesiredState,
     diags: &mut Diagnostics,
 ) {
-    let file = sources.path(doc.file).display().to_string();
+    // Messages name keys as `lon.yaml.imap_settings.X`; the location line has the path.
+    let path = sources.path(doc.file);
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
     let Some(mut top) = MapReader::new(&doc.root, file.clone(), diags) else {
         return;
     };
