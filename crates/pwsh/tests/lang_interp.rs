@@ -1136,3 +1136,15 @@ fn large_output_is_written_once() {
     assert_eq!(status.code, 0);
     assert_eq!(sink.0, [20 << 20, 2]);
 }
+
+#[test]
+fn format_list() {
+    assert_eq!(
+        out("Get-Thing -Name a | Format-List Name, Count"),
+        "\nName  : a\nCount : 0\n\n"
+    );
+    assert_eq!(
+        lines("(Get-Thing -Name a | fl Name | Out-String).Trim()"),
+        ["Name : a"]
+    );
+}

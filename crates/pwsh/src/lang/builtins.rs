@@ -1,7 +1,8 @@
 //! The built-in commands: `Write-*`, `Out-*`, `ForEach-Object`, `Where-Object`,
 //! `Select-Object`, `Sort-Object`, `Measure-Object`, `Group-Object`, `New-Object`,
-//! `Add-Member`, `Start-Sleep`, `Get-Date`, `Get-Command`, `Set-StrictMode` (accepted, no
-//! effect: the interpreter always behaves as without strict mode). Each is declared with a
+//! `Add-Member`, `Start-Sleep`, `Get-Date`, `Get-Command`, `Format-List` (which writes the
+//! list text as strings rather than PowerShell's format objects), `Set-StrictMode`
+//! (accepted, no effect: the interpreter always behaves as without strict mode). Each is declared with a
 //! [`CommandInfo`] so that its arguments are bound exactly like a host command's.
 
 use std::sync::{Arc, OnceLock};
@@ -32,6 +33,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("write", "Write-Output"),
     ("sleep", "Start-Sleep"),
     ("gcm", "Get-Command"),
+    ("fl", "Format-List"),
 ];
 
 /// The command an alias stands for, or the name itself.
@@ -103,6 +105,9 @@ fn infos() -> &'static Vec<Arc<CommandInfo>> {
                     .alias("Msg"),
             ),
             cmd("Out-Null", "OutNullCommand").param(input()),
+            cmd("Format-List", "FormatListCommand")
+                .param(input())
+                .param(P::new("Property", T::Array(Box::new(T::Any))).position(0)),
             cmd("Out-Default", "OutDefaultCommand").param(input()),
             cmd("Out-Host", "OutHostCommand")
                 .param(input())
@@ -459,6 +464,14 @@ impl BuiltinStage {
                 Ok(())
             }
             "new-object" => self.new_object(it, down, span),
+            "format-list" => {
+                let Some(v) = input else { return Ok(()) };
+                let v = self.project(it, v, span)?;
+                let nl = it.limits.newline.clone();
+                let text = format::format_for_output(&v, &nl);
+                let text = text.strip_suffix(nl.as_str()).unwrap_or(&text).to_owned();
+                down.push(it, Value::from(text))
+            }
             "add-member" => {
                 let Some(target) = input else { return Ok(()) };
                 let kind = self
@@ -803,8 +816,14 @@ impl BuiltinStage {
             }
             return Ok(());
         }
+        let projected = self.project(it, v, span)?;
+        down.push(it, projected)
+    }
+
+    /// The object with only the `-Property` properties (all of it without `-Property`).
+    fn project(&self, it: &mut Interp<'_>, v: Value, span: Span) -> R<Value> {
         let Some(props) = self.arg("Property").and_then(|p| p.as_array()) else {
-            return down.push(it, v);
+            return Ok(v);
         };
         let orig = v.type_name();
         let obj = PsObject::new([
@@ -843,7 +862,7 @@ impl BuiltinStage {
                 }
             }
         }
-        down.push(it, Value::Object(obj))
+        Ok(Value::Object(obj))
     }
 
     fn new_object(&mut self, it: &mut Interp<'_>, down: &mut dyn Downstream, span: Span) -> R<()> {

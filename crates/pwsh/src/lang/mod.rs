@@ -65,8 +65,9 @@
 //!   Write-Warning Write-Verbose Write-Debug Out-String Out-Null Out-Default Out-Host
 //!   ForEach-Object Where-Object Select-Object Sort-Object Measure-Object Group-Object
 //!   New-Object (PSObject, Hashtable) Add-Member (NoteProperty) Start-Sleep Get-Date
-//!   Get-Command Set-StrictMode` (accepted, no effect) and the aliases `% ? foreach where
-//!   select sort measure group echo write sleep gcm`.
+//!   Get-Command Format-List` (text, not format objects), `Set-StrictMode` (accepted, no
+//!   effect) and the aliases `% ? foreach where select sort measure group echo write sleep
+//!   gcm fl`.
 //! - Output text: see [`format`](mod@format).
 //!
 //! # Refused (parse error) or left out
