@@ -1,8 +1,10 @@
 //! The command-line interface: clap types only, no behaviour.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use exctl_engine::apply::{MaintenanceWindow, parse_duration};
 
 /// Keeps Microsoft Exchange 2010 servers in a declared state over WinRM.
 #[derive(Debug, Parser)]
@@ -18,9 +20,23 @@ pub enum Command {
     /// file:line:column. Exit 1 on any error (and on warnings with --strict).
     Validate(ValidateArgs),
 
+    /// Print the JSON Schema of manifest documents (for editors).
+    Schema,
+
     /// Show what would change on each host: observes the servers (read-only) and
     /// compares them with the manifests.
     Plan(PlanArgs),
+
+    /// Make the servers match the manifests: plan, show, confirm, then run the changes
+    /// host by host in order, with the service restarts they need, and check that each
+    /// host converged.
+    ///
+    /// PATH is manifests (a fresh plan, confirmed on the terminal or with
+    /// --auto-approve) or one plan file saved by `exctl plan --out FILE` (recognised by
+    /// its content), which is refused if the manifests or the servers changed since.
+    /// Each host stops at its first failed step, and later hosts are not attempted.
+    /// Running apply again is always safe. Exit 0 on success, 1 on any failure.
+    Apply(ApplyArgs),
 
     /// Run PowerShell (or, with --raw, a command line) on a host over WinRM.
     ///
@@ -221,4 +237,84 @@ pub struct PlanArgs {
     /// Do not verify TLS certificates of any host (labs only).
     #[arg(long)]
     pub insecure_skip_verify: bool,
+
+    /// Also save the plan to FILE (JSON, no secrets), to apply it later with
+    /// `exctl apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApplyFormat {
+    /// Progress and a summary for people.
+    Text,
+    /// The result for machines (format_version 1) on stdout; progress goes to stderr.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RestartArg {
+    /// Restart services where the plan says (IMAP4 after IMAP settings, the
+    /// Information Store last), and wait until they are back.
+    Auto,
+    /// Apply the changes but restart nothing: the settings stay pending until the
+    /// service restarts, and the next plan shows the restart.
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Manifest files or directories, or one plan file.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Apply without asking for confirmation (for scripts).
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Whether to restart the services the changes need.
+    #[arg(long, value_enum, default_value_t = RestartArg::Auto)]
+    pub restart: RestartArg,
+
+    /// Allow the Information Store restart only in this daily window of this machine's
+    /// local time (it may span midnight, e.g. 22:00-04:00). A host whose plan restarts it
+    /// outside the window is refused before anything changes on it.
+    #[arg(long, value_name = "HH:MM-HH:MM", value_parser = parse_window)]
+    pub maintenance_window: Option<MaintenanceWindow>,
+
+    /// How long a restarted service (and its databases) may take to come back: seconds,
+    /// or a number with s, m or h.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_timeout)]
+    pub restart_timeout: Duration,
+
+    /// On DAG members, move the active databases away before the Information Store
+    /// restart (StartDagServerMaintenance.ps1) and end the maintenance after it
+    /// (StopDagServerMaintenance.ps1).
+    #[arg(long)]
+    pub move_active_databases: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ApplyFormat::Text)]
+    pub format: ApplyFormat,
+
+    /// Treat manifest warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// How many hosts to observe at once (changes run one host at a time).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+
+    /// Do not verify TLS certificates of any host (labs only).
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
+}
+
+fn parse_window(s: &str) -> Result<MaintenanceWindow, String> {
+    s.parse()
+        .map_err(|e: exctl_engine::apply::ApplyError| e.to_string())
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
 }

@@ -4,6 +4,7 @@
 //! libraries under `crates/`: argument parsing lives in [`cli`], each subcommand in a
 //! module of its own, and this file maps every outcome to an exit status in one place.
 
+mod apply;
 mod cli;
 mod credentials;
 mod exec;
@@ -16,6 +17,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // The local UTC offset can be read only while the process is single-threaded (on
+    // Unix), so before the runtime starts; apply needs it for --maintenance-window.
+    let clock = exctl_engine::apply::LocalClock::capture();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -30,7 +34,16 @@ fn main() -> ExitCode {
     match args.command {
         cli::Command::Exec(a) => runtime.block_on(exec::run(a)),
         cli::Command::Validate(a) => plan::validate(a),
+        cli::Command::Schema => {
+            let schema = exctl_engine::schema::manifest_schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
         cli::Command::Plan(a) => runtime.block_on(plan::plan(a)),
+        cli::Command::Apply(a) => runtime.block_on(apply::run(a, clock)),
         cli::Command::Sim(a) => runtime.block_on(sim::run(a)),
     }
 }

@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use exctl_engine::desired::{self, DesiredState};
+use exctl_engine::planfile::PlanFile;
 use exctl_engine::render::{self, TextOptions};
 use exctl_engine::winrm::WinRmRunner;
 use exctl_manifest::{CredentialRef, Diagnostics, SourceMap};
@@ -26,7 +27,7 @@ fn color_stdout() -> bool {
 }
 
 /// Loads and validates; prints diagnostics to stderr. `None` when there are errors.
-fn load(
+pub(crate) fn load(
     paths: &[std::path::PathBuf],
     strict: bool,
     short: bool,
@@ -80,7 +81,7 @@ pub fn validate(a: ValidateArgs) -> ExitCode {
 }
 
 /// Resolves the password of every host that has resources.
-fn passwords(state: &DesiredState) -> Result<HashMap<String, Secret>, String> {
+pub(crate) fn passwords(state: &DesiredState) -> Result<HashMap<String, Secret>, String> {
     let mut out = HashMap::new();
     let mut problems = Vec::new();
     for (key, host) in &state.hosts {
@@ -156,6 +157,22 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
         }
     };
     print!("{out}");
+    if let Some(file) = &a.out {
+        let inputs: Vec<String> = a.paths.iter().map(|p| p.display().to_string()).collect();
+        match PlanFile::new(&plan, &state, &sources, &inputs) {
+            Ok(pf) => match write_atomically(file, &pf.to_json()) {
+                Ok(()) => eprintln!(
+                    "Saved the plan to {f}. Apply it with: exctl apply {f}",
+                    f = file.display()
+                ),
+                Err(e) => {
+                    eprintln!("error: cannot write the plan to {}: {e}", file.display());
+                    return ExitCode::from(1);
+                }
+            },
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
     if plan.has_errors() {
         ExitCode::from(1)
     } else if a.detailed_exitcode && plan.has_changes() {
@@ -163,4 +180,18 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory, so that a
+/// reader never sees half a plan.
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plan".into());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }

@@ -4,12 +4,17 @@
 //! [`desired`] reads the inventory and resource documents; [`observe`] builds one observe
 //! script per host, runs it through a [`observe::Runner`] and asks each kind for its
 //! changes; [`plan`] orders them and places the restarts; [`render`] presents the plan as
-//! text, markdown or JSON.
+//! text, markdown or JSON. [`planfile`] saves a plan and checks it before it is applied;
+//! [`apply`] runs a plan's steps host by host, with the restart scripts of [`restart`].
 
+pub mod apply;
 pub mod desired;
 pub mod observe;
 pub mod plan;
+pub mod planfile;
 pub mod render;
+pub mod restart;
+pub mod schema;
 pub mod winrm;
 
 pub use desired::{DesiredState, HostSpec};

@@ -5,17 +5,23 @@
 //! the server's AdminDisplayVersion, then runs every kind's observation fragment in plan
 //! order. Its stdout is decoded into [`Observations`]; each kind compares and returns its
 //! changes. A host that cannot be reached or read becomes an error of that host only.
+//!
+//! The script ends with the restart facts of the services the host's resources may
+//! require (see [`crate::restart`]), so that a plan shows a restart still owed from an
+//! earlier run.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use exctl_exchange::kind::{ObserveContext, Resource};
+use exctl_exchange::kind::{ObserveContext, Resource, Service};
 use exctl_exchange::record::{self, Observations};
 use exctl_exchange::{Version, kinds};
 use exctl_manifest::SourceMap;
 
 use crate::desired::{Access, DesiredState, HostSpec};
-use crate::plan::{HostPlan, Plan, order_steps};
+use crate::plan::{HostPlan, Plan, order_steps_in};
+use crate::restart;
 
 /// The pseudo-resource under which the observe script reports facts about the host.
 pub const HOST_RESOURCE: &str = "__host";
@@ -36,6 +42,10 @@ pub struct ScriptOutput {
 #[error("{0}")]
 pub struct RunError(pub String);
 
+/// Receives each complete line of a script's stdout as it arrives (without its line
+/// break).
+pub type LineSink<'a> = &'a mut (dyn FnMut(&str) + Send);
+
 /// Runs scripts on hosts. The WinRM implementation is [`crate::winrm::WinRmRunner`];
 /// tests may use their own.
 pub trait Runner: Send + Sync {
@@ -45,6 +55,25 @@ pub trait Runner: Send + Sync {
         host: &'a HostSpec,
         script: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>>;
+
+    /// Runs `script` like [`Runner::run`], handing every line of stdout to `on_line` as
+    /// soon as the host sends it, so that apply can report each step as it completes.
+    /// The default runs the script to completion first and then hands over the lines:
+    /// right for runners that have no stream (tests), without live progress.
+    fn run_streaming<'a>(
+        &'a self,
+        host: &'a HostSpec,
+        script: &'a str,
+        on_line: LineSink<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>> {
+        Box::pin(async move {
+            let out = self.run(host, script).await?;
+            for line in out.stdout.lines() {
+                on_line(line.trim_end_matches('\r'));
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// The statements that make the Exchange cmdlets available.
@@ -81,7 +110,13 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
             s.push_str(&kind.observe(&mine, &ctx));
         }
     }
+    s.push_str(&restart::observe_facts(&host.name, &services_of(resources)));
     s
+}
+
+/// The services whose restart the resources may require.
+pub fn services_of(resources: &[Resource]) -> BTreeSet<Service> {
+    resources.iter().filter_map(|r| r.restart).collect()
 }
 
 /// Plans one host.
@@ -99,6 +134,7 @@ pub async fn plan_host(
         steps: Vec::new(),
         in_sync: 0,
         errors: Vec::new(),
+        notes: Vec::new(),
     };
     if resources.is_empty() {
         return hp;
@@ -185,7 +221,9 @@ pub async fn plan_host(
             Err(e) => hp.errors.push(e.to_string()),
         }
     }
-    hp.steps = order_steps(changes, sources);
+    let (restarts, notes) = restart::context(&host.name, &observed, &services_of(resources));
+    hp.notes = notes;
+    hp.steps = order_steps_in(changes, &restarts, sources);
     hp
 }
 

@@ -7,6 +7,11 @@
 //! own, placed right after the last change that requires it: the IMAP4 restart after the
 //! IMAP settings, the Information Store restart last of all, once, whatever the number of
 //! store values that changed.
+//!
+//! A restart can also be owed from before (`exctl apply --restart never`, or a change
+//! made after the service last started): the host reports it (see [`crate::restart`])
+//! and the plan shows it as a restart step with `pending` set, even when no change of
+//! this plan requires it.
 
 use exctl_exchange::kind::{Action, AttrChange, Change, Service};
 use exctl_exchange::{Version, kinds};
@@ -60,6 +65,10 @@ pub struct HostPlan {
     pub in_sync: usize,
     /// Why (part of) this host could not be planned.
     pub errors: Vec<String>,
+    /// Things worth knowing that are not errors (a fact about restarts that could not be
+    /// read, for instance).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One step of a host's plan.
@@ -107,6 +116,23 @@ pub struct RestartStep {
     pub required_by: Vec<String>,
     /// What it does to users.
     pub consequence: &'static str,
+    /// Set when the restart is owed from before this plan: why, in the server's terms
+    /// (`settings changed at ... after the service started at ...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+    /// What to know before it runs (active DAG copies that dismount instead of moving).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// What a host reported about its restarts beyond the changes of the plan: restarts
+/// owed from before, and warnings for the restarts that would run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestartContext {
+    /// Restarts owed from before, with the reason.
+    pub pending: Vec<(Service, String)>,
+    /// Warnings by service, shown with its restart step when there is one.
+    pub warnings: Vec<(Service, String)>,
 }
 
 impl Plan {
@@ -150,23 +176,77 @@ impl Plan {
 
 /// Orders the changes of one host and inserts the restarts they require.
 pub fn order_steps(changes: Vec<Change>, sources: &SourceMap) -> Vec<Step> {
-    let phase = |c: &Change| {
-        kinds::by_key(c.kind)
+    order_steps_in(changes, &RestartContext::default(), sources)
+}
+
+/// Orders the changes of one host and inserts the restarts they require and those the
+/// host owes from before (`ctx`). A restart owed without a change of this plan goes
+/// where a change requiring it would: the IMAP4 restart after the last change that runs
+/// no later than the IMAP settings, the Information Store restart last.
+pub fn order_steps_in(
+    changes: Vec<Change>,
+    ctx: &RestartContext,
+    sources: &SourceMap,
+) -> Vec<Step> {
+    let phase_of = |key: &str| {
+        kinds::by_key(key)
             .map(|k| k.order().phase)
             .unwrap_or(u32::MAX)
     };
     let mut changes = changes;
     // Stable: within a kind, manifest order is kept.
-    changes.sort_by_key(phase);
+    changes.sort_by_key(|c| phase_of(c.kind));
+    let pending_of = |svc: Service| {
+        ctx.pending
+            .iter()
+            .find(|(s, _)| *s == svc)
+            .map(|(_, why)| why.clone())
+    };
+    // Where each restart goes: after the change at this index (None: before them all).
+    let mut anchors: Vec<(Service, Option<usize>)> = Vec::new();
+    for svc in [Service::Imap4, Service::InformationStore] {
+        let last = changes.iter().rposition(|c| c.restart == Some(svc));
+        if last.is_some() {
+            anchors.push((svc, last));
+        } else if pending_of(svc).is_some() {
+            let limit = match svc {
+                Service::Imap4 => phase_of("imap_settings"),
+                Service::InformationStore => u32::MAX,
+            };
+            anchors.push((svc, changes.iter().rposition(|c| phase_of(c.kind) <= limit)));
+        }
+    }
+    let restart_step = |svc: Service| RestartStep {
+        service: svc,
+        required_by: changes
+            .iter()
+            .filter(|c| c.restart == Some(svc))
+            .map(|c| format!("{} {}", c.kind, c.id))
+            .collect(),
+        consequence: svc.consequence(),
+        pending: pending_of(svc),
+        warnings: ctx
+            .warnings
+            .iter()
+            .filter(|(s, _)| *s == svc)
+            .map(|(_, w)| w.clone())
+            .collect(),
+    };
     let mut steps: Vec<Step> = Vec::new();
-    let services = [Service::Imap4, Service::InformationStore];
-    let last_of =
-        |svc: Service, changes: &[Change]| changes.iter().rposition(|c| c.restart == Some(svc));
-    let last: Vec<(Service, Option<usize>)> = services
-        .iter()
-        .map(|s| (*s, last_of(*s, &changes)))
-        .collect();
     let mut is_restart: Option<RestartStep> = None;
+    let mut place = |at: Option<usize>, steps: &mut Vec<Step>| {
+        for (svc, anchor) in &anchors {
+            if *anchor == at {
+                // The Information Store goes last of all: it disconnects every user.
+                if *svc == Service::InformationStore {
+                    is_restart = Some(restart_step(*svc));
+                } else {
+                    steps.push(Step::Restart(restart_step(*svc)));
+                }
+            }
+        }
+    };
+    place(None, &mut steps);
     for (i, c) in changes.iter().enumerate() {
         let kind = kinds::by_key(c.kind);
         let file = sources.path(c.span.file).display().to_string();
@@ -182,25 +262,7 @@ pub fn order_steps(changes: Vec<Change>, sources: &SourceMap) -> Vec<Step> {
             declared_at: format!("{file}:{}", c.span.start.line),
             script: c.script.clone(),
         }));
-        for (svc, at) in &last {
-            if *at == Some(i) {
-                let step = RestartStep {
-                    service: *svc,
-                    required_by: changes
-                        .iter()
-                        .filter(|c| c.restart == Some(*svc))
-                        .map(|c| format!("{} {}", c.kind, c.id))
-                        .collect(),
-                    consequence: svc.consequence(),
-                };
-                // The Information Store goes last of all: it disconnects every user.
-                if *svc == Service::InformationStore {
-                    is_restart = Some(step);
-                } else {
-                    steps.push(Step::Restart(step));
-                }
-            }
-        }
+        place(Some(i), &mut steps);
     }
     if let Some(s) = is_restart {
         steps.push(Step::Restart(s));

@@ -175,11 +175,23 @@ fn text_restart(r: &RestartStep, p: &Paint, out: &mut String) {
     };
     let _ = writeln!(out, "{head}");
     let _ = writeln!(out, "      {}", r.consequence);
-    let _ = writeln!(
-        out,
-        "      {}",
-        p.dim(&format!("required by: {}", r.required_by.join(", ")))
-    );
+    if !r.required_by.is_empty() {
+        let _ = writeln!(
+            out,
+            "      {}",
+            p.dim(&format!("required by: {}", r.required_by.join(", ")))
+        );
+    }
+    if let Some(why) = &r.pending {
+        let _ = writeln!(
+            out,
+            "      {}",
+            p.yellow(&format!("pending from before: {why}"))
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "      {} {w}", p.yellow("warning:"));
+    }
 }
 
 fn host_title(h: &HostPlan) -> String {
@@ -197,6 +209,9 @@ pub fn text(plan: &Plan, opts: TextOptions) -> String {
         let _ = writeln!(out, "{}", p.bold(&format!("Host {}", host_title(h))));
         for e in &h.errors {
             let _ = writeln!(out, "  {} {e}", p.red("error:"));
+        }
+        for n in &h.notes {
+            let _ = writeln!(out, "  {} {n}", p.dim("note:"));
         }
         if h.steps.is_empty() && h.errors.is_empty() {
             let _ = writeln!(
@@ -266,6 +281,9 @@ pub fn markdown(plan: &Plan) -> String {
                 md_escape(host),
                 r.consequence
             );
+            for w in &r.warnings {
+                let _ = writeln!(out, "> {}.", md_escape(w));
+            }
         }
         out.push('\n');
     }
@@ -291,6 +309,9 @@ pub fn markdown(plan: &Plan) -> String {
         for e in &h.errors {
             let _ = writeln!(out, "- ❌ {}", md_escape(e));
         }
+        for n in &h.notes {
+            let _ = writeln!(out, "- ℹ️ {}", md_escape(n));
+        }
         if !h.steps.is_empty() {
             let _ = writeln!(
                 out,
@@ -315,11 +336,19 @@ pub fn markdown(plan: &Plan) -> String {
                         }
                     }
                     Step::Restart(r) => {
+                        let why = match (&r.pending, r.required_by.is_empty()) {
+                            (Some(p), true) => format!("pending from before: {p}"),
+                            (Some(p), false) => format!(
+                                "required by {}; pending from before: {p}",
+                                r.required_by.join(", ")
+                            ),
+                            (None, _) => format!("required by {}", r.required_by.join(", ")),
+                        };
                         let _ = writeln!(
                             out,
-                            "| ↻ | restart **{}** | | | required by {} |",
+                            "| ↻ | restart **{}** | | | {} |",
                             r.service,
-                            md_escape(&r.required_by.join(", "))
+                            md_escape(&why)
                         );
                     }
                 }

@@ -1,15 +1,17 @@
 //! The [`Runner`] that runs scripts over WinRM: one shell and one PowerShell process per
-//! script, through the stdin runner of `exctl-pwsh`.
+//! script, through the stdin runner of `exctl-pwsh`. [`Runner::run_streaming`] hands
+//! stdout lines over as the Receive responses bring them, so apply reports each step as
+//! it completes.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
 use exctl_secret::Secret;
-use exctl_winrm::{AuthMethod, Client, ClientConfig, ShellOptions, TrustPolicy};
+use exctl_winrm::{AuthMethod, Client, ClientConfig, ShellOptions, Stream, TrustPolicy};
 
 use crate::desired::HostSpec;
-use crate::observe::{RunError, Runner, ScriptOutput};
+use crate::observe::{LineSink, RunError, Runner, ScriptOutput};
 
 /// Runs scripts over WinRM with the passwords the caller resolved, by host name.
 pub struct WinRmRunner {
@@ -49,7 +51,12 @@ impl WinRmRunner {
         Ok(cfg)
     }
 
-    async fn run_script(&self, host: &HostSpec, script: &str) -> Result<ScriptOutput, RunError> {
+    async fn run_script(
+        &self,
+        host: &HostSpec,
+        script: &str,
+        on_line: Option<LineSink<'_>>,
+    ) -> Result<ScriptOutput, RunError> {
         let at =
             |e: exctl_winrm::Error| RunError(format!("{} ({}): {e}", host.name, host.endpoint));
         let client = Client::new(self.config(host)?).map_err(at)?;
@@ -58,18 +65,76 @@ impl WinRmRunner {
             .await
             .map_err(at)?;
         let inv = exctl_pwsh::invocation(script);
-        let result = shell
-            .run(&inv.command, &inv.arguments, Some(&inv.stdin), None)
-            .await;
+        let result = match on_line {
+            None => shell
+                .run(&inv.command, &inv.arguments, Some(&inv.stdin), None)
+                .await
+                .map(|o| (o.stdout, o.stderr, o.exit_code)),
+            Some(sink) => streamed(&shell, &inv, sink).await,
+        };
         // Close whatever happened: an open shell counts against MaxShellsPerUser.
         let _ = shell.close().await;
-        let out = result.map_err(at)?;
+        let (stdout, stderr, exit_code) = result.map_err(at)?;
         Ok(ScriptOutput {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: readable_stderr(&out.stderr),
-            exit_code: out.exit_code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: readable_stderr(&stderr),
+            exit_code,
         })
     }
+}
+
+/// stdout and stderr beyond this are not kept (apply's records are small; a runaway
+/// script must not exhaust memory).
+const MAX_STREAMED: usize = 64 * 1024 * 1024;
+
+/// Runs the invocation, handing each complete stdout line to `sink` as it arrives.
+async fn streamed(
+    shell: &exctl_winrm::Shell,
+    inv: &exctl_pwsh::Invocation,
+    sink: LineSink<'_>,
+) -> Result<(Vec<u8>, Vec<u8>, i64), exctl_winrm::Error> {
+    let mut cmd = shell.start(&inv.command, &inv.arguments, false).await?;
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let work = async {
+        cmd.send(&inv.stdin, true).await?;
+        cmd.wait(|stream, bytes| {
+            let buf = match stream {
+                Stream::Stdout => {
+                    pending.extend_from_slice(bytes);
+                    while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=i).collect();
+                        let text = String::from_utf8_lossy(&line);
+                        sink(text.trim_end_matches(['\r', '\n']));
+                    }
+                    &mut stdout
+                }
+                Stream::Stderr => &mut stderr,
+            };
+            if buf.len() + bytes.len() > MAX_STREAMED {
+                return Err(exctl_winrm::Error::OutputTooLarge {
+                    limit: MAX_STREAMED,
+                });
+            }
+            buf.extend_from_slice(bytes);
+            Ok(())
+        })
+        .await
+    };
+    let code = match work.await {
+        Ok(code) => code,
+        Err(e) => {
+            // Best effort: do not leave the process running on the host.
+            let _ = cmd.terminate().await;
+            return Err(e);
+        }
+    };
+    if !pending.is_empty() {
+        let text = String::from_utf8_lossy(&pending);
+        sink(text.trim_end_matches('\r'));
+    }
+    Ok((stdout, stderr, code))
 }
 
 /// stderr with CLIXML decoded into PowerShell's own error text.
@@ -93,6 +158,15 @@ impl Runner for WinRmRunner {
         host: &'a HostSpec,
         script: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>> {
-        Box::pin(self.run_script(host, script))
+        Box::pin(self.run_script(host, script, None))
+    }
+
+    fn run_streaming<'a>(
+        &'a self,
+        host: &'a HostSpec,
+        script: &'a str,
+        on_line: LineSink<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>> {
+        Box::pin(self.run_script(host, script, Some(on_line)))
     }
 }

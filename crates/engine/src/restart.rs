@@ -1,0 +1,568 @@
+//! Service restarts: the PowerShell that restarts MSExchangeIMAP4 and MSExchangeIS and
+//! waits for them, and how a plan learns that a restart is still owed.
+//!
+//! # Restart scripts
+//!
+//! A restart is a step of the apply script (see [`crate::apply`]); these functions write
+//! its body. The step wrapper reports `start`, `ok` or the error; the body reports
+//! progress while it waits, through the record protocol (`__exctl_emit`):
+//!
+//! | record (resource, attribute = step number) | value | meaning |
+//! |---|---|---|
+//! | `__progress` | the service's status | one poll of the wait loop |
+//! | `__missing` | list of database names | databases mounted before the restart and not yet again (sent just before `__progress`) |
+//! | `__dismount` | list of database names | the databases mounted now, which the IS restart dismounts |
+//! | `__note` | text | something the operator should read (service not running, DAG copies) |
+//!
+//! - **MSExchangeIMAP4** restarts only when it is running or its start mode is `Auto`
+//!   (Exchange 2010 installs it as Manual): otherwise the step reports "not running,
+//!   settings take effect when it starts" and succeeds. After `Restart-Service` the
+//!   script polls `(Get-Service).Status` until `Running`.
+//! - **MSExchangeIS**: the script lists the mailbox databases of the server that are
+//!   mounted (`Get-MailboxDatabase -Server <host> -Status`), restarts the service with
+//!   `-Force` (its dependants go down and up with it), then polls until the service is
+//!   `Running` and every database that was mounted before is mounted again. A graceful
+//!   stop dismounts the active copies; they do not fail over (reference §4). With
+//!   `--move-active-databases`, `StartDagServerMaintenance.ps1` (from `$exscripts`, or
+//!   `$env:ExchangeInstallPath\Scripts` when the snap-in, not the Exchange Management
+//!   Shell, loaded the cmdlets) moves them away first and `StopDagServerMaintenance.ps1`
+//!   runs once the store is back; a server left in maintenance by a failure is named in
+//!   the error. Without it, the script warns when the server holds active copies that
+//!   have copies elsewhere.
+//! - Both waits end at a deadline (`--restart-timeout`, `(Get-Date).AddSeconds(n)`), and
+//!   a service that is not back by then fails the step with what is still missing.
+//!
+//! # Pending restarts
+//!
+//! State lives on the server, so a restart skipped by `--restart never` (or a change made
+//! by hand after the service started) must be visible to the next plan from the server
+//! alone. Two server-side facts are compared with the start time of the service's
+//! process (`Win32_Service.ProcessId`, then `(Get-Process -Id n).StartTime`):
+//!
+//! 1. Every applied change that requires a restart writes the server's UTC time to
+//!    `HKLM:\SOFTWARE\exctl\LastChangeRequiringRestart`, value = the service name
+//!    ([`MARKER_KEY`]). Same clock as the process start time, so the comparison is exact
+//!    (both in whole seconds; the restart always starts after the mark).
+//! 2. For IMAP4 also the settings object's `WhenChangedUTC` (Active Directory), which
+//!    catches changes made by hand. Its clock is a domain controller's, so it counts only
+//!    when it is more than [`AD_CLOCK_TOLERANCE_SECS`] after the service started (domain
+//!    members keep within Kerberos' five minutes of skew).
+//!
+//! A restart is pending when the service is running and started before the latest of
+//! those times. A stopped service owes nothing: it reads its settings when it starts.
+//! Registry values have no change time a PowerShell 2.0 script can read without
+//! compiling code (`RegQueryInfoKey`), so for MSExchangeIS only the mark of (1) counts:
+//! a store limit changed by hand, outside exctl, is not detected.
+//!
+//! # The PowerShell these scripts use
+//!
+//! For the simulator, which interprets them: the record PRELUDE; `try`/`catch`, `if`/
+//! `elseif`/`else`, `while`, `foreach` (also inside `@()`), `throw` with a string;
+//! variables; `-eq -ne -gt -lt -contains -not -and -or -join`, string `+`;
+//! `[string]` casts; property access and `.Count`; `Get-Service -Name`, `Restart-Service
+//! -Name -Force`, `Get-MailboxDatabase -Server -Status` and `-Identity`
+//! (`.Mounted`, `.Name`, `.DatabaseCopies`), `Get-MailboxDatabaseCopyStatus -Server`
+//! (`.Status`, `.DatabaseName`), `Start-Sleep -Seconds`, `Get-Date` with `.AddSeconds(n)`,
+//! `.ToUniversalTime()` and `.ToString('u')`; `Get-WmiObject -Class Win32_Service -Filter`
+//! (`.State`, `.StartMode`, `.ProcessId`), `(Get-Process -Id n).StartTime`; `Test-Path`,
+//! `New-Item`, `Set-ItemProperty`, `Get-ItemProperty -Name -ErrorAction
+//! SilentlyContinue` on `HKLM:`; `Join-Path`, `$env:ExchangeInstallPath`, and `&` on a
+//! script path (DAG maintenance only).
+
+use std::collections::BTreeSet;
+
+use exctl_exchange::kind::Service;
+use exctl_exchange::record::Observations;
+use exctl_exchange::value::RawValue;
+use exctl_pwsh::quote;
+
+use crate::plan::RestartContext;
+
+/// Where applied changes leave the time a restart became due (one value per service).
+pub const MARKER_KEY: &str = r"HKLM:\SOFTWARE\exctl\LastChangeRequiringRestart";
+
+/// How much later than the service's start an Active Directory change time must be to
+/// count as "changed after the service started": the skew a domain tolerates.
+pub const AD_CLOCK_TOLERANCE_SECS: i64 = 300;
+
+/// The records the restart scripts send, by resource name (the attribute is the step
+/// number).
+pub mod record {
+    /// One poll of a wait loop: the service's status.
+    pub const PROGRESS: &str = "__progress";
+    /// The databases not mounted again yet (list), sent before each `__progress`.
+    pub const MISSING: &str = "__missing";
+    /// The databases the Information Store restart dismounts (list).
+    pub const DISMOUNT: &str = "__dismount";
+    /// A note for the operator.
+    pub const NOTE: &str = "__note";
+}
+
+/// How the restart scripts behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartScriptOptions {
+    /// How long a service may take to come back, in seconds.
+    pub timeout_secs: u64,
+    /// Seconds between two polls.
+    pub poll_secs: u64,
+    /// Move active databases away (DAG maintenance scripts) before the IS restart.
+    pub move_active_databases: bool,
+}
+
+impl Default for RestartScriptOptions {
+    fn default() -> Self {
+        RestartScriptOptions {
+            timeout_secs: 15 * 60,
+            poll_secs: 5,
+            move_active_databases: false,
+        }
+    }
+}
+
+/// The statements that make `$__e` the text of the error record `$_`: the original
+/// record's text when `$ErrorActionPreference = 'Stop'` wrapped a non-terminating error
+/// (PowerShell 2.0 prefixes the message with "Command execution stopped because...").
+pub const ERROR_TEXT_FUNCTION: &str = r#"function __exctl_error_text($e) {
+  $t = [string]$e.Exception.Message
+  if ($e.Exception.ErrorRecord -ne $null) { $t = [string]$e.Exception.ErrorRecord }
+  $t
+}
+"#;
+
+/// The body of the MSExchangeIMAP4 restart step `n`.
+pub fn imap4_body(n: usize, opts: &RestartScriptOptions) -> String {
+    let svc = Service::Imap4.name();
+    let name = quote(svc);
+    let step = quote(&n.to_string());
+    let filter = quote(&format!("Name='{svc}'"));
+    let not_running = quote(&format!(
+        "{svc} is not running and does not start automatically: nothing to restart, the settings take effect when it starts"
+    ));
+    let wait = wait_loop(svc, n, None, opts);
+    format!(
+        "$__svc = Get-Service -Name {name}\n\
+         $__mode = ''\n\
+         try {{ $__mode = [string](Get-WmiObject -Class Win32_Service -Filter {filter}).StartMode }} catch {{ }}\n\
+         if ([string]$__svc.Status -eq 'Running' -or $__mode -eq 'Auto') {{\n\
+         Restart-Service -Name {name} -Force\n\
+         {wait}\
+         }} else {{\n\
+         __exctl_emit '{note}' {step} {not_running}\n\
+         }}\n",
+        note = record::NOTE,
+    )
+}
+
+/// The statements that make `$__mounted` the names of the mounted databases of `host`.
+fn mounted_databases(var: &str, host: &str) -> String {
+    format!(
+        "${var} = @(foreach ($__d in @(Get-MailboxDatabase -Server {} -Status)) {{ if ($__d.Mounted -eq $true) {{ [string]$__d.Name }} }})\n",
+        quote(host)
+    )
+}
+
+/// Statements that make `$__replicated` the databases whose active copy is mounted on
+/// `host` and that have copies on other servers: those dismount, rather than fail over,
+/// when the store stops. Errors propagate (callers decide).
+fn replicated_databases(host: &str) -> String {
+    format!(
+        "$__active = @(foreach ($__c in @(Get-MailboxDatabaseCopyStatus -Server {h})) {{ if ([string]$__c.Status -eq 'Mounted') {{ [string]$__c.DatabaseName }} }})\n\
+         $__replicated = @(foreach ($__n in $__active) {{ if (@((Get-MailboxDatabase -Identity $__n).DatabaseCopies).Count -gt 1) {{ $__n }} }})\n",
+        h = quote(host),
+    )
+}
+
+/// The warning for active copies that have copies elsewhere.
+pub fn dag_warning(host: &str, databases: &[String]) -> String {
+    format!(
+        "{host} holds the active copies of {}, which have copies on other DAG members: restarting the Information Store dismounts them rather than moving them; pass --move-active-databases to move them first (StartDagServerMaintenance.ps1)",
+        databases.join(", ")
+    )
+}
+
+/// The body of the MSExchangeIS restart step `n` on `host`.
+pub fn information_store_body(host: &str, n: usize, opts: &RestartScriptOptions) -> String {
+    let svc = Service::InformationStore.name();
+    let step = quote(&n.to_string());
+    let h = quote(host);
+    let mut s = String::new();
+    s.push_str("$__maint = $false\n$__fail = $null\ntry {\n");
+    if opts.move_active_databases {
+        s.push_str(
+            "if ($exscripts -eq $null -or [string]$exscripts -eq '') { $exscripts = Join-Path $env:ExchangeInstallPath 'Scripts' }\n",
+        );
+        s.push_str(&format!(
+            "__exctl_emit '{}' {step} {}\n",
+            record::NOTE,
+            quote(&format!(
+                "moving the active databases off {host} (StartDagServerMaintenance.ps1)"
+            ))
+        ));
+        s.push_str("$__maint = $true\n");
+        s.push_str(&format!(
+            "& (Join-Path $exscripts 'StartDagServerMaintenance.ps1') -serverName {h}\n"
+        ));
+    } else {
+        // Warn, in the server's own terms, right before the restart.
+        s.push_str(&format!(
+            "$__replicated = @()\ntry {{\n{}}} catch {{ }}\n",
+            replicated_databases(host)
+        ));
+        s.push_str(&format!(
+            "if ($__replicated.Count -gt 0) {{ __exctl_emit '{}' {step} ({} + ($__replicated -join ', ') + {}) }}\n",
+            record::NOTE,
+            quote(&format!("{host} holds the active copies of ")),
+            quote(
+                ", which have copies on other DAG members: they dismount rather than move (pass --move-active-databases to move them first)"
+            ),
+        ));
+    }
+    s.push_str(&mounted_databases("__mounted", host));
+    s.push_str(&format!(
+        "__exctl_emit '{}' {step} $__mounted\n",
+        record::DISMOUNT
+    ));
+    s.push_str(&format!("Restart-Service -Name {} -Force\n", quote(svc)));
+    s.push_str(&wait_loop(svc, n, Some(host), opts));
+    if opts.move_active_databases {
+        s.push_str(&format!(
+            "& (Join-Path $exscripts 'StopDagServerMaintenance.ps1') -serverName {h}\n$__maint = $false\n"
+        ));
+    }
+    s.push_str("} catch { $__fail = (__exctl_error_text $_) }\n");
+    s.push_str("if ($__fail -ne $null) {\n");
+    s.push_str(&format!(
+        "if ($__maint) {{ $__fail = $__fail + {} }}\n",
+        quote(&format!(
+            " -- {host} is still in DAG maintenance mode: run StopDagServerMaintenance.ps1 -serverName {host} once the Information Store is healthy"
+        ))
+    ));
+    s.push_str("throw $__fail\n}\n");
+    s
+}
+
+/// The loop that waits for `svc` (and, with `host`, for the databases in `$__mounted`)
+/// until the deadline, reporting each poll.
+fn wait_loop(svc: &str, n: usize, host: Option<&str>, opts: &RestartScriptOptions) -> String {
+    let step = quote(&n.to_string());
+    let mut s = format!(
+        "$__deadline = (Get-Date).AddSeconds({})\n$__waiting = $true\nwhile ($__waiting) {{\n\
+         $__status = 'unknown'\n\
+         try {{ $__status = [string](Get-Service -Name {}).Status }} catch {{ }}\n",
+        opts.timeout_secs,
+        quote(svc)
+    );
+    let done_condition = match host {
+        Some(h) => {
+            s.push_str("$__now = @()\ntry {\n");
+            s.push_str(&mounted_databases("__now", h));
+            s.push_str("} catch { }\n");
+            s.push_str(
+                "$__missing = @(foreach ($__m in $__mounted) { if (-not ($__now -contains $__m)) { $__m } })\n",
+            );
+            s.push_str(&format!(
+                "__exctl_emit '{}' {step} $__missing\n",
+                record::MISSING
+            ));
+            "$__status -eq 'Running' -and $__missing.Count -eq 0"
+        }
+        None => "$__status -eq 'Running'",
+    };
+    s.push_str(&format!(
+        "__exctl_emit '{}' {step} $__status\n",
+        record::PROGRESS
+    ));
+    let on = host.map(|h| format!(" on {h}")).unwrap_or_default();
+    let mut timeout = format!(
+        "$__msg = {} + $__status\n",
+        quote(&format!(
+            "{svc}{on} did not come back within {} s: the service is ",
+            opts.timeout_secs
+        ))
+    );
+    if host.is_some() {
+        timeout.push_str(&format!(
+            "if ($__missing.Count -gt 0) {{ $__msg = $__msg + {} + ($__missing -join ', ') }}\n",
+            quote("; databases still dismounted: ")
+        ));
+    }
+    timeout.push_str("throw $__msg\n");
+    // `elseif` and `else` on the line of the closing brace: the form every PowerShell
+    // parser reads, interactive or not.
+    s.push_str(&format!(
+        "if ({done_condition}) {{ $__waiting = $false }} elseif ((Get-Date) -gt $__deadline) {{\n\
+         {timeout}}} else {{ Start-Sleep -Seconds {} }}\n}}\n",
+        opts.poll_secs.max(1)
+    ));
+    s
+}
+
+/// Statements, for a step that changed something requiring `svc` to restart, that mark
+/// on the server when that restart became due (see the module docs). A failure to mark
+/// is a note, not a failure of the change, which has been made.
+pub fn mark_restart_due(svc: Service, n: usize) -> String {
+    let parent = MARKER_KEY
+        .rsplit_once('\\')
+        .map(|(p, _)| p)
+        .unwrap_or(MARKER_KEY);
+    format!(
+        "try {{\n\
+         if (-not (Test-Path -Path {p})) {{ $null = New-Item -Path {p} }}\n\
+         if (-not (Test-Path -Path {k})) {{ $null = New-Item -Path {k} }}\n\
+         Set-ItemProperty -Path {k} -Name {s} -Value ((Get-Date).ToUniversalTime().ToString('u'))\n\
+         }} catch {{ __exctl_emit '{note}' {step} ({msg} + (__exctl_error_text $_)) }}\n",
+        p = quote(parent),
+        k = quote(MARKER_KEY),
+        s = quote(svc.name()),
+        note = record::NOTE,
+        step = quote(&n.to_string()),
+        msg = quote(&format!(
+            "could not record on the server that {svc} needs a restart (the next plan cannot show it as pending): "
+        )),
+    )
+}
+
+/// The observation key of the restart facts of `svc`.
+pub fn facts_key(svc: Service) -> String {
+    format!("__restart:{}", svc.name())
+}
+
+/// The observe-script fragment that reports, for each service, what [`context`] needs.
+pub fn observe_facts(host: &str, services: &BTreeSet<Service>) -> String {
+    let mut s = String::new();
+    for svc in services {
+        let r = quote(&facts_key(*svc));
+        let filter = quote(&format!("Name='{}'", svc.name()));
+        s.push_str(&format!(
+            "try {{\n\
+             $__w = @(Get-WmiObject -Class Win32_Service -Filter {filter})\n\
+             if ($__w.Count -gt 0) {{\n\
+             __exctl_emit {r} 'State' ([string]$__w[0].State)\n\
+             __exctl_emit {r} 'StartMode' ([string]$__w[0].StartMode)\n\
+             if ($__w[0].ProcessId -gt 0) {{ __exctl_emit {r} 'StartedUtc' ((Get-Process -Id $__w[0].ProcessId).StartTime.ToUniversalTime().ToString('u')) }}\n\
+             }}\n\
+             }} catch {{ __exctl_emit {r} '__error' ([string]$_.Exception.Message) }}\n\
+             try {{\n\
+             $__p = Get-ItemProperty -Path {k} -Name {n} -ErrorAction SilentlyContinue\n\
+             if ($__p -ne $null) {{ __exctl_emit {r} 'MarkedUtc' ([string]$__p.{prop}) }}\n\
+             }} catch {{ }}\n",
+            k = quote(MARKER_KEY),
+            n = quote(svc.name()),
+            prop = svc.name(),
+        ));
+        match svc {
+            Service::Imap4 => s.push_str(&format!(
+                "try {{\n\
+                 $__c = (Get-ImapSettings -Server {}).WhenChangedUTC\n\
+                 if ($__c -ne $null) {{ __exctl_emit {r} 'SettingsChangedUtc' ($__c.ToString('u')) }}\n\
+                 }} catch {{ }}\n",
+                quote(host)
+            )),
+            Service::InformationStore => s.push_str(&format!(
+                "try {{\n{}__exctl_emit {r} 'ActiveReplicated' $__replicated\n}} catch {{ }}\n",
+                replicated_databases(host)
+            )),
+        }
+    }
+    s
+}
+
+fn text(obs: &Observations, key: &str, attr: &str) -> Option<String> {
+    match obs.get(key, attr) {
+        Some(RawValue::Str(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+/// Reads a `yyyy-MM-dd HH:mm:ssZ` time (`.ToString('u')`; a `T` separator is accepted)
+/// as seconds since 1970-01-01 UTC.
+pub fn parse_utc(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = s.split_once([' ', 'T'])?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// What the host's facts say about restarts: which are owed from before, what to warn
+/// about, and notes when the facts could not be read.
+pub fn context(
+    host: &str,
+    obs: &Observations,
+    services: &BTreeSet<Service>,
+) -> (RestartContext, Vec<String>) {
+    let mut ctx = RestartContext::default();
+    let mut notes = Vec::new();
+    for svc in services {
+        let key = facts_key(*svc);
+        if let Some(e) = obs.error(&key) {
+            notes.push(format!(
+                "cannot tell whether {svc} on {host} owes a restart from before: {e}"
+            ));
+        }
+        if *svc == Service::InformationStore
+            && let Some(RawValue::List(dbs)) = obs.get(&key, "ActiveReplicated")
+            && !dbs.is_empty()
+        {
+            ctx.warnings.push((*svc, dag_warning(host, dbs)));
+        }
+        let running = text(obs, &key, "State").is_some_and(|s| s.eq_ignore_ascii_case("Running"));
+        let Some(started) = text(obs, &key, "StartedUtc") else {
+            continue;
+        };
+        let Some(started_at) = parse_utc(&started) else {
+            notes.push(format!(
+                "{svc} on {host}: cannot read its start time '{started}'"
+            ));
+            continue;
+        };
+        if !running {
+            continue;
+        }
+        let marked = text(obs, &key, "MarkedUtc").and_then(|m| parse_utc(&m).map(|t| (t, m)));
+        let changed =
+            text(obs, &key, "SettingsChangedUtc").and_then(|m| parse_utc(&m).map(|t| (t, m)));
+        let why = match (marked, changed) {
+            (Some((t, m)), _) if t > started_at => Some(format!(
+                "exctl changed settings at {m} (server time), after {svc} started at {started}"
+            )),
+            (_, Some((t, m))) if t > started_at + AD_CLOCK_TOLERANCE_SECS => Some(format!(
+                "the settings changed at {m} (Active Directory), after {svc} started at {started}"
+            )),
+            _ => None,
+        };
+        if let Some(why) = why {
+            ctx.pending.push((*svc, why));
+        }
+    }
+    (ctx, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_universal_sortable_times() {
+        assert_eq!(parse_utc("1970-01-01 00:00:00Z"), Some(0));
+        assert_eq!(parse_utc("2000-03-01 00:00:01Z"), Some(951_868_801));
+        assert_eq!(parse_utc("2024-02-29T12:30:00Z"), Some(1_709_209_800));
+        assert_eq!(parse_utc("garbage"), None);
+        assert_eq!(parse_utc("2024-13-01 00:00:00Z"), None);
+    }
+
+    fn obs(records: &[(&str, &str)]) -> Observations {
+        let mut o = Observations::default();
+        for (a, v) in records {
+            o.insert(
+                &facts_key(Service::InformationStore),
+                a,
+                RawValue::Str((*v).into()),
+            );
+        }
+        o
+    }
+
+    fn is() -> BTreeSet<Service> {
+        [Service::InformationStore].into_iter().collect()
+    }
+
+    #[test]
+    fn a_change_marked_after_the_service_started_is_pending() {
+        let o = obs(&[
+            ("State", "Running"),
+            ("StartedUtc", "2024-05-01 08:00:00Z"),
+            ("MarkedUtc", "2024-05-01 09:00:00Z"),
+        ]);
+        let (ctx, notes) = context("EX01", &o, &is());
+        assert!(notes.is_empty());
+        assert_eq!(ctx.pending.len(), 1);
+        assert!(ctx.pending[0].1.contains("2024-05-01 09:00:00Z"));
+    }
+
+    #[test]
+    fn a_restart_after_the_mark_or_a_stopped_service_owes_nothing() {
+        let o = obs(&[
+            ("State", "Running"),
+            ("StartedUtc", "2024-05-01 09:00:00Z"),
+            ("MarkedUtc", "2024-05-01 09:00:00Z"),
+        ]);
+        assert!(context("EX01", &o, &is()).0.pending.is_empty());
+        let o = obs(&[
+            ("State", "Stopped"),
+            ("StartedUtc", "2024-05-01 08:00:00Z"),
+            ("MarkedUtc", "2024-05-01 09:00:00Z"),
+        ]);
+        assert!(context("EX01", &o, &is()).0.pending.is_empty());
+    }
+
+    #[test]
+    fn active_directory_times_allow_for_clock_skew() {
+        let mut o = Observations::default();
+        let k = facts_key(Service::Imap4);
+        for (a, v) in [
+            ("State", "Running"),
+            ("StartedUtc", "2024-05-01 09:00:00Z"),
+            ("SettingsChangedUtc", "2024-05-01 09:01:00Z"),
+        ] {
+            o.insert(&k, a, RawValue::Str(v.into()));
+        }
+        let imap: BTreeSet<Service> = [Service::Imap4].into_iter().collect();
+        assert!(context("EX01", &o, &imap).0.pending.is_empty());
+        o.insert(
+            &k,
+            "SettingsChangedUtc",
+            RawValue::Str("2024-05-01 10:00:00Z".into()),
+        );
+        assert_eq!(context("EX01", &o, &imap).0.pending.len(), 1);
+    }
+
+    #[test]
+    fn scripts_poll_until_back_and_fail_at_the_deadline() {
+        let opts = RestartScriptOptions {
+            timeout_secs: 60,
+            poll_secs: 2,
+            move_active_databases: false,
+        };
+        let s = information_store_body("EX01", 3, &opts);
+        assert!(s.contains("Get-MailboxDatabase -Server 'EX01' -Status"));
+        assert!(s.contains("Restart-Service -Name 'MSExchangeIS' -Force"));
+        assert!(s.contains("(Get-Date).AddSeconds(60)"));
+        assert!(s.contains("Start-Sleep -Seconds 2"));
+        assert!(s.contains("throw $__msg"));
+        assert!(!s.contains("StartDagServerMaintenance"));
+        let m = information_store_body(
+            "EX01",
+            3,
+            &RestartScriptOptions {
+                move_active_databases: true,
+                ..opts
+            },
+        );
+        let start = m.find("StartDagServerMaintenance.ps1").unwrap();
+        let restart = m.find("Restart-Service").unwrap();
+        let stop = m.find("StopDagServerMaintenance.ps1").unwrap();
+        assert!(start < restart && restart < stop);
+        let i = imap4_body(2, &opts);
+        assert!(
+            i.contains("-eq 'Auto'")
+                && i.contains("Restart-Service -Name 'MSExchangeIMAP4' -Force")
+        );
+    }
+}
