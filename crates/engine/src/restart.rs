@@ -63,7 +63,7 @@
 //! -Name -Force`, `Get-MailboxDatabase -Server -Status` and `-Identity`
 //! (`.Mounted`, `.Name`, `.DatabaseCopies`), `Get-MailboxDatabaseCopyStatus -Server`
 //! (`.Status`, `.DatabaseName`), `Start-Sleep -Seconds`, `Get-Date` with `.AddSeconds(n)`,
-//! `.ToUniversalTime()` and `.ToString('u')`; `Get-WmiObject -Class Win32_Service -Filter`
+//! `.ToUniversalTime()` and `.ToString('s')`; `Get-WmiObject -Class Win32_Service -Filter`
 //! (`.State`, `.StartMode`, `.ProcessId`), `(Get-Process -Id n).StartTime`; `Test-Path`,
 //! `New-Item`, `Set-ItemProperty`, `Get-ItemProperty -Name -ErrorAction
 //! SilentlyContinue` on `HKLM:`; `Join-Path`, `$env:ExchangeInstallPath`, and `&` on a
@@ -309,7 +309,7 @@ pub fn mark_restart_due(svc: Service, n: usize) -> String {
         "try {{\n\
          if (-not (Test-Path -Path {p})) {{ $null = New-Item -Path {p} }}\n\
          if (-not (Test-Path -Path {k})) {{ $null = New-Item -Path {k} }}\n\
-         Set-ItemProperty -Path {k} -Name {s} -Value ((Get-Date).ToUniversalTime().ToString('u'))\n\
+         Set-ItemProperty -Path {k} -Name {s} -Value ((Get-Date).ToUniversalTime().ToString('s'))\n\
          }} catch {{ __exctl_emit '{note}' {step} ({msg} + (__exctl_error_text $_)) }}\n",
         p = quote(parent),
         k = quote(MARKER_KEY),
@@ -339,7 +339,7 @@ pub fn observe_facts(host: &str, services: &BTreeSet<Service>) -> String {
              if ($__w.Count -gt 0) {{\n\
              __exctl_emit {r} 'State' ([string]$__w[0].State)\n\
              __exctl_emit {r} 'StartMode' ([string]$__w[0].StartMode)\n\
-             if ($__w[0].ProcessId -gt 0) {{ __exctl_emit {r} 'StartedUtc' ((Get-Process -Id $__w[0].ProcessId).StartTime.ToUniversalTime().ToString('u')) }}\n\
+             if ($__w[0].ProcessId -gt 0) {{ __exctl_emit {r} 'StartedUtc' ((Get-Process -Id $__w[0].ProcessId).StartTime.ToUniversalTime().ToString('s')) }}\n\
              }}\n\
              }} catch {{ __exctl_emit {r} '__error' ([string]$_.Exception.Message) }}\n\
              try {{\n\
@@ -354,7 +354,7 @@ pub fn observe_facts(host: &str, services: &BTreeSet<Service>) -> String {
             Service::Imap4 => s.push_str(&format!(
                 "try {{\n\
                  $__c = (Get-ImapSettings -Server {}).WhenChangedUTC\n\
-                 if ($__c -ne $null) {{ __exctl_emit {r} 'SettingsChangedUtc' ($__c.ToString('u')) }}\n\
+                 if ($__c -ne $null) {{ __exctl_emit {r} 'SettingsChangedUtc' ($__c.ToString('s')) }}\n\
                  }} catch {{ }}\n",
                 quote(host)
             )),
@@ -374,8 +374,8 @@ fn text(obs: &Observations, key: &str, attr: &str) -> Option<String> {
     }
 }
 
-/// Reads a `yyyy-MM-dd HH:mm:ssZ` time (`.ToString('u')`; a `T` separator is accepted)
-/// as seconds since 1970-01-01 UTC.
+/// Reads a `yyyy-MM-ddTHH:mm:ss` time (`.ToString('s')` of a UTC time: culture-invariant;
+/// `'u'`'s `yyyy-MM-dd HH:mm:ssZ` is accepted too) as seconds since 1970-01-01 UTC.
 pub fn parse_utc(s: &str) -> Option<i64> {
     let s = s.trim().trim_end_matches('Z');
     let (date, time) = s.split_once([' ', 'T'])?;

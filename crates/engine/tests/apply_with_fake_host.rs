@@ -92,7 +92,7 @@ impl HostState {
 
 fn utc(t: i64) -> String {
     format!(
-        "2024-05-01 {:02}:{:02}:{:02}Z",
+        "2024-05-01T{:02}:{:02}:{:02}",
         t / 3600,
         t % 3600 / 60,
         t % 60
@@ -859,7 +859,7 @@ async fn restart_never_leaves_the_restart_pending_and_the_next_plan_shows_it() {
     assert_eq!(
         rs.pending.as_deref(),
         Some(
-            "exctl changed settings at 2024-05-01 08:00:10Z (server time), after MSExchangeIMAP4 started at 2024-05-01 00:00:00Z"
+            "exctl changed settings at 2024-05-01T08:00:10 (server time), after MSExchangeIMAP4 started at 2024-05-01T00:00:00"
         )
     );
     let text = render::text(&next, TextOptions::default());
@@ -1065,7 +1065,7 @@ async fn the_json_result() {
     let mut owed = store_restart();
     if let Step::Restart(rs) = &mut owed {
         rs.required_by.clear();
-        rs.pending = Some("exctl changed settings at 2024-05-01 08:00:10Z (server time), after MSExchangeIS started at 2024-05-01 00:00:00Z".into());
+        rs.pending = Some("exctl changed settings at 2024-05-01T08:00:10 (server time), after MSExchangeIS started at 2024-05-01T00:00:00".into());
     }
     let fresh = Plan::new(vec![
         host_plan(
