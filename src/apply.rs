@@ -256,14 +256,6 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
         Ok(s) => s,
         Err(e) => return refuse(&e),
     };
-    // Refuse before connecting to anything: there will be nobody to ask.
-    if saved.is_none() && !a.auto_approve && !std::io::stdin().is_terminal() {
-        return refuse(
-            "refusing to apply without confirmation: there is no terminal to ask on.\n\
-             Pass --auto-approve to apply without asking, or apply a saved plan: \
-             exctl plan --out FILE, review it, then exctl apply FILE",
-        );
-    }
     let clock: Arc<dyn Clock> = match (clock, a.maintenance_window) {
         (Ok(c), _) => Arc::new(c),
         (Err(e), Some(_)) => {
@@ -279,6 +271,15 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
     let Some((sources, state)) = crate::plan::load(&paths, a.strict, false) else {
         return ExitCode::from(1);
     };
+    // Refuse before connecting to anything (the manifests are checked first, so that
+    // their problems are reported): there will be nobody to ask.
+    if saved.is_none() && !a.auto_approve && !std::io::stdin().is_terminal() {
+        return refuse(
+            "refusing to apply without confirmation: there is no terminal to ask on.\n\
+             Pass --auto-approve to apply without asking, or apply a saved plan: \
+             exctl plan --out FILE, review it, then exctl apply FILE",
+        );
+    }
     if let Some((file, pf)) = &saved
         && let Err(problems) = pf.check_manifests(&sources)
     {

@@ -150,3 +150,18 @@ fn a_bad_maintenance_window_is_a_usage_error() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn manifest_problems_come_before_the_confirmation_rule() {
+    let dir = manifests();
+    std::fs::write(
+        dir.path().join("lon.yaml"),
+        "targets: [EX01]\nimap_settings:\n  MaxConnectionsPerUsr: 40\n",
+    )
+    .unwrap();
+    let out = apply(&[dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("MaxConnectionsPerUsr"), "{err}");
+    assert!(!err.contains("refusing to apply"), "{err}");
+}
