@@ -170,7 +170,11 @@ fn a_closed_connection_means_authenticating_again_transparently() {
     // The simulator drops every connection after 4 requests: the NTLM handshake (2) and
     // two sealed messages. The client must notice and authenticate again, mid-command.
     let sim = Sim::start(&["--close-connections-after", "4"]);
-    let out = exec(&sim, SIM_PASSWORD, &["--raw", "--", "cmd.exe", "/c", "echo", "again"]);
+    let out = exec(
+        &sim,
+        SIM_PASSWORD,
+        &["--raw", "--", "cmd.exe", "/c", "echo", "again"],
+    );
     assert_eq!(
         (text(&out.stdout).as_str(), out.status.code()),
         ("again\r\n", Some(0)),

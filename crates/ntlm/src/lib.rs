@@ -48,6 +48,8 @@ mod acceptor;
 pub mod crypto;
 mod error;
 pub mod flags;
+#[doc(hidden)]
+pub mod fuzzing;
 mod initiator;
 mod message;
 mod session;

@@ -286,6 +286,21 @@ fn deep_nesting_is_an_error_not_a_crash() {
     assert!(parse(&deep).is_err());
 }
 
+#[test]
+fn function_names_with_multibyte_characters_where_a_scope_would_end() {
+    // Found by fuzzing (fuzz/regressions/pwsh_parse): the scope prefix check sliced the
+    // name at byte 6 or 7, inside the character.
+    for src in [
+        "function abcde\u{e9}fg { 1 }",
+        "function abcdef\u{e9}g { 1 }",
+        "function __e\\\u{fffd}\u{5}\u{19}\u{fffd}xctl { 1 }",
+    ] {
+        let _ = parse(src);
+    }
+    assert!(parse("function abcde\u{e9}fg { 1 }").is_ok());
+    assert!(parse("function Global:f { 1 }").is_ok());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 

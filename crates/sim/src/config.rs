@@ -6,6 +6,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::inject::FaultPlan;
+
 /// An HTTP authentication scheme the simulated WinRM service accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthScheme {
@@ -48,6 +50,9 @@ pub struct SimConfig {
     /// Fault injection: close each connection after this many requests (as a load
     /// balancer or an idle timeout would), so clients must authenticate again.
     pub close_after_requests: Option<u32>,
+    /// Fault injection on demand (see [`crate::inject`]): keep a clone of the handle to
+    /// add rules while the simulator runs.
+    pub faults: FaultPlan,
 }
 
 impl Default for SimConfig {
@@ -67,6 +72,7 @@ impl Default for SimConfig {
             computer_name: "EXCH01".to_string(),
             dns_domain: "contoso.local".to_string(),
             close_after_requests: None,
+            faults: FaultPlan::new(),
         }
     }
 }
@@ -89,6 +95,7 @@ impl std::fmt::Debug for SimConfig {
             .field("computer_name", &self.computer_name)
             .field("dns_domain", &self.dns_domain)
             .field("close_after_requests", &self.close_after_requests)
+            .field("faults", &self.faults)
             .finish()
     }
 }

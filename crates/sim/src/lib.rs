@@ -28,6 +28,7 @@ pub mod exchange;
 pub mod fault;
 pub mod framing;
 pub mod imap;
+pub mod inject;
 pub mod process;
 mod server;
 pub mod shell;
@@ -46,6 +47,7 @@ use tokio::task::{JoinHandle, JoinSet};
 pub use cmd::{CmdExecutor, ExitFuture, Invocation, Program};
 pub use config::{AuthScheme, SimConfig};
 pub use error::SimError;
+pub use inject::{FaultPlan, FaultRule, Injected, On};
 pub use process::{
     Executor, Process, ProcessEvent, ProcessGone, ProcessIo, ProcessRequest, Sink, StartError,
     spawn_process,
@@ -84,6 +86,11 @@ impl RunningSim {
     /// The `/sim/state` URL.
     pub fn state_url(&self) -> String {
         self.url.replace("/wsman", "/sim/state")
+    }
+
+    /// The `/sim/faults` URL, the control endpoint of fault injection ([`inject`]).
+    pub fn faults_url(&self) -> String {
+        self.url.replace("/wsman", "/sim/faults")
     }
 
     /// The CA certificate to trust, PEM, when serving HTTPS.

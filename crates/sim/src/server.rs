@@ -19,8 +19,10 @@
 //!   unencrypted").
 //! - Content-Length beyond MaxEnvelopeSizekb (plus framing): 413 with no body, before the
 //!   body is read (MS-WSMV 3.1.4.1.x; masterzen #156, ansible.windows #391).
+//!
+//! Faults planned in [`SimConfig::faults`] (see [`crate::inject`]) are applied once a
+//! request has been read as SOAP; `/sim/faults` is their loopback control endpoint.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -39,6 +41,7 @@ use exctl_ntlm::{Acceptor, AcceptorConfig, Session};
 use crate::config::{AuthScheme, SimConfig};
 use crate::fault::Fault;
 use crate::framing;
+use crate::inject::{self, Injected};
 use crate::shell::{Caller, WsmanService};
 use crate::soap;
 use crate::state::SimState;
@@ -84,6 +87,17 @@ impl Conn {
 
 type Resp = Response<Full<Bytes>>;
 
+/// Marks a response that must not be sent: the connection is closed instead, as when it
+/// breaks mid-request (fault injection).
+#[derive(Clone, Copy)]
+struct DropConnection;
+
+fn drop_connection() -> Resp {
+    let mut r = empty(StatusCode::INTERNAL_SERVER_ERROR);
+    r.extensions_mut().insert(DropConnection);
+    r
+}
+
 fn empty(status: StatusCode) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = status;
@@ -109,6 +123,12 @@ where
         let served = served.clone();
         async move {
             let mut resp = handle(req, &conn, &shared).await;
+            if resp.extensions().get::<DropConnection>().is_some() {
+                // An error from the service makes hyper close the connection unanswered.
+                return Err(std::io::Error::other(
+                    "connection dropped (fault injection)",
+                ));
+            }
             resp.headers_mut()
                 .insert("server", HeaderValue::from_static("Microsoft-HTTPAPI/2.0"));
             let n = served.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -121,7 +141,7 @@ where
                 resp.headers_mut()
                     .insert("connection", HeaderValue::from_static("close"));
             }
-            Ok::<_, Infallible>(resp)
+            Ok::<_, std::io::Error>(resp)
         }
     });
     // Errors here are the client going away mid-request: nothing to report to anyone.
@@ -139,6 +159,9 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
     let path = req.uri().path().to_string();
     if path == "/sim/state" {
         return state_document(&req, shared);
+    }
+    if path == "/sim/faults" {
+        return faults_endpoint(req, shared).await;
     }
     if !path.eq_ignore_ascii_case("/wsman") {
         return count(shared, empty(StatusCode::NOT_FOUND));
@@ -238,11 +261,40 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
         machine: host,
         endpoint: shared.endpoint.clone(),
     };
+    let mut reset_after = false;
     let (status, xml) = match soap::parse_request(&plaintext) {
-        Ok(request) => match shared.wsman.handle(&request, &caller).await {
-            Ok(xml) => (StatusCode::OK, xml),
-            Err(fault) => fault_reply(shared, &fault, request.message_id.as_deref(), &caller),
-        },
+        Ok(request) => {
+            let injected = config.faults.next(&request.action);
+            match injected {
+                Some(Injected::ResetBefore) => return drop_connection(),
+                Some(Injected::Http500) => {
+                    return count(shared, empty(StatusCode::INTERNAL_SERVER_ERROR));
+                }
+                Some(Injected::ResetAfter) => reset_after = true,
+                Some(Injected::DropShell) => {
+                    if let Some(id) = request.selector("ShellId") {
+                        shared.wsman.forget_shell(id);
+                    }
+                }
+                Some(i @ Injected::DelayMs(_)) => {
+                    if let Some(d) = inject::delay(i) {
+                        tokio::time::sleep(d).await;
+                    }
+                }
+                Some(Injected::Quota) | None => {}
+            }
+            if injected == Some(Injected::Quota) {
+                let quota = Fault::quota_max_shells(config.max_shells_per_user);
+                fault_reply(shared, &quota, request.message_id.as_deref(), &caller)
+            } else {
+                match shared.wsman.handle(&request, &caller).await {
+                    Ok(xml) => (StatusCode::OK, xml),
+                    Err(fault) => {
+                        fault_reply(shared, &fault, request.message_id.as_deref(), &caller)
+                    }
+                }
+            }
+        }
         Err(_) => fault_reply(shared, &Fault::schema_validation(), None, &caller),
     };
 
@@ -260,6 +312,10 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
     } else {
         respond(status, SOAP_CONTENT_TYPE, xml.into_bytes())
     };
+    if reset_after {
+        // Handled (and sealed, advancing the session), but never delivered.
+        return drop_connection();
+    }
     count(shared, resp)
 }
 
@@ -456,6 +512,41 @@ fn unseal(body: &[u8], conn: &Conn) -> Option<Vec<u8>> {
         plaintext.extend_from_slice(&session.unseal(part.signature, part.sealed).ok()?);
     }
     Some(plaintext)
+}
+
+/// `/sim/faults`: GET the planned faults with their counters, POST a rule or a list of
+/// rules (JSON, see [`crate::inject`]), DELETE them all. Loopback-only like the whole
+/// listener.
+async fn faults_endpoint(req: Request<Incoming>, shared: &Shared) -> Resp {
+    let plan = &shared.config.faults;
+    match *req.method() {
+        Method::GET => {
+            let json = serde_json::to_vec(&plan.rules()).unwrap_or_default();
+            respond(StatusCode::OK, "application/json", json)
+        }
+        Method::DELETE => {
+            plan.clear();
+            empty(StatusCode::NO_CONTENT)
+        }
+        Method::POST => {
+            let Ok(body) = Limited::new(req.into_body(), 64 * 1024).collect().await else {
+                return empty(StatusCode::PAYLOAD_TOO_LARGE);
+            };
+            match plan.add_json(&body.to_bytes()) {
+                Ok(_) => empty(StatusCode::NO_CONTENT),
+                Err(e) => {
+                    let text = format!("not a fault rule: {e}\n");
+                    respond(StatusCode::BAD_REQUEST, "text/plain", text.into_bytes())
+                }
+            }
+        }
+        _ => {
+            let mut r = empty(StatusCode::METHOD_NOT_ALLOWED);
+            r.headers_mut()
+                .insert("allow", HeaderValue::from_static("GET, POST, DELETE"));
+            r
+        }
+    }
 }
 
 /// `GET /sim/state`: the counters as JSON. Loopback-only like the whole listener.

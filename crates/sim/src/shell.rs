@@ -563,6 +563,20 @@ impl WsmanService {
         )
     }
 
+    /// Makes a shell vanish as after its idle timeout or a restart of the WinRM service:
+    /// its commands are killed and its id is unknown from now on (fault injection).
+    pub(crate) fn forget_shell(&self, id: &str) -> bool {
+        let Some(shell) = self.shells().remove(&id.to_ascii_uppercase()) else {
+            return false;
+        };
+        for (_, command) in shell.commands().drain() {
+            command.terminated.store(true, Ordering::SeqCst);
+            command.process.kill();
+        }
+        self.state.shell_closed();
+        true
+    }
+
     /// How many shells are open (for tests and the state document).
     pub fn open_shells(&self) -> usize {
         self.shells().len()

@@ -137,9 +137,12 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 attach(&mut stack, &mut root, el);
             }
             Event::Text(t) => {
+                // XML 1.0 line ends, as Windows reads them: only CR LF and CR become LF.
+                // (quick-xml's `xml_content` also turns U+0085 and U+2028 into LF, as XML
+                // 1.1 does, which would alter values a client sends.)
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.xml_content().map_err(malformed)?);
-                } else if !t.xml_content().map_err(malformed)?.trim().is_empty() {
+                    top.text.push_str(&t.xml10_content().map_err(malformed)?);
+                } else if !t.xml10_content().map_err(malformed)?.trim().is_empty() {
                     return Err(malformed("text outside the root element"));
                 }
             }
@@ -220,6 +223,13 @@ pub fn escape_attr(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_ends_are_normalised_as_xml_1_0_does() {
+        // Found by the property tests of request parsing (tests/soap_props.rs).
+        let el = parse("<a>x\r\ny\rz\u{85}w\u{2028}v</a>".as_bytes()).unwrap();
+        assert_eq!(el.text, "x\ny\nz\u{85}w\u{2028}v");
+    }
 
     #[test]
     fn resolves_namespaces_entities_and_attributes() {

@@ -244,6 +244,20 @@ pub enum Error {
         what: String,
     },
 
+    /// The host may have carried out what was asked, wholly, partly or not at all, and the
+    /// client cannot tell: a Command or Send whose answer was lost, or a command that was
+    /// running when the connection, the shell or the response failed. Nothing was
+    /// repeated. See [`Error::is_outcome_unknown`].
+    #[error(
+        "{source}\nthe outcome is unknown: {stage}; nothing was repeated\nhint: look at the host's current state (exctl plan shows it) before changing anything else"
+    )]
+    OutcomeUnknown {
+        /// What may have happened on the host.
+        stage: &'static str,
+        /// What went wrong.
+        source: Box<Error>,
+    },
+
     /// A command's output exceeded what one command may buffer.
     #[error(
         "the command's output exceeded the buffer limit of {limit} bytes\nhint: stream the output instead of buffering it, or raise the limit"
@@ -255,11 +269,53 @@ pub enum Error {
 }
 
 impl Error {
-    /// The fault, if this is one.
+    /// The fault, if this is one (also behind [`Error::OutcomeUnknown`]).
     pub fn fault(&self) -> Option<&WsmanFault> {
-        match self {
+        match self.cause() {
             Error::Fault(f) => Some(f),
             _ => None,
+        }
+    }
+
+    /// What went wrong, without the [`Error::OutcomeUnknown`] wrapper.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::OutcomeUnknown { source, .. } => source.cause(),
+            other => other,
+        }
+    }
+
+    /// Whether something may have changed on the host although the call failed.
+    ///
+    /// `true`: a command was started (or its Command request was sent and the answer
+    /// lost), and it may have run wholly, partly or not at all: the connection broke, the
+    /// shell disappeared, the response could not be read or trusted, the deadline or the
+    /// output limit stopped it. The client never repeats such a request. A caller that
+    /// changes state must re-observe the host before doing anything else; a caller that
+    /// only reads may run its (read-only) command again.
+    ///
+    /// `false`: no command of this call ran on the host. Either nothing was sent
+    /// (configuration, connection, TLS, authentication), the server refused the request
+    /// as it stood (a fault, 401, 413, another 4xx), or the request changes nothing that
+    /// matters (Create, Get, Signal and Delete, which the client retries by itself on
+    /// transient failures).
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Error::OutcomeUnknown { .. } | Error::Deadline(_) | Error::OutputTooLarge { .. }
+        )
+    }
+
+    /// Whether the failure may well not happen again on an identical request: the
+    /// connection could not be made or broke, no answer came in time, or the server (or a
+    /// proxy) answered 500, 502, 503 or 504 without a WS-Management fault. Integrity
+    /// failures (a response that does not decrypt or verify) are never transient: they
+    /// are refused, not retried.
+    pub fn is_transient(&self) -> bool {
+        match self.cause() {
+            Error::Connect { .. } | Error::ConnectionLost { .. } | Error::Timeout { .. } => true,
+            Error::Http { status, .. } => matches!(status, 500 | 502 | 503 | 504),
+            _ => false,
         }
     }
 }

@@ -26,11 +26,25 @@
 //! bytes (64 MiB by default) and fails with [`Error::OutputTooLarge`] beyond it; stream
 //! larger outputs with [`RunningCommand::wait`], which holds no more than one Receive's
 //! worth (bounded by MaxEnvelopeSize) at a time.
+//!
+//! Failures: Create, Get, Signal and Delete are repeated with a bounded backoff after
+//! transient failures ([`retry`]); Command, Send and Receive never are. When a failure
+//! leaves open whether the host carried out a command, the error says so:
+//! [`Error::is_outcome_unknown`] tells a caller that changes state to look at the host
+//! before it does anything else.
+//!
+//! Responses are believed only after checks: SOAP 1.2, `RelatesTo` our MessageID, the
+//! expected action, at most twice MaxEnvelopeSize long (framing included), and over HTTP
+//! sealed with the NTLM session in sequence (a tampered or replayed response fails
+//! verification and ends the session).
 
 pub mod envelope;
 mod error;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 mod response;
+pub mod retry;
 mod shell;
 pub mod tls;
 pub mod transport;
@@ -39,6 +53,7 @@ mod xml;
 pub use envelope::{ShellOptions, SignalCode};
 pub use error::{Error, WsmanFault, codes};
 pub use response::{CommandState, Received};
+pub use retry::RetryPolicy;
 pub use shell::{
     Client, ClientConfig, DEFAULT_MAX_BUFFERED_OUTPUT, Output, RunningCommand, Shell, Stream,
 };

@@ -345,3 +345,159 @@ mod tests {
         ));
     }
 }
+
+/// Generated input: responses built from arbitrary values read back as those values, and
+/// arbitrary or mutated text never panics.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::xml::escape;
+    use proptest::prelude::*;
+
+    const ID: &str = "uuid:11111111-2222-3333-4444-555555555555";
+    const CMD: &str = "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE";
+
+    /// Prefixes differ between Windows versions and peers; they must never matter.
+    fn prefix() -> impl Strategy<Value = String> {
+        prop_oneof![Just("s".to_string()), "[a-z][a-z0-9]{0,5}"]
+    }
+
+    /// Printable text without XML-illegal characters, as values in real faults are.
+    fn text() -> impl Strategy<Value = String> {
+        "[^\u{0}-\u{8}\u{b}\u{c}\u{e}-\u{1f}\u{fffe}\u{ffff}\r]{0,40}"
+    }
+
+    fn envelope(p: &str, a: &str, action: &str, relates: &str, body: &str) -> String {
+        format!(
+            "<{p}:Envelope xmlns:{p}=\"{NS_SOAP}\" xmlns:{a}=\"{NS_ADDRESSING}\" xmlns:rsp=\"{NS_SHELL}\"><{p}:Header><{a}:Action>{action}</{a}:Action><{a}:RelatesTo>{relates}</{a}:RelatesTo></{p}:Header><{p}:Body>{body}</{p}:Body></{p}:Envelope>"
+        )
+    }
+
+    fn wrap_base64(bytes: &[u8], width: usize) -> String {
+        let b64 = B64.encode(bytes);
+        let chunks: Vec<String> = b64
+            .as_bytes()
+            .chunks(width.max(4))
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        chunks.join("\r\n ")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn receive_responses_round_trip(
+            p in prefix(),
+            a in prefix(),
+            chunks in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200), 4usize..80),
+                0..6,
+            ),
+            state in prop_oneof![
+                Just(None),
+                Just(Some(CommandState::Running)),
+                Just(Some(CommandState::Pending)),
+                any::<i64>().prop_map(|c| Some(CommandState::Done { exit_code: c })),
+            ],
+        ) {
+            prop_assume!(p != a && p != "rsp" && a != "rsp");
+            let mut body = String::from("<rsp:ReceiveResponse>");
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            for (is_out, bytes, width) in &chunks {
+                let name = if *is_out { "stdout" } else { "stderr" };
+                if *is_out { stdout.extend_from_slice(bytes) } else { stderr.extend_from_slice(bytes) }
+                body.push_str(&format!(
+                    "<rsp:Stream Name=\"{name}\" CommandId=\"{}\">{}</rsp:Stream>",
+                    CMD.to_ascii_lowercase(),
+                    wrap_base64(bytes, *width)
+                ));
+            }
+            // Output of another command in the same shell is not ours.
+            body.push_str(&format!("<rsp:Stream Name=\"stdout\" CommandId=\"OTHER\">{}</rsp:Stream>", B64.encode(b"not ours")));
+            match &state {
+                None => {}
+                Some(s) => {
+                    let (name, code) = match s {
+                        CommandState::Running => ("Running", String::new()),
+                        CommandState::Pending => ("Pending", String::new()),
+                        CommandState::Done { exit_code } => ("Done", format!("<rsp:ExitCode>{exit_code}</rsp:ExitCode>")),
+                    };
+                    body.push_str(&format!("<rsp:CommandState CommandId=\"{CMD}\" State=\"http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/{name}\">{code}</rsp:CommandState>"));
+                }
+            }
+            body.push_str("</rsp:ReceiveResponse>");
+            let xml = envelope(&p, &a, &Action::Receive.response_uri(), ID, &body);
+            let checked = check(&xml, Action::Receive, ID, 200).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let got = received(&checked, CMD).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(got, Received { stdout, stderr, state });
+        }
+
+        #[test]
+        fn faults_round_trip(
+            p in prefix(),
+            subcode in "[A-Za-z]{1,20}",
+            reason in text(),
+            code in any::<u32>(),
+            machine in text(),
+            message in text(),
+            status in prop_oneof![Just(400u16), Just(500u16)],
+        ) {
+            prop_assume!(p != "a" && p != "rsp");
+            let detail = format!(
+                "<f:WSManFault xmlns:f=\"http://schemas.microsoft.com/wbem/wsman/1/wsmanfault\" Code=\"{code}\" Machine=\"{}\"><f:Message>{}</f:Message></f:WSManFault>",
+                escape(&machine),
+                escape(&message)
+            );
+            let body = format!(
+                "<{p}:Fault><{p}:Code><{p}:Value>{p}:Sender</{p}:Value><{p}:Subcode><{p}:Value>w:{subcode}</{p}:Value></{p}:Subcode></{p}:Code><{p}:Reason><{p}:Text xml:lang=\"en-US\">{}</{p}:Text></{p}:Reason><{p}:Detail>{detail}</{p}:Detail></{p}:Fault>",
+                escape(&reason)
+            );
+            let xml = envelope(&p, "a", "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", ID, &body);
+            let err = check(&xml, Action::Command, ID, status).unwrap_err();
+            let f = err.fault().ok_or_else(|| TestCaseError::fail(format!("{err:?}")))?;
+            prop_assert_eq!(f.http_status, status);
+            prop_assert_eq!(&f.code, "Sender");
+            prop_assert_eq!(f.subcode.as_deref(), Some(subcode.as_str()));
+            prop_assert_eq!(&f.reason, reason.trim());
+            prop_assert_eq!(f.wsman_code, Some(code));
+            prop_assert_eq!(f.machine.as_deref(), Some(machine.as_str()));
+            let message = message.trim();
+            prop_assert_eq!(f.message.as_deref(), (!message.is_empty()).then_some(message));
+            // The message an administrator sees is built from all of it without panicking.
+            let _ = err.to_string();
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(s in ".{0,400}") {
+            for action in [Action::Create, Action::Command, Action::Receive, Action::Get] {
+                if let Ok(c) = check(&s, action, ID, 200) {
+                    let _ = (shell_id(&c), command_id(&c), received(&c, CMD), max_envelope_size_kb(&c));
+                }
+            }
+        }
+
+        #[test]
+        fn mutated_responses_never_panic(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in proptest::option::of(any::<prop::sample::Index>()),
+        ) {
+            let body = format!(
+                "<rsp:ReceiveResponse><rsp:Stream Name=\"stdout\" CommandId=\"{CMD}\">aGk=</rsp:Stream><rsp:CommandState CommandId=\"{CMD}\" State=\"http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done\"><rsp:ExitCode>0</rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse>"
+            );
+            let mut bytes = envelope("s", "a", &Action::Receive.response_uri(), ID, &body).into_bytes();
+            for (i, v) in edits {
+                let i = i.index(bytes.len());
+                bytes[i] = v;
+            }
+            if let Some(c) = cut {
+                bytes.truncate(c.index(bytes.len()));
+            }
+            crate::fuzzing::parse_response(&bytes);
+            let text = String::from_utf8_lossy(&bytes);
+            if let Ok(c) = check(&text, Action::Receive, ID, 200) {
+                let _ = received(&c, CMD);
+            }
+        }
+    }
+}

@@ -15,8 +15,10 @@ use exctl_secret::Secret;
 use crate::envelope::{self, HeaderContext, Request, ShellOptions, SignalCode};
 use crate::error::Error;
 use crate::response::{self, Checked, CommandState, Received};
+use crate::retry::{self, RetryPolicy};
 use crate::tls::TrustPolicy;
 use crate::transport::{AuthMethod, Transport, TransportConfig};
+use crate::xml::Element;
 
 /// The default limit on output buffered for one command: 64 MiB.
 pub const DEFAULT_MAX_BUFFERED_OUTPUT: usize = 64 * 1024 * 1024;
@@ -52,6 +54,9 @@ pub struct ClientConfig {
     /// How much longer than the OperationTimeout the HTTP read may take (network
     /// latency, a busy server). Default 10 s.
     pub read_timeout_margin: Duration,
+    /// Which failed requests are repeated and how long the client waits in between; see
+    /// [`crate::retry`].
+    pub retry: RetryPolicy,
 }
 
 impl ClientConfig {
@@ -72,6 +77,7 @@ impl ClientConfig {
             max_buffered_output: DEFAULT_MAX_BUFFERED_OUTPUT,
             locale: "en-US".into(),
             read_timeout_margin: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -155,7 +161,49 @@ impl Client {
         &self.inner.config
     }
 
+    /// Sends one request, repeating it after transient failures when that is safe, and
+    /// marking failures whose effect on the host is unknown (see [`crate::retry`]).
     async fn call(&self, req: Request) -> Result<Checked, Error> {
+        let policy = &self.inner.config.retry;
+        let idempotent = retry::is_idempotent(req.action);
+        let mut attempt = 1;
+        let mut earlier_unknown = false;
+        loop {
+            let (error, outcome_unknown) = match self.call_once(&req).await {
+                Ok(checked) => return Ok(checked),
+                Err(e) => e,
+            };
+            // A repeated Signal or Delete that finds the command or shell gone shows that
+            // an earlier attempt, whose answer was lost, did the job.
+            if earlier_unknown
+                && matches!(
+                    req.action,
+                    envelope::Action::Signal | envelope::Action::Delete
+                )
+                && error.fault().is_some_and(|f| f.is_unknown_selector())
+            {
+                return Ok(Checked {
+                    body: Element::default(),
+                });
+            }
+            if idempotent && error.is_transient() && attempt < policy.max_attempts.max(1) {
+                earlier_unknown |= outcome_unknown;
+                tokio::time::sleep(policy.backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            if outcome_unknown && !idempotent {
+                return Err(Error::OutcomeUnknown {
+                    stage: retry::unknown_stage(req.action),
+                    source: Box::new(error),
+                });
+            }
+            return Err(error);
+        }
+    }
+
+    /// One attempt: the error, and whether the server may have acted on the request.
+    async fn call_once(&self, req: &Request) -> Result<Checked, (Error, bool)> {
         let resp = self
             .inner
             .transport
@@ -164,8 +212,17 @@ impl Client {
                 &req.xml,
                 self.inner.config.read_timeout(),
             )
-            .await?;
-        response::check(&resp.body, req.action, &req.message_id, resp.status)
+            .await
+            .map_err(|e| {
+                let unknown = e.outcome_unknown();
+                (e.error, unknown)
+            })?;
+        // A response that is not the answer to our request (not SOAP, another request's)
+        // came after the request was sent: the server may have acted on it.
+        response::check(&resp.body, req.action, &req.message_id, resp.status).map_err(|e| {
+            let unknown = matches!(e, Error::Protocol { .. });
+            (e, unknown)
+        })
     }
 
     /// Opens a shell.
@@ -232,7 +289,11 @@ impl Shell {
         let ctx = &self.client.inner.ctx;
         let req = envelope::command(ctx, &self.id, command, arguments, skip_cmd_shell);
         let checked = self.client.call(req).await?;
-        let id = response::command_id(&checked)?;
+        // An answer without a CommandId still came after the host acted on the request.
+        let id = response::command_id(&checked).map_err(|e| Error::OutcomeUnknown {
+            stage: retry::unknown_stage(envelope::Action::Command),
+            source: Box::new(e),
+        })?;
         Ok(RunningCommand {
             shell: self,
             id,
@@ -332,8 +393,16 @@ impl RunningCommand<'_> {
     }
 
     /// Sends stdin, split into as many Send messages as the envelope size requires;
-    /// `end` closes stdin after the last byte.
+    /// `end` closes stdin after the last byte. The command is running: every failure
+    /// (other than a misuse of this method) leaves its outcome unknown
+    /// ([`Error::is_outcome_unknown`]).
     pub async fn send(&mut self, data: &[u8], end: bool) -> Result<(), Error> {
+        self.send_inner(data, end)
+            .await
+            .map_err(retry::while_running)
+    }
+
+    async fn send_inner(&mut self, data: &[u8], end: bool) -> Result<(), Error> {
         if self.stdin_closed {
             return Err(Error::Config(
                 "stdin of this command is already closed".into(),
@@ -362,8 +431,14 @@ impl RunningCommand<'_> {
     }
 
     /// One Receive. An OperationTimeout fault is not an error: it yields an empty
-    /// [`Received`] without a state.
+    /// [`Received`] without a state. Receive is never repeated (the output a lost answer
+    /// carried cannot be asked for again), and every failure leaves the command's outcome
+    /// unknown ([`Error::is_outcome_unknown`]).
     pub async fn receive(&mut self) -> Result<Received, Error> {
+        self.receive_inner().await.map_err(retry::while_running)
+    }
+
+    async fn receive_inner(&mut self) -> Result<Received, Error> {
         let inner = &self.shell.client.inner;
         let req = envelope::receive(&inner.ctx, &self.shell.id, &self.id);
         match self.shell.client.call(req).await {
@@ -385,7 +460,9 @@ impl RunningCommand<'_> {
 
     /// Reads output until the command is done, handing each chunk to `sink`, then
     /// signals the command to release it (MS-WSMV requires a Terminate after the last
-    /// output). Returns the exit code.
+    /// output). Returns the exit code. Once the exit code is known the command's outcome
+    /// is too: a failure of that last Terminate is ignored (closing the shell releases
+    /// the command as well).
     pub async fn wait(
         &mut self,
         mut sink: impl FnMut(Stream, &[u8]) -> Result<(), Error>,
@@ -399,7 +476,7 @@ impl RunningCommand<'_> {
                 sink(Stream::Stderr, &r.stderr)?;
             }
             if let Some(CommandState::Done { exit_code }) = r.state {
-                self.signal(SignalCode::Terminate).await?;
+                let _ = self.signal(SignalCode::Terminate).await;
                 return Ok(exit_code);
             }
         }

@@ -91,6 +91,34 @@ pub(crate) struct SoapResponse {
     pub body: String,
 }
 
+/// A failed [`Transport::send`]: the error, and whether the request itself (not only an
+/// authentication leg before it) may have reached the server. The client decides from it
+/// whether a request that changes state may have taken effect.
+#[derive(Debug)]
+pub(crate) struct SendError {
+    pub error: Error,
+    pub payload_sent: bool,
+}
+
+impl SendError {
+    /// Whether the server may have acted on the request: it was sent, and what came back
+    /// (if anything) does not prove that it was refused.
+    pub(crate) fn outcome_unknown(&self) -> bool {
+        self.payload_sent
+            && match &self.error {
+                Error::ConnectionLost { .. }
+                | Error::Timeout { .. }
+                | Error::Encryption(_)
+                | Error::Protocol { .. }
+                | Error::Ntlm(_) => true,
+                // A 5xx without a SOAP fault may come from a proxy after the server acted;
+                // a 4xx says the request was refused as it stood.
+                Error::Http { status, .. } => *status >= 500,
+                _ => false,
+            }
+    }
+}
+
 pub(crate) struct Transport {
     http: reqwest::Client,
     config: TransportConfig,
@@ -183,22 +211,35 @@ impl Transport {
         action: &'static str,
         xml: &str,
         timeout: Duration,
-    ) -> Result<SoapResponse, Error> {
+    ) -> Result<SoapResponse, SendError> {
         let mut state = self.state.lock().await;
         if state.in_flight {
             // The previous request was abandoned mid-way: start over on a clean context.
             state.ntlm = None;
         }
         state.in_flight = true;
-        let result = self.send_locked(&mut state, action, xml, timeout).await;
+        let mut payload_sent = false;
+        let result = self
+            .send_locked(&mut state, action, xml, timeout, &mut payload_sent)
+            .await;
         state.in_flight = false;
         if matches!(
             result,
-            Err(Error::ConnectionLost { .. } | Error::Timeout { .. } | Error::Encryption(_))
+            Err(Error::ConnectionLost { .. }
+                | Error::Timeout { .. }
+                | Error::Encryption(_)
+                // A response that failed verification leaves the inbound RC4 stream out
+                // of step (or was a replay): only a new context can go on.
+                | Error::Ntlm(_))
         ) {
             state.ntlm = None;
         }
-        result
+        result.map_err(|error| SendError {
+            // A connection that could not be made carried nothing.
+            payload_sent: payload_sent
+                && !matches!(error, Error::Connect { .. } | Error::Tls { .. }),
+            error,
+        })
     }
 
     async fn send_locked(
@@ -207,6 +248,7 @@ impl Transport {
         action: &'static str,
         xml: &str,
         timeout: Duration,
+        payload_sent: &mut bool,
     ) -> Result<SoapResponse, Error> {
         match self.config.auth {
             AuthMethod::Basic => {
@@ -215,6 +257,7 @@ impl Transport {
                     self.config.user,
                     self.config.password.expose()
                 ));
+                *payload_sent = true;
                 let resp = self
                     .post(action, timeout)
                     .header(AUTHORIZATION, format!("Basic {token}"))
@@ -248,11 +291,14 @@ impl Transport {
                             .header(CONTENT_TYPE, SOAP_CONTENT_TYPE)
                             .body(xml.to_string()),
                     };
+                    *payload_sent = true;
                     let resp = req
                         .send()
                         .await
                         .map_err(|e| self.map_err(e, action, timeout))?;
                     if resp.status() == StatusCode::UNAUTHORIZED {
+                        // A 401 means the server did not act on the request.
+                        *payload_sent = false;
                         state.ntlm = None;
                         if attempt == 0 {
                             continue;
@@ -490,6 +536,10 @@ impl Transport {
             || reason.contains("invalid peer certificate")
             || reason.contains("peer is incompatible")
         {
+            let reason = match tls_explanation(&reason) {
+                Some(plain) => format!("{plain} ({reason})"),
+                None => reason,
+            };
             return Error::Tls { endpoint, reason };
         }
         if e.is_timeout() {
@@ -508,6 +558,24 @@ impl Transport {
             reason,
         }
     }
+}
+
+/// Plain words for the certificate errors rustls names by variant, which an administrator
+/// would otherwise have to look up.
+fn tls_explanation(reason: &str) -> Option<&'static str> {
+    Some(if reason.contains("UnknownIssuer") {
+        "the certificate was issued by a CA that is not trusted"
+    } else if reason.contains("BadSignature") {
+        "the certificate was issued by another CA than the trusted one of that name"
+    } else if reason.contains("not valid for name") {
+        "the certificate is for another host name"
+    } else if reason.contains("Expired") {
+        "the certificate has expired"
+    } else if reason.contains("NotValidYet") {
+        "the certificate is not valid yet"
+    } else {
+        return None;
+    })
 }
 
 fn looks_like_soap(body: &[u8]) -> bool {

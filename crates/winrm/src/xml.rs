@@ -261,3 +261,85 @@ mod tests {
         assert_eq!(el.attr("x"), Some(s));
     }
 }
+
+/// Generated documents: trees written with [`escape`] read back as the same trees, and
+/// arbitrary text never panics nor nests without bound.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tree() -> impl Strategy<Value = Element> {
+        let text = "[^\u{0}-\u{8}\u{b}\u{c}\u{e}-\u{1f}\u{fffe}\u{ffff}\r]{0,12}";
+        let leaf = (
+            "[a-z][a-z0-9]{0,6}",
+            text,
+            proptest::collection::vec(("[a-z]{1,5}", text), 0..3),
+        )
+            .prop_map(|(local, text, attrs)| Element {
+                ns: "urn:t".into(),
+                local,
+                // Attribute names are unique in XML.
+                attrs: {
+                    let mut seen = std::collections::HashSet::new();
+                    attrs
+                        .into_iter()
+                        .filter(|(k, _)| seen.insert(k.clone()))
+                        .collect()
+                },
+                children: Vec::new(),
+                text,
+            });
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            (inner.clone(), proptest::collection::vec(inner, 0..4)).prop_map(
+                |(mut el, children)| {
+                    el.children = children;
+                    el
+                },
+            )
+        })
+    }
+
+    fn write(el: &Element, out: &mut String, root: bool) {
+        out.push_str(&format!("<t:{}", el.local));
+        if root {
+            out.push_str(" xmlns:t=\"urn:t\"");
+        }
+        for (k, v) in &el.attrs {
+            out.push_str(&format!(" {k}=\"{}\"", escape(v)));
+        }
+        out.push('>');
+        out.push_str(&escape(&el.text));
+        for c in &el.children {
+            write(c, out, false);
+        }
+        out.push_str(&format!("</t:{}>", el.local));
+    }
+
+    // The parser concatenates text around children; the generator puts it all first.
+    proptest! {
+        #[test]
+        fn escaped_trees_round_trip(el in tree()) {
+            let mut doc = String::new();
+            write(&el, &mut doc, true);
+            let back = parse(&doc).map_err(|e| TestCaseError::fail(format!("{e}: {doc}")))?;
+            prop_assert_eq!(back, el);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(s in "(<[a-z:]{0,3}( [a-z:]{1,3}=\"[^\"]{0,4}\")?/?>|</[a-z:]{0,3}>|&[a-z#0-9]{0,4};|[^<&]{0,5}){0,60}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn nesting_is_bounded(depth in 0usize..200) {
+            let doc = "<a>".repeat(depth) + &"</a>".repeat(depth);
+            match parse(&doc) {
+                Ok(_) => prop_assert!((1..=MAX_DEPTH).contains(&depth)),
+                Err(XmlError::TooComplex) => prop_assert!(depth > MAX_DEPTH),
+                Err(XmlError::Empty) => prop_assert_eq!(depth, 0),
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+    }
+}

@@ -3,17 +3,26 @@
 use std::time::Duration;
 
 use exctl_secret::Secret;
-use exctl_winrm::{AuthMethod, Client, ClientConfig, Error, ShellOptions};
+use exctl_winrm::{AuthMethod, Client, ClientConfig, Error, RetryPolicy, ShellOptions};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn client(endpoint: String) -> Client {
+fn config(endpoint: String) -> ClientConfig {
     let mut cfg = ClientConfig::new(endpoint, "DOM\\svc", Secret::new("s3cret-Pa55"));
     cfg.auth = AuthMethod::Basic;
     cfg.allow_basic_over_http = true;
     cfg.operation_timeout = Duration::from_secs(1);
     cfg.read_timeout_margin = Duration::from_millis(500);
-    Client::new(cfg).unwrap()
+    cfg.retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+    };
+    cfg
+}
+
+fn client(endpoint: String) -> Client {
+    Client::new(config(endpoint)).unwrap()
 }
 
 async fn server_answering(t: ResponseTemplate) -> MockServer {
@@ -103,11 +112,17 @@ async fn a_200_that_is_not_soap_is_a_protocol_error() {
 #[tokio::test]
 async fn a_slow_server_times_out() {
     let s = server_answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(5))).await;
-    let err = client(format!("{}/wsman", s.uri()))
+    let cfg = ClientConfig {
+        retry: RetryPolicy::none(),
+        ..config(format!("{}/wsman", s.uri()))
+    };
+    let err = Client::new(cfg)
+        .unwrap()
         .open_shell(&ShellOptions::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_eq!(s.received_requests().await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -803,7 +803,13 @@ impl Parser {
             ));
         }
         for scope in ["global:", "script:", "local:"] {
-            if name.len() > scope.len() && name[..scope.len()].eq_ignore_ascii_case(scope) {
+            // `get`, not indexing: the name may hold a multi-byte character where the
+            // scope prefix would end.
+            if name.len() > scope.len()
+                && name
+                    .get(..scope.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(scope))
+            {
                 name = name[scope.len()..].to_owned();
             }
         }

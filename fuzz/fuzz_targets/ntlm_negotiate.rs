@@ -1,0 +1,8 @@
+#![no_main]
+//! `cargo +nightly fuzz run ntlm_negotiate`: see `fuzz/src/targets.rs` for what it covers.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    (exctl_fuzz::target("ntlm_negotiate")
+        .expect("registered")
+        .run)(data);
+});
