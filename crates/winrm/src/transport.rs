@@ -1,23 +1,39 @@
 //! The HTTP transport: one keep-alive connection per client, authentication, and
 //! message encryption.
 //!
-//! Requests go out one at a time (a lock serialises them), which is what keeps NTLM
-//! working: the handshake and the sealed traffic after it must share one TCP connection,
-//! because the server binds the security context to the connection. When the server
-//! answers 401 to a request on an established context (the connection was closed and a
-//! new one opened, or the server forgot us), the client authenticates again and sends
-//! that request once more: a 401 means the server did not act on it, so repeating it is
-//! safe. A request that was cut off mid-flight leaves the context unusable (sequence
-//! numbers no longer agree), so the next request starts with a fresh handshake.
+//! The client owns its one TCP (or TLS) connection and speaks HTTP/1.1 on it directly
+//! (hyper's connection-level API), because NTLM binds the security context to the
+//! connection: the two legs of the handshake and every sealed message after it must go
+//! over the same one. A pooling HTTP client cannot promise that: between two requests it
+//! may open a new connection while the previous one is not yet back in its pool, and the
+//! server then refuses the second leg (seen as intermittent 401s under load). When the
+//! connection closes (the server's keep-alive limit, `Connection: close`, a reset), the
+//! next request opens a new one and authenticates on it first.
+//!
+//! Requests go out one at a time (a lock serialises them). When the server answers 401 to
+//! a request on an established context (it forgot us), the client authenticates again and
+//! sends that request once more: a 401 means the server did not act on it, so repeating it
+//! is safe. A request that was cut off mid-flight leaves the connection and its context
+//! unusable (sequence numbers no longer agree), so the next request starts afresh.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
 use exctl_ntlm::{Initiator, InitiatorConfig, Session};
 use exctl_secret::Secret;
-use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use http::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderValue,
+    USER_AGENT, WWW_AUTHENTICATE,
+};
+use http::{Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 use crate::error::Error;
@@ -70,18 +86,34 @@ pub struct TransportConfig {
     pub server_max_envelope_kb: usize,
 }
 
-/// Per-connection authentication state.
+/// The connection and what is bound to it.
 #[derive(Default)]
 struct AuthState {
-    /// The NTLM context, once the handshake succeeded.
-    ntlm: Option<NtlmContext>,
-    /// A request was started and not finished: the context can no longer be trusted.
+    /// The open connection, if any.
+    conn: Option<Conn>,
+    /// A request was started and not finished: the connection can no longer be trusted.
     in_flight: bool,
+}
+
+/// One HTTP/1.1 connection, with the NTLM context established on it.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    /// The server's certificate (DER), over HTTPS: the channel binding of NTLM.
+    peer_cert: Option<Vec<u8>>,
+    /// The NTLM context, once the handshake on this connection succeeded.
+    ntlm: Option<NtlmContext>,
 }
 
 struct NtlmContext {
     /// The sealing session over HTTP; over HTTPS TLS protects the traffic, no sealing.
     session: Option<Session>,
+}
+
+/// A whole response: status, headers and body (bounded by the response limit).
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
 }
 
 /// The body and status of a response the caller should read as SOAP.
@@ -120,9 +152,16 @@ impl SendError {
 }
 
 pub(crate) struct Transport {
-    http: reqwest::Client,
     config: TransportConfig,
     https: bool,
+    /// Host and port to connect to (an IPv6 address without brackets).
+    host: String,
+    port: u16,
+    /// The `Host` header: the endpoint's authority as written.
+    authority: String,
+    /// The request target: the endpoint's path and query.
+    target: String,
+    tls: Option<tokio_rustls::TlsConnector>,
     state: Mutex<AuthState>,
 }
 
@@ -140,32 +179,50 @@ fn split_user(user: &str) -> (String, String) {
 
 impl Transport {
     pub(crate) fn new(config: TransportConfig) -> Result<Self, Error> {
-        let url = reqwest::Url::parse(&config.endpoint).map_err(|e| {
+        let uri: Uri = config.endpoint.parse().map_err(|e| {
             Error::Config(format!(
                 "the endpoint '{}' is not a URL: {e}",
                 config.endpoint
             ))
         })?;
-        let https = match url.scheme() {
-            "https" => true,
-            "http" => false,
+        let https = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => true,
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
             other => {
                 return Err(Error::Config(format!(
-                    "the endpoint scheme must be http or https, not '{other}'"
+                    "the endpoint scheme must be http or https, not '{}'",
+                    other.unwrap_or_default()
                 )));
             }
         };
-        if url.host_str().is_none() {
+        let Some(authority) = uri.authority() else {
+            return Err(Error::Config(format!(
+                "the endpoint '{}' has no host",
+                config.endpoint
+            )));
+        };
+        if authority.as_str().contains('@') {
+            return Err(Error::Config(
+                "the endpoint URL must not contain credentials; pass --user and the password separately".into(),
+            ));
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if host.is_empty() {
             return Err(Error::Config(format!(
                 "the endpoint '{}' has no host",
                 config.endpoint
             )));
         }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(Error::Config(
-                "the endpoint URL must not contain credentials; pass --user and the password separately".into(),
-            ));
-        }
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let target = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
         if config.auth == AuthMethod::Basic && !https && !config.allow_basic_over_http {
             return Err(Error::InsecureBasic {
                 endpoint: config.endpoint.clone(),
@@ -174,29 +231,21 @@ impl Transport {
         if config.user.is_empty() {
             return Err(Error::Config("no user name given".into()));
         }
-        // reqwest prepares TLS even for plain HTTP clients and asks for the process-wide
-        // provider; ours is ring. Installing fails harmlessly when one is already set.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .http1_only()
-            .pool_max_idle_per_host(1)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .connect_timeout(config.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("exctl/", env!("CARGO_PKG_VERSION")));
-        if https {
-            builder = builder
-                .use_preconfigured_tls(tls::client_config(&config.trust)?)
-                .tls_info(true);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let tls = if https {
+            let mut tls_config = tls::client_config(&config.trust)?;
+            tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(tokio_rustls::TlsConnector::from(Arc::new(tls_config)))
+        } else {
+            None
+        };
         Ok(Transport {
-            http,
-            config,
             https,
+            host,
+            port,
+            authority: authority.as_str().to_string(),
+            target,
+            tls,
+            config,
             state: Mutex::new(AuthState::default()),
         })
     }
@@ -214,8 +263,8 @@ impl Transport {
     ) -> Result<SoapResponse, SendError> {
         let mut state = self.state.lock().await;
         if state.in_flight {
-            // The previous request was abandoned mid-way: start over on a clean context.
-            state.ntlm = None;
+            // The previous request was abandoned mid-way: start over on a new connection.
+            state.conn = None;
         }
         state.in_flight = true;
         let mut payload_sent = false;
@@ -232,7 +281,7 @@ impl Transport {
                 // of step (or was a replay): only a new context can go on.
                 | Error::Ntlm(_))
         ) {
-            state.ntlm = None;
+            state.conn = None;
         }
         result.map_err(|error| SendError {
             // A connection that could not be made carried nothing.
@@ -257,60 +306,62 @@ impl Transport {
                     self.config.user,
                     self.config.password.expose()
                 ));
+                let conn = self.connection(state, action).await?;
                 *payload_sent = true;
-                let resp = self
-                    .post(action, timeout)
-                    .header(AUTHORIZATION, format!("Basic {token}"))
-                    .header(CONTENT_TYPE, SOAP_CONTENT_TYPE)
-                    .body(xml.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| self.map_err(e, action, timeout))?;
-                if resp.status() == StatusCode::UNAUTHORIZED {
-                    return Err(self.unauthorized(resp.headers()));
+                let reply = self
+                    .exchange(
+                        conn,
+                        Some(format!("Basic {token}")),
+                        SOAP_CONTENT_TYPE,
+                        xml.as_bytes().to_vec(),
+                        action,
+                        timeout,
+                    )
+                    .await?;
+                if reply.status == StatusCode::UNAUTHORIZED {
+                    return Err(self.unauthorized(&reply.headers));
                 }
-                self.read_plain(resp, action, timeout).await
+                self.read_plain(reply)
             }
             AuthMethod::Ntlm => {
-                // One retry: a 401 on an established context means a new connection.
+                // One retry: a 401 on an established context means the server forgot us.
                 for attempt in 0..2 {
-                    if state.ntlm.is_none() {
-                        state.ntlm = Some(self.ntlm_handshake(action, timeout).await?);
+                    let conn = self.connection(state, action).await?;
+                    if conn.ntlm.is_none() {
+                        let context = self.ntlm_handshake(conn, action, timeout).await?;
+                        conn.ntlm = Some(context);
                     }
-                    let Some(ctx) = state.ntlm.as_mut() else {
-                        continue;
-                    };
-                    let req = self.post(action, timeout);
-                    let req = match ctx.session.as_mut() {
+                    let (content_type, body) = match conn
+                        .ntlm
+                        .as_mut()
+                        .and_then(|c| c.session.as_mut())
+                    {
                         Some(session) => {
                             let (signature, sealed) = session.seal(xml.as_bytes());
-                            req.header(CONTENT_TYPE, framing::CONTENT_TYPE)
-                                .body(framing::encode(&signature, &sealed))
+                            (
+                                framing::CONTENT_TYPE,
+                                framing::encode(&signature, &sealed),
+                            )
                         }
-                        None => req
-                            .header(CONTENT_TYPE, SOAP_CONTENT_TYPE)
-                            .body(xml.to_string()),
+                        None => (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec()),
                     };
                     *payload_sent = true;
-                    let resp = req
-                        .send()
-                        .await
-                        .map_err(|e| self.map_err(e, action, timeout))?;
-                    if resp.status() == StatusCode::UNAUTHORIZED {
+                    let reply = self
+                        .exchange(conn, None, content_type, body, action, timeout)
+                        .await?;
+                    if reply.status == StatusCode::UNAUTHORIZED {
                         // A 401 means the server did not act on the request.
                         *payload_sent = false;
-                        state.ntlm = None;
+                        conn.ntlm = None;
                         if attempt == 0 {
                             continue;
                         }
-                        return Err(self.unauthorized(resp.headers()));
+                        return Err(self.unauthorized(&reply.headers));
                     }
-                    let ctx = state.ntlm.as_mut().ok_or_else(|| Error::Protocol {
-                        what: "the NTLM context vanished".into(),
-                    })?;
-                    return match ctx.session.as_mut() {
-                        Some(session) => self.read_sealed(resp, session, action, timeout).await,
-                        None => self.read_plain(resp, action, timeout).await,
+                    let session = conn.ntlm.as_mut().and_then(|c| c.session.as_mut());
+                    return match session {
+                        Some(session) => self.read_sealed(reply, session),
+                        None => self.read_plain(reply),
                     };
                 }
                 Err(Error::Unauthorized {
@@ -322,17 +373,193 @@ impl Transport {
         }
     }
 
-    fn post(&self, _action: &'static str, timeout: Duration) -> reqwest::RequestBuilder {
-        self.http
-            .post(&self.config.endpoint)
+    /// The open connection, or a new one when there is none or the server closed it (a
+    /// new connection has no NTLM context).
+    async fn connection<'s>(
+        &self,
+        state: &'s mut AuthState,
+        action: &'static str,
+    ) -> Result<&'s mut Conn, Error> {
+        if let Some(conn) = state.conn.as_mut() {
+            // Waits until the connection can take a request, or says it cannot.
+            if !conn.sender.is_closed() && conn.sender.ready().await.is_ok() {
+                return state.conn.as_mut().ok_or_else(|| Error::Protocol {
+                    what: "the connection vanished".into(),
+                });
+            }
+        }
+        state.conn = None;
+        let conn = self.connect(action).await?;
+        Ok(state.conn.insert(conn))
+    }
+
+    async fn connect(&self, action: &'static str) -> Result<Conn, Error> {
+        let endpoint = || self.config.endpoint.clone();
+        let limit = self.config.connect_timeout;
+        let tcp = tokio::time::timeout(limit, TcpStream::connect((self.host.as_str(), self.port)))
+            .await
+            .map_err(|_| Error::Connect {
+                endpoint: endpoint(),
+                reason: format!("no connection within {limit:?}"),
+            })?
+            .map_err(|e| Error::Connect {
+                endpoint: endpoint(),
+                reason: e.to_string(),
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, peer_cert) = match &self.tls {
+            Some(connector) => {
+                let name = ServerName::try_from(self.host.clone()).map_err(|e| {
+                    Error::Config(format!("'{}' is not a host name: {e}", self.host))
+                })?;
+                let stream = tokio::time::timeout(limit, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| Error::Tls {
+                        endpoint: endpoint(),
+                        reason: format!("no TLS handshake within {limit:?}"),
+                    })?
+                    .map_err(|e| {
+                        let reason = error_chain(&e);
+                        if is_tls_error(&e) || reason.contains("peer certificate") {
+                            Error::Tls {
+                                endpoint: endpoint(),
+                                reason: explain_tls(reason),
+                            }
+                        } else {
+                            Error::ConnectionLost {
+                                endpoint: endpoint(),
+                                action,
+                                reason,
+                            }
+                        }
+                    })?;
+                let peer_cert = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| c.to_vec());
+                (self.handshake(TokioIo::new(stream), action).await?, peer_cert)
+            }
+            None => (self.handshake(TokioIo::new(tcp), action).await?, None),
+        };
+        Ok(Conn {
+            sender,
+            peer_cert,
+            ntlm: None,
+        })
+    }
+
+    async fn handshake<IO>(
+        &self,
+        io: IO,
+        action: &'static str,
+    ) -> Result<SendRequest<Full<Bytes>>, Error>
+    where
+        IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| Error::ConnectionLost {
+                endpoint: self.config.endpoint.clone(),
+                action,
+                reason: error_chain(&e),
+            })?;
+        // The connection's I/O runs in its own task until either side closes it.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    /// One request and its whole response on `conn`, within `timeout`.
+    async fn exchange(
+        &self,
+        conn: &mut Conn,
+        authorization: Option<String>,
+        content_type: &'static str,
+        body: Vec<u8>,
+        action: &'static str,
+        timeout: Duration,
+    ) -> Result<Reply, Error> {
+        let lost = |e: &(dyn std::error::Error + 'static)| Error::ConnectionLost {
+            endpoint: self.config.endpoint.clone(),
+            action,
+            reason: error_chain(e),
+        };
+        let mut req = http::Request::builder()
+            .method(Method::POST)
+            .uri(self.target.as_str())
+            .header(HOST, self.authority.as_str())
             .header(CONNECTION, "Keep-Alive")
             // Exchange's IIS endpoint compresses when asked; we never ask.
             .header("Accept-Encoding", "identity")
-            .timeout(timeout)
+            .header(USER_AGENT, concat!("exctl/", env!("CARGO_PKG_VERSION")))
+            .header(CONTENT_TYPE, content_type)
+            .header(CONTENT_LENGTH, body.len());
+        if let Some(a) = authorization {
+            let mut value = HeaderValue::from_str(&a)
+                .map_err(|_| Error::Config("the credentials cannot be sent in a header".into()))?;
+            value.set_sensitive(true);
+            req = req.header(AUTHORIZATION, value);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| Error::Config(format!("cannot build the request: {e}")))?;
+        let limit = self.config.max_response_bytes;
+        let work = async {
+            let resp = conn.sender.send_request(req).await.map_err(|e| lost(&e))?;
+            let (parts, mut incoming) = resp.into_parts();
+            let announced = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(len) = announced
+                && len > limit as u64
+            {
+                return Err(Error::Protocol {
+                    what: format!(
+                        "the response announces {len} bytes, more than the {limit} bytes allowed"
+                    ),
+                });
+            }
+            let mut body = Vec::new();
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|e| lost(&e))?;
+                if let Ok(data) = frame.into_data() {
+                    if body.len() + data.len() > limit {
+                        return Err(Error::Protocol {
+                            what: format!("the response is larger than the {limit} bytes allowed"),
+                        });
+                    }
+                    body.extend_from_slice(&data);
+                }
+            }
+            Ok(Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        let reply = match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                endpoint: self.config.endpoint.clone(),
+                action,
+                after: timeout,
+            }),
+        };
+        if reply.is_err() {
+            // Whatever is left of that exchange must not be read as the next response.
+            conn.ntlm = None;
+        }
+        reply
     }
 
     async fn ntlm_handshake(
         &self,
+        conn: &mut Conn,
         action: &'static str,
         timeout: Duration,
     ) -> Result<NtlmContext, Error> {
@@ -346,52 +573,45 @@ impl Transport {
             target_spn: None,
         });
         let type1 = initiator.negotiate_message();
-        let resp = self
-            .post(action, timeout)
-            .header(AUTHORIZATION, format!("Negotiate {}", B64.encode(&type1)))
-            .header(CONTENT_TYPE, SOAP_CONTENT_TYPE)
-            .body(Vec::new())
-            .send()
-            .await
-            .map_err(|e| self.map_err(e, action, timeout))?;
-        if resp.status() != StatusCode::UNAUTHORIZED {
+        let reply = self
+            .exchange(
+                conn,
+                Some(format!("Negotiate {}", B64.encode(&type1))),
+                SOAP_CONTENT_TYPE,
+                Vec::new(),
+                action,
+                timeout,
+            )
+            .await?;
+        if reply.status != StatusCode::UNAUTHORIZED {
             return Err(Error::Http {
-                status: resp.status().as_u16(),
+                status: reply.status.as_u16(),
                 detail: ": the server did not answer the NTLM negotiation with a challenge".into(),
             });
         }
         let challenge =
-            negotiate_token(resp.headers()).ok_or_else(|| self.unauthorized(resp.headers()))?;
-        if self.https {
+            negotiate_token(&reply.headers).ok_or_else(|| self.unauthorized(&reply.headers))?;
+        if let Some(cert) = &conn.peer_cert {
             // Extended Protection: bind the authentication to this TLS channel.
-            let cert = resp
-                .extensions()
-                .get::<reqwest::tls::TlsInfo>()
-                .and_then(|i| i.peer_certificate())
-                .map(|c| c.to_vec());
-            if let Some(cert) = cert {
-                initiator.set_channel_bindings(Some(tls::tls_server_end_point(&cert)));
-            }
+            initiator.set_channel_bindings(Some(tls::tls_server_end_point(cert)));
         }
-        // Drain the body so the connection can be reused for the next leg.
-        let _ = resp.bytes().await;
         let type3 = initiator.authenticate_message(&challenge)?;
-        let resp = self
-            .post(action, timeout)
-            .header(AUTHORIZATION, format!("Negotiate {}", B64.encode(&type3)))
-            .header(CONTENT_TYPE, SOAP_CONTENT_TYPE)
-            .body(Vec::new())
-            .send()
-            .await
-            .map_err(|e| self.map_err(e, action, timeout))?;
-        let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED {
-            return Err(self.unauthorized(resp.headers()));
+        let reply = self
+            .exchange(
+                conn,
+                Some(format!("Negotiate {}", B64.encode(&type3))),
+                SOAP_CONTENT_TYPE,
+                Vec::new(),
+                action,
+                timeout,
+            )
+            .await?;
+        if reply.status == StatusCode::UNAUTHORIZED {
+            return Err(self.unauthorized(&reply.headers));
         }
-        let _ = resp.bytes().await;
-        if !status.is_success() {
+        if !reply.status.is_success() {
             return Err(Error::Http {
-                status: status.as_u16(),
+                status: reply.status.as_u16(),
                 detail: ": the NTLM authentication was not completed".into(),
             });
         }
@@ -420,38 +640,6 @@ impl Transport {
         }
     }
 
-    async fn read_body(
-        &self,
-        mut resp: reqwest::Response,
-        action: &'static str,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, Error> {
-        let limit = self.config.max_response_bytes;
-        if let Some(len) = resp.content_length()
-            && len as usize > limit
-        {
-            return Err(Error::Protocol {
-                what: format!(
-                    "the response announces {len} bytes, more than the {limit} bytes allowed"
-                ),
-            });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| self.map_err(e, action, timeout))?
-        {
-            if body.len() + chunk.len() > limit {
-                return Err(Error::Protocol {
-                    what: format!("the response is larger than the {limit} bytes allowed"),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    }
-
     fn status_error(&self, status: StatusCode, body: &[u8]) -> Error {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             return Error::EnvelopeTooLarge {
@@ -470,22 +658,16 @@ impl Transport {
         }
     }
 
-    async fn read_plain(
-        &self,
-        resp: reqwest::Response,
-        action: &'static str,
-        timeout: Duration,
-    ) -> Result<SoapResponse, Error> {
-        let status = resp.status();
-        let ct = content_type(resp.headers());
-        let body = self.read_body(resp, action, timeout).await?;
+    fn read_plain(&self, reply: Reply) -> Result<SoapResponse, Error> {
+        let status = reply.status;
+        let ct = content_type(&reply.headers);
         // Some servers and proxies label SOAP faults text/plain or not at all; the body
         // decides.
-        let is_soap = ct.contains("soap+xml") || looks_like_soap(&body);
+        let is_soap = ct.contains("soap+xml") || looks_like_soap(&reply.body);
         if status.is_success()
             || (is_soap && (status.is_server_error() || status.is_client_error()))
         {
-            let body = String::from_utf8(body).map_err(|_| Error::Protocol {
+            let body = String::from_utf8(reply.body).map_err(|_| Error::Protocol {
                 what: "the response is not UTF-8".into(),
             })?;
             return Ok(SoapResponse {
@@ -493,19 +675,12 @@ impl Transport {
                 body,
             });
         }
-        Err(self.status_error(status, &body))
+        Err(self.status_error(status, &reply.body))
     }
 
-    async fn read_sealed(
-        &self,
-        resp: reqwest::Response,
-        session: &mut Session,
-        action: &'static str,
-        timeout: Duration,
-    ) -> Result<SoapResponse, Error> {
-        let status = resp.status();
-        let ct = content_type(resp.headers());
-        let body = self.read_body(resp, action, timeout).await?;
+    fn read_sealed(&self, reply: Reply, session: &mut Session) -> Result<SoapResponse, Error> {
+        let status = reply.status;
+        let ct = content_type(&reply.headers);
         if !framing::is_encrypted_content_type(&ct) {
             if status.is_success() {
                 // An unencrypted answer on an encrypted channel could come from anyone
@@ -514,9 +689,9 @@ impl Transport {
                     "the server answered with unencrypted content ({ct}) on an encrypted session"
                 )));
             }
-            return Err(self.status_error(status, &body));
+            return Err(self.status_error(status, &reply.body));
         }
-        let framed = framing::decode(&body).map_err(|e| Error::Encryption(e.to_string()))?;
+        let framed = framing::decode(&reply.body).map_err(|e| Error::Encryption(e.to_string()))?;
         let plain = session.unseal(&framed.signature, &framed.sealed)?;
         let body = String::from_utf8(plain).map_err(|_| Error::Protocol {
             what: "the decrypted response is not UTF-8".into(),
@@ -526,37 +701,14 @@ impl Transport {
             body,
         })
     }
+}
 
-    fn map_err(&self, e: reqwest::Error, action: &'static str, timeout: Duration) -> Error {
-        let endpoint = self.config.endpoint.clone();
-        let reason = error_chain(&e);
-        // rustls errors reach us wrapped in hyper's and io errors, not always as a
-        // source chain; their text is stable ("invalid peer certificate: ...").
-        if is_tls_error(&e)
-            || reason.contains("invalid peer certificate")
-            || reason.contains("peer is incompatible")
-        {
-            let reason = match tls_explanation(&reason) {
-                Some(plain) => format!("{plain} ({reason})"),
-                None => reason,
-            };
-            return Error::Tls { endpoint, reason };
-        }
-        if e.is_timeout() {
-            return Error::Timeout {
-                endpoint,
-                action,
-                after: timeout,
-            };
-        }
-        if e.is_connect() {
-            return Error::Connect { endpoint, reason };
-        }
-        Error::ConnectionLost {
-            endpoint,
-            action,
-            reason,
-        }
+/// The reason of a certificate error, with plain words first where rustls only names a
+/// variant.
+fn explain_tls(reason: String) -> String {
+    match tls_explanation(&reason) {
+        Some(plain) => format!("{plain} ({reason})"),
+        None => reason,
     }
 }
 
@@ -641,7 +793,6 @@ fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     #[test]
     fn user_forms_split_into_domain_and_name() {
