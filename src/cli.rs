@@ -85,7 +85,7 @@ pub struct SimArgs {
     )]
     pub user: String,
 
-    /// The host's computer name.
+    /// The host's computer name, which is also the Exchange server's name.
     #[arg(long, value_name = "NAME", default_value = "EXCH01")]
     pub computer_name: String,
 
@@ -113,6 +113,9 @@ pub struct SimArgs {
     /// authenticate again.
     #[arg(long, value_name = "N")]
     pub close_connections_after: Option<u32>,
+
+    #[command(flatten)]
+    pub exchange: crate::sim::ExchangeSimArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::Duration;
 
 pub const SIM_USER: &str = "CONTOSO\\Administrator";
@@ -22,10 +22,21 @@ pub struct Sim {
     child: Child,
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// The simulator's stderr, when started with [`Sim::start_with_stderr`].
+    pub stderr: Option<BufReader<ChildStderr>>,
 }
 
 impl Sim {
     pub fn start(extra: &[&str]) -> Sim {
+        Sim::spawn(extra, false)
+    }
+
+    /// Like [`Sim::start`], keeping the simulator's stderr readable.
+    pub fn start_with_stderr(extra: &[&str]) -> Sim {
+        Sim::spawn(extra, true)
+    }
+
+    fn spawn(extra: &[&str], keep_stderr: bool) -> Sim {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut child = exctl()
             .args(["sim", "--listen", "127.0.0.1:0"])
@@ -34,9 +45,14 @@ impl Sim {
             .env("EXCTL_SIM_PASSWORD", SIM_PASSWORD)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if keep_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("exctl sim starts");
+        let stderr = child.stderr.take().map(BufReader::new);
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout)
@@ -47,12 +63,58 @@ impl Sim {
             child,
             url: line.trim().to_string(),
             dir,
+            stderr,
         }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// The simulator's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the simulator to exit (after a signal), with its exit code.
+    pub fn wait(&mut self) -> Option<i32> {
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
+    /// The `/sim/state` document.
+    pub fn state(&self) -> serde_json::Value {
+        let url = self.url.replace("/wsman", "/sim/state");
+        serde_json::from_str(&http_get(&url)).expect("/sim/state is JSON")
+    }
+
+    /// The Exchange section of `/sim/state` (PowerShell processes, snap-in loads,
+    /// cmdlets by name, services).
+    pub fn exchange_state(&self) -> serde_json::Value {
+        self.state()["sections"]["exchange"].clone()
+    }
+}
+
+/// A plain HTTP/1.1 GET of a loopback `http://` URL (the simulator's `/sim/state`),
+/// with `Connection: close`; returns the body.
+pub fn http_get(url: &str) -> String {
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(authority).expect("the simulator accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout set");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request written");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("response read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The simulator answers with Content-Length and closes: the body is the rest.
+    body.to_string()
 }
 
 impl Drop for Sim {
@@ -71,6 +133,11 @@ pub fn exec(sim: &Sim, password: &str, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("exctl exec runs")
+}
+
+/// [`exec`] with the simulator's password.
+pub fn exec_ok(sim: &Sim, args: &[&str]) -> Output {
+    exec(sim, SIM_PASSWORD, args)
 }
 
 pub fn text(b: &[u8]) -> String {

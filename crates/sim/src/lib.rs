@@ -6,7 +6,10 @@
 //! This crate owns the wire: HTTP, authentication (Basic, NTLM with sealing, via
 //! `exctl-ntlm`), the WinRS shell resource and the config resource. What a command does is
 //! an [`Executor`]'s business; the built-in [`CmdExecutor`] is a small `cmd.exe`, and the
-//! PowerShell/Exchange layer plugs in behind the same trait. It deliberately shares no
+//! PowerShell/Exchange layer plugs in behind the same trait: [`exchange_host`] is that
+//! `cmd.exe` with a `powershell.exe` ([`powershell`]) whose interpreter
+//! (`exctl_pwsh::lang`) runs scripts against the Exchange model ([`exchange`]) through
+//! [`pshost::SimHost`]. It deliberately shares no
 //! code with the client crate `exctl-winrm`, so that it checks the client instead of
 //! agreeing with its mistakes.
 //!
@@ -29,7 +32,9 @@ pub mod fault;
 pub mod framing;
 pub mod imap;
 pub mod inject;
+pub mod powershell;
 pub mod process;
+pub mod pshost;
 mod server;
 pub mod shell;
 pub mod soap;
@@ -48,10 +53,12 @@ pub use cmd::{CmdExecutor, ExitFuture, Invocation, Program};
 pub use config::{AuthScheme, SimConfig};
 pub use error::SimError;
 pub use inject::{FaultPlan, FaultRule, Injected, On};
+pub use powershell::{PowerShellProgram, exchange_host, exchange_host_with};
 pub use process::{
     Executor, Process, ProcessEvent, ProcessGone, ProcessIo, ProcessRequest, Sink, StartError,
     spawn_process,
 };
+pub use pshost::HostOptions;
 pub use state::{SimState, StateSnapshot};
 
 /// A running simulator. Dropping it stops the listener and every connection.
@@ -121,6 +128,17 @@ impl Drop for RunningSim {
 /// Starts a simulator on `config.listen` (loopback only) and returns once it accepts
 /// connections.
 pub async fn serve(config: SimConfig, executor: Arc<dyn Executor>) -> Result<RunningSim, SimError> {
+    serve_with_state(config, executor, Arc::new(SimState::default())).await
+}
+
+/// Like [`serve`], with counters created beforehand, so that layers built before the
+/// server (the Exchange model, through [`SimState::set_provider`]) report in its
+/// `/sim/state`.
+pub async fn serve_with_state(
+    config: SimConfig,
+    executor: Arc<dyn Executor>,
+    state: Arc<SimState>,
+) -> Result<RunningSim, SimError> {
     if !config.listen.ip().is_loopback() {
         return Err(SimError::NotLoopback(config.listen));
     }
@@ -145,7 +163,6 @@ pub async fn serve(config: SimConfig, executor: Arc<dyn Executor>) -> Result<Run
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
     };
     let url = format!("{scheme}://{host}:{}/wsman", addr.port());
-    let state = Arc::new(SimState::default());
     let config = Arc::new(config);
     let shared = Arc::new(server::Shared {
         config: config.clone(),

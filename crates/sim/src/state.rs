@@ -4,16 +4,20 @@
 //!
 //! The WS-Management counters are fixed fields; later layers (the Exchange model) add
 //! their own named counters with [`SimState::count`] and whole JSON sections with
-//! [`SimState::set_section`], without this module knowing them.
+//! [`SimState::set_section`] or, computed afresh for every snapshot, with
+//! [`SimState::set_provider`], without this module knowing them.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+/// Computes a section of the state document when a snapshot is taken.
+pub type SectionProvider = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// Live counters, shared by every connection of one simulator.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SimState {
     requests: AtomicU64,
     auth_failures: AtomicU64,
@@ -23,6 +27,16 @@ pub struct SimState {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     maps: Mutex<Maps>,
+    providers: Mutex<Vec<(String, SectionProvider)>>,
+}
+
+impl std::fmt::Debug for SimState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimState")
+            .field("requests", &self.requests)
+            .field("shells_open", &self.shells_open)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -120,9 +134,28 @@ impl SimState {
         self.maps().sections.insert(name.to_string(), value);
     }
 
+    /// Registers a section computed on every snapshot (replacing a provider of the same
+    /// name), so that `/sim/state` is exact at the moment it is read rather than as of
+    /// the last publication. The provider must not call back into this state.
+    pub fn set_provider(&self, name: &str, provider: SectionProvider) {
+        let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        providers.retain(|(n, _)| n != name);
+        providers.push((name.to_string(), provider));
+    }
+
     /// A copy of everything.
     pub fn snapshot(&self) -> StateSnapshot {
+        // Providers run without any lock of ours held: they take locks of their own.
+        let providers: Vec<(String, SectionProvider)> = self
+            .providers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let computed: Vec<(String, serde_json::Value)> =
+            providers.into_iter().map(|(n, f)| (n, f())).collect();
         let maps = self.maps();
+        let mut sections = maps.sections.clone();
+        sections.extend(computed);
         StateSnapshot {
             requests: self.requests.load(Ordering::Relaxed),
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
@@ -135,7 +168,7 @@ impl SimState {
             http_status: maps.http_status.clone(),
             actions: maps.actions.clone(),
             counters: maps.counters.clone(),
-            sections: maps.sections.clone(),
+            sections,
         }
     }
 }
@@ -156,5 +189,21 @@ mod tests {
         assert_eq!(json["faults"]["2150858793"], 1);
         assert_eq!(json["counters"]["imap_logins"], 2);
         assert_eq!(json["sections"]["exchange"]["sp"], 3);
+    }
+
+    #[test]
+    fn providers_are_computed_at_every_snapshot() {
+        let s = SimState::default();
+        let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = n.clone();
+        s.set_section("live", serde_json::json!("stale"));
+        s.set_provider(
+            "live",
+            Arc::new(move || serde_json::json!(seen.load(Ordering::Relaxed))),
+        );
+        n.store(7, Ordering::Relaxed);
+        assert_eq!(s.snapshot().sections["live"], 7);
+        n.store(8, Ordering::Relaxed);
+        assert_eq!(s.snapshot().sections["live"], 8);
     }
 }

@@ -486,6 +486,46 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
             ],
         ),
         (
+            "Get-MailboxDatabaseCopyStatus",
+            Exchange,
+            vec![
+                pos(
+                    "Identity",
+                    T::Identity("DatabaseCopyIdParameter"),
+                    0,
+                    false,
+                    P::ByValueAndPropertyName,
+                ),
+                p("Server", T::Identity("MailboxServerIdParameter")),
+                p("Active", T::Switch),
+                p("Local", T::Switch),
+                DC,
+            ],
+        ),
+        (
+            "Get-WmiObject",
+            Core,
+            vec![
+                pos("Class", T::String, 0, false, P::No),
+                pos("Property", T::StringArray, 1, false, P::No),
+                p("Filter", T::String),
+                p("Namespace", T::String),
+                p("ComputerName", T::StringArray),
+            ],
+        ),
+        (
+            "Get-Process",
+            Core,
+            vec![
+                pos("Name", T::StringArray, 0, false, P::ByPropertyName),
+                ParamSpec {
+                    pipeline: P::ByPropertyName,
+                    ..p("Id", T::Int64Array)
+                },
+                p("ComputerName", T::StringArray),
+            ],
+        ),
+        (
             "Get-ItemProperty",
             Core,
             vec![
@@ -529,6 +569,14 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
                 p("Force", T::Switch),
                 CONFIRM,
                 WHATIF,
+            ],
+        ),
+        (
+            "Get-Item",
+            Core,
+            vec![
+                pos("Path", T::StringArray, 0, true, P::ByValueAndPropertyName),
+                p("Force", T::Switch),
             ],
         ),
         (
@@ -651,6 +699,27 @@ fn class_name(name: &str, module: Module) -> String {
 
 /// Every cmdlet with its parameters in `sp`.
 pub fn cmdlet_specs(sp: Sp) -> Vec<CmdletSpec> {
+    specs_of(sp).to_vec()
+}
+
+/// The tables of a release, built once: a script calls cmdlets thousands of times.
+fn specs_of(sp: Sp) -> &'static [CmdletSpec] {
+    static TABLES: [std::sync::OnceLock<Vec<CmdletSpec>>; 4] = [
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+    ];
+    let i = match sp {
+        Sp::Rtm => 0,
+        Sp::Sp1 => 1,
+        Sp::Sp2 => 2,
+        Sp::Sp3 => 3,
+    };
+    TABLES[i].get_or_init(|| build_specs(sp))
+}
+
+fn build_specs(sp: Sp) -> Vec<CmdletSpec> {
     base_table()
         .into_iter()
         .map(|(name, module, mut params)| {
@@ -676,9 +745,10 @@ pub fn cmdlet_specs(sp: Sp) -> Vec<CmdletSpec> {
 
 /// One cmdlet's table in `sp`.
 pub fn cmdlet_spec(name: &str, sp: Sp) -> Option<CmdletSpec> {
-    cmdlet_specs(sp)
-        .into_iter()
+    specs_of(sp)
+        .iter()
         .find(|c| c.name.eq_ignore_ascii_case(name))
+        .cloned()
 }
 
 /// What a cmdlet produced.
@@ -1136,6 +1206,47 @@ fn run_with_instance(
             a.text("Server").as_deref(),
             a.switch("Status"),
         )?)),
+        "Get-MailboxDatabaseCopyStatus" => Ok(objects(org.get_mailbox_database_copy_status(
+            a.text("Identity").as_deref(),
+            a.text("Server").as_deref(),
+        )?)),
+        "Get-WmiObject" => {
+            let class = a.text("Class").unwrap_or_default();
+            let namespace = a.text("Namespace").unwrap_or_else(|| "root\\cimv2".into());
+            if !namespace.eq_ignore_ascii_case("root\\cimv2")
+                || !class.eq_ignore_ascii_case("Win32_Service")
+            {
+                // The simulated host's WMI has Win32_Service only.
+                return Err(ExchangeError::new(
+                    "Invalid class ",
+                    ErrorCategory::InvalidOperation,
+                    "ManagementException",
+                    "GetWMIManagementException,Microsoft.PowerShell.Commands.GetWmiObjectCommand",
+                ));
+            }
+            let filter = match a.text("Filter") {
+                Some(f) => Some(parse_wql_filter(&f).ok_or_else(|| {
+                    ExchangeError::new(
+                        "Invalid query ",
+                        ErrorCategory::InvalidOperation,
+                        "ManagementException",
+                        "GetWMIManagementException,Microsoft.PowerShell.Commands.GetWmiObjectCommand",
+                    )
+                })?),
+                None => None,
+            };
+            let filter = filter.as_ref().map(|(p, v)| (p.as_str(), v.as_str()));
+            Ok(objects(org.get_wmi_services(filter)?))
+        }
+        "Get-Process" => {
+            let mut ids = Vec::new();
+            for v in a.get("Id").map(SimValue::items).unwrap_or_default() {
+                ids.push(v.as_i64().ok_or_else(|| {
+                    ExchangeError::cannot_convert("Id", &v.to_text(), "System.Int32", spec.name)
+                })?);
+            }
+            Ok(objects(org.get_process(&ids, &a.texts("Name"))?))
+        }
         "Get-ItemProperty" => {
             let names = a.texts("Name");
             let names = (!names.is_empty()).then_some(names);
@@ -1198,6 +1309,41 @@ fn run_with_instance(
                 }
             }
             Ok(CmdletOutput::default())
+        }
+        "Get-Item" => {
+            let reg = org
+                .registry()
+                .ok_or_else(|| ExchangeError::not_found("registry", ""))?;
+            let mut out = Vec::new();
+            for path in a.texts("Path") {
+                if registry::parse_path(&path).is_some() {
+                    out.push(reg.get_item(&path)?);
+                    continue;
+                }
+                let dir = path.trim_end_matches('\\').to_ascii_lowercase();
+                let known = KNOWN_DIRS
+                    .iter()
+                    .any(|d| d.trim_end_matches('\\') == dir.as_str());
+                if !known {
+                    return Err(ExchangeError::path_not_found(&path, "GetItemCommand"));
+                }
+                let full = path.trim_end_matches('\\').to_string();
+                let name = full.rsplit('\\').next().unwrap_or(&full).to_string();
+                out.push(SimObject {
+                    type_names: vec![
+                        "System.IO.DirectoryInfo".to_string(),
+                        "System.IO.FileSystemInfo".to_string(),
+                        "System.Object".to_string(),
+                    ],
+                    properties: vec![
+                        ("Name".to_string(), SimValue::String(name)),
+                        ("FullName".to_string(), SimValue::String(full)),
+                        ("Mode".to_string(), SimValue::str("d----")),
+                        ("PSIsContainer".to_string(), SimValue::Bool(true)),
+                    ],
+                });
+            }
+            Ok(objects(out))
         }
         "Test-Path" => {
             let reg = org
@@ -1341,6 +1487,18 @@ fn run_with_instance(
         }
         other => Err(ExchangeError::parameter_not_found(other, other)),
     }
+}
+
+/// A WQL filter of the one form the simulator understands, `Property = 'value'` (or
+/// with double quotes): the property and the value.
+fn parse_wql_filter(filter: &str) -> Option<(String, String)> {
+    let (prop, value) = filter.split_once('=')?;
+    let prop = prop.trim();
+    let value = value.trim();
+    let quote = value.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let inner = value.strip_prefix(quote)?.strip_suffix(quote)?;
+    let valid = !prop.is_empty() && prop.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (valid && !inner.contains(quote)).then(|| (prop.to_string(), inner.to_string()))
 }
 
 /// Writes an entry as the store would (exposed for tests of Get-EventLog).

@@ -178,6 +178,9 @@ pub struct ReceiveConnector {
     /// The settings, by property name.
     #[serde(default)]
     pub settings: Bag,
+    /// When it last changed (its `WhenChanged`); the install time when absent.
+    #[serde(default)]
+    pub changed: Option<super::SimTime>,
 }
 
 /// The two connectors Setup creates on a Hub Transport server.
@@ -242,6 +245,7 @@ pub fn default_connectors(server: &str, fqdn: &str) -> Vec<ReceiveConnector> {
                 "AnonymousUsers, ExchangeUsers, ExchangeServers, ExchangeLegacyServers",
                 "Tls, Integrated, BasicAuth, BasicAuthRequireTLS, ExchangeServer",
             ),
+            changed: None,
         },
         ReceiveConnector {
             name: format!("Client {server}"),
@@ -251,6 +255,7 @@ pub fn default_connectors(server: &str, fqdn: &str) -> Vec<ReceiveConnector> {
                 "ExchangeUsers",
                 "Tls, Integrated, BasicAuth, BasicAuthRequireTLS",
             ),
+            changed: None,
         },
     ]
 }

@@ -138,6 +138,10 @@ pub struct Server {
     /// Its GUID.
     #[serde(default = "new_guid")]
     pub guid: String,
+    /// When the IMAP settings last changed (their `WhenChanged`); the organization's
+    /// install time when absent.
+    #[serde(default)]
+    pub imap_changed: Option<SimTime>,
 }
 
 fn default_roles() -> Vec<String> {
@@ -170,6 +174,7 @@ impl Server {
             store_limits: None,
             acl: Vec::new(),
             guid: new_guid(),
+            imap_changed: None,
         }
     }
 
@@ -269,6 +274,7 @@ struct Runtime {
     policy_cache: HashMap<(String, String), Effective>,
     cmdlets: BTreeMap<String, u64>,
     exchange_sessions: u64,
+    powershell_processes: u64,
     logins_ok: u64,
     refusals: BTreeMap<&'static str, u64>,
 }
@@ -328,6 +334,14 @@ pub struct ExchangeOrg {
     /// ACEs on the organization container (explicit and inherited).
     #[serde(default)]
     pub org_acl: Option<Vec<Ace>>,
+    /// When Exchange was installed: the `WhenCreated` of its objects (and their
+    /// `WhenChanged` until they change); 30 days before the model was built when absent.
+    #[serde(default)]
+    pub installed: Option<SimTime>,
+    /// When the host last booted: the start time of services that have not restarted
+    /// since; a day before the model was built when absent.
+    #[serde(default)]
+    pub booted: Option<SimTime>,
     #[serde(skip)]
     index: HashMap<String, usize>,
     #[serde(skip)]
@@ -357,6 +371,13 @@ impl ExchangeOrg {
     /// mailboxes `Administrator` and the UCCX shared account `uccx-agent`
     /// (password [`recipients::UCCX_PASSWORD`]).
     pub fn seed(sp: Sp, clock: ClockRef) -> Self {
+        Self::seed_named(sp, clock, "EX01")
+    }
+
+    /// The seed scenario with the server (and host) named `computer_name`, so that the
+    /// Exchange server and the Windows host WinRM reaches agree (`exctl sim
+    /// --computer-name`).
+    pub fn seed_named(sp: Sp, clock: ClockRef, computer_name: &str) -> Self {
         let mut org = ExchangeOrg {
             sp,
             org_name: default_org_name(),
@@ -364,7 +385,7 @@ impl ExchangeOrg {
             netbios: default_netbios(),
             domain_controller: String::new(),
             host: String::new(),
-            servers: vec![Server::new("EX01")],
+            servers: vec![Server::new(computer_name)],
             throttling_policies: Vec::new(),
             mailboxes: vec![
                 Mailbox::new("Administrator", None),
@@ -372,6 +393,8 @@ impl ExchangeOrg {
             ],
             principals: Vec::new(),
             org_acl: None,
+            installed: None,
+            booted: None,
             index: HashMap::new(),
             clock,
             runtime: Runtime::default(),
@@ -471,6 +494,12 @@ impl ExchangeOrg {
     /// Fills in what a partial state left out, normalizes values and builds indexes.
     fn complete(&mut self) -> Result<(), ExchangeError> {
         let now = self.clock.now();
+        let installed = *self
+            .installed
+            .get_or_insert(SimTime(now.0.saturating_sub(30 * 86_400_000)));
+        let booted = *self
+            .booted
+            .get_or_insert(SimTime(now.0.saturating_sub(86_400_000).max(installed.0)));
         if self.domain_controller.is_empty() {
             self.domain_controller = format!("dc01.{}", self.domain);
         }
@@ -529,6 +558,14 @@ impl ExchangeOrg {
             }
             if s.services.is_empty() {
                 s.services = services::default_services();
+            }
+            for (i, svc) in s.services.iter_mut().enumerate() {
+                if svc.state == Steady::Running && svc.started.is_none() {
+                    svc.started = Some(booted);
+                }
+                if svc.pid == 0 {
+                    svc.pid = services::pid_for(i, svc.restarts);
+                }
             }
             s.registry.ensure_key(STORE_KEY);
             let setup = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\ExchangeServer\\v14\\Setup";
@@ -740,7 +777,9 @@ impl ExchangeOrg {
         category: &str,
         classes: &[&str],
     ) {
-        let now = SimValue::DateTime(self.now());
+        // Objects keep their install time until something changes them (callers that
+        // track changes replace WhenChanged).
+        let now = SimValue::DateTime(self.installed.unwrap_or_else(|| self.now()));
         o.push("AdminDisplayName", SimValue::Null);
         o.push("ExchangeVersion", SimValue::str(self.sp.object_version()));
         o.push("Name", SimValue::str(name));
@@ -767,7 +806,7 @@ impl ExchangeOrg {
         let now = self.now();
         let mut started: Vec<(usize, String)> = Vec::new();
         for (si, server) in self.servers.iter_mut().enumerate() {
-            for svc in &mut server.services {
+            for (i, svc) in server.services.iter_mut().enumerate() {
                 let Some(mut t) = svc.transition else {
                     continue;
                 };
@@ -779,6 +818,9 @@ impl ExchangeOrg {
                     Some(done) if now >= done => {
                         svc.state = Steady::Running;
                         svc.transition = None;
+                        svc.started = Some(done);
+                        // A started service is a new process.
+                        svc.pid = services::pid_for(i, svc.restarts);
                         started.push((si, svc.name.clone()));
                         continue;
                     }
@@ -1039,6 +1081,148 @@ impl ExchangeOrg {
         }
     }
 
+    /// `Get-WmiObject -Class Win32_Service [-Filter "Prop='value'"]` on the host: the
+    /// services whose property `Prop` equals `value` (case-insensitively, as WQL
+    /// compares strings), or all of them.
+    pub fn get_wmi_services(
+        &mut self,
+        filter: Option<(&str, &str)>,
+    ) -> Result<Vec<SimObject>, ExchangeError> {
+        self.settle();
+        let now = self.now();
+        let si = self.host_index()?;
+        let s = self
+            .servers
+            .get(si)
+            .ok_or_else(|| self.not_found(&self.host))?;
+        Ok(s.services
+            .iter()
+            .map(|svc| svc.to_wmi_object(now, &s.name))
+            .filter(|o| {
+                filter.is_none_or(|(prop, value)| {
+                    o.get(prop)
+                        .is_some_and(|v| v.to_text().eq_ignore_ascii_case(value))
+                })
+            })
+            .collect())
+    }
+
+    /// `Get-Process -Id n` / `-Name x` on the host: the processes of running services.
+    pub fn get_process(
+        &mut self,
+        ids: &[i64],
+        names: &[String],
+    ) -> Result<Vec<SimObject>, ExchangeError> {
+        self.settle();
+        let now = self.now();
+        let si = self.host_index()?;
+        let s = self
+            .servers
+            .get(si)
+            .ok_or_else(|| self.not_found(&self.host))?;
+        let running: Vec<SimObject> = s
+            .services
+            .iter()
+            .filter_map(|svc| svc.to_process_object(now))
+            .collect();
+        let mut out = Vec::new();
+        for id in ids {
+            match running
+                .iter()
+                .find(|o| o.get("Id").and_then(SimValue::as_i64) == Some(*id))
+            {
+                Some(o) => out.push(o.clone()),
+                None => {
+                    return Err(ExchangeError::new(
+                        format!("Cannot find a process with the process identifier {id}."),
+                        ErrorCategory::ObjectNotFound,
+                        "ProcessCommandException",
+                        "NoProcessFoundForGivenId,Microsoft.PowerShell.Commands.GetProcessCommand",
+                    )
+                    .with_target(id.to_string()));
+                }
+            }
+        }
+        for name in names {
+            let hits: Vec<&SimObject> = running
+                .iter()
+                .filter(|o| glob(name, &o.text("ProcessName")))
+                .collect();
+            if hits.is_empty() && !name.contains(['*', '?']) {
+                return Err(ExchangeError::new(
+                    format!("Cannot find a process with the name \"{name}\". Verify the process name and call the cmdlet again."),
+                    ErrorCategory::ObjectNotFound,
+                    "ProcessCommandException",
+                    "NoProcessFoundForGivenName,Microsoft.PowerShell.Commands.GetProcessCommand",
+                )
+                .with_target(name.clone()));
+            }
+            out.extend(hits.into_iter().cloned());
+        }
+        if ids.is_empty() && names.is_empty() {
+            out = running;
+        }
+        Ok(out)
+    }
+
+    /// `Get-MailboxDatabaseCopyStatus [-Identity] [-Server]`: one copy per database (the
+    /// model has no DAG), `Mounted` while the store serves, `Dismounted` otherwise.
+    pub fn get_mailbox_database_copy_status(
+        &mut self,
+        identity: Option<&str>,
+        server: Option<&str>,
+    ) -> Result<Vec<SimObject>, ExchangeError> {
+        self.settle();
+        let now = self.now();
+        let servers: Vec<usize> = match server {
+            Some(s) => vec![self.server_index(Some(s))?],
+            None => vec![self.host_index()?],
+        };
+        let mut out = Vec::new();
+        for si in servers {
+            let Some(s) = self.servers.get(si) else {
+                continue;
+            };
+            let mounted = s
+                .service("MSExchangeIS")
+                .is_some_and(|svc| svc.is_serving(now));
+            for db in &s.databases {
+                let name = format!("{}\\{}", db.name, s.name);
+                if let Some(id) = identity
+                    && !db.name.eq_ignore_ascii_case(id.trim())
+                    && !name.eq_ignore_ascii_case(id.trim())
+                {
+                    continue;
+                }
+                out.push(
+                    SimObject::new(
+                        "Microsoft.Exchange.Management.SystemConfigurationTasks.DatabaseCopyStatusEntry",
+                    )
+                    .with("Name", SimValue::String(name.clone()))
+                    .with("Id", SimValue::String(name.clone()))
+                    .with("Identity", SimValue::String(name))
+                    .with("DatabaseName", SimValue::str(&db.name))
+                    .with(
+                        "Status",
+                        SimValue::str(if mounted { "Mounted" } else { "Dismounted" }),
+                    )
+                    .with("MailboxServer", SimValue::str(&s.name))
+                    .with("ActiveDatabaseCopy", SimValue::String(s.name.to_ascii_lowercase()))
+                    .with("ActivationSuspended", false)
+                    .with("CopyQueueLength", SimValue::Long(0))
+                    .with("ReplayQueueLength", SimValue::Long(0))
+                    .with("ContentIndexState", SimValue::str("Healthy")),
+                );
+            }
+        }
+        if out.is_empty()
+            && let Some(id) = identity
+        {
+            return Err(self.not_found(id));
+        }
+        Ok(out)
+    }
+
     // ----- Exchange servers and databases --------------------------------------------
 
     /// Get-ExchangeServer [-Identity].
@@ -1150,6 +1334,10 @@ impl ExchangeOrg {
                         db.name
                     )),
                 )
+                .with(
+                    "DatabaseCopies",
+                    SimValue::strings([format!("{}\\{}", db.name, s.name)]),
+                )
                 .with("Identity", SimValue::str(&db.name));
                 self.ad_tail(
                     &mut o,
@@ -1218,6 +1406,13 @@ impl ExchangeOrg {
             }
             true
         });
+        if let Some(changed) = s.imap_changed {
+            for (n, v) in &mut o.properties {
+                if n == "WhenChanged" || n == "WhenChangedUTC" {
+                    *v = SimValue::DateTime(changed);
+                }
+            }
+        }
         o
     }
 
@@ -1240,6 +1435,7 @@ impl ExchangeOrg {
     ) -> Result<Vec<String>, ExchangeError> {
         let si = self.imap_server(server)?;
         let sp = self.sp;
+        let now = self.now();
         let s = self
             .servers
             .get_mut(si)
@@ -1254,6 +1450,7 @@ impl ExchangeOrg {
             return Ok(vec![no_change_warning(&format!("{}\\1", s.name))]);
         }
         s.imap = next;
+        s.imap_changed = Some(now);
         Ok(Vec::new())
     }
 
@@ -1301,6 +1498,13 @@ impl ExchangeOrg {
             "ms-Exch-Smtp-Receive-Connector",
             &["top", "msExchSmtpReceiveConnector"],
         );
+        if let Some(changed) = c.changed {
+            for (n, v) in &mut o.properties {
+                if n == "WhenChanged" || n == "WhenChangedUTC" {
+                    *v = SimValue::DateTime(changed);
+                }
+            }
+        }
         o
     }
 
@@ -1365,6 +1569,7 @@ impl ExchangeOrg {
     ) -> Result<Vec<String>, ExchangeError> {
         let (si, ci) = self.find_connector(identity)?;
         let sp = self.sp;
+        let now = self.now();
         let taken: Vec<String> = self
             .servers
             .get(si)
@@ -1415,6 +1620,7 @@ impl ExchangeOrg {
                 c.name
             ))]);
         }
+        next.changed = Some(now);
         *c = next;
         Ok(Vec::new())
     }
@@ -2405,6 +2611,35 @@ impl ExchangeOrg {
         self.runtime.exchange_sessions += 1;
     }
 
+    /// Counts a `powershell.exe` process started on the host.
+    pub fn count_powershell_process(&mut self) {
+        self.runtime.powershell_processes += 1;
+    }
+
+    /// Makes `name` the server whose host the cmdlets run on (the WinRM host's computer
+    /// name). A state file that does not have that server is refused.
+    pub fn set_host(&mut self, name: &str) -> Result<(), StateError> {
+        let found = self
+            .servers
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .map(|s| s.name.clone());
+        match found {
+            Some(n) => {
+                self.host = n;
+                Ok(())
+            }
+            None => Err(StateError::Invalid(ExchangeError::invalid_value(format!(
+                "the organization has no server named '{name}' (servers: {}); the simulated host's computer name must be one of them",
+                self.servers
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))),
+        }
+    }
+
     /// The `/sim/state` section: restarts per service, cmdlets run, Exchange sessions,
     /// IMAP logins and refusals, and a summary of the state.
     pub fn state_section(&mut self) -> serde_json::Value {
@@ -2459,6 +2694,7 @@ impl ExchangeOrg {
             "mailboxes": self.mailboxes.len(),
             "cmdlets": self.runtime.cmdlets,
             "exchange_sessions": self.runtime.exchange_sessions,
+            "powershell_processes": self.runtime.powershell_processes,
             "imap": {
                 "open_connections": self.runtime.conns.len(),
                 "authenticated": self.runtime.conns.values().filter(|c| c.user.is_some()).count(),

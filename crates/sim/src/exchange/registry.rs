@@ -1,7 +1,7 @@
 //! The host's registry as the PowerShell registry provider shows it: keys holding typed
 //! values, reached through `HKLM:\...` (and `Registry::HKEY_LOCAL_MACHINE\...`) paths, with
 //! Windows PowerShell 2.0's behaviour and error texts for Get-/Set-/New-/Remove-
-//! ItemProperty, Test-Path and New-Item:
+//! ItemProperty, Test-Path, Get-Item and New-Item:
 //!
 //! - Set-ItemProperty on an existing value keeps its type (the provider converts the new
 //!   value to it); on a missing value it creates one typed from the .NET value, as
@@ -13,6 +13,11 @@
 //! - New-Item on an existing key fails ("A key at this path already exists."); with
 //!   `-Force` it RECREATES the key, discarding its values and subkeys, which is what the
 //!   real provider does and a classic way to lose settings.
+//!
+//! - Get-Item returns the key as a `Microsoft.Win32.RegistryKey`, whose methods scripts
+//!   call: [`Registry::value_kind`] is `GetValueKind(name)` (what `Get-ItemProperty`
+//!   cannot tell: a DWORD 80 and a REG_SZ "80" print alike), [`Registry::raw_value`] is
+//!   `GetValue(name, default, 'DoNotExpandEnvironmentNames')` (REG_EXPAND_SZ unexpanded).
 //!
 //! Keys are kept flat, by lower-cased full path, so a state file lists them plainly.
 
@@ -490,14 +495,120 @@ impl Registry {
                 values: Vec::new(),
             },
         );
-        let sub_keys = 0;
-        Ok(SimObject::new("Microsoft.Win32.RegistryKey")
-            .with("Name", SimValue::String(p.native.clone()))
-            .with("SubKeyCount", SimValue::Int(sub_keys))
-            .with("ValueCount", SimValue::Int(0))
-            .with("Property", SimValue::List(Vec::new()))
-            .with("PSPath", SimValue::String(p.ps_path()))
-            .with("PSChildName", SimValue::String(p.child_name())))
+        Ok(self.key_object(&p))
+    }
+}
+
+/// The type names of a live registry key (local PowerShell objects are not
+/// deserialized: the key's methods work on them).
+pub const KEY_TYPE_NAMES: &[&str] = &[
+    "Microsoft.Win32.RegistryKey",
+    "System.MarshalByRefObject",
+    "System.Object",
+];
+
+/// .NET's message when a value or key is missing (Win32 ERROR_FILE_NOT_FOUND), as
+/// `RegistryKey.GetValueKind` throws it.
+pub const FILE_NOT_FOUND: &str = "The system cannot find the file specified.";
+
+impl Registry {
+    /// The key object Get-Item and New-Item return: `Name` (the native path, which the
+    /// key's methods use), `SubKeyCount`, `ValueCount`, `Property` (the value names) and
+    /// the provider's `PS*` properties.
+    fn key_object(&self, p: &RegPath) -> SimObject {
+        let key = p.key();
+        let prefix = format!("{key}\\");
+        let sub_keys = self
+            .keys
+            .keys()
+            .filter(|k| {
+                k.strip_prefix(&prefix)
+                    .is_some_and(|rest| !rest.contains('\\'))
+            })
+            .count();
+        let names: Vec<String> = self
+            .keys
+            .get(&key)
+            .map(|k| k.values.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
+        let native = self
+            .keys
+            .get(&key)
+            .map_or_else(|| p.native.clone(), |k| k.path.clone());
+        SimObject {
+            type_names: KEY_TYPE_NAMES.iter().map(|t| t.to_string()).collect(),
+            properties: Vec::new(),
+        }
+        .with("Name", SimValue::String(native))
+        .with(
+            "SubKeyCount",
+            SimValue::Int(i32::try_from(sub_keys).unwrap_or(i32::MAX)),
+        )
+        .with(
+            "ValueCount",
+            SimValue::Int(i32::try_from(names.len()).unwrap_or(i32::MAX)),
+        )
+        .with("Property", SimValue::strings(names))
+        .with("PSPath", SimValue::String(p.ps_path()))
+        .with(
+            "PSParentPath",
+            SimValue::String(format!(
+                "Microsoft.PowerShell.Core\\Registry::{}",
+                p.parent().unwrap_or_default()
+            )),
+        )
+        .with("PSChildName", SimValue::String(p.child_name()))
+        .with(
+            "PSProvider",
+            SimValue::str("Microsoft.PowerShell.Core\\Registry"),
+        )
+        .with("PSIsContainer", true)
+    }
+
+    /// Get-Item -Path on a registry path: the key, or PowerShell's "Cannot find path".
+    pub fn get_item(&self, path: &str) -> Result<SimObject, ExchangeError> {
+        let p = self.resolve(path, "GetItemCommand")?;
+        Ok(self.key_object(&p))
+    }
+
+    /// `RegistryKey.GetValueKind(name)` on the key at `key_path` (a native path, as a
+    /// key object's `Name`): the `RegistryValueKind` name, or .NET's IOException text
+    /// when the key or value is missing.
+    pub fn value_kind(&self, key_path: &str, name: &str) -> Result<&'static str, String> {
+        let p = parse_path(key_path).ok_or_else(|| FILE_NOT_FOUND.to_string())?;
+        let key = self
+            .keys
+            .get(&p.key())
+            .ok_or_else(|| FILE_NOT_FOUND.to_string())?;
+        key.get(name)
+            .map(RegValue::kind)
+            .ok_or_else(|| FILE_NOT_FOUND.to_string())
+    }
+
+    /// `RegistryKey.GetValue(name)` (`expand` true: REG_EXPAND_SZ expanded, as by
+    /// default) or with `DoNotExpandEnvironmentNames` (`expand` false). `None` when the
+    /// key or value is missing: .NET then returns the caller's default.
+    pub fn raw_value(&self, key_path: &str, name: &str, expand: bool) -> Option<SimValue> {
+        let p = parse_path(key_path)?;
+        let v = self.keys.get(&p.key())?.get(name)?;
+        Some(match v {
+            RegValue::ExpandString(s) if !expand => SimValue::String(s.clone()),
+            // GetValue returns a DWORD as Int32 and a QWORD as Int64, like the provider.
+            other => other.shown(),
+        })
+    }
+
+    /// `RegistryKey.GetValueNames()`.
+    pub fn value_names(&self, key_path: &str) -> Option<Vec<String>> {
+        let p = parse_path(key_path)?;
+        Some(
+            self.keys
+                .get(&p.key())?
+                .values
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect(),
+        )
     }
 }
 
@@ -626,6 +737,43 @@ mod tests {
                 "New-ItemProperty"
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn get_item_keys_tell_value_kinds_and_raw_values() {
+        let mut r = reg();
+        r.put(PS, "D", RegValue::DWord(80));
+        r.put(PS, "S", RegValue::String("80".into()));
+        r.put(PS, "E", RegValue::ExpandString("%SystemRoot%\\x".into()));
+        r.ensure_key(&format!("{PS}\\Sub"));
+        let k = r.get_item(PS).unwrap();
+        assert_eq!(k.type_names[0], "Microsoft.Win32.RegistryKey");
+        assert_eq!(
+            k.text("Name"),
+            "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem"
+        );
+        assert_eq!(k.get("SubKeyCount"), Some(&SimValue::Int(1)));
+        assert_eq!(k.get("Property"), Some(&SimValue::strings(["D", "S", "E"])));
+        let name = k.text("Name");
+        assert_eq!(r.value_kind(&name, "d"), Ok("DWord"));
+        assert_eq!(r.value_kind(&name, "S"), Ok("String"));
+        assert_eq!(r.value_kind(&name, "E"), Ok("ExpandString"));
+        assert_eq!(r.value_kind(&name, "nope"), Err(FILE_NOT_FOUND.to_string()));
+        assert_eq!(
+            r.raw_value(&name, "E", false),
+            Some(SimValue::str("%SystemRoot%\\x"))
+        );
+        assert_eq!(
+            r.raw_value(&name, "E", true),
+            Some(SimValue::str("C:\\Windows\\x"))
+        );
+        assert_eq!(r.raw_value(&name, "D", false), Some(SimValue::Int(80)));
+        assert_eq!(r.raw_value(&name, "nope", false), None);
+        let e = r.get_item("HKLM:\\SOFTWARE\\Nope").unwrap_err();
+        assert_eq!(
+            e.fully_qualified_error_id,
+            "PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand"
         );
     }
 

@@ -139,6 +139,21 @@ pub struct Service {
     /// Completed restarts (for `/sim/state`).
     #[serde(default)]
     pub restarts: u64,
+    /// The process id while it runs (`Win32_Service.ProcessId`); a new one at every
+    /// start. Assigned when the model is completed when absent.
+    #[serde(default)]
+    pub pid: u32,
+    /// When its process started (`Get-Process`'s `StartTime`), if it ever ran.
+    #[serde(default)]
+    pub started: Option<SimTime>,
+}
+
+/// The process id of the service at `index` after `restarts` restarts: distinct for every
+/// service of a host and every restart (Windows ids are multiples of 4).
+pub fn pid_for(index: usize, restarts: u64) -> u32 {
+    let index = u32::try_from(index % 64).unwrap_or(0);
+    let generation = u32::try_from(restarts % 100_000).unwrap_or(0);
+    4 * (1000 + generation * 64 + index)
 }
 
 impl Service {
@@ -156,6 +171,8 @@ impl Service {
             },
             transition: None,
             restarts: 0,
+            pid: 0,
+            started: None,
         }
     }
 
@@ -219,6 +236,89 @@ impl Service {
             stop_applied: false,
         });
         done
+    }
+
+    /// The `Win32_Service` WMI object (Get-WmiObject): `State` with WMI's spellings,
+    /// `StartMode` (`Auto`, `Manual`, `Disabled`), `ProcessId` (0 unless running).
+    pub fn to_wmi_object(&self, now: SimTime, computer: &str) -> SimObject {
+        let status = self.status(now);
+        let state = match status {
+            Status::Running => "Running",
+            Status::Stopped => "Stopped",
+            Status::StartPending => "Start Pending",
+            Status::StopPending => "Stop Pending",
+        };
+        let mode = match self.start_type {
+            StartType::Automatic => "Auto",
+            StartType::Manual => "Manual",
+            StartType::Disabled => "Disabled",
+        };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
+        SimObject {
+            type_names: vec![
+                "System.Management.ManagementObject#root\\cimv2\\Win32_Service".to_string(),
+                "System.Management.ManagementObject".to_string(),
+                "System.Management.ManagementBaseObject".to_string(),
+                "System.ComponentModel.Component".to_string(),
+                "System.MarshalByRefObject".to_string(),
+                "System.Object".to_string(),
+            ],
+            properties: Vec::new(),
+        }
+        .with("ExitCode", SimValue::UInt(0))
+        .with("Name", SimValue::str(&self.name))
+        .with("ProcessId", SimValue::UInt(pid))
+        .with("StartMode", SimValue::str(mode))
+        .with("State", SimValue::str(state))
+        .with("Status", SimValue::str("OK"))
+        .with("DisplayName", SimValue::str(&self.display_name))
+        .with("Started", status == Status::Running)
+        .with("SystemName", SimValue::str(computer))
+        .with("__CLASS", SimValue::str("Win32_Service"))
+    }
+
+    /// The executable's name (Get-Process `ProcessName`).
+    pub fn process_name(&self) -> &'static str {
+        match self.name.as_str() {
+            "MSExchangeIS" => "store",
+            "MSExchangeIMAP4" => "Microsoft.Exchange.Imap4Service",
+            "MSExchangePOP3" => "Microsoft.Exchange.Pop3Service",
+            "MSExchangeADTopology" => "MSExchangeADTopologyService",
+            "MSExchangeMailboxAssistants" => "MSExchangeMailboxAssistants",
+            "MSExchangeMailSubmission" => "MSExchangeMailSubmission",
+            "MSExchangeTransport" => "EdgeTransport",
+            _ => "svchost",
+        }
+    }
+
+    /// The Get-Process object of its process, if it runs.
+    pub fn to_process_object(&self, now: SimTime) -> Option<SimObject> {
+        if self.status(now) == Status::Stopped {
+            return None;
+        }
+        let mut o = SimObject {
+            type_names: vec![
+                "System.Diagnostics.Process".to_string(),
+                "System.ComponentModel.Component".to_string(),
+                "System.MarshalByRefObject".to_string(),
+                "System.Object".to_string(),
+            ],
+            properties: Vec::new(),
+        }
+        .with(
+            "Id",
+            SimValue::Int(i32::try_from(self.pid).unwrap_or(i32::MAX)),
+        )
+        .with("ProcessName", SimValue::str(self.process_name()))
+        .with("Name", SimValue::str(self.process_name()));
+        if let Some(t) = self.started {
+            o.push("StartTime", SimValue::DateTime(t));
+        }
+        Some(o)
     }
 
     /// The Get-Service object (a deserialized ServiceController).

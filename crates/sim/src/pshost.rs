@@ -1,0 +1,675 @@
+//! The binding between the PowerShell interpreter (`exctl_pwsh::lang`) and the Exchange
+//! model: [`SimHost`] is the [`Host`] of one simulated `powershell.exe` process.
+//!
+//! - Commands: every cmdlet of the model's tables for the organization's release
+//!   ([`cmdlets::cmdlet_specs`]) is declared as a [`CommandInfo`] with its parameters'
+//!   names, types, mandatory flags, positions and pipeline binding, so the interpreter
+//!   binds arguments (and reports binding errors) the PowerShell way. Windows
+//!   PowerShell's own cmdlets (registry, services, event log, `Test-Path`, `Get-Item`,
+//!   `New-Item`, `Add-PSSnapin`) always exist; the Exchange ones only after
+//!   `Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010` in the same process,
+//!   before which they are unknown commands, as on a plain Windows host.
+//! - Values: interpreter [`Value`]s become [`SimValue`]s for the model (an object given
+//!   to an identity parameter becomes its identity text, an object given to `-Instance`
+//!   is passed whole), and the model's [`SimObject`]s become property bags with the
+//!   model's type names, so scripts read `$o.MaxConnectionsPerUser`, `@($x).Count`.
+//! - Errors: an [`ExchangeError`] becomes an [`ErrorRecord`] with its message, category,
+//!   exception type, FullyQualifiedErrorId and target. Binding failures are terminating
+//!   (as PowerShell's ParameterBindingException is); everything else the model refuses is
+//!   written as a non-terminating error, as Exchange tasks and the providers do, so
+//!   `-ErrorAction` and `$ErrorActionPreference` decide what happens next.
+//! - Time: `Get-Date`, `Start-Sleep` and the waits of `Restart-Service` (the model's
+//!   `wait_until`) run on the model's clock, so `--time-scale` shortens them all alike.
+//!   The organization's lock is never held while waiting.
+//! - Methods the scripts call on host objects: a registry key's `GetValueKind`,
+//!   `GetValue` (with `DoNotExpandEnvironmentNames`), `GetValueNames`, `ToString`; a
+//!   service's `Refresh`, `WaitForStatus`, `Start`, `Stop`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use exctl_pwsh::lang::{
+    ArgumentError, Call, CommandInfo, ErrorCategory as PsCategory, ErrorRecord, Host,
+    ParamType as PsType, ParameterInfo, PsObject, StopSignal, Value,
+};
+
+use crate::exchange::cmdlets::{self, CmdletSpec, EXCHANGE_SNAPIN, Module, ParamType, Pipeline};
+use crate::exchange::registry::{self, KEY_TYPE_NAMES};
+use crate::exchange::{ClockRef, ExchangeError, OrgHandle, SimObject, SimTime, SimValue};
+
+/// How the simulated host behaves beyond the model.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// How long `Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010` takes (real
+    /// time), to model the seconds a real server spends loading the snap-in.
+    pub snapin_delay: Duration,
+}
+
+/// The `DateTime` ticks of 1970-01-01T00:00:00.
+fn epoch_ticks() -> i64 {
+    exctl_pwsh::lang::convert::datetime_ticks(1970, 1, 1, 0, 0, 0)
+}
+
+/// A simulated time as `DateTime` ticks (the host runs in UTC).
+pub fn ticks_of(t: SimTime) -> i64 {
+    epoch_ticks().saturating_add(i64::try_from(t.0).unwrap_or(i64::MAX / 20_000) * 10_000)
+}
+
+/// `DateTime` ticks as a simulated time (clamped to 1970 and later).
+pub fn time_of_ticks(ticks: i64) -> SimTime {
+    SimTime(u64::try_from(ticks.saturating_sub(epoch_ticks()) / 10_000).unwrap_or(0))
+}
+
+/// The PowerShell process's host: the commands, the organization, the clock.
+pub struct SimHost {
+    org: OrgHandle,
+    clock: ClockRef,
+    core: HashMap<String, Arc<CommandInfo>>,
+    exchange: HashMap<String, Arc<CommandInfo>>,
+    snapin_loaded: bool,
+    options: HostOptions,
+    env: Vec<(String, String)>,
+    stop: StopSignal,
+}
+
+impl std::fmt::Debug for SimHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHost")
+            .field("snapin_loaded", &self.snapin_loaded)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Aliases Windows PowerShell 2.0 defines for the host's cmdlets.
+const ALIASES: &[(&str, &str)] = &[
+    ("gi", "Get-Item"),
+    ("gp", "Get-ItemProperty"),
+    ("sp", "Set-ItemProperty"),
+    ("ni", "New-Item"),
+    ("rp", "Remove-ItemProperty"),
+    ("gsv", "Get-Service"),
+    ("sasv", "Start-Service"),
+    ("spsv", "Stop-Service"),
+    ("asnp", "Add-PSSnapin"),
+    ("gwmi", "Get-WmiObject"),
+    ("gps", "Get-Process"),
+    ("ps", "Get-Process"),
+];
+
+fn param_type(ty: ParamType) -> PsType {
+    match ty {
+        ParamType::String | ParamType::Fqdn => PsType::String,
+        ParamType::StringArray => PsType::Array(Box::new(PsType::String)),
+        ParamType::Int32 => PsType::Int,
+        ParamType::Int64Array => PsType::Array(Box::new(PsType::Long)),
+        ParamType::NullableUInt32 => PsType::Nullable(Box::new(PsType::UInt32)),
+        ParamType::Boolean => PsType::Bool,
+        ParamType::Switch => PsType::Switch,
+        ParamType::DateTime => PsType::DateTime,
+        // Exchange's own types (identities, Unlimited, sizes, spans, enums, lists) take
+        // what the script gives; the model converts and validates with Exchange's texts.
+        ParamType::EnhancedTimeSpan
+        | ParamType::ByteQuantifiedSize
+        | ParamType::Unlimited
+        | ParamType::MultiValued
+        | ParamType::Enum
+        | ParamType::Identity(_)
+        | ParamType::Object => PsType::Any,
+    }
+}
+
+/// The declaration of one cmdlet of the tables.
+pub fn command_info(spec: &CmdletSpec) -> CommandInfo {
+    let mut info = CommandInfo::new(spec.name, spec.class.clone());
+    for p in &spec.params {
+        if p.name == "WhatIf" || p.name == "Confirm" {
+            // Declared by the interpreter with ShouldProcess, passed on when bound.
+            info = info.should_process();
+            continue;
+        }
+        let mut pi = ParameterInfo::new(p.name, param_type(p.ty));
+        if p.mandatory {
+            pi = pi.mandatory();
+        }
+        if let Some(position) = p.position {
+            pi = pi.position(u32::from(position));
+        }
+        pi = match p.pipeline {
+            Pipeline::No => pi,
+            Pipeline::ByValue => pi.from_pipeline(),
+            Pipeline::ByPropertyName => pi.from_pipeline_by_property_name(),
+            Pipeline::ByValueAndPropertyName => pi.from_pipeline().from_pipeline_by_property_name(),
+        };
+        // The providers' -Path takes a piped item's PSPath (`Get-Item x | Get-ItemProperty`).
+        if p.name == "Path" && spec.module == Module::Core {
+            pi = pi.alias("PSPath");
+        }
+        info = info.param(pi);
+    }
+    info
+}
+
+/// The text an object stands for when given to an identity parameter: its display
+/// string, else its `Identity`, `DistinguishedName` or `Name`.
+fn identity_text(o: &PsObject) -> String {
+    if let Some(d) = o.display() {
+        return d.to_string();
+    }
+    for name in ["Identity", "DistinguishedName", "Name"] {
+        if let Some(v) = o.get(name)
+            && !v.is_null()
+        {
+            return v.to_text();
+        }
+    }
+    Value::Object(o.clone()).to_text()
+}
+
+/// An interpreter value as the model takes it.
+pub fn to_sim(v: &Value) -> SimValue {
+    to_sim_depth(v, 0)
+}
+
+fn to_sim_depth(v: &Value, depth: usize) -> SimValue {
+    match v {
+        Value::Null => SimValue::Null,
+        Value::Bool(b) => SimValue::Bool(*b),
+        Value::Int(i) => SimValue::Int(*i),
+        Value::Long(l) => SimValue::Long(*l),
+        Value::String(s) => SimValue::String(s.to_string()),
+        Value::Char(c) => SimValue::String(c.to_string()),
+        Value::DateTime(t) => SimValue::DateTime(time_of_ticks(*t)),
+        Value::Array(items) if depth < 8 => SimValue::List(
+            items
+                .iter()
+                .map(|item| to_sim_depth(item, depth + 1))
+                .collect(),
+        ),
+        Value::Bytes(b) => SimValue::List(b.iter().map(|x| SimValue::Int(i32::from(*x))).collect()),
+        Value::Object(o) => SimValue::String(identity_text(o)),
+        // Doubles, time spans and the rest reach Exchange as their text, which its
+        // parameter types parse (`'00:10:00'`, `1.5`).
+        other => SimValue::String(other.to_text()),
+    }
+}
+
+/// A model value as the interpreter sees it.
+pub fn from_sim(v: &SimValue) -> Value {
+    match v {
+        SimValue::Null => Value::Null,
+        SimValue::Bool(b) => Value::Bool(*b),
+        SimValue::Int(i) => Value::Int(*i),
+        SimValue::UInt(u) => Value::Long(i64::from(*u)),
+        SimValue::Long(l) => Value::Long(*l),
+        SimValue::String(s) => Value::from(s.as_str()),
+        SimValue::DateTime(t) => Value::DateTime(ticks_of(*t)),
+        SimValue::List(items) => Value::from(items.iter().map(from_sim).collect::<Vec<_>>()),
+    }
+}
+
+/// A model object as a property bag with its type names.
+pub fn object_from_sim(o: &SimObject) -> PsObject {
+    let obj = PsObject::new(o.type_names.iter().cloned());
+    for (name, value) in &o.properties {
+        obj.set(name, from_sim(value));
+    }
+    obj
+}
+
+/// A script's object back as a model object (`-Instance`, pipeline input).
+pub fn object_to_sim(o: &PsObject) -> SimObject {
+    SimObject {
+        type_names: o.type_names().to_vec(),
+        properties: o
+            .properties()
+            .iter()
+            .map(|(n, v)| (n.clone(), to_sim(v)))
+            .collect(),
+    }
+}
+
+/// The full .NET name of an exception the model names by its short name.
+fn exception_type(reason: &str) -> String {
+    let ns = match reason {
+        "ParameterBindingException"
+        | "ParameterBindingArgumentTransformationException"
+        | "ParameterBindingValidationException"
+        | "ItemNotFoundException"
+        | "PSArgumentException"
+        | "CommandNotFoundException"
+        | "RuntimeException"
+        | "PSInvalidOperationException" => "System.Management.Automation",
+        "ServiceCommandException" => "Microsoft.PowerShell.Commands",
+        "IOException" => "System.IO",
+        "ArgumentException" | "InvalidOperationException" | "UnauthorizedAccessException" => {
+            "System"
+        }
+        "DataValidationException" => "Microsoft.Exchange.Data",
+        r if r.starts_with("Management") || r.starts_with("Task") => {
+            "Microsoft.Exchange.Configuration.Tasks"
+        }
+        _ => "Microsoft.Exchange.Data",
+    };
+    format!("{ns}.{reason}")
+}
+
+/// The error record of a model error raised by `cmdlet`.
+pub fn record_of(e: &ExchangeError, cmdlet: &str) -> ErrorRecord {
+    let category = PsCategory::from_name(e.category.as_str()).unwrap_or_default();
+    let mut record = ErrorRecord::new(
+        e.message.clone(),
+        exception_type(&e.reason),
+        category,
+        e.fully_qualified_error_id.clone(),
+    );
+    if !e.target.is_empty() {
+        record = record.with_target(Value::from(e.target.as_str()));
+    }
+    if e.reason != "CommandNotFoundException" {
+        record.command_name = Some(cmdlet.to_string());
+    }
+    record
+}
+
+/// Whether PowerShell reports this error as terminating (binding failures are thrown
+/// before the cmdlet runs; everything else cmdlets write).
+fn is_terminating(e: &ExchangeError) -> bool {
+    e.reason.starts_with("ParameterBinding") || e.reason == "CommandNotFoundException"
+}
+
+/// "Exception calling "X" with "N" argument(s): "message"".
+fn method_error(name: &str, count: usize, message: &str) -> ErrorRecord {
+    let mut record = ErrorRecord::new(
+        format!("Exception calling \"{name}\" with \"{count}\" argument(s): \"{message}\""),
+        "System.Management.Automation.MethodInvocationException",
+        PsCategory::NotSpecified,
+        "DotNetMethodException",
+    );
+    record.exception_bases = vec![
+        "System.Management.Automation.MethodException".into(),
+        "System.Management.Automation.RuntimeException".into(),
+    ];
+    record
+}
+
+/// Sleeps `duration` of real time in slices, checking `stop`; false when stopped.
+fn sleep_real(duration: Duration, stop: &StopSignal) -> bool {
+    let deadline = std::time::Instant::now() + duration;
+    loop {
+        if stop.is_stopped() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+    }
+}
+
+impl SimHost {
+    /// The host of one process: `environment` is the WinRS shell's variables.
+    pub fn new(org: OrgHandle, options: HostOptions, environment: &[(String, String)]) -> Self {
+        let (sp, clock, host, domain, netbios) = {
+            let o = org.lock();
+            (
+                o.sp,
+                o.clock().clone(),
+                o.host.clone(),
+                o.domain.clone(),
+                o.netbios.clone(),
+            )
+        };
+        let mut core = HashMap::new();
+        let mut exchange = HashMap::new();
+        for spec in cmdlets::cmdlet_specs(sp) {
+            let info = Arc::new(command_info(&spec));
+            let table = match spec.module {
+                Module::Core => &mut core,
+                Module::Exchange => &mut exchange,
+            };
+            table.insert(spec.name.to_ascii_lowercase(), info);
+        }
+        let mut env: Vec<(String, String)> = [
+            ("COMPUTERNAME", host.clone()),
+            ("USERDOMAIN", netbios),
+            ("USERDNSDOMAIN", domain.to_ascii_uppercase()),
+            ("SystemRoot", "C:\\Windows".to_string()),
+            ("windir", "C:\\Windows".to_string()),
+            ("SystemDrive", "C:".to_string()),
+            ("ProgramFiles", "C:\\Program Files".to_string()),
+            ("TEMP", "C:\\Windows\\TEMP".to_string()),
+            ("TMP", "C:\\Windows\\TEMP".to_string()),
+            ("OS", "Windows_NT".to_string()),
+            ("PROCESSOR_ARCHITECTURE", "AMD64".to_string()),
+            (
+                "ExchangeInstallPath",
+                "C:\\Program Files\\Microsoft\\Exchange Server\\V14\\".to_string(),
+            ),
+            (
+                "PSModulePath",
+                "C:\\Windows\\system32\\WindowsPowerShell\\v1.0\\Modules\\".to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in environment {
+            env.retain(|(ek, _)| !ek.eq_ignore_ascii_case(k));
+            env.push((k.clone(), v.clone()));
+        }
+        SimHost {
+            org,
+            clock,
+            core,
+            exchange,
+            snapin_loaded: false,
+            options,
+            env,
+            stop: StopSignal::new(),
+        }
+    }
+
+    /// Gives the host the interpreter's stop signal, so that waits inside methods
+    /// (`WaitForStatus`) end when the process is stopped.
+    pub fn set_stop_signal(&mut self, stop: StopSignal) {
+        self.stop = stop;
+    }
+
+    /// Whether the Exchange snap-in was loaded in this process.
+    pub fn snapin_loaded(&self) -> bool {
+        self.snapin_loaded
+    }
+
+    /// Waits until simulated time `until`, on the model's clock; false when stopped.
+    fn wait_until(&self, until: SimTime, stop: &StopSignal) -> bool {
+        let now = self.clock.now();
+        if until <= now {
+            return true;
+        }
+        sleep_real(self.clock.0.real_duration(until.since(now)), stop)
+    }
+
+    /// `Add-PSSnapin`: loading the Exchange snap-in twice in one process is PowerShell's
+    /// "already added" error; a successful load takes the configured time.
+    #[allow(clippy::result_large_err)]
+    fn add_snapin(
+        &mut self,
+        call: &mut Call<'_>,
+        args: &[(String, SimValue)],
+    ) -> Result<(), ErrorRecord> {
+        let names: Vec<String> = args
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Name"))
+            .flat_map(|(_, v)| v.items())
+            .map(|v| v.to_text())
+            .collect();
+        if self.snapin_loaded
+            && names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(EXCHANGE_SNAPIN))
+        {
+            let record = ErrorRecord::new(
+                format!(
+                    "Cannot add Windows PowerShell snap-in {EXCHANGE_SNAPIN} because it is already added. Verify the name of the snap-in and try again."
+                ),
+                "System.Management.Automation.PSArgumentException",
+                PsCategory::InvalidArgument,
+                "AddPSSnapInRead,Microsoft.PowerShell.Commands.AddPSSnapinCommand",
+            )
+            .with_target(Value::from(EXCHANGE_SNAPIN))
+            .with_command("Add-PSSnapin");
+            return call.write_error(record);
+        }
+        let result = {
+            let mut org = self.org.lock();
+            cmdlets::invoke(&mut org, "Add-PSSnapin", args, &[])
+        };
+        match result {
+            Ok(_) => {
+                if !sleep_real(self.options.snapin_delay, call.stop_signal()) {
+                    return Ok(());
+                }
+                self.snapin_loaded = true;
+                Ok(())
+            }
+            Err(e) => self.report(call, &e),
+        }
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn report(&self, call: &mut Call<'_>, e: &ExchangeError) -> Result<(), ErrorRecord> {
+        let record = record_of(e, &call.command.name);
+        if is_terminating(e) {
+            Err(record)
+        } else {
+            call.write_error(record)
+        }
+    }
+
+    fn registry_method(
+        &mut self,
+        target: &PsObject,
+        name: &str,
+        args: &[Value],
+    ) -> Option<Result<Value, ErrorRecord>> {
+        let key = target.get("Name").map(|v| v.to_text()).unwrap_or_default();
+        let arg = |i: usize| args.get(i).map(Value::to_text).unwrap_or_default();
+        let org = self.org.lock();
+        let reg = org.registry();
+        let lower = name.to_ascii_lowercase();
+        Some(match (lower.as_str(), args.len()) {
+            ("getvaluekind", 1) => match reg.map(|r| r.value_kind(&key, &arg(0))) {
+                Some(Ok(kind)) => Ok(Value::Object(PsObject::with_display(
+                    [
+                        "Microsoft.Win32.RegistryValueKind",
+                        "System.Enum",
+                        "System.ValueType",
+                        "System.Object",
+                    ],
+                    kind,
+                ))),
+                Some(Err(message)) => Err(method_error(name, 1, &message)),
+                None => Err(method_error(name, 1, registry::FILE_NOT_FOUND)),
+            },
+            ("getvalue", 1..=3) => {
+                let expand = !args
+                    .get(2)
+                    .is_some_and(|o| o.to_text().contains("DoNotExpandEnvironmentNames"));
+                match reg.and_then(|r| r.raw_value(&key, &arg(0), expand)) {
+                    Some(v) => Ok(from_sim(&v)),
+                    None => Ok(args.get(1).cloned().unwrap_or(Value::Null)),
+                }
+            }
+            ("getvaluenames", 0) => Ok(Value::from(
+                reg.and_then(|r| r.value_names(&key))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Value::from)
+                    .collect::<Vec<_>>(),
+            )),
+            ("tostring", 0) => Ok(Value::from(key)),
+            ("close", 0) | ("dispose", 0) | ("flush", 0) => Ok(Value::Null),
+            _ => return None,
+        })
+    }
+
+    fn service_method(
+        &mut self,
+        target: &PsObject,
+        name: &str,
+        args: &[Value],
+    ) -> Option<Result<Value, ErrorRecord>> {
+        let service = target.get("Name").map(|v| v.to_text()).unwrap_or_default();
+        let status_now = |org: &OrgHandle| -> Option<String> {
+            let mut o = org.lock();
+            let host = o.host.clone();
+            o.service_status(&host, &service)
+                .map(|s| s.as_str().to_string())
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "refresh" => {
+                if let Some(s) = status_now(&self.org) {
+                    target.set("Status", Value::from(s));
+                }
+                Some(Ok(Value::Null))
+            }
+            "waitforstatus" if !args.is_empty() => {
+                let wanted = args.first().map(Value::to_text).unwrap_or_default();
+                let timeout = match args.get(1) {
+                    Some(Value::TimeSpan(t)) => Some(Duration::from_millis(
+                        u64::try_from(*t / 10_000).unwrap_or(0),
+                    )),
+                    Some(other) => exctl_pwsh::lang::convert::parse_timespan(&other.to_text())
+                        .map(|t| Duration::from_millis(u64::try_from(t / 10_000).unwrap_or(0))),
+                    None => None,
+                };
+                let began = self.clock.now();
+                // Bounded even without a timeout: a service that never comes back must not
+                // hold the process forever (a day of simulated time).
+                let limit = began.plus(timeout.unwrap_or(Duration::from_secs(86_400)));
+                let stop = self.stop.clone();
+                loop {
+                    let status = status_now(&self.org).unwrap_or_default();
+                    if status.eq_ignore_ascii_case(&wanted) {
+                        target.set("Status", Value::from(status));
+                        return Some(Ok(Value::Null));
+                    }
+                    if self.clock.now() >= limit {
+                        return Some(Err(method_error(
+                            name,
+                            args.len(),
+                            "Time out has expired and the operation has not been completed.",
+                        )));
+                    }
+                    let next = self.clock.now().plus(Duration::from_millis(250)).min(limit);
+                    if !self.wait_until(next, &stop) {
+                        return Some(Ok(Value::Null));
+                    }
+                }
+            }
+            "start" | "stop" if args.is_empty() => {
+                let result = {
+                    let mut o = self.org.lock();
+                    if name.eq_ignore_ascii_case("start") {
+                        o.start_service(None, &service)
+                    } else {
+                        o.stop_service(None, &service, false)
+                    }
+                };
+                Some(
+                    result
+                        .map(|_| Value::Null)
+                        .map_err(|e| method_error(name, 0, &e.message)),
+                )
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Host for SimHost {
+    fn command(&mut self, name: &str) -> Option<Arc<CommandInfo>> {
+        let canonical = ALIASES
+            .iter()
+            .find(|(a, _)| a.eq_ignore_ascii_case(name))
+            .map_or(name, |(_, c)| c);
+        let key = canonical.to_ascii_lowercase();
+        if let Some(info) = self.core.get(&key) {
+            return Some(info.clone());
+        }
+        if self.snapin_loaded {
+            return self.exchange.get(&key).cloned();
+        }
+        None
+    }
+
+    fn invoke(&mut self, call: &mut Call<'_>) -> Result<(), ErrorRecord> {
+        let name = call.command.name.clone();
+        let mut args: Vec<(String, SimValue)> = Vec::with_capacity(call.args.len());
+        let mut pipeline: Vec<SimObject> = Vec::new();
+        for (param, value) in call.args.iter() {
+            if param.eq_ignore_ascii_case("Instance")
+                && let Value::Object(o) = value
+            {
+                // -Instance (Get-ADPermission output) is the object itself; the model
+                // takes it as the piped object.
+                pipeline.push(object_to_sim(o));
+                continue;
+            }
+            args.push((param.to_string(), to_sim(value)));
+        }
+        if name == "Add-PSSnapin" {
+            return self.add_snapin(call, &args);
+        }
+        let (result, now) = {
+            let mut org = self.org.lock();
+            let result = cmdlets::invoke(&mut org, &name, &args, &pipeline);
+            (result, org.now())
+        };
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => return self.report(call, &e),
+        };
+        if let Some(until) = out.wait_until
+            && until > now
+        {
+            // Restart-Service returns once the service runs again; the lock is free
+            // meanwhile, so other processes and the IMAP listener see it restarting.
+            self.wait_until(until, call.stop_signal());
+        }
+        for w in out.warnings {
+            call.write_warning(w);
+        }
+        for o in &out.objects {
+            call.write_output(object_from_sim(o));
+        }
+        for v in &out.values {
+            call.write_output(from_sim(v));
+        }
+        Ok(())
+    }
+
+    fn convert_argument(&mut self, type_name: &str, value: &Value) -> Result<Value, ArgumentError> {
+        // No parameter is declared with a custom type (see `param_type`).
+        let _ = value;
+        Err(ArgumentError::Conversion(format!(
+            "No conversion to {type_name} is available."
+        )))
+    }
+
+    fn call_method(
+        &mut self,
+        target: &PsObject,
+        name: &str,
+        args: &[Value],
+    ) -> Option<Result<Value, ErrorRecord>> {
+        if KEY_TYPE_NAMES.first().is_some_and(|t| target.is_type(t)) {
+            return self.registry_method(target, name, args);
+        }
+        if target.is_type("System.ServiceProcess.ServiceController")
+            || target.is_type("Deserialized.System.ServiceProcess.ServiceController")
+        {
+            return self.service_method(target, name, args);
+        }
+        None
+    }
+
+    fn now(&mut self) -> i64 {
+        ticks_of(self.clock.now())
+    }
+
+    fn sleep(&mut self, duration: Duration, stop: &StopSignal) -> bool {
+        // Start-Sleep sleeps on the host's clock: with --time-scale, a script's polling
+        // loop runs as fast as the restarts it waits for.
+        sleep_real(self.clock.0.real_duration(duration), stop)
+    }
+
+    fn env_var(&mut self, name: &str) -> Option<String> {
+        self.env
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+}
