@@ -40,13 +40,46 @@ fn plan(dir: &Path, extra: &[&str]) -> Output {
         .expect("exctl plan runs")
 }
 
-/// Replaces what changes between runs: the simulators' ports.
+/// Replaces what changes between runs: the simulators' ports, and durations
+/// (`in 0.1 s`, as progress lines report them).
 fn normalize(s: &str, sims: &[(&str, &Sim)]) -> String {
     let mut out = s.to_string();
     for (host, sim) in sims {
         out = out.replace(&sim.url, &format!("http://127.0.0.1:PORT-{host}/wsman"));
     }
+    durations(&out)
+}
+
+/// `in <number> s` with the number replaced by `N`.
+fn durations(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find(" in ") {
+        let (before, after) = rest.split_at(at + 4);
+        out.push_str(before);
+        let number_len = after
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(after.len());
+        let unit = &after[number_len..];
+        let seconds =
+            unit.starts_with(" s") && !unit[2..].starts_with(|c: char| c.is_alphanumeric());
+        if number_len > 0 && seconds {
+            out.push('N');
+            rest = &after[number_len..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
     out
+}
+
+#[test]
+fn durations_are_normalized() {
+    assert_eq!(
+        durations("[lab] planned in 0.1 s: 1 change; in 12 steps; in 3 s"),
+        "[lab] planned in N s: 1 change; in 12 steps; in N s"
+    );
 }
 
 /// The three formats of one plan, as one snapshot; each run checked against the
