@@ -565,3 +565,68 @@ async fn unicode_round_trips_under_utf8_and_degrades_under_437() {
     // The shell was created without WINRS_CODEPAGE: 437.
     assert_eq!((out, code), (b"????? \x82\r\n".to_vec(), 0));
 }
+
+#[tokio::test]
+async fn scripts_from_stdin_and_the_interactive_logo() {
+    let (sim, o) = exchange_sim(https()).await;
+    let c = client(&sim);
+    let shell = create_shell(&c, &sim).await;
+    // `-Command -`: stdin is the script, run once it ends; variables live across lines.
+    let (_, body) = run_command(
+        &c,
+        &sim,
+        &shell,
+        "powershell.exe",
+        &["-NoLogo", "-Command", "-"],
+    )
+    .await;
+    let cmd = find_text(&body, "CommandId").expect("CommandId");
+    send_stdin(
+        &c,
+        &sim,
+        &shell,
+        &cmd,
+        b"Write-Output a\r\n$x = 2\r\n$x * 3\r\n",
+    )
+    .await;
+    let (out, err, code, _) = receive_all(&c, &sim, &shell, &cmd).await;
+    assert_eq!(
+        (String::from_utf8_lossy(&out).as_ref(), err.len(), code),
+        ("a\r\n6\r\n", 0, 0)
+    );
+    // No command at all: the logo first, then stdin as the script.
+    let (_, body) = run_command(&c, &sim, &shell, "powershell", &[]).await;
+    let cmd = find_text(&body, "CommandId").expect("CommandId");
+    send_stdin(&c, &sim, &shell, &cmd, b"'hi'\r\n").await;
+    let (out, _, code, _) = receive_all(&c, &sim, &shell, &cmd).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "Windows PowerShell\r\nCopyright (C) 2009 Microsoft Corporation. All rights reserved.\r\n\r\nhi\r\n"
+    );
+    assert_eq!(code, 0);
+    assert_eq!(o.lock().state_section()["powershell_processes"], 2);
+}
+
+#[tokio::test]
+async fn a_bad_command_line_is_refused_like_powershell_exe() {
+    let (sim, _) = exchange_sim(https()).await;
+    let c = client(&sim);
+    let shell = create_shell(&c, &sim).await;
+    let (_, body) = run_command(
+        &c,
+        &sim,
+        &shell,
+        "powershell.exe",
+        &["-EncodedCommand", "%%%"],
+    )
+    .await;
+    let cmd = find_text(&body, "CommandId").expect("CommandId");
+    let (out, err, code, _) = receive_all(&c, &sim, &shell, &cmd).await;
+    assert_eq!(out.len(), 0);
+    assert!(
+        String::from_utf8_lossy(&err).contains("-EncodedCommand is not properly encoded"),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    assert_eq!(code, exctl_sim::powershell::EXIT_BAD_COMMAND_LINE);
+}
