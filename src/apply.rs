@@ -25,8 +25,8 @@ use crate::cli::{ApplyArgs, ApplyFormat, RestartArg};
 
 /// Where progress goes: stdout for text, stderr when stdout carries JSON.
 #[derive(Clone, Copy)]
-struct Out {
-    json: bool,
+pub(crate) struct Out {
+    pub(crate) json: bool,
 }
 
 impl Out {
@@ -73,7 +73,7 @@ fn secs(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
 
-fn print_event(out: Out, e: &Event<'_>) {
+pub(crate) fn print_event(out: Out, e: &Event<'_>) {
     match e {
         Event::HostStarted { host, plan } => {
             out.line(&format!(
@@ -161,7 +161,7 @@ fn status_word(s: HostStatus) -> &'static str {
 }
 
 /// The summary after apply, for people.
-fn text_report(r: &ApplyResult) -> String {
+pub(crate) fn text_report(r: &ApplyResult) -> String {
     let mut s = String::new();
     let sum = &r.summary;
     s.push_str(&format!(

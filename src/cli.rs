@@ -20,6 +20,12 @@ pub enum Command {
     /// file:line:column. Exit 1 on any error (and on warnings with --strict).
     Validate(ValidateArgs),
 
+    /// The main job against simulated Exchange 2010 hosts: plan, apply, plan again.
+    ///
+    /// Starts one simulator per host of the manifests (default: ./manifests) on
+    /// 127.0.0.1, points the hosts at them, and runs plan and apply for real.
+    Demo(DemoArgs),
+
     /// Print the JSON Schema of manifest documents (for editors).
     Schema,
 
@@ -320,4 +326,15 @@ fn parse_window(s: &str) -> Result<MaintenanceWindow, String> {
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Manifest files or directories (default: manifests).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Real seconds per simulated second (service restarts take 45 simulated seconds).
+    #[arg(long, value_name = "F", default_value_t = 0.01)]
+    pub time_scale: f64,
 }

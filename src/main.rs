@@ -7,6 +7,7 @@
 mod apply;
 mod cli;
 mod credentials;
+mod demo;
 mod exec;
 mod plan;
 mod sim;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     match args.command {
         cli::Command::Exec(a) => runtime.block_on(exec::run(a)),
         cli::Command::Validate(a) => plan::validate(a),
+        cli::Command::Demo(a) => runtime.block_on(demo::run(a)),
         cli::Command::Schema => {
             let schema = exctl_engine::schema::manifest_schema();
             println!(

@@ -72,7 +72,8 @@ impl fmt::Display for Value {
         match self {
             Value::Int(i) => write!(f, "{i}"),
             Value::Unlimited => f.write_str("unlimited"),
-            Value::Null => f.write_str("(null)"),
+            // PowerShell's own word: for throttling values it means "no limit".
+            Value::Null => f.write_str("$null"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Str(s) => write!(f, "{s:?}"),
             Value::List(l) => {

@@ -102,6 +102,9 @@ struct Conn {
     peer_cert: Option<Vec<u8>>,
     /// The NTLM context, once the handshake on this connection succeeded.
     ntlm: Option<NtlmContext>,
+    /// The connection closed before a request could be written on it: that request was
+    /// not sent, and the next attempt needs a new connection.
+    dead: bool,
 }
 
 struct NtlmContext {
@@ -291,7 +294,35 @@ impl Transport {
         })
     }
 
+    /// Sends on the current connection; when it turns out to have closed before the
+    /// request left (an idle keep-alive connection the server dropped), sends again on a
+    /// new one, authenticating afresh.
     async fn send_locked(
+        &self,
+        state: &mut AuthState,
+        action: &'static str,
+        xml: &str,
+        timeout: Duration,
+        payload_sent: &mut bool,
+    ) -> Result<SoapResponse, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .send_once(state, action, xml, timeout, payload_sent)
+                .await;
+            if result.is_err() && state.conn.as_ref().is_some_and(|c| c.dead) {
+                state.conn = None;
+                *payload_sent = false;
+                if attempt < 3 {
+                    continue;
+                }
+            }
+            return result;
+        }
+    }
+
+    async fn send_once(
         &self,
         state: &mut AuthState,
         action: &'static str,
@@ -331,20 +362,14 @@ impl Transport {
                         let context = self.ntlm_handshake(conn, action, timeout).await?;
                         conn.ntlm = Some(context);
                     }
-                    let (content_type, body) = match conn
-                        .ntlm
-                        .as_mut()
-                        .and_then(|c| c.session.as_mut())
-                    {
-                        Some(session) => {
-                            let (signature, sealed) = session.seal(xml.as_bytes());
-                            (
-                                framing::CONTENT_TYPE,
-                                framing::encode(&signature, &sealed),
-                            )
-                        }
-                        None => (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec()),
-                    };
+                    let (content_type, body) =
+                        match conn.ntlm.as_mut().and_then(|c| c.session.as_mut()) {
+                            Some(session) => {
+                                let (signature, sealed) = session.seal(xml.as_bytes());
+                                (framing::CONTENT_TYPE, framing::encode(&signature, &sealed))
+                            }
+                            None => (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec()),
+                        };
                     *payload_sent = true;
                     let reply = self
                         .exchange(conn, None, content_type, body, action, timeout)
@@ -439,7 +464,10 @@ impl Transport {
                     .peer_certificates()
                     .and_then(|c| c.first())
                     .map(|c| c.to_vec());
-                (self.handshake(TokioIo::new(stream), action).await?, peer_cert)
+                (
+                    self.handshake(TokioIo::new(stream), action).await?,
+                    peer_cert,
+                )
             }
             None => (self.handshake(TokioIo::new(tcp), action).await?, None),
         };
@@ -447,6 +475,7 @@ impl Transport {
             sender,
             peer_cert,
             ntlm: None,
+            dead: false,
         })
     }
 
@@ -458,13 +487,14 @@ impl Transport {
     where
         IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let (sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| Error::ConnectionLost {
-                endpoint: self.config.endpoint.clone(),
-                action,
-                reason: error_chain(&e),
-            })?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| Error::ConnectionLost {
+                    endpoint: self.config.endpoint.clone(),
+                    action,
+                    reason: error_chain(&e),
+                })?;
         // The connection's I/O runs in its own task until either side closes it.
         tokio::spawn(async move {
             let _ = connection.await;
@@ -508,7 +538,17 @@ impl Transport {
             .map_err(|e| Error::Config(format!("cannot build the request: {e}")))?;
         let limit = self.config.max_response_bytes;
         let work = async {
-            let resp = conn.sender.send_request(req).await.map_err(|e| lost(&e))?;
+            // try_send_request hands the request back when the connection closed before
+            // it was written: then nothing reached the server and it is safe to resend.
+            let resp = match conn.sender.try_send_request(req).await {
+                Ok(r) => r,
+                Err(mut e) => {
+                    if e.take_message().is_some() {
+                        conn.dead = true;
+                    }
+                    return Err(lost(e.error()));
+                }
+            };
             let (parts, mut incoming) = resp.into_parts();
             let announced = parts
                 .headers

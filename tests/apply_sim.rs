@@ -1,0 +1,295 @@
+//! `exctl apply` end to end against the simulator: the UCCX checklist converges on every
+//! Exchange 2010 release with exactly one IMAP4 and one Information Store restart, and the
+//! seed incident (agents refused with `NO LOGIN failed.`) is gone afterwards; a rejected
+//! cmdlet stops the host and the next plan shows the rest; a stale saved plan is refused;
+//! `--restart never` leaves the restart pending and visible; dropped connections during
+//! the restart are survived.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::{SIM_PASSWORD, SIM_USER, Sim, exctl, text};
+
+const UCCX: &str = r#"targets: [EXCH01]
+ad_permissions:
+  - target: organization
+    user: CONTOSO\uccx-agent
+    extended_rights: [View Information Store status]
+throttling_policies:
+  UCCXThrottlingPolicy:
+    IMAPMaxConcurrency: unlimited
+    IMAPPercentTimeInAD: unlimited
+    IMAPPercentTimeInCAS: unlimited
+    IMAPPercentTimeInMailboxRPC: unlimited
+throttling_associations:
+  - identity: uccx-agent
+    policy: UCCXThrottlingPolicy
+receive_connectors:
+  "*":
+    MaxInboundConnectionPerSource: unlimited
+    MaxInboundConnectionPercentagePerSource: 100
+imap_settings:
+  MaxConnectionsPerUser: 250
+  MaxConnectionFromSingleIP: 250
+registry_values:
+  - path: 'HKLM:\SYSTEM\CurrentControlSet\Services\MSExchangeIS\ParametersSystem'
+    name: Maximum Allowed Service Sessions Per User
+    type: dword
+    value: 250
+"#;
+
+/// A simulator of `version` with its IMAP4 listener; returns it and the IMAP address.
+fn sim(version: &str, extra: &[&str]) -> (Sim, String) {
+    let mut args = vec![
+        "--computer-name",
+        "EXCH01",
+        "--exchange",
+        version,
+        "--imap-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let mut sim = Sim::start_with_stderr(&args);
+    let stderr = sim.stderr.as_mut().expect("stderr kept");
+    let mut imap = None;
+    for _ in 0..20 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(addr) = line.trim().strip_prefix("exctl sim: IMAP4 on ") {
+            imap = Some(addr.to_string());
+            break;
+        }
+    }
+    let imap = imap.expect("the simulator announces its IMAP4 listener");
+    (sim, imap)
+}
+
+fn repo(dir: &Path, sim: &Sim, version: &str, resources: &str) {
+    std::fs::write(
+        dir.join("inventory.yaml"),
+        format!(
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: {version}\n",
+            sim.url, SIM_USER
+        ),
+    )
+    .expect("inventory written");
+    std::fs::write(dir.join("uccx.yaml"), resources).expect("manifest written");
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    exctl()
+        .args(args)
+        .current_dir(dir)
+        .env("EXCTL_SIM_PASSWORD", SIM_PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .expect("exctl runs")
+}
+
+/// Opens `n` IMAP sessions of the shared UCCX account at once (as 20 agent desktops with
+/// two connections each would) and counts the logins accepted and refused.
+fn agents_log_in(addr: &str, n: usize) -> (usize, usize) {
+    let mut open = Vec::new();
+    let (mut ok, mut no) = (0, 0);
+    for i in 0..n {
+        let Ok(s) = TcpStream::connect(addr) else {
+            no += 1;
+            continue;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut r = BufReader::new(s.try_clone().expect("clone"));
+        let mut greeting = String::new();
+        if r.read_line(&mut greeting).unwrap_or(0) == 0 {
+            no += 1;
+            continue;
+        }
+        let mut w = s;
+        let _ = write!(w, "a{i} LOGIN uccx-agent Uccx-Agent-2010!\r\n");
+        let mut reply = String::new();
+        let _ = r.read_line(&mut reply);
+        if reply.contains(" OK") {
+            ok += 1;
+        } else {
+            assert!(
+                reply.contains("NO LOGIN failed."),
+                "unexpected reply: {reply:?}"
+            );
+            no += 1;
+        }
+        open.push((w, r));
+    }
+    (ok, no)
+}
+
+fn restarts(sim: &Sim, service: &str) -> u64 {
+    let ex = sim.exchange_state();
+    ex["servers"][0]["services"][service]["restarts"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no restart counter for {service} in {ex}"))
+}
+
+#[test]
+fn uccx_converges_on_every_release_and_the_agents_get_in() {
+    for version in ["2010-rtm", "2010-sp1", "2010-sp2", "2010-sp3"] {
+        let (sim, imap) = sim(version, &["--time-scale", "0.002"]);
+        let dir = tempfile::tempdir().expect("temp dir");
+        repo(dir.path(), &sim, version, UCCX);
+
+        let (ok, no) = agents_log_in(&imap, 40);
+        assert!(
+            no > 0 && ok < 40,
+            "{version}: the defaults must refuse some of 40 agents ({ok} ok)"
+        );
+
+        let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{version}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert_eq!(
+            restarts(&sim, "MSExchangeIS"),
+            1,
+            "{version}: one Information Store restart"
+        );
+        assert_eq!(
+            restarts(&sim, "MSExchangeIMAP4"),
+            1,
+            "{version}: one IMAP4 restart"
+        );
+
+        let again = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "{version}: converged, but: {}",
+            text(&again.stdout)
+        );
+
+        assert_eq!(
+            agents_log_in(&imap, 40),
+            (40, 0),
+            "{version}: every agent logs in after apply"
+        );
+    }
+}
+
+#[test]
+fn a_rejected_cmdlet_stops_the_host_and_the_next_plan_shows_the_rest() {
+    let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    // exctl accepts MaxCommandSize up to 16384 (later releases' range); Exchange 2010
+    // refuses anything above 1024, so Set-ImapSettings fails half-way through the host.
+    repo(
+        dir.path(),
+        &sim,
+        "2010-sp3",
+        &UCCX.replace(
+            "imap_settings:\n",
+            "imap_settings:\n  MaxCommandSize: 5000\n",
+        ),
+    );
+    let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("MaxCommandSize"),
+        "the server's error is shown: {all}"
+    );
+    assert!(all.contains("not attempted"), "{all}");
+    assert_eq!(
+        restarts(&sim, "MSExchangeIS"),
+        0,
+        "nothing after the failure ran"
+    );
+    assert_eq!(
+        restarts(&sim, "MSExchangeIMAP4"),
+        0,
+        "nothing after the failure ran"
+    );
+    let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    let p = text(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{p}{}", text(&plan.stderr));
+    // What ran before the failure is done; the rest remains, in order.
+    assert!(!p.contains("Throttling policies"), "{p}");
+    assert!(
+        p.contains("IMAP4 settings") && p.contains("restart MSExchangeIS"),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_stale_saved_plan_is_refused() {
+    let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let planned = run(dir.path(), &["plan", ".", "--out", "plan.json"]);
+    assert_eq!(planned.status.code(), Some(0), "{}", text(&planned.stderr));
+    // Someone changes the server between review and apply.
+    let moved = common::exec_ok(
+        &sim,
+        &[
+            "--",
+            "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010; Set-ImapSettings -Server EXCH01 -MaxConnectionsPerUser 20",
+        ],
+    );
+    assert_eq!(moved.status.code(), Some(0), "{}", text(&moved.stderr));
+    let out = run(dir.path(), &["apply", "plan.json"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("MaxConnectionsPerUser") && err.contains("16") && err.contains("20"),
+        "{err}"
+    );
+}
+
+#[test]
+fn restart_never_leaves_the_restart_pending_and_visible() {
+    let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let out = run(
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--restart", "never"],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("pending"), "{all}");
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 0);
+    let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stdout));
+    assert!(
+        text(&plan.stdout).contains("restart MSExchangeIS"),
+        "{}",
+        text(&plan.stdout)
+    );
+}
+
+#[test]
+fn dropped_connections_during_the_restart_are_survived() {
+    let (sim, _) = sim(
+        "2010-sp3",
+        &["--time-scale", "0.002", "--close-connections-after", "6"],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
+}
