@@ -105,6 +105,8 @@ struct Conn {
     /// The connection closed before a request could be written on it: that request was
     /// not sent, and the next attempt needs a new connection.
     dead: bool,
+    /// The server said `Connection: close`: the next request needs a new connection.
+    closing: bool,
 }
 
 struct NtlmContext {
@@ -275,15 +277,11 @@ impl Transport {
             .send_locked(&mut state, action, xml, timeout, &mut payload_sent)
             .await;
         state.in_flight = false;
-        if matches!(
-            result,
-            Err(Error::ConnectionLost { .. }
-                | Error::Timeout { .. }
-                | Error::Encryption(_)
-                // A response that failed verification leaves the inbound RC4 stream out
-                // of step (or was a replay): only a new context can go on.
-                | Error::Ntlm(_))
-        ) {
+        if result.is_err() {
+            // After any failure the connection is suspect: a response may be half read
+            // or still on its way, or (when it failed verification) the inbound RC4
+            // stream is out of step or was replayed. A new connection and context cost a
+            // handshake; reusing a broken one could misread the next answer.
             state.conn = None;
         }
         result.map_err(|error| SendError {
@@ -407,7 +405,7 @@ impl Transport {
     ) -> Result<&'s mut Conn, Error> {
         if let Some(conn) = state.conn.as_mut() {
             // Waits until the connection can take a request, or says it cannot.
-            if !conn.sender.is_closed() && conn.sender.ready().await.is_ok() {
+            if !conn.closing && !conn.sender.is_closed() && conn.sender.ready().await.is_ok() {
                 return state.conn.as_mut().ok_or_else(|| Error::Protocol {
                     what: "the connection vanished".into(),
                 });
@@ -476,6 +474,7 @@ impl Transport {
             peer_cert,
             ntlm: None,
             dead: false,
+            closing: false,
         })
     }
 
@@ -540,6 +539,12 @@ impl Transport {
         let work = async {
             // try_send_request hands the request back when the connection closed before
             // it was written: then nothing reached the server and it is safe to resend.
+            // hyper takes a request only once the connection has asked for one (right
+            // after a response it may not have yet): wait for that, or for the close.
+            if let Err(e) = conn.sender.ready().await {
+                conn.dead = true;
+                return Err(lost(&e));
+            }
             let resp = match conn.sender.try_send_request(req).await {
                 Ok(r) => r,
                 Err(mut e) => {
@@ -550,6 +555,15 @@ impl Transport {
                 }
             };
             let (parts, mut incoming) = resp.into_parts();
+            if parts
+                .headers
+                .get_all(CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+            {
+                conn.closing = true;
+            }
             let announced = parts
                 .headers
                 .get(CONTENT_LENGTH)
@@ -631,6 +645,13 @@ impl Transport {
         }
         let challenge =
             negotiate_token(&reply.headers).ok_or_else(|| self.unauthorized(&reply.headers))?;
+        if conn.closing {
+            // The answer to the challenge would arrive on another connection, where the
+            // server knows nothing of it.
+            return Err(Error::Protocol {
+                what: "the server closed the connection after the NTLM challenge; NTLM needs the handshake and the requests on one kept-alive connection (is a proxy in between?)".into(),
+            });
+        }
         if let Some(cert) = &conn.peer_cert {
             // Extended Protection: bind the authentication to this TLS channel.
             initiator.set_channel_bindings(Some(tls::tls_server_end_point(cert)));
