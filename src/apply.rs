@@ -16,12 +16,18 @@ use exctl_engine::apply::{
     self as engine, ApplyError, ApplyOptions, ApplyResult, Clock, Event, FixedClock, HostStatus,
     LocalClock, RestartPolicy, Service, StepStatus,
 };
-use exctl_engine::plan::{Plan, Step};
+use exctl_engine::plan::Step;
 use exctl_engine::planfile::PlanFile;
 use exctl_engine::render::{self, TextOptions};
+use exctl_engine::report;
+use exctl_engine::rollout::{
+    self, PlanOptions, RolloutOptions, RolloutResult, SiteEvent, SiteStatus,
+};
 use exctl_engine::winrm::WinRmRunner;
 
 use crate::cli::{ApplyArgs, ApplyFormat, RestartArg};
+use crate::credentials;
+use crate::progress::Progress;
 
 /// Where progress goes: stdout for text, stderr when stdout carries JSON.
 #[derive(Clone, Copy)]
@@ -169,6 +175,20 @@ pub(crate) fn text_report(r: &ApplyResult) -> String {
         sum.done, sum.failed, sum.not_attempted, sum.skipped
     ));
     for h in &r.hosts {
+        s.push_str(&host_lines(h));
+    }
+    s.push_str(if r.succeeded() {
+        "Apply complete.\n"
+    } else {
+        "Apply did not complete: see above. Running exctl apply again is safe; exctl plan shows what remains.\n"
+    });
+    s
+}
+
+/// What happened on one host, for people.
+fn host_lines(h: &engine::HostResult) -> String {
+    let mut s = String::new();
+    {
         s.push_str(&format!("{}: {}\n", h.host, status_word(h.status)));
         if let Some(e) = &h.error {
             s.push_str(&format!("  {e}\n"));
@@ -215,25 +235,21 @@ pub(crate) fn text_report(r: &ApplyResult) -> String {
             }
         }
     }
-    s.push_str(if r.succeeded() {
-        "Apply complete.\n"
-    } else {
-        "Apply did not complete: see above. Running exctl apply again is safe; exctl plan shows what remains.\n"
-    });
     s
 }
 
-fn print_json(r: &ApplyResult) {
+fn print_json(r: &RolloutResult) {
     let mut s = serde_json::to_string_pretty(r).unwrap_or_default();
     s.push('\n');
     print!("{s}");
 }
 
 /// Asks on the terminal; only `yes` is accepted.
-fn confirm(hosts: usize) -> bool {
+fn confirm(hosts: usize, sites: usize) -> bool {
     eprint!(
-        "\nApply these changes to {hosts} host{}? Only 'yes' is accepted: ",
-        if hosts == 1 { "" } else { "s" }
+        "\nApply these changes to {} in {}? Only 'yes' is accepted: ",
+        plural(hosts, "host", "hosts"),
+        plural(sites, "site", "sites")
     );
     let _ = std::io::stderr().flush();
     let mut line = String::new();
@@ -271,6 +287,20 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
     let Some((sources, state)) = crate::plan::load(&paths, a.strict, false) else {
         return ExitCode::from(1);
     };
+    // A saved plan is for the sites it was made for.
+    let (names, selector) = match &saved {
+        Some(_) if !a.select.site.is_empty() || a.select.selector.is_some() => {
+            return refuse(
+                "a saved plan applies to the sites it was made for: make a new plan with --site or --selector instead",
+            );
+        }
+        Some((_, pf)) => (pf.sites.clone().unwrap_or_default(), None),
+        None => (a.select.site.clone(), a.select.selector.as_ref()),
+    };
+    let sites = match rollout::select(&state, &names, selector) {
+        Ok(s) => s,
+        Err(e) => return refuse(&e.to_string()),
+    };
     // Refuse before connecting to anything (the manifests are checked first, so that
     // their problems are reported): there will be nobody to ask.
     if saved.is_none() && !a.auto_approve && !std::io::stdin().is_terminal() {
@@ -293,7 +323,7 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
         eprintln!("Make and review a new plan: exctl plan --out FILE");
         return ExitCode::from(1);
     }
-    let passwords = match crate::plan::passwords(&state) {
+    let passwords = match credentials::resolve(&state, &sites) {
         Ok(p) => p,
         Err(e) => return refuse(&e),
     };
@@ -302,28 +332,52 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
     if a.insecure_skip_verify {
         eprintln!("warning: TLS certificate verification is OFF for every host");
     }
-    let plan = exctl_engine::observe::plan(&state, &runner, &sources, a.parallel).await;
+    let plan_opts = PlanOptions {
+        parallel: a.parallel,
+        timeout: Some(a.site_timeout),
+    };
+    let repo = crate::plan::with_progress(a.progress, sites.len(), async |p: &Progress| {
+        let sink = |e: &SiteEvent<'_>| p.event(e);
+        rollout::plan_sites(&state, &sites, &runner, &sources, plan_opts, &sink).await
+    })
+    .await;
     let text_opts = TextOptions {
         color: !out.json
             && std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none(),
     };
-    if plan.has_errors() {
-        eprint!("{}", render::text(&plan, TextOptions::default()));
-        return refuse("some hosts could not be observed; nothing was applied");
+    let shown = if repo.sites.len() == 1 {
+        render::text(&repo.plan(), text_opts)
+    } else {
+        report::text(&repo, text_opts)
+    };
+    if out.json {
+        eprint!("{shown}");
+    } else {
+        print!("{shown}");
     }
-    if let Some((file, pf)) = &saved
-        && let Err(moved) = pf.check_fresh(&plan)
-    {
-        eprintln!(
-            "error: refusing to apply {}: the plan is stale, the servers changed since it was made:",
-            file.display()
-        );
-        for m in moved {
-            eprintln!("  {m}");
+    if !repo.has_changes() {
+        if repo.has_errors() {
+            eprint!("\n{}", report::table(&report::plan_rows(&repo)));
+            return refuse("some sites could not be observed, and nothing else is to be done");
         }
-        eprintln!("Make and review a new plan: exctl plan --out FILE");
-        return ExitCode::from(1);
+        out.line("Nothing to do: every host is in its desired state.");
+        if out.json {
+            let nothing = rollout::RepoPlan::default();
+            let r = rollout::apply_sites(
+                &nothing,
+                &state,
+                &runner,
+                &sources,
+                &ApplyOptions::new(clock),
+                RolloutOptions::default(),
+                None,
+                &|_: &SiteEvent<'_>| {},
+            )
+            .await;
+            print_json(&r);
+        }
+        return ExitCode::SUCCESS;
     }
     let mut opts = ApplyOptions::new(clock);
     opts.restart = match a.restart {
@@ -333,50 +387,67 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
     opts.maintenance_window = a.maintenance_window;
     opts.restart_timeout = a.restart_timeout;
     opts.move_active_databases = a.move_active_databases;
-
-    let shown = render::text(&plan, text_opts);
-    if out.json {
-        eprint!("{shown}");
-    } else {
-        print!("{shown}");
-    }
-    if !plan.has_changes() {
-        out.line("Nothing to do: every host is in its desired state.");
-        let mut result = empty_result(&plan, opts.restart);
-        result.summarize();
-        if out.json {
-            print_json(&result);
-        }
-        return ExitCode::SUCCESS;
-    }
-    if opts.restart == RestartPolicy::Never && plan.summary.restart > 0 {
+    let whole = repo.plan();
+    if opts.restart == RestartPolicy::Never && whole.summary.restart > 0 {
         eprintln!(
             "note: --restart never: the changes are made but no service restarts; settings that need a restart stay pending, and the next plan shows the restart"
         );
     }
-    for hp in &plan.hosts {
+    for hp in &whole.hosts {
         if let Some(why) = engine::window_refusal(hp, &opts) {
             eprintln!("warning: {why}: {} will be refused", hp.host);
         }
     }
+    if repo.has_errors() {
+        eprintln!(
+            "warning: {} could not be planned and will count as failed: {}",
+            plural(
+                repo.sites.iter().filter(|s| s.has_errors()).count(),
+                "site",
+                "sites"
+            ),
+            repo.sites
+                .iter()
+                .filter(|s| s.has_errors())
+                .map(|s| s.site.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if saved.is_none() && !a.auto_approve {
-        let hosts = plan.hosts.iter().filter(|h| !h.steps.is_empty()).count();
-        if !confirm(hosts) {
+        let hosts = whole.hosts.iter().filter(|h| !h.steps.is_empty()).count();
+        let with = repo.sites.iter().filter(|s| s.has_changes()).count();
+        if !confirm(hosts, with) {
             return refuse("apply cancelled; nothing was changed");
         }
     }
-    let sink = move |e: &Event<'_>| print_event(out, e);
-    let mut result = match engine::apply(&plan, &state.hosts, &runner, &opts, &sink).await {
-        Ok(r) => r,
-        Err(e) => return refuse(&e.to_string()),
+    let rollout_opts = RolloutOptions {
+        parallel: a.parallel,
+        canary: a.canary,
+        batch_size: a.batch_size,
+        max_failures: a.max_failures,
+        plan_timeout: Some(a.site_timeout),
     };
-    // Verify: what a fresh plan says now.
-    let fresh = exctl_engine::observe::plan(&state, &runner, &sources, a.parallel).await;
-    engine::verify(&mut result, &fresh);
+    let saved_plan = saved.as_ref().map(|(_, pf)| pf);
+    let result = crate::plan::with_progress(a.progress, repo.sites.len(), async |p: &Progress| {
+        let sink = |e: &SiteEvent<'_>| p.event(e);
+        rollout::apply_sites(
+            &repo,
+            &state,
+            &runner,
+            &sources,
+            &opts,
+            rollout_opts,
+            saved_plan,
+            &sink,
+        )
+        .await
+    })
+    .await;
     if out.json {
         print_json(&result);
     } else {
-        print!("{}", text_report(&result));
+        print!("{}", rollout_report(&result));
     }
     if result.succeeded() {
         ExitCode::SUCCESS
@@ -385,24 +456,80 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
     }
 }
 
-fn empty_result(plan: &Plan, restart: RestartPolicy) -> ApplyResult {
-    ApplyResult {
-        format_version: engine::RESULT_FORMAT_VERSION,
-        exctl_version: env!("CARGO_PKG_VERSION"),
-        restart_policy: restart,
-        hosts: plan
-            .hosts
-            .iter()
-            .map(|h| engine::HostResult {
-                host: h.host.clone(),
-                status: HostStatus::NothingToDo,
-                error: None,
-                steps: Vec::new(),
-                pending_restarts: Vec::new(),
-                duration_ms: 0,
-                verification: None,
-            })
-            .collect(),
-        summary: Default::default(),
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The result of a rollout, for people: the details of each site that did not succeed
+/// (all of them when there is only one), the summary table, and the outcome.
+fn rollout_report(r: &RolloutResult) -> String {
+    // One site that ran reads as apply always did.
+    if let [site] = r.sites.as_slice()
+        && !site.host_results.is_empty()
+    {
+        return text_report(&r.apply);
     }
+    let mut s = String::new();
+    let sum = &r.apply.summary;
+    s.push_str(&format!(
+        "\nApply: {} done, {} failed, {} not attempted, {} skipped.\n",
+        sum.done, sum.failed, sum.not_attempted, sum.skipped
+    ));
+    let one = r.sites.len() == 1;
+    for site in &r.sites {
+        let detailed = one || site.status == SiteStatus::Failed;
+        if !detailed {
+            continue;
+        }
+        if !one {
+            s.push_str(&format!("\nSite {}: {}\n", site.site, site.status));
+        }
+        if let Some(e) = &site.error
+            && (site.host_results.is_empty() || site.status != SiteStatus::Failed)
+        {
+            s.push_str(&format!("  {e}\n"));
+        }
+        for h in &site.host_results {
+            s.push_str(&host_lines(h));
+        }
+    }
+    let not_started: Vec<&str> = r
+        .sites
+        .iter()
+        .filter(|x| x.status == SiteStatus::NotStarted)
+        .map(|x| x.site.as_str())
+        .collect();
+    if !not_started.is_empty() {
+        let why = r
+            .sites
+            .iter()
+            .find(|x| x.status == SiteStatus::NotStarted)
+            .and_then(|x| x.error.clone())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "\nNot started ({}): {}\n  {why}\n",
+            not_started.len(),
+            not_started.join(", ")
+        ));
+    }
+    if !one {
+        s.push('\n');
+        s.push_str(&report::table(&report::rollout_rows(r)));
+    }
+    let k = &r.rollout;
+    s.push_str(&if r.succeeded() {
+        format!(
+            "\nApply complete: {} done, {} without changes.\n",
+            plural(k.done, "site", "sites"),
+            k.nothing_to_do
+        )
+    } else {
+        format!(
+            "\nApply did not complete: {} failed, {} not started, {} done. Running exctl apply again is safe; exctl plan shows what remains.\n",
+            plural(k.failed, "site", "sites"),
+            k.not_started,
+            k.done
+        )
+    });
+    s
 }

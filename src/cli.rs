@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use exctl_engine::apply::{MaintenanceWindow, parse_duration};
+use exctl_engine::rollout::Selector;
 
 /// Keeps Microsoft Exchange 2010 servers in a declared state over WinRM.
 #[derive(Debug, Parser)]
@@ -50,6 +51,23 @@ pub enum Command {
     /// (exctl's own failures exit 255, like ssh). The password comes from
     /// EXCTL_PASSWORD, the OS keyring, or a prompt; never from an argument.
     Exec(ExecArgs),
+
+    /// Show the effective desired state of a site (or host): its baselines, site and
+    /// host values merged, each value with where it comes from (layer, file:line).
+    Show(ShowArgs),
+
+    /// List the sites a selection picks (--site, --selector), in rollout order.
+    Sites(SitesArgs),
+
+    /// Store the password of a site's (or host's) hosts in the OS keyring, under the
+    /// keyring:NAME entries the inventory names for them (or --entry NAME).
+    ///
+    /// The password is asked on the terminal (twice), or read from stdin with
+    /// --password-stdin; never an argument.
+    Login(LoginArgs),
+
+    /// Remove the keyring entries of a site's (or host's) hosts (or --entry NAME).
+    Logout(LoginArgs),
 
     /// Serve a simulated Exchange 2010 host (WS-Management at /wsman) on loopback.
     ///
@@ -221,11 +239,126 @@ pub struct ValidateArgs {
     pub short: bool,
 }
 
+/// Which sites to work on.
+#[derive(Debug, Args, Default)]
+pub struct SelectArgs {
+    /// Only this site (or the site of this host); repeat or separate with commas.
+    #[arg(long = "site", value_name = "NAME")]
+    pub site: Vec<String>,
+
+    /// Only sites whose labels match: label=value, label!=value, label or !label,
+    /// separated by commas (all must hold).
+    #[arg(long, short = 'l', value_name = "SELECTOR", value_parser = parse_selector)]
+    pub selector: Option<Selector>,
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number of at least 1".into()),
+    }
+}
+
+fn parse_selector(s: &str) -> Result<Selector, String> {
+    s.parse()
+        .map_err(|e: exctl_engine::rollout::SelectError| e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// Bars on a terminal, a line per site otherwise.
+    Auto,
+    /// A live line per running site (needs a terminal on stderr).
+    Bars,
+    /// A line per site as it finishes (for logs).
+    Lines,
+    /// Nothing.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    /// YAML-like, a comment with the origin on every value.
+    Text,
+    /// Every value as {value, from, at}.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A site, or a host of the inventory.
+    #[arg(value_name = "SITE|HOST")]
+    pub target: String,
+
+    /// Manifest files or directories.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SitesArgs {
+    /// Manifest files or directories.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// A site, or a host of the inventory, whose keyring:NAME credentials to store.
+    #[arg(value_name = "SITE|HOST", required_unless_present = "entry")]
+    pub target: Option<String>,
+
+    /// Manifest files or directories.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Store (or remove) this keyring entry, without reading manifests.
+    #[arg(long, value_name = "NAME", conflicts_with = "target")]
+    pub entry: Option<String>,
+
+    /// Read the password from the first line of stdin instead of asking.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Manifest files or directories.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Give up on a site not planned within this time (its hosts are slow or
+    /// unreachable); the others go on. Seconds, or a number with s, m or h.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout)]
+    pub site_timeout: Duration,
+
+    /// Progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+
+    /// Also write the plan as a pull-request comment to FILE (markdown within GitHub's
+    /// comment limit, whatever --format says).
+    #[arg(long, value_name = "FILE")]
+    pub markdown_out: Option<PathBuf>,
+
+    /// Where the full plan can be read, linked from a markdown comment that had to be
+    /// cut to fit (e.g. the CI run's URL).
+    #[arg(long, value_name = "URL")]
+    pub full_plan_url: Option<String>,
+
+    /// The largest markdown comment, in bytes (GitHub allows 65536 characters).
+    #[arg(long, value_name = "BYTES", default_value_t = exctl_engine::report::GITHUB_COMMENT_LIMIT)]
+    pub markdown_max_bytes: usize,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
@@ -239,8 +372,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub strict: bool,
 
-    /// How many hosts to observe at once.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// How many sites to plan at once (the hosts of a site are observed together).
+    #[arg(long, value_name = "N", default_value_t = exctl_engine::rollout::DEFAULT_PARALLEL, value_parser = parse_positive)]
     pub parallel: usize,
 
     /// Do not verify TLS certificates of any host (labs only).
@@ -310,9 +443,37 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub strict: bool,
 
-    /// How many hosts to observe at once (changes run one host at a time).
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// How many sites to work on at once (the hosts of a site change one after
+    /// another).
+    #[arg(long, value_name = "N", default_value_t = exctl_engine::rollout::DEFAULT_PARALLEL, value_parser = parse_positive)]
     pub parallel: usize,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Apply the first N sites that have changes alone first; if any of them fails, no
+    /// other site starts.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub canary: usize,
+
+    /// After the canary, start the other sites in batches of N, each batch when the
+    /// previous one has finished (default: all in one batch).
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub batch_size: Option<usize>,
+
+    /// Start no new site once this many sites have failed (sites already running
+    /// finish).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_positive)]
+    pub max_failures: usize,
+
+    /// Give up on observing a site that takes longer than this (before and after its
+    /// changes; changes themselves are never abandoned).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout)]
+    pub site_timeout: Duration,
+
+    /// Progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
 
     /// Do not verify TLS certificates of any host (labs only).
     #[arg(long)]

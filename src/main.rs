@@ -10,6 +10,8 @@ mod credentials;
 mod demo;
 mod exec;
 mod plan;
+mod progress;
+mod repo;
 mod sim;
 
 use std::process::ExitCode;
@@ -47,5 +49,9 @@ fn main() -> ExitCode {
         cli::Command::Plan(a) => runtime.block_on(plan::plan(a)),
         cli::Command::Apply(a) => runtime.block_on(apply::run(a, clock)),
         cli::Command::Sim(a) => runtime.block_on(sim::run(a)),
+        cli::Command::Show(a) => repo::show(a),
+        cli::Command::Sites(a) => repo::sites(a),
+        cli::Command::Login(a) => repo::login(a),
+        cli::Command::Logout(a) => repo::logout(a),
     }
 }

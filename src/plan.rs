@@ -1,22 +1,26 @@
-//! `exctl validate` and `exctl plan`: manifests to diagnostics, and to a plan.
+//! `exctl validate` and `exctl plan`: manifests to diagnostics, and to a plan of every
+//! selected site (`--site`, `--selector`), `--parallel` sites at a time, with progress
+//! on stderr and a summary table at the end.
 //!
 //! Exit codes (Terraform's convention): 0 nothing to do (or valid), 1 an error
-//! (invalid manifests, a host that could not be planned), 2 changes present (only with
-//! `--detailed-exitcode`).
+//! (invalid manifests, a site that could not be planned, a file that could not be
+//! written), 2 changes present (only with `--detailed-exitcode`).
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use exctl_engine::desired::{self, DesiredState};
 use exctl_engine::planfile::PlanFile;
 use exctl_engine::render::{self, TextOptions};
+use exctl_engine::report::{self, MarkdownOptions};
+use exctl_engine::rollout::{self, PlanOptions, SiteEvent};
 use exctl_engine::winrm::WinRmRunner;
-use exctl_manifest::{CredentialRef, Diagnostics, SourceMap};
-use exctl_secret::Secret;
+use exctl_manifest::{Diagnostics, SourceMap};
 
-use crate::cli::{PlanArgs, PlanFormat, ValidateArgs};
-use crate::credentials::KEYRING_SERVICE;
+use crate::cli::{PlanArgs, PlanFormat, ProgressArg, ValidateArgs};
+use crate::credentials;
+use crate::progress::Progress;
 
 fn color_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
@@ -69,7 +73,9 @@ pub fn validate(a: ValidateArgs) -> ExitCode {
         Some((_, state)) => {
             let n: usize = state.resources.values().map(Vec::len).sum();
             eprintln!(
-                "valid: {} host{}, {n} resource{}",
+                "valid: {} site{}, {} host{}, {n} resource{}",
+                state.sites.len(),
+                if state.sites.len() == 1 { "" } else { "s" },
                 state.hosts.len(),
                 if state.hosts.len() == 1 { "" } else { "s" },
                 if n == 1 { "" } else { "s" }
@@ -80,56 +86,43 @@ pub fn validate(a: ValidateArgs) -> ExitCode {
     }
 }
 
-/// Resolves the password of every host that has resources.
-pub(crate) fn passwords(state: &DesiredState) -> Result<HashMap<String, Secret>, String> {
-    let mut out = HashMap::new();
-    let mut problems = Vec::new();
-    for (key, host) in &state.hosts {
-        if state.resources.get(key).is_none_or(Vec::is_empty) {
-            continue;
-        }
-        let secret = match &host.credential {
-            Some(CredentialRef::Env(var)) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-                _ => Err(format!(
-                    "{}: the environment variable {var} (credential env:{var}) is not set",
-                    host.name
-                )),
-            },
-            Some(CredentialRef::Keyring(name)) => keyring::Entry::new(KEYRING_SERVICE, name)
-                .and_then(|e| e.get_password())
-                .map(Secret::new)
-                .map_err(|e| {
-                    format!(
-                        "{}: cannot read keyring entry '{name}' (service '{KEYRING_SERVICE}'): {e}",
-                        host.name
-                    )
-                }),
-            Some(_) => Err(format!("{}: unsupported credential reference", host.name)),
-            None => Err(format!(
-                "{}: no credential; add 'credential: keyring:NAME' or 'credential: env:VAR' to the host in the inventory",
-                host.name
-            )),
-        };
-        match secret {
-            Ok(s) => {
-                out.insert(key.clone(), s);
+/// Runs `work` with a progress display for `total` sites, redrawn while it runs on a
+/// terminal, and cleared before it returns.
+pub(crate) async fn with_progress<T>(
+    arg: ProgressArg,
+    total: usize,
+    work: impl AsyncFnOnce(&Progress) -> T,
+) -> T {
+    let progress = Arc::new(Progress::new(arg, total));
+    let ticker = progress.live().then(|| {
+        let p = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                p.tick();
             }
-            Err(e) => problems.push(e),
-        }
+        })
+    });
+    let out = work(&progress).await;
+    if let Some(t) = ticker {
+        t.abort();
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems.join("\n"))
-    }
+    progress.clear();
+    out
 }
 
 pub async fn plan(a: PlanArgs) -> ExitCode {
     let Some((sources, state)) = load(&a.paths, a.strict, false) else {
         return ExitCode::from(1);
     };
-    let passwords = match passwords(&state) {
+    let sites = match rollout::select(&state, &a.select.site, a.select.selector.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let passwords = match credentials::resolve(&state, &sites) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -141,45 +134,83 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
     if a.insecure_skip_verify {
         eprintln!("warning: TLS certificate verification is OFF for every host");
     }
-    let plan = exctl_engine::observe::plan(&state, &runner, &sources, a.parallel).await;
+    let opts = PlanOptions {
+        parallel: a.parallel,
+        timeout: Some(a.site_timeout),
+    };
+    let repo = with_progress(a.progress, sites.len(), async |p: &Progress| {
+        let sink = |e: &SiteEvent<'_>| p.event(e);
+        rollout::plan_sites(&state, &sites, &runner, &sources, opts, &sink).await
+    })
+    .await;
+    let md_opts = MarkdownOptions {
+        max_bytes: a.markdown_max_bytes,
+        full_plan: a.full_plan_url.clone(),
+    };
     let out = match a.format {
-        PlanFormat::Text => render::text(
-            &plan,
+        // One site reads as it always did: no site headings.
+        PlanFormat::Text if repo.sites.len() == 1 => render::text(
+            &repo.plan(),
             TextOptions {
                 color: color_stdout(),
             },
         ),
-        PlanFormat::Markdown => render::markdown(&plan),
+        PlanFormat::Text => report::text(
+            &repo,
+            TextOptions {
+                color: color_stdout(),
+            },
+        ),
+        PlanFormat::Markdown => report::markdown(&repo, &md_opts),
         PlanFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&render::json(&plan)).unwrap_or_default();
+            let mut s = serde_json::to_string_pretty(&report::json(&repo)).unwrap_or_default();
             s.push('\n');
             s
         }
     };
     print!("{out}");
-    if let Some(file) = &a.out {
-        let inputs: Vec<String> = a.paths.iter().map(|p| p.display().to_string()).collect();
-        match PlanFile::new(&plan, &state, &sources, &inputs) {
-            Ok(pf) => match write_atomically(file, &pf.to_json()) {
-                Ok(()) => eprintln!(
-                    "Saved the plan to {f}. Apply it with: exctl apply {f}",
-                    f = file.display()
-                ),
-                Err(e) => {
-                    eprintln!("error: cannot write the plan to {}: {e}", file.display());
-                    return ExitCode::from(1);
-                }
-            },
-            Err(e) => eprintln!("error: {e}"),
-        }
-    }
-    if plan.has_errors() {
+    let mut code = if repo.has_errors() {
         ExitCode::from(1)
-    } else if a.detailed_exitcode && plan.has_changes() {
+    } else if a.detailed_exitcode && repo.has_changes() {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    };
+    if let Some(file) = &a.markdown_out {
+        match write_atomically(file, &report::markdown(&repo, &md_opts)) {
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the markdown to {}: {e}",
+                    file.display()
+                );
+                code = ExitCode::from(1);
+            }
+        }
     }
+    if let Some(file) = &a.out {
+        let inputs: Vec<String> = a.paths.iter().map(|p| p.display().to_string()).collect();
+        match PlanFile::new(&repo.plan(), &state, &sources, &inputs) {
+            Ok(mut pf) => {
+                pf.sites = Some(repo.sites.iter().map(|s| s.site.clone()).collect());
+                match write_atomically(file, &pf.to_json()) {
+                    Ok(()) => eprintln!(
+                        "Saved the plan to {f}. Apply it with: exctl apply {f}",
+                        f = file.display()
+                    ),
+                    Err(e) => {
+                        eprintln!("error: cannot write the plan to {}: {e}", file.display());
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    if repo.sites.len() > 1 || repo.has_errors() {
+        eprint!("\n{}", report::table(&report::plan_rows(&repo)));
+    }
+    code
 }
 
 /// Writes `text` to `path` through a temporary file in the same directory, so that a

@@ -47,7 +47,37 @@ fn normalize(s: &str, sims: &[(&str, &Sim)]) -> String {
     for (host, sim) in sims {
         out = out.replace(&sim.url, &format!("http://127.0.0.1:PORT-{host}/wsman"));
     }
-    durations(&out)
+    in_any_order(&durations(&out))
+}
+
+/// Sites are planned in parallel: their progress lines (`[site] ...`) come in the order
+/// they finish, and the summary table's last column is a duration. Both made stable.
+fn in_any_order(s: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut progress: Vec<String> = Vec::new();
+    for line in s.split_inclusive('\n') {
+        if line.starts_with('[') {
+            progress.push(line.to_string());
+            continue;
+        }
+        progress.sort();
+        out.append(&mut progress);
+        let trimmed = line.trim_end();
+        let table_row = trimmed.ends_with(" s")
+            && trimmed.rsplit(' ').nth(1).is_some_and(|n| {
+                !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.')
+            });
+        if table_row {
+            let cut = trimmed.rsplit_once(' ').map_or(trimmed, |x| x.0);
+            let cut = cut.rsplit_once(' ').map_or(cut, |x| x.0);
+            out.push(format!("{cut} N s\n"));
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    progress.sort();
+    out.append(&mut progress);
+    out.concat()
 }
 
 /// `in <number> s` with the number replaced by `N`.
@@ -72,6 +102,16 @@ fn durations(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[test]
+fn progress_and_table_durations_do_not_depend_on_timing() {
+    assert_eq!(
+        in_any_order(
+            "[b] planned\n[a] planned\n\nSITE  RESULT  DURATION\nlon   done       0.3 s\n"
+        ),
+        "[a] planned\n[b] planned\n\nSITE  RESULT  DURATION\nlon   done       N s\n"
+    );
 }
 
 #[test]

@@ -1,37 +1,62 @@
-//! The desired state: the inventory of hosts and, per host, the resources the manifests
-//! declare for it, validated before any connection.
+//! The desired state: the inventory of sites and hosts and, per host, the resources the
+//! manifests declare for it, validated before any connection.
 //!
-//! Two kinds of documents make up a manifest repository:
+//! A manifest repository holds five kinds of documents (see `docs/manifests.md`):
 //!
 //! ```yaml
-//! # an inventory document: how to reach each host
+//! # an inventory document: the sites (optional) and how to reach each host
+//! sites:
+//!   lon:
+//!     labels: { region: emea, ring: canary }   # for --selector
+//!     baselines: [uccx]                        # applied in this order
+//!     hosts:                                   # hosts may also be listed under hosts:
+//!       EX01: { endpoint: ..., user: ..., credential: keyring:lon, exchange: 2010-sp3 }
 //! hosts:
 //!   EX01:
 //!     endpoint: https://ex01.contoso.local:5986/wsman
 //!     auth: ntlm                      # ntlm (default) | basic
 //!     user: CONTOSO\svc-exctl
-//!     credential: keyring:contoso-exchange   # or env:VAR; a password in clear is refused
+//!     credential: keyring:contoso-exchange   # or env:VAR, or prompt; never a password
 //!     exchange: 2010-sp3              # 2010-rtm | 2010-sp1 | 2010-sp2 | 2010-sp3
 //!     access: snapin                  # snapin (default) | remote-session
-//!     site: lon                       # optional
+//!     site: lon                       # optional; a host without a site is a site of its own
+//!     baselines: [uccx-rtm]           # optional; replaces the site's list for this host
 //!     ca_file: corp-ca.pem            # optional, relative to the document
 //! ---
-//! # a resource document: what the targets should look like
-//! targets: [EX01]                     # host names, or 'all'
-//! imap_settings: { MaxConnectionsPerUser: 40 }
+//! baseline: uccx                      # a baseline: shared values, applied where named
+//! imap_settings: { MaxConnectionsPerUser: 250 }
+//! ---
+//! site: lon                           # a site override: its values win over baselines
+//! imap_settings: { MaxConnectionsPerUser: 500 }
+//! ---
+//! host: EX01                          # a host override: wins over its site
+//! receive_connectors: { "Default EX01": { MaxMessageSize: 35MB } }
+//! ---
+//! targets: [EX01]                     # a resource document: host names, or 'all'
 //! registry_values: [...]
 //! ```
 //!
-//! Server-scoped kinds yield one resource per target host; organization-scoped kinds
-//! are observed and applied once, through the document's first target.
+//! Baselines, site overrides and host overrides are *layers*: a host's effective state is
+//! its baselines in the order listed, then the overrides of its site, then its own,
+//! merged by the rules of [`exctl_manifest::merge`] (the more specific wins; `KEY+:`
+//! extends a list; lists of resources merge by identity; `ensure: absent` replaces). The
+//! merged tree keeps every value's origin ([`DesiredState::effective`], shown by
+//! `exctl show`), and every value keeps its span, so problems point at the file and line
+//! that set it. `targets:` documents are read as they always were, beside the layers.
+//!
+//! Server-scoped kinds yield one resource per host. Organization-scoped kinds are
+//! observed and applied once: through a `targets:` document's first target, or through
+//! the first host of a site for the layers (so they belong in baselines and site
+//! overrides, not in host overrides).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use exctl_exchange::kind::{Kind, ParseContext, Resource, Scope};
 use exctl_exchange::{Version, kinds};
 use exctl_manifest::{
-    CredentialRef, Diagnostic, Diagnostics, Document, MapReader, NodeKind, SourceMap, Span,
+    CredentialRef, Diagnostic, Diagnostics, Document, MapReader, Merged, Node, NodeKind, Origin,
+    Overlay, SourceMap, Span,
 };
 
 /// How exctl reaches the Exchange cmdlets on a host.
@@ -64,12 +89,69 @@ pub struct HostSpec {
     pub version: Version,
     /// How the cmdlets are reached.
     pub access: Access,
-    /// The site, for grouping in plans.
+    /// The site, as the inventory says (a host without one is a site of its own: see
+    /// [`DesiredState::site_of`]).
     pub site: Option<String>,
+    /// Baselines for this host instead of its site's, when the inventory says.
+    #[serde(skip)]
+    pub baselines: Option<Vec<(String, Span)>>,
     /// A CA file to trust for HTTPS.
     pub ca_file: Option<PathBuf>,
     /// Where the inventory declares the host.
     #[serde(skip)]
+    pub span: Span,
+}
+
+/// A site: a unit of rollout, with its labels and baselines.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SiteSpec {
+    /// Its name.
+    pub name: String,
+    /// Labels for `--selector`.
+    pub labels: BTreeMap<String, String>,
+    /// Baselines applied to its hosts, in this order (a later one wins).
+    #[serde(serialize_with = "names_only")]
+    pub baselines: Vec<(String, Span)>,
+    /// Its hosts (upper-case names), in the order the inventory declares them.
+    pub hosts: Vec<String>,
+    /// Where the inventory declares it; `None` for a site only named by hosts'
+    /// `site:` (or a host without a site, which is a site of its own).
+    #[serde(skip)]
+    pub span: Option<Span>,
+}
+
+fn names_only<S: serde::Serializer>(v: &[(String, Span)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|(n, _)| n))
+}
+
+/// What a layer of a host's effective state is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "level", content = "name", rename_all = "lowercase")]
+pub enum LayerKind {
+    /// A `baseline: NAME` document.
+    Baseline(String),
+    /// A `site: NAME` document.
+    Site(String),
+    /// A `host: NAME` document.
+    Host(String),
+}
+
+impl std::fmt::Display for LayerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayerKind::Baseline(n) => write!(f, "baseline {n}"),
+            LayerKind::Site(n) => write!(f, "site {n}"),
+            LayerKind::Host(n) => write!(f, "host {n}"),
+        }
+    }
+}
+
+/// One layer document; [`Origin::layer`] indexes [`DesiredState::layers`].
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// What it is.
+    pub kind: LayerKind,
+    /// Its document's root.
     pub span: Span,
 }
 
@@ -80,6 +162,48 @@ pub struct DesiredState {
     pub hosts: BTreeMap<String, HostSpec>,
     /// Resources by host (upper-case host name).
     pub resources: BTreeMap<String, Vec<Resource>>,
+    /// The sites, in the order the inventory declares them (sites only named by hosts
+    /// follow, in the order of their first host; each host without a site is a site of
+    /// its own, named after it).
+    pub sites: Vec<SiteSpec>,
+    /// Every baseline, site and host document, by [`Origin::layer`].
+    pub layers: Vec<Layer>,
+    /// Each host's merged layers (upper-case host name), for `exctl show`; hosts that no
+    /// layer applies to have none.
+    pub effective: BTreeMap<String, Merged>,
+}
+
+impl DesiredState {
+    /// The site of a host (upper-case name): its `site:`, or its own name.
+    pub fn site_of(&self, host_key: &str) -> Option<&SiteSpec> {
+        self.sites
+            .iter()
+            .find(|s| s.hosts.iter().any(|h| h == host_key))
+    }
+
+    /// A site by name (ignoring case).
+    pub fn site(&self, name: &str) -> Option<&SiteSpec> {
+        self.sites
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The hosts of a site that have something to plan, in inventory order.
+    pub fn planned_hosts(&self, site: &SiteSpec) -> Vec<&HostSpec> {
+        site.hosts
+            .iter()
+            .filter(|k| self.resources.get(*k).is_some_and(|r| !r.is_empty()))
+            .filter_map(|k| self.hosts.get(k))
+            .collect()
+    }
+
+    /// How a layer is described in messages and in `exctl show` (`site lon`).
+    pub fn describe(&self, origin: Origin) -> String {
+        usize::try_from(origin.layer)
+            .ok()
+            .and_then(|i| self.layers.get(i))
+            .map_or_else(|| "(unknown layer)".to_string(), |l| l.kind.to_string())
+    }
 }
 
 const HOST_KEYS: &[&str] = &[
@@ -90,47 +214,314 @@ const HOST_KEYS: &[&str] = &[
     "exchange",
     "access",
     "site",
+    "baselines",
     "ca_file",
 ];
+
+const SITE_KEYS: &[&str] = &["labels", "baselines", "hosts"];
+
+/// Keys of a layer document besides the kind sections.
+const LAYER_HEADERS: &[&str] = &["baseline", "site", "host", "description"];
+
+/// Precedence of the layers: baselines count up from 1 in the order listed.
+const SITE_LEVEL: u32 = 10_000;
+const HOST_LEVEL: u32 = 10_001;
 
 fn key(s: &str) -> String {
     s.to_ascii_uppercase()
 }
 
+/// What a document is.
+enum DocRole {
+    Inventory,
+    Layer(LayerKind),
+    Targets,
+    Empty,
+    Invalid,
+}
+
+fn has_key(doc: &Document, key: &str) -> bool {
+    matches!(&doc.root.kind, NodeKind::Map(entries) if entries.iter().any(|(k, _)| k.text == key))
+}
+
+/// Classifies a document by its header keys, reporting a document that is none or
+/// several of them.
+fn role(doc: &Document, diags: &mut Diagnostics) -> DocRole {
+    match &doc.root.kind {
+        NodeKind::Null => return DocRole::Empty,
+        NodeKind::Map(_) => {}
+        _ => {
+            diags.push(shape_error(doc.root.span));
+            return DocRole::Invalid;
+        }
+    }
+    let inventory = has_key(doc, "hosts") || has_key(doc, "sites");
+    let found: Vec<&str> = ["baseline", "site", "host", "targets"]
+        .into_iter()
+        .filter(|k| has_key(doc, k))
+        .collect();
+    if inventory && !found.is_empty() || found.len() > 1 {
+        let mut all: Vec<&str> = Vec::new();
+        if has_key(doc, "hosts") {
+            all.push("hosts");
+        }
+        if has_key(doc, "sites") {
+            all.push("sites");
+        }
+        all.extend(&found);
+        diags.push(
+            Diagnostic::error(
+                "manifest::document-shape",
+                format!(
+                    "this document has both {}: a document is an inventory, a baseline, a site override, a host override or a resource document",
+                    all.join(" and ")
+                ),
+            )
+            .with_span(doc.root.span)
+            .with_hint("split it into separate documents (separated by a line '---')"),
+        );
+        return DocRole::Invalid;
+    }
+    if inventory {
+        return DocRole::Inventory;
+    }
+    let name = |key: &str, diags: &mut Diagnostics| -> Option<String> {
+        let n = doc.root.get(key)?;
+        match n.scalar_text().map(str::trim) {
+            Some(t) if !t.is_empty() => Some(t.to_string()),
+            _ => {
+                diags.push(
+                    Diagnostic::error(
+                        "manifest::wrong-type",
+                        format!("{key}: expected a name, found {}", n.describe()),
+                    )
+                    .with_span(n.span),
+                );
+                None
+            }
+        }
+    };
+    match found.first().copied() {
+        Some("targets") => DocRole::Targets,
+        Some("baseline") => name("baseline", diags)
+            .map_or(DocRole::Invalid, |n| DocRole::Layer(LayerKind::Baseline(n))),
+        Some("site") => {
+            name("site", diags).map_or(DocRole::Invalid, |n| DocRole::Layer(LayerKind::Site(n)))
+        }
+        Some("host") => {
+            name("host", diags).map_or(DocRole::Invalid, |n| DocRole::Layer(LayerKind::Host(n)))
+        }
+        _ => {
+            diags.push(
+                Diagnostic::error(
+                    "manifest::missing-targets",
+                    "this document declares resources but says neither what they apply to nor what it is",
+                )
+                .with_span(doc.root.span)
+                .with_hint(
+                    "start it with 'baseline: NAME', 'site: NAME' or 'host: NAME', or add 'targets: [HOSTNAME]' (hosts of the inventory) or 'targets: all'",
+                ),
+            );
+            DocRole::Invalid
+        }
+    }
+}
+
+fn shape_error(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        "manifest::document-shape",
+        "a manifest document must be a map: an inventory (hosts, sites), a baseline, a site or host override, or resources with targets",
+    )
+    .with_span(span)
+}
+
 /// Reads the documents into the desired state, reporting every problem.
 pub fn build(sources: &SourceMap, docs: &[Document], diags: &mut Diagnostics) -> DesiredState {
     let mut state = DesiredState::default();
-    // Inventory first: resource documents refer to its hosts.
-    for doc in docs {
-        if let NodeKind::Map(entries) = &doc.root.kind
-            && entries.iter().any(|(k, _)| k.text == "hosts")
-        {
+    let roles: Vec<DocRole> = docs.iter().map(|d| role(d, diags)).collect();
+    // The inventory first: everything else refers to its sites and hosts. Sites first,
+    // so that a host may name a site declared further down.
+    for (doc, r) in docs.iter().zip(&roles) {
+        if matches!(r, DocRole::Inventory) {
+            read_sites(doc, &mut state, diags);
+        }
+    }
+    for (doc, r) in docs.iter().zip(&roles) {
+        if matches!(r, DocRole::Inventory) {
             read_inventory(sources, doc, &mut state, diags);
         }
     }
-    for doc in docs {
-        match &doc.root.kind {
-            NodeKind::Map(entries) if entries.iter().any(|(k, _)| k.text == "hosts") => {}
-            NodeKind::Map(_) => read_resources(sources, doc, &mut state, diags),
-            NodeKind::Null => {}
-            _ => diags.push(
-                Diagnostic::error(
-                    "manifest::document-shape",
-                    "a manifest document must be a map with 'hosts' (an inventory) or 'targets' (resources)",
-                )
-                .with_span(doc.root.span),
-            ),
+    // A host without a site is a site of its own.
+    let lone: Vec<String> = state
+        .hosts
+        .iter()
+        .filter(|(_, h)| h.site.is_none())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in lone {
+        let name = state.hosts[&key].name.clone();
+        state.sites.push(SiteSpec {
+            name,
+            labels: BTreeMap::new(),
+            baselines: Vec::new(),
+            hosts: vec![key],
+            span: None,
+        });
+    }
+    read_layers(sources, docs, &roles, &mut state, diags);
+    for (doc, r) in docs.iter().zip(&roles) {
+        if matches!(r, DocRole::Targets) {
+            read_resources(sources, doc, &mut state, diags);
         }
     }
     // Each kind sees every resource of a host (an association checks the throttling
     // policies declared for it). Per host, because two hosts may be two organizations:
     // the same policy declared for both is not a duplicate.
+    let mut checks = Diagnostics::new();
     for resources in state.resources.values() {
         for kind in kinds::ALL {
-            kind.cross_check(resources, diags);
+            kind.cross_check(resources, &mut checks);
         }
     }
+    merge_once(diags, checks);
     state
+}
+
+fn read_sites(doc: &Document, state: &mut DesiredState, diags: &mut Diagnostics) {
+    let Some(node) = doc.root.get("sites") else {
+        return;
+    };
+    let NodeKind::Map(entries) = &node.kind else {
+        if !(node.is_null() && node.raw.trim().is_empty()) {
+            diags.push(
+                Diagnostic::error(
+                    "manifest::wrong-type",
+                    format!(
+                        "sites: expected a map of site name to its settings, found {}",
+                        node.describe()
+                    ),
+                )
+                .with_span(node.span),
+            );
+        }
+        return;
+    };
+    for (name, value) in entries {
+        let path = format!("sites.{}", name.text);
+        if let Some(prev) = state.site(&name.text) {
+            let mut d = Diagnostic::error(
+                "manifest::duplicate-site",
+                format!("site {} is declared twice", name.text),
+            )
+            .with_span(name.span);
+            if let Some(at) = prev.span {
+                d = d.with_related(at, "first declared here");
+            }
+            diags.push(d);
+            continue;
+        }
+        let Some(mut m) = MapReader::new(value, path.clone(), diags) else {
+            continue;
+        };
+        let labels = m
+            .node_of("labels")
+            .map(|n| read_labels(n, &path, m.diags()));
+        let baselines = m
+            .node_of("baselines")
+            .map(|n| read_names(n, &format!("{path}.baselines"), m.diags()));
+        // Nested hosts are read with the inventory's hosts.
+        let _ = m.node_of("hosts");
+        m.finish_with_known(SITE_KEYS);
+        state.sites.push(SiteSpec {
+            name: name.text.clone(),
+            labels: labels.unwrap_or_default(),
+            baselines: baselines.unwrap_or_default(),
+            hosts: Vec::new(),
+            span: Some(name.span),
+        });
+    }
+}
+
+/// `labels: { region: emea }`: names and values of letters, digits, `-`, `_`, `.`, `/`.
+fn read_labels(node: &Node, path: &str, diags: &mut Diagnostics) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(entries) = node.as_map() else {
+        if !(node.is_null() && node.raw.trim().is_empty()) {
+            diags.push(
+                Diagnostic::error(
+                    "manifest::wrong-type",
+                    format!(
+                        "{path}.labels: expected a map of label to value, found {}",
+                        node.describe()
+                    ),
+                )
+                .with_span(node.span)
+                .with_hint("write labels as { region: emea, ring: canary }"),
+            );
+        }
+        return out;
+    };
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    };
+    for (k, v) in entries {
+        let value = v.scalar_text().map(str::trim);
+        match value {
+            Some(value) if ok(&k.text) && ok(value) => {
+                out.insert(k.text.clone(), value.to_string());
+            }
+            _ => diags.push(
+                Diagnostic::error(
+                    "manifest::bad-label",
+                    format!(
+                        "{path}.labels.{}: a label and its value are words of letters, digits, '-', '_', '.' or '/'",
+                        k.text
+                    ),
+                )
+                .with_span(v.span)
+                .with_hint("selectors are written label=value,label!=value, so labels cannot hold ',', '=' or '!'"),
+            ),
+        }
+    }
+    out
+}
+
+/// A list of names (or one name).
+fn read_names(node: &Node, what: &str, diags: &mut Diagnostics) -> Vec<(String, Span)> {
+    let items: Vec<&Node> = match &node.kind {
+        NodeKind::Seq(items) => items.iter().collect(),
+        NodeKind::Null if node.raw.trim().is_empty() => Vec::new(),
+        _ => vec![node],
+    };
+    let mut out: Vec<(String, Span)> = Vec::new();
+    for i in items {
+        match i.scalar_text().map(str::trim) {
+            Some(t) if !t.is_empty() => {
+                if let Some((_, first)) = out.iter().find(|(n, _)| n.eq_ignore_ascii_case(t)) {
+                    diags.push(
+                        Diagnostic::error(
+                            "manifest::duplicate-baseline",
+                            format!("{what}: '{t}' is listed twice"),
+                        )
+                        .with_span(i.span)
+                        .with_related(*first, "first listed here"),
+                    );
+                    continue;
+                }
+                out.push((t.to_string(), i.span));
+            }
+            _ => diags.push(
+                Diagnostic::error(
+                    "manifest::wrong-type",
+                    format!("{what}: expected names, found {}", i.describe()),
+                )
+                .with_span(i.span),
+            ),
+        }
+    }
+    out
 }
 
 fn read_inventory(
@@ -142,27 +533,67 @@ fn read_inventory(
     let Some(mut top) = MapReader::new(&doc.root, "inventory", diags) else {
         return;
     };
-    let Some(hosts_node) = top.node_of("hosts") else {
-        return;
-    };
+    let hosts_node = top.node_of("hosts");
+    let sites_node = top.node_of("sites");
+    top.finish_with_known(&["hosts", "sites"]);
     let base = sources
         .path(doc.file)
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    top.finish_with_known(&["hosts"]);
+    // Hosts nested in their site, then the inventory's hosts.
+    if let Some(NodeKind::Map(sites)) = sites_node.map(|n| &n.kind) {
+        for (site, value) in sites {
+            let Some(hosts) = value.get("hosts").or_else(|| {
+                value.as_map().and_then(|e| {
+                    e.iter()
+                        .find(|(k, _)| k.text.eq_ignore_ascii_case("hosts"))
+                        .map(|(_, v)| v)
+                })
+            }) else {
+                continue;
+            };
+            // Only the site's first declaration carries hosts (a duplicate is reported).
+            if state.site(&site.text).and_then(|s| s.span) != Some(site.span) {
+                continue;
+            }
+            read_hosts(
+                hosts,
+                &format!("sites.{}.hosts", site.text),
+                Some(&site.text),
+                &base,
+                state,
+                diags,
+            );
+        }
+    }
+    if let Some(hosts) = hosts_node {
+        read_hosts(hosts, "hosts", None, &base, state, diags);
+    }
+}
+
+fn read_hosts(
+    hosts_node: &Node,
+    what: &str,
+    in_site: Option<&str>,
+    base: &Path,
+    state: &mut DesiredState,
+    diags: &mut Diagnostics,
+) {
     let NodeKind::Map(entries) = &hosts_node.kind else {
-        diags.push(
-            Diagnostic::error(
-                "manifest::wrong-type",
-                "hosts: expected a map of host name to its settings",
-            )
-            .with_span(hosts_node.span),
-        );
+        if !(hosts_node.is_null() && hosts_node.raw.trim().is_empty()) {
+            diags.push(
+                Diagnostic::error(
+                    "manifest::wrong-type",
+                    format!("{what}: expected a map of host name to its settings"),
+                )
+                .with_span(hosts_node.span),
+            );
+        }
         return;
     };
     for (name, node) in entries {
-        let path = format!("hosts.{}", name.text);
+        let path = format!("{what}.{}", name.text);
         let Some(mut m) = MapReader::new(node, path.clone(), diags) else {
             continue;
         };
@@ -195,9 +626,31 @@ fn read_inventory(
             }
             _ => Access::Snapin,
         };
-        let site = m.string("site");
+        let site_node = m.node_of("site");
+        let mut site = m.string("site");
+        let baselines = m
+            .node_of("baselines")
+            .map(|n| read_names(n, &format!("{path}.baselines"), m.diags()));
         let ca_file = m.string("ca_file").map(|f| base.join(f));
         m.finish_with_known(HOST_KEYS);
+        if let Some(outer) = in_site {
+            match (&site, site_node) {
+                (Some(s), Some(n)) if !s.eq_ignore_ascii_case(outer) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "manifest::host-site-mismatch",
+                            format!(
+                                "{path}: this host is listed under site {outer} but says site: {s}"
+                            ),
+                        )
+                        .with_span(n.span)
+                        .with_hint("remove 'site:' from hosts listed under a site"),
+                    );
+                    continue;
+                }
+                _ => site = Some(outer.to_string()),
+            }
+        }
         if let Some(prev) = state.hosts.get(&key(&name.text)) {
             diags.push(
                 Diagnostic::error(
@@ -212,6 +665,28 @@ fn read_inventory(
         let (Some(endpoint), Some(user), Some(version)) = (endpoint, user, version) else {
             continue;
         };
+        if let Some(s) = &site {
+            // Sites only named by hosts exist too; they have no labels or baselines.
+            let i = match state
+                .sites
+                .iter()
+                .position(|x| x.name.eq_ignore_ascii_case(s))
+            {
+                Some(i) => i,
+                None => {
+                    state.sites.push(SiteSpec {
+                        name: s.clone(),
+                        labels: BTreeMap::new(),
+                        baselines: Vec::new(),
+                        hosts: Vec::new(),
+                        span: None,
+                    });
+                    state.sites.len() - 1
+                }
+            };
+            state.sites[i].hosts.push(key(&name.text));
+            site = Some(state.sites[i].name.clone());
+        }
         state.hosts.insert(
             key(&name.text),
             HostSpec {
@@ -223,6 +698,7 @@ fn read_inventory(
                 version,
                 access,
                 site,
+                baselines,
                 ca_file,
                 span: name.span,
             },
@@ -230,6 +706,274 @@ fn read_inventory(
     }
 }
 
+/// The file name of a span's file, as resource paths name documents in messages.
+fn file_label(sources: &SourceMap, span: Span) -> String {
+    let path = sources.path(span.file);
+    path.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Reads the baseline, site and host documents, merges each host's layers and reads
+/// its resources from the result.
+fn read_layers(
+    sources: &SourceMap,
+    docs: &[Document],
+    roles: &[DocRole],
+    state: &mut DesiredState,
+    diags: &mut Diagnostics,
+) {
+    let org_keys: Vec<&str> = kinds::ALL
+        .iter()
+        .filter(|k| k.scope() == Scope::Organization)
+        .map(|k| k.key())
+        .collect();
+    let known: Vec<&str> = LAYER_HEADERS
+        .iter()
+        .copied()
+        .chain(kinds::ALL.iter().map(|k| k.key()))
+        .collect();
+    // Layer documents, checked once: their keys, and what they name.
+    let mut by_baseline: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut by_site: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut by_host: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut docs_of_layer: Vec<&Document> = Vec::new();
+    for (doc, r) in docs.iter().zip(roles) {
+        let DocRole::Layer(kind) = r else { continue };
+        let Some(mut m) = MapReader::new(&doc.root, "", diags) else {
+            continue;
+        };
+        for k in &known {
+            let _ = m.node_of(k);
+        }
+        m.finish_with_known(&known);
+        let ok = match kind {
+            LayerKind::Baseline(_) => true,
+            LayerKind::Site(name) => {
+                let found = state.site(name).is_some();
+                if !found {
+                    let names: Vec<&str> = state.sites.iter().map(|s| s.name.as_str()).collect();
+                    diags.push(
+                        Diagnostic::error(
+                            "manifest::unknown-site",
+                            format!("site: '{name}' is not a site of the inventory"),
+                        )
+                        .with_span(doc.root.get("site").map_or(doc.root.span, |n| n.span))
+                        .with_hint(exctl_manifest::did_you_mean_hint(name, &names).unwrap_or_else(|| {
+                            "declare it under 'sites:' in the inventory, or give its hosts 'site: NAME'".to_string()
+                        })),
+                    );
+                }
+                found
+            }
+            LayerKind::Host(name) => {
+                let found = state.hosts.contains_key(&key(name));
+                if !found {
+                    let names: Vec<&str> = state.hosts.values().map(|h| h.name.as_str()).collect();
+                    diags.push(
+                        Diagnostic::error(
+                            "manifest::unknown-host",
+                            format!("host: '{name}' is not a host of the inventory"),
+                        )
+                        .with_span(doc.root.get("host").map_or(doc.root.span, |n| n.span))
+                        .with_hint_opt(exctl_manifest::did_you_mean_hint(name, &names)),
+                    );
+                }
+                for k in &org_keys {
+                    if let Some((key, _)) = doc
+                        .root
+                        .as_map()
+                        .and_then(|e| e.iter().find(|(x, _)| x.text.eq_ignore_ascii_case(k)))
+                    {
+                        diags.push(
+                            Diagnostic::error(
+                                "manifest::organization-in-host-override",
+                                format!("{k} is organization-wide: it cannot be set for one host"),
+                            )
+                            .with_span(key.span)
+                            .with_hint(
+                                "put it in the site's override (site: NAME) or in a baseline",
+                            ),
+                        );
+                    }
+                }
+                found
+            }
+        };
+        if !ok {
+            continue;
+        }
+        let id = state.layers.len();
+        state.layers.push(Layer {
+            kind: kind.clone(),
+            span: doc.root.span,
+        });
+        docs_of_layer.push(doc);
+        let map = match kind {
+            LayerKind::Baseline(_) => &mut by_baseline,
+            LayerKind::Site(_) => &mut by_site,
+            LayerKind::Host(_) => &mut by_host,
+        };
+        let name = match kind {
+            LayerKind::Baseline(n) | LayerKind::Site(n) | LayerKind::Host(n) => n,
+        };
+        map.entry(name.to_ascii_lowercase()).or_default().push(id);
+    }
+    // Baselines that sites and hosts name must exist.
+    let baseline_names: Vec<String> = state
+        .layers
+        .iter()
+        .filter_map(|l| match &l.kind {
+            LayerKind::Baseline(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut reported: HashSet<Span> = HashSet::new();
+    let check_ref =
+        |name: &str, span: Span, diags: &mut Diagnostics, reported: &mut HashSet<Span>| {
+            if by_baseline.contains_key(&name.to_ascii_lowercase()) || !reported.insert(span) {
+                return;
+            }
+            let names: Vec<&str> = baseline_names.iter().map(String::as_str).collect();
+            diags.push(
+                Diagnostic::error(
+                    "manifest::unknown-baseline",
+                    format!("baseline '{name}' is not declared by any document"),
+                )
+                .with_span(span)
+                .with_hint(
+                    exctl_manifest::did_you_mean_hint(name, &names).unwrap_or_else(|| {
+                        format!("declare it in a document that starts with 'baseline: {name}'")
+                    }),
+                ),
+            );
+        };
+    let layers = state.layers.clone();
+    let describe = |o: Origin| {
+        usize::try_from(o.layer)
+            .ok()
+            .and_then(|i| layers.get(i))
+            .map_or_else(String::new, |l| l.kind.to_string())
+    };
+    let identity =
+        |section: &str, entry: &Node| kinds::by_key(section).and_then(|k| k.merge_identity(entry));
+    let mut parse_diags = Diagnostics::new();
+    let mut merged_resources: Vec<(String, Resource)> = Vec::new();
+    let sites = state.sites.clone();
+    for site in &sites {
+        for (position, host_key) in site.hosts.iter().enumerate() {
+            let Some(host) = state.hosts.get(host_key) else {
+                continue;
+            };
+            let baselines = host.baselines.as_ref().unwrap_or(&site.baselines);
+            // (level, layer ids)
+            let mut plan: Vec<(u32, &[usize])> = Vec::new();
+            for (i, (name, span)) in baselines.iter().enumerate() {
+                check_ref(name, *span, diags, &mut reported);
+                if let Some(ids) = by_baseline.get(&name.to_ascii_lowercase()) {
+                    plan.push((u32::try_from(i + 1).unwrap_or(u32::MAX - 2), ids));
+                }
+            }
+            if let Some(ids) = by_site.get(&site.name.to_ascii_lowercase()) {
+                plan.push((SITE_LEVEL, ids));
+            }
+            if let Some(ids) = by_host.get(&host.name.to_ascii_lowercase()) {
+                plan.push((HOST_LEVEL, ids));
+            }
+            let Some(&(_, first)) = plan.first() else {
+                continue;
+            };
+            let root_span = first
+                .first()
+                .map_or(host.span, |&id| docs_of_layer[id].root.span);
+            let mut tree = Merged::root(
+                root_span,
+                Origin {
+                    level: 0,
+                    layer: u32::MAX,
+                },
+            );
+            {
+                let mut ov = Overlay::new(&identity, &describe, &mut parse_diags);
+                for (level, ids) in &plan {
+                    for &id in *ids {
+                        let origin = Origin {
+                            level: *level,
+                            layer: u32::try_from(id).unwrap_or(u32::MAX),
+                        };
+                        ov.document(&mut tree, &docs_of_layer[id].root, origin, LAYER_HEADERS);
+                    }
+                }
+            }
+            // Organization-wide resources go through the site's first host.
+            let org_host = position == 0;
+            let others: Vec<String> = site
+                .hosts
+                .iter()
+                .filter(|k| *k != host_key)
+                .filter_map(|k| state.hosts.get(k).map(|h| h.name.clone()))
+                .collect();
+            for kind in kinds::ALL {
+                if kind.scope() == Scope::Organization && !org_host {
+                    continue;
+                }
+                let Some(section) = tree.get(kind.key()) else {
+                    continue;
+                };
+                let node = section.to_node();
+                let mut ctx = ParseContext {
+                    version: host.version,
+                    hosts: std::iter::once(host.name.clone())
+                        .chain(others.iter().cloned())
+                        .collect(),
+                    path: file_label(sources, node.span),
+                };
+                // Values of baselines and site overrides apply to every host of the site,
+                // those of a host override to that host alone: the kind checks each
+                // against its own targets (a connector named after one server is right
+                // in that server's override, and suspicious in the site's).
+                let mut local = Diagnostics::new();
+                for r in kind.parse(&node, &ctx, &host.name, &mut local) {
+                    merged_resources.push((host_key.clone(), r));
+                }
+                let own: Vec<Span> = by_host
+                    .get(&host.name.to_ascii_lowercase())
+                    .map(|ids| ids.iter().map(|&i| docs_of_layer[i].root.span).collect())
+                    .unwrap_or_default();
+                let inside = |d: &Diagnostic| {
+                    d.span.is_some_and(|s| {
+                        own.iter().any(|o| {
+                            o.file == s.file
+                                && o.start.offset <= s.start.offset
+                                && s.start.offset <= o.end.offset
+                        })
+                    })
+                };
+                if !others.is_empty() && local.iter().any(&inside) {
+                    ctx.hosts.truncate(1);
+                    let mut alone = Diagnostics::new();
+                    let _ = kind.parse(&node, &ctx, &host.name, &mut alone);
+                    let mut kept = Diagnostics::new();
+                    for d in local.into_vec() {
+                        if !inside(&d) {
+                            kept.push(d);
+                        }
+                    }
+                    for d in alone.into_vec() {
+                        if inside(&d) {
+                            kept.push(d);
+                        }
+                    }
+                    local = kept;
+                }
+                merge_once(&mut parse_diags, local);
+            }
+            state.effective.insert(host_key.clone(), tree);
+        }
+    }
+    merge_once(diags, parse_diags);
+    add_resources(state, merged_resources, diags);
+}
 fn read_resources(
     sources: &SourceMap,
     doc: &Document,
@@ -337,6 +1081,11 @@ fn read_resources(
         .chain(kinds::ALL.iter().map(|k| k.key()))
         .collect();
     top.finish_with_known(&known);
+    add_resources(state, out, diags);
+}
+
+/// Adds resources to their hosts, refusing one declared twice for a host.
+fn add_resources(state: &mut DesiredState, out: Vec<(String, Resource)>, diags: &mut Diagnostics) {
     for (host, r) in out {
         let list = state.resources.entry(host).or_default();
         if let Some(prev) = list
@@ -357,15 +1106,24 @@ fn read_resources(
     }
 }
 
-/// Adds diagnostics not already reported at the same place with the same message.
+/// Adds diagnostics not already reported: the same problem at the same place, found
+/// again because one declaration (a baseline, a document with several targets) is read
+/// for several hosts. Messages may differ only in the path they name.
 fn merge_once(diags: &mut Diagnostics, new: Diagnostics) {
+    let mut seen: HashSet<(&'static str, Option<Span>)> =
+        diags.iter().map(|e| (e.code, e.span)).collect();
     for d in new.into_vec() {
-        let dup = diags
-            .iter()
-            .any(|e| e.code == d.code && e.message == d.message && e.span == d.span);
-        if !dup {
-            diags.push(d);
+        if d.span.is_none()
+            && diags
+                .iter()
+                .any(|e| e.code == d.code && e.message == d.message)
+        {
+            continue;
         }
+        if d.span.is_some() && !seen.insert((d.code, d.span)) {
+            continue;
+        }
+        diags.push(d);
     }
 }
 

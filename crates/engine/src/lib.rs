@@ -6,15 +6,25 @@
 //! changes; [`plan`] orders them and places the restarts; [`render`] presents the plan as
 //! text, markdown or JSON. [`planfile`] saves a plan and checks it before it is applied;
 //! [`apply`] runs a plan's steps host by host, with the restart scripts of [`restart`].
+//!
+//! Over many sites: [`desired`] also merges baselines and site and host overrides (with
+//! the origin of every value, which [`show`] presents); [`rollout`] selects sites, plans
+//! them with bounded parallelism ([`pool`]) and rolls apply out with a canary, batches
+//! and a failure budget; [`report`] renders many sites (text, a pull-request comment
+//! within GitHub's limit, JSON, the summary table).
 
 pub mod apply;
 pub mod desired;
 pub mod observe;
 pub mod plan;
 pub mod planfile;
+pub mod pool;
 pub mod render;
+pub mod report;
 pub mod restart;
+pub mod rollout;
 pub mod schema;
+pub mod show;
 pub mod winrm;
 
 pub use desired::{DesiredState, HostSpec};

@@ -241,17 +241,29 @@ pub async fn plan(
         .map(|(k, h)| (h, state.resources.get(k).unwrap_or(&empty)))
         .filter(|(_, r)| !r.is_empty())
         .collect();
-    let mut results: Vec<HostPlan> = Vec::with_capacity(jobs.len());
-    for chunk in jobs.chunks(parallel.max(1)) {
-        let futs = chunk.iter().map(|(h, r)| plan_host(h, r, runner, sources));
-        results.extend(join_all(futs).await);
-    }
-    Plan::new(results)
+    // A new host starts as soon as any finishes: a slow host holds up nobody.
+    let mut results: Vec<Option<HostPlan>> = vec![None; jobs.len()];
+    let futs: Vec<crate::pool::Job<'_, HostPlan>> = jobs
+        .iter()
+        .map(|(h, r)| Box::pin(plan_host(h, r, runner, sources)) as crate::pool::Job<'_, HostPlan>)
+        .collect();
+    crate::pool::run_bounded(
+        futs,
+        parallel,
+        || true,
+        |i, hp| {
+            if let Some(slot) = results.get_mut(i) {
+                *slot = Some(hp);
+            }
+        },
+    )
+    .await;
+    Plan::new(results.into_iter().flatten().collect())
 }
 
 /// Runs futures concurrently and returns their outputs in order (a small join_all,
 /// to keep the dependency tree lean).
-async fn join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut set: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

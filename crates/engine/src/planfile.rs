@@ -219,6 +219,10 @@ pub struct PlanFile {
     pub hosts: Vec<SavedHost>,
     /// Totals.
     pub summary: SavedSummary,
+    /// The sites the plan was made for (`--site`, `--selector`), in rollout order;
+    /// absent in plans made before rollouts, and then every site is meant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites: Option<Vec<String>>,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -316,6 +320,7 @@ impl PlanFile {
                 delete: plan.summary.delete,
                 restart: plan.summary.restart,
             },
+            sites: None,
         })
     }
 
@@ -401,8 +406,24 @@ impl PlanFile {
     /// Whether `fresh` (the same manifests, observed now) is the saved plan; otherwise
     /// one message per thing that moved on the servers.
     pub fn check_fresh(&self, fresh: &Plan) -> Result<(), Vec<String>> {
+        self.check_fresh_of(fresh, |_| true)
+    }
+
+    /// [`PlanFile::check_fresh`] for some hosts only (one site of a rollout, observed
+    /// again just before it is applied): `fresh` holds those hosts.
+    pub fn check_fresh_hosts(&self, fresh: &Plan, hosts: &[String]) -> Result<(), Vec<String>> {
+        self.check_fresh_of(fresh, |name| {
+            hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
+        })
+    }
+
+    fn check_fresh_of(
+        &self,
+        fresh: &Plan,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<(), Vec<String>> {
         let mut moved = Vec::new();
-        for saved in &self.hosts {
+        for saved in self.hosts.iter().filter(|h| wanted(&h.name)) {
             let Some(now) = fresh
                 .hosts
                 .iter()

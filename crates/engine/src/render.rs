@@ -201,39 +201,44 @@ fn host_title(h: &HostPlan) -> String {
     }
 }
 
+fn text_host(h: &HostPlan, p: &Paint, out: &mut String) {
+    let _ = writeln!(out, "{}", p.bold(&format!("Host {}", host_title(h))));
+    for e in &h.errors {
+        let _ = writeln!(out, "  {} {e}", p.red("error:"));
+    }
+    for n in &h.notes {
+        let _ = writeln!(out, "  {} {n}", p.dim("note:"));
+    }
+    if h.steps.is_empty() && h.errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "  no changes ({} resource{} in sync)",
+            h.in_sync,
+            if h.in_sync == 1 { "" } else { "s" }
+        );
+    }
+    for s in &h.steps {
+        match s {
+            Step::Change(c) => text_change(c, p, out),
+            Step::Restart(r) => text_restart(r, p, out),
+        }
+    }
+    out.push('\n');
+}
+
 /// The plan for a terminal.
 pub fn text(plan: &Plan, opts: TextOptions) -> String {
     let p = Paint(opts.color);
     let mut out = String::new();
     for h in &plan.hosts {
-        let _ = writeln!(out, "{}", p.bold(&format!("Host {}", host_title(h))));
-        for e in &h.errors {
-            let _ = writeln!(out, "  {} {e}", p.red("error:"));
-        }
-        for n in &h.notes {
-            let _ = writeln!(out, "  {} {n}", p.dim("note:"));
-        }
-        if h.steps.is_empty() && h.errors.is_empty() {
-            let _ = writeln!(
-                out,
-                "  no changes ({} resource{} in sync)",
-                h.in_sync,
-                if h.in_sync == 1 { "" } else { "s" }
-            );
-        }
-        for s in &h.steps {
-            match s {
-                Step::Change(c) => text_change(c, &p, &mut out),
-                Step::Restart(r) => text_restart(r, &p, &mut out),
-            }
-        }
-        out.push('\n');
+        text_host(h, &p, &mut out);
     }
     let _ = writeln!(out, "{}", p.bold(&summary_line(plan)));
     out
 }
 
-fn md_escape(s: &str) -> String {
+/// Escapes text for a markdown table cell or a summary line.
+pub fn md_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -287,77 +292,90 @@ pub fn markdown(plan: &Plan) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&markdown_hosts(plan));
+    out
+}
+
+/// The host sections of [`markdown`] alone (the per-site sections of a repository's
+/// comment).
+pub fn markdown_hosts(plan: &Plan) -> String {
+    let mut out = String::new();
     for h in &plan.hosts {
-        let changes = h.steps.len();
-        let status = if !h.errors.is_empty() {
-            "❌ error".to_string()
-        } else if changes == 0 {
-            "no changes".to_string()
-        } else {
-            format!("{changes} step{}", if changes == 1 { "" } else { "s" })
-        };
-        let open = if changes > 0 || !h.errors.is_empty() {
-            " open"
-        } else {
-            ""
-        };
+        md_host(h, &mut out);
+    }
+    out
+}
+
+/// One host as a collapsible section (open when it has steps or errors).
+fn md_host(h: &HostPlan, out: &mut String) {
+    let changes = h.steps.len();
+    let status = if !h.errors.is_empty() {
+        "❌ error".to_string()
+    } else if changes == 0 {
+        "no changes".to_string()
+    } else {
+        format!("{changes} step{}", if changes == 1 { "" } else { "s" })
+    };
+    let open = if changes > 0 || !h.errors.is_empty() {
+        " open"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "<details{open}><summary><b>{}</b>: {status}</summary>\n",
+        md_escape(&host_title(h))
+    );
+    for e in &h.errors {
+        let _ = writeln!(out, "- ❌ {}", md_escape(e));
+    }
+    for n in &h.notes {
+        let _ = writeln!(out, "- ℹ️ {}", md_escape(n));
+    }
+    if !h.steps.is_empty() {
         let _ = writeln!(
             out,
-            "<details{open}><summary><b>{}</b>: {status}</summary>\n",
-            md_escape(&host_title(h))
+            "| | resource | attribute | before | after |\n|---|---|---|---|---|"
         );
-        for e in &h.errors {
-            let _ = writeln!(out, "- ❌ {}", md_escape(e));
-        }
-        for n in &h.notes {
-            let _ = writeln!(out, "- ℹ️ {}", md_escape(n));
-        }
-        if !h.steps.is_empty() {
-            let _ = writeln!(
-                out,
-                "| | resource | attribute | before | after |\n|---|---|---|---|---|"
-            );
-            for s in &h.steps {
-                match s {
-                    Step::Change(c) => {
-                        let sym = symbol(c.actions.first().copied().unwrap_or(Action::Update));
-                        let res = format!("{} `{}`", c.title, md_escape(&c.id).replace('\'', ""));
-                        if c.attributes.is_empty() {
-                            let _ = writeln!(out, "| {sym} | {res} | | | |");
-                        }
-                        for a in &c.attributes {
-                            let _ = writeln!(
-                                out,
-                                "| {sym} | {res} | {} | {} | {} |",
-                                md_escape(&a.name),
-                                md_escape(&show(&a.before, a.sensitive)),
-                                md_escape(&show(&a.after, a.sensitive))
-                            );
-                        }
+        for s in &h.steps {
+            match s {
+                Step::Change(c) => {
+                    let sym = symbol(c.actions.first().copied().unwrap_or(Action::Update));
+                    let res = format!("{} `{}`", c.title, md_escape(&c.id).replace('\'', ""));
+                    if c.attributes.is_empty() {
+                        let _ = writeln!(out, "| {sym} | {res} | | | |");
                     }
-                    Step::Restart(r) => {
-                        let why = match (&r.pending, r.required_by.is_empty()) {
-                            (Some(p), true) => format!("pending from before: {p}"),
-                            (Some(p), false) => format!(
-                                "required by {}; pending from before: {p}",
-                                r.required_by.join(", ")
-                            ),
-                            (None, _) => format!("required by {}", r.required_by.join(", ")),
-                        };
+                    for a in &c.attributes {
                         let _ = writeln!(
                             out,
-                            "| ↻ | restart **{}** | | | {} |",
-                            r.service,
-                            md_escape(&why)
+                            "| {sym} | {res} | {} | {} | {} |",
+                            md_escape(&a.name),
+                            md_escape(&show(&a.before, a.sensitive)),
+                            md_escape(&show(&a.after, a.sensitive))
                         );
                     }
                 }
+                Step::Restart(r) => {
+                    let why = match (&r.pending, r.required_by.is_empty()) {
+                        (Some(p), true) => format!("pending from before: {p}"),
+                        (Some(p), false) => format!(
+                            "required by {}; pending from before: {p}",
+                            r.required_by.join(", ")
+                        ),
+                        (None, _) => format!("required by {}", r.required_by.join(", ")),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| ↻ | restart **{}** | | | {} |",
+                        r.service,
+                        md_escape(&why)
+                    );
+                }
             }
-            out.push('\n');
         }
-        let _ = writeln!(out, "</details>\n");
+        out.push('\n');
     }
-    out
+    let _ = writeln!(out, "</details>\n");
 }
 
 /// The plan as JSON (see [`crate::plan::FORMAT_VERSION`]); sensitive values are `null`

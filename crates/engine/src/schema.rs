@@ -62,7 +62,8 @@ fn params_object(specs: &[ParamSpec], extra: &[(&str, Value)]) -> Value {
     for (k, v) in extra {
         props.insert((*k).to_string(), v.clone());
     }
-    json!({"type": "object", "additionalProperties": false, "properties": props})
+    // `NAME+:` extends a list of the layers below (see docs/manifests.md).
+    json!({"type": "object", "additionalProperties": false, "properties": props, "patternProperties": {"^.+\\+$": string_list()}})
 }
 
 fn ensure() -> Value {
@@ -73,7 +74,7 @@ fn string_list() -> Value {
     json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
 }
 
-/// The schema of a manifest document (inventory or resources).
+/// The schema of a manifest document (inventory, layer or resources).
 pub fn manifest_schema() -> Value {
     let host = json!({
         "type": "object",
@@ -83,11 +84,21 @@ pub fn manifest_schema() -> Value {
             "endpoint": {"type": "string", "description": "http://host:5985/wsman or https://host:5986/wsman"},
             "auth": {"type": "string", "enum": ["ntlm", "basic"]},
             "user": {"type": "string", "description": "DOMAIN\\user, user@domain or a local user"},
-            "credential": {"type": "string", "pattern": "^(?i)(keyring|env):.+$", "description": "keyring:NAME or env:VAR; a password in clear is refused"},
+            "credential": {"type": "string", "pattern": "^(?i)((keyring|env):.+|prompt)$", "description": "keyring:NAME, env:VAR or prompt; a password in clear is refused"},
             "exchange": {"type": "string", "enum": Version::NAMES},
             "access": {"type": "string", "enum": ["snapin", "remote-session"]},
             "site": {"type": "string"},
+            "baselines": string_list(),
             "ca_file": {"type": "string"}
+        }
+    });
+    let site = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "labels": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}, "description": "for --selector label=value"},
+            "baselines": string_list(),
+            "hosts": {"type": "object", "additionalProperties": host.clone()}
         }
     });
     let registry = json!({
@@ -115,7 +126,8 @@ pub fn manifest_schema() -> Value {
             "inheritance": {"type": "string", "enum": ["None", "All", "Descendents", "SelfAndChildren", "Children"]},
             "deny": {"type": "boolean"},
             "ensure": ensure()
-        }
+        },
+        "patternProperties": {"^(extended_rights|access_rights)\\+$": string_list()}
     });
     let association = json!({
         "type": "object",
@@ -129,11 +141,16 @@ pub fn manifest_schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "exctl manifest document",
-        "description": "An inventory document (hosts) or a resource document (targets and resource kinds).",
+        "description": "An inventory document (sites, hosts), a baseline (baseline: NAME), a site or host override (site: NAME, host: NAME), or a resource document (targets), with resource kinds.",
         "type": "object",
         "additionalProperties": false,
         "properties": {
+            "sites": {"type": "object", "additionalProperties": site},
             "hosts": {"type": "object", "additionalProperties": host},
+            "baseline": {"type": "string", "description": "this document is the baseline NAME, applied to the sites (or hosts) that list it"},
+            "site": {"type": "string", "description": "this document overrides and extends the baselines for the site NAME"},
+            "host": {"type": "string", "description": "this document overrides and extends its site's values for the host NAME"},
+            "description": {"type": "string"},
             "targets": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
             "imap_settings": params_object(imap::PARAMS, &[]),
             "receive_connectors": {"type": "object", "additionalProperties": params_object(receive_connectors::PARAMS, &[])},

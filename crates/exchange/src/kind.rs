@@ -246,6 +246,17 @@ pub trait Kind: Send + Sync {
     /// The default checks nothing.
     fn cross_check(&self, _all: &[Resource], _diags: &mut Diagnostics) {}
 
+    /// For kinds whose section is a list of resources: the identity of one list entry,
+    /// so that a site or host override can change a baseline's entry instead of adding a
+    /// second one (a site's registry value with the baseline's path and name overrides
+    /// the baseline's). `None` when the entry has no identity yet (it is then added, and
+    /// parsing reports what is missing). Map-shaped sections merge by key and need
+    /// nothing here; the default says that list entries have no identity, so a list
+    /// replaces the list it overrides.
+    fn merge_identity(&self, _entry: &Node) -> Option<String> {
+        None
+    }
+
     /// PowerShell statements that report the current state of `resources` through
     /// `__exctl_emit` (see [`crate::record`]). Targeted: only what is named is read.
     /// Record keys are namespaced `<kind>:<identity>` where the kind builds them, so the

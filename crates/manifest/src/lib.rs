@@ -23,6 +23,7 @@
 //! - [`node`]: the YAML tree;
 //! - [`parse`]: YAML text to trees, with the refusals and bounds;
 //! - [`load`]: files and directories to a source map and documents;
+//! - [`merge`]: overlaying trees (baselines, sites, hosts) with the origin of every value;
 //! - [`diag`]: diagnostics and their collector;
 //! - [`render`]: human, one-line and JSON output of diagnostics;
 //! - [`suggest`]: "did you mean" and case-insensitive names;
@@ -35,6 +36,7 @@ pub mod diag;
 #[cfg(feature = "miette")]
 pub mod fancy;
 pub mod load;
+pub mod merge;
 pub mod node;
 pub mod parse;
 pub mod reader;
@@ -47,6 +49,7 @@ pub mod value;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{collect_files, load_paths, load_paths_with};
+pub use merge::{Merged, Origin, Overlay};
 pub use node::{Key, Node, NodeKind, Style};
 pub use parse::{Document, Limits, parse_file, parse_str};
 pub use reader::MapReader;

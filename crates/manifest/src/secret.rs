@@ -1,5 +1,5 @@
 //! Keeping secrets out of manifests: [`CredentialRef`] (where a credential is
-//! to be found: `keyring:NAME` or `env:VAR`) and [`check_secrets`], which refuses
+//! to be found: `keyring:NAME`, `env:VAR`, or `prompt`) and [`check_secrets`], which refuses
 //! a password written in clear anywhere in a tree.
 //!
 //! Messages never quote the refused value, and their diagnostics forbid
@@ -22,6 +22,8 @@ pub enum CredentialRef {
     Keyring(String),
     /// `env:VAR`: an environment variable.
     Env(String),
+    /// `prompt`: asked for on the terminal when a run needs it (once per account).
+    Prompt,
 }
 
 /// Why a string is not a credential reference. No variant holds the value.
@@ -44,11 +46,14 @@ pub enum CredentialRefError {
 }
 
 impl CredentialRef {
-    /// Parses `keyring:NAME` or `env:VAR` (the prefix in any case).
+    /// Parses `keyring:NAME`, `env:VAR` (the prefix in any case) or `prompt`.
     ///
     /// # Errors
     /// Anything else, including a plausible password, is refused.
     pub fn parse(text: &str) -> Result<CredentialRef, CredentialRefError> {
+        if text.eq_ignore_ascii_case("prompt") {
+            return Ok(CredentialRef::Prompt);
+        }
         if let Some(name) = strip_prefix_ignore_case(text, "keyring:") {
             if name.is_empty() {
                 return Err(CredentialRefError::EmptyKeyringName);
@@ -78,6 +83,7 @@ impl fmt::Display for CredentialRef {
         match self {
             CredentialRef::Keyring(name) => write!(f, "keyring:{name}"),
             CredentialRef::Env(var) => write!(f, "env:{var}"),
+            CredentialRef::Prompt => f.write_str("prompt"),
         }
     }
 }
@@ -192,6 +198,8 @@ mod tests {
             Err(CredentialRefError::BadEnvName)
         );
         assert_eq!(CredentialRef::parse("é"), Err(CredentialRefError::Literal));
+        assert_eq!(CredentialRef::parse("Prompt"), Ok(CredentialRef::Prompt));
+        assert_eq!(CredentialRef::Prompt.to_string(), "prompt");
     }
 
     #[test]

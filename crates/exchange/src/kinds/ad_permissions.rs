@@ -565,6 +565,17 @@ impl Kind for AdPermissions {
         out
     }
 
+    /// A permission entry is the user's allow (or deny) entries on a target: an
+    /// override of the same target, user and `deny` replaces the rights it grants.
+    fn merge_identity(&self, entry: &Node) -> Option<String> {
+        let deny = common::entry_field(entry, "deny").unwrap_or_else(|| "false".into());
+        Some(format!(
+            "{}|{}|{deny}",
+            common::entry_field(entry, "target")?,
+            common::entry_field(entry, "user")?
+        ))
+    }
+
     fn cross_check(&self, all: &[Resource], diags: &mut Diagnostics) {
         // One declaration read for several hosts is one declaration.
         let mut mine: Vec<&Resource> = Vec::new();

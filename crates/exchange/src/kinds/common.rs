@@ -272,6 +272,17 @@ pub fn read_ensure(reader: &mut exctl_manifest::MapReader<'_, '_>) -> Option<cra
     }
 }
 
+/// The text of scalar `key` (ignoring case) of a list entry, for
+/// [`crate::kind::Kind::merge_identity`]: trimmed, lower-case (identities ignore case,
+/// as Exchange and Windows do). `None` when the entry is no map or has no such scalar.
+pub fn entry_field(entry: &exctl_manifest::Node, key: &str) -> Option<String> {
+    let (_, v) = entry
+        .as_map()?
+        .iter()
+        .find(|(k, _)| k.text.eq_ignore_ascii_case(key))?;
+    Some(v.scalar_text()?.trim().to_lowercase())
+}
+
 #[cfg(test)]
 pub mod testutil {
     //! Structural checks of generated PowerShell, used by every kind's tests.

@@ -648,6 +648,14 @@ impl Kind for RegistryValues {
         out
     }
 
+    /// A registry value is its key path and value name; the path in any accepted
+    /// spelling (`HKEY_LOCAL_MACHINE\...` is `HKLM:\...`).
+    fn merge_identity(&self, entry: &Node) -> Option<String> {
+        let path = common::entry_field(entry, "path")?;
+        let path = normalize_path(&path).map_or(path, |p| p.to_lowercase());
+        Some(format!("{path}|{}", common::entry_field(entry, "name")?))
+    }
+
     fn cross_check(&self, all: &[Resource], diags: &mut Diagnostics) {
         common::report_duplicates(
             all,

@@ -189,6 +189,11 @@ impl Kind for ThrottlingAssociations {
         out
     }
 
+    /// An association is the object it associates.
+    fn merge_identity(&self, entry: &Node) -> Option<String> {
+        common::entry_field(entry, "identity")
+    }
+
     fn cross_check(&self, all: &[Resource], diags: &mut Diagnostics) {
         common::report_duplicates(
             all,
