@@ -6,7 +6,7 @@
 //! (invalid manifests, a site that could not be planned, a file that could not be
 //! written), 2 changes present (only with `--detailed-exitcode`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -163,9 +163,11 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
         ),
         PlanFormat::Markdown => report::markdown(&repo, &md_opts),
         PlanFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&report::json(&repo)).unwrap_or_default();
-            s.push('\n');
-            s
+            // Written as it is serialized: no second copy of a large plan as one string.
+            let mut o = std::io::stdout().lock();
+            let _ = serde_json::to_writer_pretty(&mut o, &report::json(&repo));
+            let _ = writeln!(o);
+            String::new()
         }
     };
     print!("{out}");
