@@ -34,7 +34,8 @@
 //!       ]
 //!     }
 //!   ],
-//!   "summary": { "create": 0, "update": 1, "delete": 0, "restart": 1 }
+//!   "summary": { "create": 0, "update": 1, "delete": 0, "restart": 1 },
+//!   "sites": ["lon"]
 //! }
 //! ```
 //!
@@ -45,6 +46,9 @@
 //!   ran in: apply loads them again from its own working directory (run both from the
 //!   repository's root). `manifests` holds every file loaded, with the SHA-256 of its
 //!   text; the hosts' endpoints and users are recorded for the reader.
+//! - `sites` are the sites the plan was made for (`--site`, `--selector`), in rollout
+//!   order; `exctl apply FILE` applies to those sites only, observing each again just
+//!   before its turn ([`PlanFile::check_fresh_hosts`]). Absent in older plans: every site.
 //! - **No secret is ever written**: no password (none is part of a plan), and for a
 //!   sensitive attribute neither value, and no script for its step (`"script": null`).
 //!
