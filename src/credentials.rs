@@ -140,6 +140,16 @@ fn unavailable(name: &str, e: keyring::Error) -> KeyringError {
     }
 }
 
+/// Whether exctl may store entries at all (`EXCTL_KEYRING` says neither `none` nor
+/// `env`), checked before asking for a password that could not be stored.
+pub fn keyring_writable() -> Result<(), KeyringError> {
+    match keyring_mode().as_deref() {
+        Some("none") => Err(KeyringError::Disabled),
+        Some("env") => Err(KeyringError::ReadOnly),
+        _ => Ok(()),
+    }
+}
+
 /// The password stored under `name`.
 pub fn keyring_get(name: &str) -> Result<Secret, KeyringError> {
     if keyring_mode().as_deref() == Some("env") {

@@ -185,6 +185,9 @@ pub fn login(a: LoginArgs) -> ExitCode {
         Ok(e) => e,
         Err(code) => return code,
     };
+    if let Err(e) = credentials::keyring_writable() {
+        return keyring_failure(&e);
+    }
     for (name, hosts) in &entries {
         let secret = match read_password(&a, name, hosts) {
             Ok(s) => s,

@@ -1,0 +1,161 @@
+//! The repository commands of the real binary on the sample repository (`manifests/`),
+//! without any host: `validate`, `show`, `sites`, selections that match nothing, and
+//! `login`/`logout` where no keyring can be used (a clear message, never a panic).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+
+use common::{exctl, text};
+
+fn manifests() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests")
+}
+
+fn run(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = exctl();
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("exctl runs");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    child.wait_with_output().expect("exctl ends")
+}
+
+#[test]
+fn the_sample_repository_is_valid_and_shows_where_each_value_comes_from() {
+    let m = manifests();
+    let m = m.to_str().unwrap();
+    let out = run(&["validate", m], &[], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("valid: 4 sites, 5 hosts"));
+
+    let out = run(&["show", "ams", m], &[], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.starts_with("site ams (labels: region=emea, ring=main; baselines: uccx, uccx-sp1)\n"),
+        "{s}"
+    );
+    let line = |needle: &str| {
+        s.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("MaxConnectionsPerUser: 850").contains("# site ams"),
+        "{s}"
+    );
+    assert!(
+        line("MaxConnectionsPerUser: 850").contains("sites/ams.yaml:5"),
+        "{s}"
+    );
+    assert!(
+        line("MessageRateLimit: unlimited").contains("# host AMSEX01"),
+        "{s}"
+    );
+    assert!(
+        line("RecipientRateLimit").contains("# baseline uccx-sp1"),
+        "{s}"
+    );
+    // Organization-wide values once per site, through its first host.
+    assert_eq!(
+        s.matches("# organization-wide, applied through AMSEX01:")
+            .count(),
+        1
+    );
+
+    let out = run(&["show", "EXCH02", m, "--format", "json"], &[], "");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["site"], "nyc");
+    assert_eq!(
+        v["hosts"][0]["state"]["imap_settings"]["MaxConnectionsPerUser"]["from"],
+        "baseline uccx"
+    );
+
+    let out = run(&["show", "amss", m], &[], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("hint: did you mean 'ams'?"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&["sites", m, "--selector", "region=emea"], &[], "");
+    let names: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names, ["lon", "ams"]);
+    let out = run(&["sites", m, "--site", "SGPEX01,nyc"], &[], "");
+    assert!(
+        text(&out.stdout).starts_with("nyc\thosts=EXCH02"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = run(&["plan", m, "--selector", "region=mars"], &[], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("no site with something to manage matches the selector 'region=mars'")
+    );
+    let out = run(&["plan", m, "--selector", "region="], &[], "");
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(text(&out.stderr).contains("invalid selector"));
+}
+
+#[test]
+fn login_and_logout_without_a_usable_keyring_say_what_to_do() {
+    let m = manifests();
+    let m = m.to_str().unwrap();
+    let out = run(
+        &["login", "--entry", "lab", "--password-stdin"],
+        &[("EXCTL_KEYRING", "none")],
+        "Not-Stored-9\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("error: the OS keyring is turned off (EXCTL_KEYRING=none)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint: on a server without a desktop session"),
+        "{e}"
+    );
+    assert!(!e.contains("Not-Stored-9") && !e.contains("panicked"));
+
+    let out = run(
+        &["logout", "--entry", "lab"],
+        &[("EXCTL_KEYRING", "env")],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("EXCTL_KEYRING=env reads keyring entries from the environment")
+    );
+
+    // The sample hosts use env:, not the keyring: nothing to store, and why.
+    let out = run(&["login", "lon", m, "--password-stdin"], &[], "x\n");
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("no host of lon refers to the keyring (EXCH01 uses env:EXCTL_SIM_PASSWORD)"),
+        "{e}"
+    );
+
+    // Without a terminal and without --password-stdin, nothing is asked.
+    let out = run(&["login", "--entry", "lab"], &[], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("there is no terminal to ask for the password on"));
+}
