@@ -79,6 +79,27 @@ pub struct ExchangeSimArgs {
     /// seconds; for benchmarks that should feel them).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub startup_ms: u64,
+
+    /// How long a service of the host takes to stop and to start, in simulated seconds
+    /// (default: MSExchangeIS 15,30; MSExchangeIMAP4 2,3; others 1,2). Repeatable; e.g.
+    /// MSExchangeIS=15,3600 for a store that does not come back in time.
+    #[arg(long, value_name = "NAME=STOP,START", value_parser = parse_service_timing)]
+    pub service_timing: Vec<(String, f64, f64)>,
+}
+
+fn parse_service_timing(s: &str) -> Result<(String, f64, f64), String> {
+    let bad = || format!("'{s}' is not NAME=STOP,START (seconds, e.g. MSExchangeIS=15,3600)");
+    let (name, secs) = s.split_once('=').ok_or_else(bad)?;
+    let (stop, start) = secs.split_once(',').ok_or_else(bad)?;
+    let secs = |x: &str| match x.trim().parse::<f64>() {
+        Ok(f) if f.is_finite() && (0.0..=86_400.0).contains(&f) => Ok(f),
+        _ => Err(bad()),
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(bad());
+    }
+    Ok((name.to_string(), secs(stop)?, secs(start)?))
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {
@@ -90,6 +111,15 @@ fn parse_scale(s: &str) -> Result<f64, String> {
 
 /// Builds the organization the simulator serves.
 fn organization(a: &SimArgs) -> Result<ExchangeOrg, String> {
+    let mut org = base_organization(a)?;
+    for (name, stop, start) in &a.exchange.service_timing {
+        org.set_service_timing(None, name, *stop, *start)
+            .map_err(|e| format!("--service-timing {name}: {}", e.message))?;
+    }
+    Ok(org)
+}
+
+fn base_organization(a: &SimArgs) -> Result<ExchangeOrg, String> {
     let x = &a.exchange;
     let clock = ClockRef(Arc::new(ScaledClock::with_scale(x.time_scale)));
     let Some(path) = &x.state else {

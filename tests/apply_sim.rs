@@ -293,3 +293,41 @@ fn dropped_connections_during_the_restart_are_survived() {
     );
     assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
 }
+
+#[test]
+fn a_store_that_does_not_come_back_in_time_fails_the_apply_clearly() {
+    // The store takes an hour to start; apply waits 2 minutes (simulated: 240 ms here).
+    let (sim, _) = sim(
+        "2010-sp3",
+        &[
+            "--time-scale",
+            "0.002",
+            "--service-timing",
+            "MSExchangeIS=15,3600",
+        ],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let out = run(
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--restart-timeout", "2m"],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(
+            "MSExchangeIS on EXCH01 did not come back within 120 s: the service is StartPending"
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains("databases still dismounted: Mailbox Database"),
+        "{all}"
+    );
+    assert!(
+        all.contains("the Information Store of EXCH01 did not come back"),
+        "{all}"
+    );
+    // It was restarted once and not waited for beyond the deadline.
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
+}

@@ -16,12 +16,12 @@
 //!
 //! - **MSExchangeIMAP4** restarts only when it is running or its start mode is `Auto`
 //!   (Exchange 2010 installs it as Manual): otherwise the step reports "not running,
-//!   settings take effect when it starts" and succeeds. After `Restart-Service` the
-//!   script polls `(Get-Service).Status` until `Running`.
+//!   settings take effect when it starts" and succeeds.
 //! - **MSExchangeIS**: the script lists the mailbox databases of the server that are
-//!   mounted (`Get-MailboxDatabase -Server <host> -Status`), restarts the service with
-//!   `-Force` (its dependants go down and up with it), then polls until the service is
-//!   `Running` and every database that was mounted before is mounted again. A graceful
+//!   mounted (`Get-MailboxDatabase -Server <host> -Status`), restarts the service (its
+//!   running dependants go down and up with it), then polls until the service and those
+//!   dependants are `Running` and every database that was mounted before is mounted
+//!   again. A graceful
 //!   stop dismounts the active copies; they do not fail over (reference §4). With
 //!   `--move-active-databases`, `StartDagServerMaintenance.ps1` (from `$exscripts`, or
 //!   `$env:ExchangeInstallPath\Scripts` when the snap-in, not the Exchange Management
@@ -29,8 +29,13 @@
 //!   runs once the store is back; a server left in maintenance by a failure is named in
 //!   the error. Without it, the script warns when the server holds active copies that
 //!   have copies elsewhere.
-//! - Both waits end at a deadline (`--restart-timeout`, `(Get-Date).AddSeconds(n)`), and
-//!   a service that is not back by then fails the step with what is still missing.
+//! - A restart is not `Restart-Service`, which blocks until the service runs however long
+//!   that takes, but the service's `ServiceController`: `Stop()` (which stops the running
+//!   dependants first), a wait for `Stopped`, `Start()`, the dependants that were running
+//!   started again once it runs, and a wait for all of it. Every wait polls, reports
+//!   progress and ends at one deadline for the whole restart (`--restart-timeout`,
+//!   `(Get-Date).AddSeconds(n)`): a service that is not back by then fails the step with
+//!   what is still missing.
 //!
 //! # Pending restarts
 //!
@@ -59,8 +64,9 @@
 //! For the simulator, which interprets them: the record PRELUDE; `try`/`catch`, `if`/
 //! `elseif`/`else`, `while`, `foreach` (also inside `@()`), `throw` with a string;
 //! variables; `-eq -ne -gt -lt -contains -not -and -or -join`, string `+`;
-//! `[string]` casts; property access and `.Count`; `Get-Service -Name`, `Restart-Service
-//! -Name -Force`, `Get-MailboxDatabase -Server -Status` and `-Identity`
+//! `[string]` casts; property access and `.Count`; `Get-Service -Name` (also with
+//! `-DependentServices`) and the service's `Stop()`, `Start()` and `Refresh()`,
+//! `Get-MailboxDatabase -Server -Status` and `-Identity`
 //! (`.Mounted`, `.Name`, `.DatabaseCopies`), `Get-MailboxDatabaseCopyStatus -Server`
 //! (`.Status`, `.DatabaseName`), `Start-Sleep -Seconds`, `Get-Date` with `.AddSeconds(n)`,
 //! `.ToUniversalTime()` and `.ToString('s')`; `Get-WmiObject -Class Win32_Service -Filter`
@@ -138,13 +144,12 @@ pub fn imap4_body(n: usize, opts: &RestartScriptOptions) -> String {
     let not_running = quote(&format!(
         "{svc} is not running and does not start automatically: nothing to restart, the settings take effect when it starts"
     ));
-    let wait = wait_loop(svc, n, None, opts);
+    let wait = restart_sequence(svc, n, None, opts);
     format!(
         "$__svc = Get-Service -Name {name}\n\
          $__mode = ''\n\
          try {{ $__mode = [string](Get-WmiObject -Class Win32_Service -Filter {filter}).StartMode }} catch {{ }}\n\
          if ([string]$__svc.Status -eq 'Running' -or $__mode -eq 'Auto') {{\n\
-         Restart-Service -Name {name} -Force\n\
          {wait}\
          }} else {{\n\
          __exctl_emit '{note}' {step} {not_running}\n\
@@ -222,8 +227,7 @@ pub fn information_store_body(host: &str, n: usize, opts: &RestartScriptOptions)
         "__exctl_emit '{}' {step} $__mounted\n",
         record::DISMOUNT
     ));
-    s.push_str(&format!("Restart-Service -Name {} -Force\n", quote(svc)));
-    s.push_str(&wait_loop(svc, n, Some(host), opts));
+    s.push_str(&restart_sequence(svc, n, Some(host), opts));
     if opts.move_active_databases {
         s.push_str(&format!(
             "& (Join-Path $exscripts 'StopDagServerMaintenance.ps1') -serverName {h}\n$__maint = $false\n"
@@ -241,44 +245,88 @@ pub fn information_store_body(host: &str, n: usize, opts: &RestartScriptOptions)
     s
 }
 
-/// The loop that waits for `svc` (and, with `host`, for the databases in `$__mounted`)
-/// until the deadline, reporting each poll.
-fn wait_loop(svc: &str, n: usize, host: Option<&str>, opts: &RestartScriptOptions) -> String {
+/// The statements that restart `svc` within one deadline: `Restart-Service` would block
+/// until the service runs again, however long that takes, so the restart is driven with
+/// the service's own `ServiceController`. `Stop()` stops the running dependents first
+/// (.NET does), the script waits until the service is Stopped, `Start()`s it, starts the
+/// dependents that were running once it runs, and waits until it and they run (and, with
+/// `host`, until the databases in `$__mounted` are mounted again). Every wait polls and
+/// reports; past the deadline the step fails with what is still missing.
+fn restart_sequence(
+    svc: &str,
+    n: usize,
+    host: Option<&str>,
+    opts: &RestartScriptOptions,
+) -> String {
     let step = quote(&n.to_string());
-    let mut s = format!(
-        "$__deadline = (Get-Date).AddSeconds({})\n$__waiting = $true\nwhile ($__waiting) {{\n\
-         $__status = 'unknown'\n\
-         try {{ $__status = [string](Get-Service -Name {}).Status }} catch {{ }}\n",
-        opts.timeout_secs,
-        quote(svc)
-    );
-    let done_condition = match host {
-        Some(h) => {
-            s.push_str("$__now = @()\ntry {\n");
-            s.push_str(&mounted_databases("__now", h));
-            s.push_str("} catch { }\n");
-            s.push_str(
-                "$__missing = @(foreach ($__m in $__mounted) { if (-not ($__now -contains $__m)) { $__m } })\n",
-            );
-            s.push_str(&format!(
-                "__exctl_emit '{}' {step} $__missing\n",
-                record::MISSING
-            ));
-            "$__status -eq 'Running' -and $__missing.Count -eq 0"
-        }
-        None => "$__status -eq 'Running'",
-    };
-    s.push_str(&format!(
-        "__exctl_emit '{}' {step} $__status\n",
-        record::PROGRESS
-    ));
+    let name = quote(svc);
     let on = host.map(|h| format!(" on {h}")).unwrap_or_default();
+    let sleep = opts.poll_secs.max(1);
+    let progress = record::PROGRESS;
+    let mut s = format!(
+        "$__deadline = (Get-Date).AddSeconds({timeout})\n\
+         $__deps = @(foreach ($__x in @(Get-Service -Name {name} -DependentServices)) {{ if ([string]$__x.Status -eq 'Running') {{ [string]$__x.Name }} }})\n\
+         $__sc = Get-Service -Name {name}\n\
+         if ([string]$__sc.Status -ne 'Stopped') {{ $__sc.Stop() }}\n\
+         $__waiting = $true\n\
+         while ($__waiting) {{\n\
+         $__status = 'unknown'\n\
+         try {{ $__sc.Refresh()\n$__status = [string]$__sc.Status }} catch {{ }}\n\
+         __exctl_emit '{progress}' {step} $__status\n\
+         if ($__status -eq 'Stopped') {{ $__waiting = $false }} elseif ((Get-Date) -gt $__deadline) {{\n\
+         throw ({stop_msg} + $__status)\n\
+         }} else {{ Start-Sleep -Seconds {sleep} }}\n\
+         }}\n\
+         $__sc.Start()\n\
+         $__depstarted = $false\n\
+         $__waiting = $true\n\
+         while ($__waiting) {{\n\
+         $__status = 'unknown'\n\
+         try {{ $__status = [string](Get-Service -Name {name}).Status }} catch {{ }}\n\
+         if ($__status -eq 'Running' -and -not $__depstarted) {{\n\
+         $__depstarted = $true\n\
+         foreach ($__d in $__deps) {{\n\
+         try {{ (Get-Service -Name $__d).Start() }} catch {{ __exctl_emit '{note}' {step} ({dep_fail} + $__d + ': ' + (__exctl_error_text $_)) }}\n\
+         }}\n\
+         }}\n\
+         $__down = @(foreach ($__d in $__deps) {{\n\
+         $__ds = 'unknown'\n\
+         try {{ $__ds = [string](Get-Service -Name $__d).Status }} catch {{ }}\n\
+         if ($__ds -ne 'Running') {{ $__d }}\n\
+         }})\n",
+        timeout = opts.timeout_secs,
+        note = record::NOTE,
+        stop_msg = quote(&format!(
+            "{svc}{on} did not stop within {} s: the service is ",
+            opts.timeout_secs
+        )),
+        dep_fail = quote(&format!(
+            "could not start again, after {svc}, the dependent service "
+        )),
+    );
+    let mut done_condition = "$__status -eq 'Running' -and $__down.Count -eq 0".to_string();
+    if let Some(h) = host {
+        s.push_str("$__now = @()\ntry {\n");
+        s.push_str(&mounted_databases("__now", h));
+        s.push_str("} catch { }\n");
+        s.push_str(
+            "$__missing = @(foreach ($__m in $__mounted) { if (-not ($__now -contains $__m)) { $__m } })\n",
+        );
+        s.push_str(&format!(
+            "__exctl_emit '{}' {step} $__missing\n",
+            record::MISSING
+        ));
+        done_condition.push_str(" -and $__missing.Count -eq 0");
+    }
+    s.push_str(&format!("__exctl_emit '{progress}' {step} $__status\n"));
     let mut timeout = format!(
-        "$__msg = {} + $__status\n",
+        "$__msg = {} + $__status\n\
+         if ($__down.Count -gt 0) {{ $__msg = $__msg + {} + ($__down -join ', ') }}\n",
         quote(&format!(
             "{svc}{on} did not come back within {} s: the service is ",
             opts.timeout_secs
-        ))
+        )),
+        quote("; dependent services not running again: "),
     );
     if host.is_some() {
         timeout.push_str(&format!(
@@ -291,8 +339,7 @@ fn wait_loop(svc: &str, n: usize, host: Option<&str>, opts: &RestartScriptOption
     // parser reads, interactive or not.
     s.push_str(&format!(
         "if ({done_condition}) {{ $__waiting = $false }} elseif ((Get-Date) -gt $__deadline) {{\n\
-         {timeout}}} else {{ Start-Sleep -Seconds {} }}\n}}\n",
-        opts.poll_secs.max(1)
+         {timeout}}} else {{ Start-Sleep -Seconds {sleep} }}\n}}\n"
     ));
     s
 }
@@ -542,7 +589,12 @@ mod tests {
         };
         let s = information_store_body("EX01", 3, &opts);
         assert!(s.contains("Get-MailboxDatabase -Server 'EX01' -Status"));
-        assert!(s.contains("Restart-Service -Name 'MSExchangeIS' -Force"));
+        assert!(s.contains("$__sc = Get-Service -Name 'MSExchangeIS'"));
+        assert!(s.contains("Get-Service -Name 'MSExchangeIS' -DependentServices"));
+        assert!(
+            !s.contains("Restart-Service"),
+            "Restart-Service waits without a bound"
+        );
         assert!(s.contains("(Get-Date).AddSeconds(60)"));
         assert!(s.contains("Start-Sleep -Seconds 2"));
         assert!(s.contains("throw $__msg"));
@@ -556,13 +608,14 @@ mod tests {
             },
         );
         let start = m.find("StartDagServerMaintenance.ps1").unwrap();
-        let restart = m.find("Restart-Service").unwrap();
+        let restart = m.find("$__sc.Stop()").unwrap();
         let stop = m.find("StopDagServerMaintenance.ps1").unwrap();
         assert!(start < restart && restart < stop);
         let i = imap4_body(2, &opts);
         assert!(
             i.contains("-eq 'Auto'")
-                && i.contains("Restart-Service -Name 'MSExchangeIMAP4' -Force")
+                && i.contains("$__sc = Get-Service -Name 'MSExchangeIMAP4'")
+                && i.contains("did not stop within 60 s")
         );
     }
 }

@@ -36,14 +36,19 @@ struct Svc {
     up_at: i64,
     pid: i64,
     start_delay: i64,
+    /// When a stop completes.
+    down_at: i64,
+    stop_delay: i64,
+    depends_on: Option<&'static str>,
 }
 
 impl Svc {
     fn status(&self, now: i64) -> &'static str {
-        match (self.running, now < self.up_at) {
-            (false, _) => "Stopped",
-            (true, true) => "StartPending",
-            (true, false) => "Running",
+        match (self.running, now < self.up_at, now < self.down_at) {
+            (false, _, true) => "StopPending",
+            (false, _, false) => "Stopped",
+            (true, true, _) => "StartPending",
+            (true, false, _) => "Running",
         }
     }
 }
@@ -54,6 +59,8 @@ struct Db {
     /// When it mounts (again); `None`: it does not.
     mounted_at: Option<i64>,
     copies: usize,
+    /// Whether it was mounted when the store stopped (it mounts again when it starts).
+    was_mounted: bool,
 }
 
 #[derive(Debug)]
@@ -73,7 +80,7 @@ struct Server {
 impl Server {
     fn new() -> Server {
         let boot = datetime_ticks(2024, 5, 1, 6, 0, 0);
-        let svc = |name, auto, delay| Svc {
+        let svc = |name, auto, delay, depends_on| Svc {
             name,
             running: true,
             auto,
@@ -81,6 +88,9 @@ impl Server {
             up_at: boot,
             pid: 1000,
             start_delay: delay * TICKS_PER_SEC,
+            down_at: boot,
+            stop_delay: 5 * TICKS_PER_SEC,
+            depends_on,
         };
         Server {
             now: datetime_ticks(2024, 5, 1, 8, 0, 0),
@@ -93,19 +103,22 @@ impl Server {
             .collect(),
             imap_changed: datetime_ticks(2024, 4, 1, 0, 0, 0),
             services: vec![
-                svc("MSExchangeIMAP4", false, 3),
-                svc("MSExchangeIS", true, 20),
+                svc("MSExchangeIMAP4", false, 3, None),
+                svc("MSExchangeIS", true, 20, None),
+                svc("MSExchangeMailboxAssistants", true, 2, Some("MSExchangeIS")),
             ],
             databases: vec![
                 Db {
                     name: "DB1",
                     mounted_at: Some(boot),
                     copies: 2,
+                    was_mounted: false,
                 },
                 Db {
                     name: "DB2",
                     mounted_at: Some(boot),
                     copies: 1,
+                    was_mounted: false,
                 },
             ],
             stuck: Vec::new(),
@@ -164,12 +177,9 @@ impl Host for PsHost {
                 .param(p("Server", String))
                 .param(p("MaxConnectionsPerUser", Int))
                 .param(p("MaxConnectionFromSingleIP", Int)),
-            "get-service" => {
-                CommandInfo::new("Get-Service", "x.GetService").param(p("Name", String).position(0))
-            }
-            "restart-service" => CommandInfo::new("Restart-Service", "x.RestartService")
+            "get-service" => CommandInfo::new("Get-Service", "x.GetService")
                 .param(p("Name", String).position(0))
-                .param(p("Force", Switch)),
+                .param(p("DependentServices", Switch)),
             "get-wmiobject" => CommandInfo::new("Get-WmiObject", "x.GetWmiObject")
                 .param(p("Class", String).position(0))
                 .param(p("Filter", String)),
@@ -274,42 +284,34 @@ impl Host for PsHost {
             }
             "get-service" => {
                 let n = arg("Name");
-                let Some(svc) = st.svc(&n) else {
+                if st.svc(&n).is_none() {
                     return Err(not_found(
                         call,
                         format!("Cannot find any service with service name '{n}'."),
                     ));
-                };
-                let status = svc.status(now);
-                call.write_output(
-                    PsObject::new(["System.ServiceProcess.ServiceController"])
-                        .with("Name", svc.name)
-                        .with("Status", status),
-                );
-            }
-            "restart-service" => {
-                let n = arg("Name");
-                st.log.push(format!("restart {n}"));
-                let is_store = n.eq_ignore_ascii_case("MSExchangeIS");
-                let Some(svc) = st.svc(&n) else {
-                    return Err(not_found(
-                        call,
-                        format!("Cannot find any service with service name '{n}'."),
-                    ));
-                };
-                svc.running = true;
-                svc.started = now;
-                svc.up_at = now + svc.start_delay;
-                svc.pid += 4;
-                let up = svc.up_at;
-                if is_store {
-                    let stuck = st.stuck.clone();
-                    for (i, db) in st.databases.iter_mut().enumerate() {
-                        if db.mounted_at.is_some_and(|t| now >= t) {
-                            let later = up + (10 + 10 * i as i64) * TICKS_PER_SEC;
-                            db.mounted_at = (!stuck.contains(&db.name)).then_some(later);
+                }
+                let dependents = call
+                    .args
+                    .get("DependentServices")
+                    .is_some_and(Value::is_true);
+                let out: Vec<PsObject> = st
+                    .services
+                    .iter()
+                    .filter(|x| {
+                        if dependents {
+                            x.depends_on.is_some_and(|d| d.eq_ignore_ascii_case(&n))
+                        } else {
+                            x.name.eq_ignore_ascii_case(&n)
                         }
-                    }
+                    })
+                    .map(|x| {
+                        PsObject::new(["System.ServiceProcess.ServiceController"])
+                            .with("Name", x.name)
+                            .with("Status", x.status(now))
+                    })
+                    .collect();
+                for o in out {
+                    call.write_output(o);
                 }
             }
             "get-wmiobject" => {
@@ -460,6 +462,70 @@ impl Host for PsHost {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A ServiceController's `Refresh()`, `Stop()` (its running dependents first, as
+    /// .NET does; stopping takes `stop_delay`) and `Start()`.
+    fn call_method(
+        &mut self,
+        target: &PsObject,
+        name: &str,
+        _args: &[Value],
+    ) -> Option<Result<Value, ErrorRecord>> {
+        let n = target.get("Name").map(|v| s(&v))?;
+        let mut st = self.0.lock().unwrap();
+        let now = st.now;
+        match name.to_ascii_lowercase().as_str() {
+            "refresh" => {
+                let status = st.svc(&n)?.status(now);
+                target.set("Status", Value::from(status));
+            }
+            "stop" => {
+                let dependents: Vec<&'static str> = st
+                    .services
+                    .iter()
+                    .filter(|x| x.depends_on.is_some_and(|d| d.eq_ignore_ascii_case(&n)))
+                    .filter(|x| x.running)
+                    .map(|x| x.name)
+                    .collect();
+                for d in dependents
+                    .into_iter()
+                    .chain(std::iter::once(st.svc(&n)?.name))
+                {
+                    st.log.push(format!("stop {d}"));
+                    let svc = st.svc(d)?;
+                    svc.running = false;
+                    svc.down_at = now + svc.stop_delay;
+                }
+                if n.eq_ignore_ascii_case("MSExchangeIS") {
+                    for db in &mut st.databases {
+                        db.was_mounted = db.mounted_at.is_some_and(|t| now >= t);
+                        db.mounted_at = None;
+                    }
+                }
+            }
+            "start" => {
+                st.log.push(format!("start {n}"));
+                let is_store = n.eq_ignore_ascii_case("MSExchangeIS");
+                let svc = st.svc(&n)?;
+                svc.running = true;
+                svc.started = now;
+                svc.up_at = now + svc.start_delay;
+                svc.pid += 4;
+                let up = svc.up_at;
+                if is_store {
+                    let stuck = st.stuck.clone();
+                    for (i, db) in st.databases.iter_mut().enumerate() {
+                        if db.was_mounted {
+                            let later = up + (10 + 10 * i as i64) * TICKS_PER_SEC;
+                            db.mounted_at = (!stuck.contains(&db.name)).then_some(later);
+                        }
+                    }
+                }
+            }
+            _ => return None,
+        }
+        Some(Ok(Value::Null))
     }
 
     fn now(&mut self) -> i64 {
@@ -621,16 +687,19 @@ async fn imap_settings_then_the_imap4_restart_then_nothing_left() {
         [
             "set MaxConnectionsPerUser=40",
             "registry MSExchangeIMAP4=2024-05-01T08:00:00",
-            "restart MSExchangeIMAP4"
+            "stop MSExchangeIMAP4",
+            "start MSExchangeIMAP4"
         ]
     );
-    // The service starts in 3 s; the script polls every 5 s.
+    // The service stops in 5 s and starts in 3 s; the script polls every 5 s.
     assert_eq!(
         events,
         [
             "start 1",
             "finish 1 Done ",
             "start 2",
+            "progress MSExchangeIMAP4 StopPending None",
+            "progress MSExchangeIMAP4 Stopped None",
             "progress MSExchangeIMAP4 StartPending None",
             "progress MSExchangeIMAP4 Running None",
             "finish 2 Done ",
@@ -730,8 +799,9 @@ async fn the_store_restart_waits_for_every_database() {
         .collect();
     assert_eq!(
         progress.first().map(|s| s.as_str()),
-        Some("progress MSExchangeIS StartPending Some((0, 2))")
+        Some("progress MSExchangeIS StopPending Some((0, 2))")
     );
+    assert!(events.contains(&"progress MSExchangeIS StartPending Some((0, 2))".to_string()));
     assert!(events.contains(&"progress MSExchangeIS Running Some((1, 2))".to_string()));
     assert_eq!(
         progress.last().map(|s| s.as_str()),
@@ -743,9 +813,18 @@ async fn the_store_restart_waits_for_every_database() {
         [
             "registry Maximum Allowed Service Sessions Per User=64",
             "registry MSExchangeIS=2024-05-01T08:00:00",
-            "restart MSExchangeIS"
+            "stop MSExchangeMailboxAssistants",
+            "stop MSExchangeIS",
+            "start MSExchangeIS",
+            "start MSExchangeMailboxAssistants"
         ]
     );
+    // The dependent service runs again.
+    let assistants = st
+        .services
+        .iter()
+        .find(|x| x.name == "MSExchangeMailboxAssistants");
+    assert_eq!(assistants.map(|x| x.status(st.now)), Some("Running"));
 }
 
 #[tokio::test]
@@ -776,6 +855,37 @@ async fn a_store_that_does_not_come_back_fails_at_the_deadline() {
 }
 
 #[tokio::test]
+async fn a_store_that_does_not_stop_fails_at_the_deadline_without_starting_it() {
+    let (_d, _sources, state) = load("targets: [EX01]\n");
+    let server = Arc::new(Mutex::new(Server::new()));
+    if let Some(is) = server.lock().unwrap().svc("MSExchangeIS") {
+        is.stop_delay = 3600 * TICKS_PER_SEC;
+    }
+    let runner = InterpreterRunner(server.clone());
+    let (r, events) = run_apply(
+        &store_plan(),
+        &state,
+        &runner,
+        &options(RestartPolicy::Auto),
+    )
+    .await;
+    assert!(!r.succeeded());
+    assert_eq!(
+        r.hosts[0].steps[1].error.as_deref(),
+        Some("MSExchangeIS on EX01 did not stop within 120 s: the service is StopPending"),
+        "{events:?}"
+    );
+    let st = server.lock().unwrap();
+    assert!(
+        !st.log.iter().any(|l| l.starts_with("start")),
+        "{:?}",
+        st.log
+    );
+    // Bounded by the deadline, not by the service.
+    assert!(st.now < datetime_ticks(2024, 5, 1, 8, 3, 0));
+}
+
+#[tokio::test]
 async fn dag_maintenance_moves_the_active_copies_first() {
     let (_d, _sources, state) = load("targets: [EX01]\n");
     let server = Arc::new(Mutex::new(Server::new()));
@@ -791,7 +901,10 @@ async fn dag_maintenance_moves_the_active_copies_first() {
         log[2..],
         [
             "StartDagServerMaintenance",
-            "restart MSExchangeIS",
+            "stop MSExchangeMailboxAssistants",
+            "stop MSExchangeIS",
+            "start MSExchangeIS",
+            "start MSExchangeMailboxAssistants",
             "StopDagServerMaintenance"
         ]
     );

@@ -555,7 +555,9 @@ impl SimHost {
                     if name.eq_ignore_ascii_case("start") {
                         o.start_service(None, &service)
                     } else {
-                        o.stop_service(None, &service, false)
+                        // .NET's ServiceController.Stop() stops the running dependents
+                        // first (Stop-Service refuses them without -Force).
+                        o.stop_service(None, &service, true)
                     }
                 };
                 Some(

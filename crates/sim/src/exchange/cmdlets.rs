@@ -608,6 +608,7 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
                 pos("Name", T::StringArray, 0, false, P::ByValueAndPropertyName),
                 p("DisplayName", T::StringArray),
                 p("ComputerName", T::StringArray),
+                p("DependentServices", T::Switch),
             ],
         ),
         (
@@ -1386,6 +1387,9 @@ fn run_with_instance(
                 out.push(reg.new_item(&full, force)?);
             }
             Ok(objects(out))
+        }
+        "Get-Service" if a.switch("DependentServices") => {
+            Ok(objects(org.get_dependent_services(&a.texts("Name"))?))
         }
         "Get-Service" => Ok(objects(org.get_service(&a.texts("Name"))?)),
         "Restart-Service" | "Stop-Service" | "Start-Service" => {

@@ -924,6 +924,38 @@ impl ExchangeOrg {
         Ok(out)
     }
 
+    /// `Get-Service -Name X -DependentServices`: the services that depend on X (once
+    /// each, in the host's order), as ServiceController objects.
+    pub fn get_dependent_services(
+        &mut self,
+        names: &[String],
+    ) -> Result<Vec<SimObject>, ExchangeError> {
+        let wanted: Vec<String> = self
+            .get_service(names)?
+            .iter()
+            .filter_map(|o| o.get("Name").map(|v| v.to_text()))
+            .collect();
+        let now = self.now();
+        let si = self.host_index()?;
+        let Some(server) = self.servers.get(si) else {
+            return Ok(Vec::new());
+        };
+        let mut dependents: Vec<String> = Vec::new();
+        for w in &wanted {
+            for d in server.dependents(w) {
+                if !dependents.iter().any(|x| x.eq_ignore_ascii_case(&d)) {
+                    dependents.push(d);
+                }
+            }
+        }
+        Ok(server
+            .services
+            .iter()
+            .filter(|s| dependents.iter().any(|d| d.eq_ignore_ascii_case(&s.name)))
+            .map(|s| s.to_object(now, &server.dependents(&s.name)))
+            .collect())
+    }
+
     /// The status of a host service now (for tests and the IMAP listener).
     pub fn service_status(&mut self, server: &str, name: &str) -> Option<Status> {
         self.settle();
@@ -1077,7 +1109,14 @@ impl ExchangeOrg {
         match (svc.state, svc.transition) {
             (Steady::Running, None) => Ok(now),
             (_, Some(t)) => Ok(t.start_done.unwrap_or(t.stop_done)),
-            (Steady::Stopped, None) => Ok(svc.begin_start(now)),
+            (Steady::Stopped, None) => {
+                // A stop and a start of a service that had run is a restart too (what a
+                // ServiceController's Stop() and Start() do); its process is a new one.
+                if svc.started.is_some() {
+                    svc.restarts += 1;
+                }
+                Ok(svc.begin_start(now))
+            }
         }
     }
 

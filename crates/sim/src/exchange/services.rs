@@ -136,7 +136,8 @@ pub struct Service {
     /// A transition under way.
     #[serde(default)]
     pub transition: Option<Transition>,
-    /// Completed restarts (for `/sim/state`).
+    /// Restarts (for `/sim/state`): Restart-Service, or a start of a service that had run
+    /// before (a stop, then a start).
     #[serde(default)]
     pub restarts: u64,
     /// The process id while it runs (`Win32_Service.ProcessId`); a new one at every

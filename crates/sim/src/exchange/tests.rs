@@ -1318,3 +1318,57 @@ fn throttling_policy_rename_moves_associations_and_state_files_save() {
         Err(StateError::Io(..))
     ));
 }
+
+#[test]
+fn dependent_services_and_a_stop_then_start_counts_as_a_restart() {
+    let (clock, mut o) = org(Sp::Sp3);
+    let deps = run(
+        &mut o,
+        "Get-Service",
+        &[
+            ("Name", s("MSExchangeIS")),
+            ("DependentServices", SimValue::Bool(true)),
+        ],
+    )
+    .unwrap();
+    let names: Vec<String> = deps.objects.iter().map(|d| d.text("Name")).collect();
+    assert_eq!(
+        names,
+        ["MSExchangeMailboxAssistants", "MSExchangeMailSubmission"]
+    );
+    assert!(deps.objects.iter().all(|d| d.text("Status") == "Running"));
+    // ServiceController.Stop() (force: the dependents stop first), then Start().
+    o.stop_service(None, "MSExchangeIS", true).unwrap();
+    assert_eq!(
+        one(
+            &mut o,
+            "Get-Service",
+            &[("Name", s("MSExchangeMailboxAssistants"))]
+        )
+        .text("Status"),
+        "StopPending"
+    );
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(
+        one(&mut o, "Get-Service", &[("Name", s("MSExchangeIS"))]).text("Status"),
+        "Stopped"
+    );
+    o.start_service(None, "MSExchangeIS").unwrap();
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(
+        one(&mut o, "Get-Service", &[("Name", s("MSExchangeIS"))]).text("Status"),
+        "Running"
+    );
+    let state = o.state_section();
+    assert_eq!(
+        state["servers"][0]["services"]["MSExchangeIS"]["restarts"],
+        1
+    );
+    // A service that never ran is started, not restarted.
+    run(&mut o, "Start-Service", &[("Name", s("MSExchangePOP3"))]).unwrap();
+    let state = o.state_section();
+    assert_eq!(
+        state["servers"][0]["services"]["MSExchangePOP3"]["restarts"],
+        0
+    );
+}
