@@ -75,10 +75,6 @@ fn plan_file(paths: &[PathBuf]) -> Result<Option<(PathBuf, PlanFile)>, String> {
     }
 }
 
-fn secs(ms: u64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
-}
-
 pub(crate) fn print_event(out: Out, e: &Event<'_>) {
     match e {
         Event::HostStarted { host, plan } => {
@@ -137,22 +133,22 @@ pub(crate) fn print_event(out: Out, e: &Event<'_>) {
         }
         Event::Note { text, .. } => out.line(&format!("        note: {text}")),
         Event::StepFinished { result, total, .. } => {
-            let d = result.duration_ms.map(secs).unwrap_or_default();
-            let what = match result.status {
-                StepStatus::Done => format!("done ({d})"),
-                StepStatus::Failed => format!(
-                    "FAILED after {d}: {}",
-                    result.error.as_deref().unwrap_or("(no error text)")
-                ),
-                StepStatus::NotAttempted => "not attempted".into(),
-                StepStatus::Skipped => "skipped".into(),
-            };
+            let what = crate::progress::step_outcome(result);
             out.line(&format!(
                 "  [{}/{total}] {}: {what}",
                 result.index, result.description
             ));
         }
         Event::HostFinished { .. } => {}
+    }
+}
+
+/// `3 with an unknown outcome, ` when any step's outcome is unknown.
+fn unknown_count(sum: &engine::ApplySummary) -> String {
+    if sum.unknown == 0 {
+        String::new()
+    } else {
+        format!("{} with an unknown outcome, ", sum.unknown)
     }
 }
 
@@ -171,8 +167,12 @@ pub(crate) fn text_report(r: &ApplyResult) -> String {
     let mut s = String::new();
     let sum = &r.summary;
     s.push_str(&format!(
-        "\nApply: {} done, {} failed, {} not attempted, {} skipped.\n",
-        sum.done, sum.failed, sum.not_attempted, sum.skipped
+        "\nApply: {} done, {} failed, {}{} not attempted, {} skipped.\n",
+        sum.done,
+        sum.failed,
+        unknown_count(sum),
+        sum.not_attempted,
+        sum.skipped
     ));
     for h in &r.hosts {
         s.push_str(&host_lines(h));
@@ -201,6 +201,17 @@ fn host_lines(h: &engine::HostResult) -> String {
                     st.description,
                     st.error.as_deref().unwrap_or("")
                 )),
+                StepStatus::Unknown => {
+                    s.push_str(&format!(
+                        "  step {} ({}) outcome unknown: {}\n",
+                        st.index,
+                        st.description,
+                        st.error.as_deref().unwrap_or("")
+                    ));
+                    for n in &st.notes {
+                        s.push_str(&format!("    {n}\n"));
+                    }
+                }
                 StepStatus::NotAttempted if h.status != HostStatus::NothingToDo => s.push_str(
                     &format!("  step {} ({}) not attempted\n", st.index, st.description),
                 ),
@@ -472,8 +483,12 @@ fn rollout_report(r: &RolloutResult) -> String {
     let mut s = String::new();
     let sum = &r.apply.summary;
     s.push_str(&format!(
-        "\nApply: {} done, {} failed, {} not attempted, {} skipped.\n",
-        sum.done, sum.failed, sum.not_attempted, sum.skipped
+        "\nApply: {} done, {} failed, {}{} not attempted, {} skipped.\n",
+        sum.done,
+        sum.failed,
+        unknown_count(sum),
+        sum.not_attempted,
+        sum.skipped
     ));
     let one = r.sites.len() == 1;
     for site in &r.sites {

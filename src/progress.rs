@@ -280,19 +280,7 @@ impl Progress {
                 total,
                 result,
             } => {
-                let d = result
-                    .duration_ms
-                    .map(|ms| secs(Duration::from_millis(ms)))
-                    .unwrap_or_default();
-                let what = match result.status {
-                    StepStatus::Done => format!("done ({d})"),
-                    StepStatus::Failed => format!(
-                        "FAILED after {d}: {}",
-                        result.error.as_deref().unwrap_or("(no error text)")
-                    ),
-                    StepStatus::NotAttempted => "not attempted".into(),
-                    StepStatus::Skipped => "skipped".into(),
-                };
+                let what = step_outcome(result);
                 Some(format!(
                     "[{site}] {host} [{}/{total}] {}: {what}",
                     result.index, result.description
@@ -384,4 +372,20 @@ fn draw(e: &mut impl Write, inner: &mut Inner) {
     n += 1;
     let _ = e.flush();
     inner.drawn = n;
+}
+
+/// How a finished step reads in progress lines: `done (1.2 s)`, `FAILED after 3.0 s: ...`.
+pub(crate) fn step_outcome(result: &exctl_engine::apply::StepResult) -> String {
+    let d = result
+        .duration_ms
+        .map(|ms| secs(Duration::from_millis(ms)))
+        .unwrap_or_default();
+    let error = result.error.as_deref().unwrap_or("(no error text)");
+    match result.status {
+        StepStatus::Done => format!("done ({d})"),
+        StepStatus::Failed => format!("FAILED after {d}: {error}"),
+        StepStatus::Unknown => format!("OUTCOME UNKNOWN: {error}"),
+        StepStatus::NotAttempted => "not attempted".into(),
+        StepStatus::Skipped => "skipped".into(),
+    }
 }

@@ -331,3 +331,40 @@ fn a_store_that_does_not_come_back_in_time_fails_the_apply_clearly() {
     // It was restarted once and not waited for beyond the deadline.
     assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
 }
+
+#[test]
+fn a_lost_apply_is_an_unknown_outcome_observed_again_before_anything_else() {
+    let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let plan = run(dir.path(), &["plan", ".", "--out", "plan.json"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    // Apply observes again (the first Command), observes the site again just before
+    // applying it (the second), then starts the apply script (the third): the host
+    // starts it, and the answer is lost.
+    sim.inject(r#"{"on":"Command","nth":3,"fault":"reset_after"}"#);
+    let out = run(dir.path(), &["apply", "plan.json"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("outcome unknown"), "{all}");
+    assert!(
+        !all.contains(") not attempted"),
+        "nothing can be said not attempted: {all}"
+    );
+    // Observed again at once: the script never got its input, so nothing is in place.
+    assert!(
+        all.contains("observed again after the loss: the change is not in place"),
+        "{all}"
+    );
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 0);
+    // Running apply again is safe and converges.
+    let again = run(dir.path(), &["apply", ".", "--auto-approve"]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}{}",
+        text(&again.stdout),
+        text(&again.stderr)
+    );
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
+}

@@ -117,6 +117,29 @@ pub fn http_get(url: &str) -> String {
     body.to_string()
 }
 
+impl Sim {
+    /// Adds fault rules (`exctl_sim::inject`) to the running simulator.
+    #[allow(dead_code)] // not every test binary injects faults
+    pub fn inject(&self, rules_json: &str) {
+        let url = self.url.replace("/wsman", "/sim/faults");
+        let rest = url.strip_prefix("http://").expect("an http:// URL");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let mut stream = std::net::TcpStream::connect(authority).expect("the simulator accepts");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout set");
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{rules_json}",
+            rules_json.len()
+        )
+        .expect("request written");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        assert!(response.starts_with("HTTP/1.1 204"), "{response}");
+    }
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.child.kill();

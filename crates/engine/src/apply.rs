@@ -30,7 +30,12 @@
 //! completes, with its duration measured here, and the waits of restarts report progress
 //! (`__progress`, `__missing`, `__dismount`, `__note`: see [`crate::restart`]). A step
 //! that started and never reported (the connection dropped, the process died) is failed
-//! with what is known: the decoded CLIXML stderr, or that its outcome is unknown.
+//! with what is known: the decoded CLIXML stderr. When the transport says the host may
+//! have acted ([`crate::observe::RunError::is_outcome_unknown`]: the connection was lost
+//! after the script was sent), the step under way and every later one is `unknown`, not
+//! failed or not attempted, since the script may have gone on on the host; the host
+//! fails, nothing after it runs, and the fresh observation that follows (the
+//! verification) says of each such step whether its change is in place.
 //!
 //! Every step's script is idempotent (a `Set-*` to the desired value; a restart), so
 //! running apply again is always safe, and a re-plan shows exactly what remains.
@@ -53,7 +58,9 @@
 //!
 //! [`ApplyResult`] (JSON `format_version` [`RESULT_FORMAT_VERSION`]): per host a status
 //! (`done`, `failed`, `refused`, `not_attempted`, `nothing_to_do`), per step `done`,
-//! `failed` (with the server's error text), `not_attempted` or `skipped` (a restart left
+//! `failed` (with the server's error text), `unknown` (the connection was lost while it
+//! ran or before it reported, with what the fresh observation after apply says of it),
+//! `not_attempted` or `skipped` (a restart left
 //! out by `--restart never`), durations in milliseconds, the restarts still pending, and
 //! the verification: a fresh plan after apply, empty when the host converged, otherwise
 //! what still differs and why ([`verify`]). Sensitive values are masked in every text.
@@ -284,8 +291,12 @@ impl fmt::Debug for ApplyOptions {
 pub enum StepStatus {
     /// It ran and reported success.
     Done,
-    /// It ran and failed (or its outcome is unknown).
+    /// It ran and failed.
     Failed,
+    /// It may have run: the connection was lost while it ran or before it reported, and
+    /// the script may have gone on on the host. The fresh observation after apply says
+    /// whether its change is in place (see [`StepResult::notes`]).
+    Unknown,
     /// It did not run: an earlier step or host failed, or the host was refused.
     NotAttempted,
     /// A restart left out by `--restart never`.
@@ -374,6 +385,8 @@ pub struct ApplySummary {
     pub done: usize,
     /// Steps failed.
     pub failed: usize,
+    /// Steps whose outcome is unknown (the connection was lost).
+    pub unknown: usize,
     /// Steps not attempted.
     pub not_attempted: usize,
     /// Restarts skipped by policy.
@@ -406,6 +419,7 @@ impl ApplyResult {
                 match st.status {
                     StepStatus::Done => s.done += 1,
                     StepStatus::Failed => s.failed += 1,
+                    StepStatus::Unknown => s.unknown += 1,
                     StepStatus::NotAttempted => s.not_attempted += 1,
                     StepStatus::Skipped => s.skipped += 1,
                 }
@@ -874,7 +888,13 @@ pub async fn apply_host(
     let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
     // What ended the script, if it did not end well.
     let (lost, exit_text) = match &outcome {
-        Err(e) => (Some(redact(&e.0, &tracker.secrets)), None),
+        Err(e) => (
+            Some((
+                redact(e.message(), &tracker.secrets),
+                e.is_outcome_unknown(),
+            )),
+            None,
+        ),
         Ok(out) if out.exit_code != 0 => {
             let detail = out.stderr.trim();
             let text = if detail.is_empty() {
@@ -887,6 +907,12 @@ pub async fn apply_host(
         Ok(_) => (None, None),
     };
     let mut failed_step = false;
+    // After a loss whose outcome is unknown, the script may have gone on on the host
+    // without us: no step after the last one reported can be called "not attempted".
+    let unknown_from = match &lost {
+        Some((_, true)) => tracker.states.iter().position(|st| st.finished.is_none()),
+        _ => None,
+    };
     for i in 0..tracker.states.len() {
         let skipped =
             matches!(hp.steps[i], Step::Restart(_)) && opts.restart == RestartPolicy::Never;
@@ -896,18 +922,17 @@ pub async fn apply_host(
             continue;
         }
         if st.finished.is_none()
-            && let Some(t) = st.started
+            && st.started.is_none()
+            && unknown_from.is_some_and(|from| i >= from)
         {
-            let why = match (&lost, &exit_text) {
-                (Some(e), _) => format!(
-                    "the connection was lost while this step ran ({e}); its outcome is unknown: run exctl plan to see what remains"
+            st.finished = Some((
+                StepStatus::Unknown,
+                Some(
+                    "the connection was lost before this step reported; the apply script may have gone on on the host: its outcome is unknown"
+                        .to_string(),
                 ),
-                (None, Some(t)) => t.clone(),
-                (None, None) => {
-                    "the apply script ended without reporting the outcome of this step".to_string()
-                }
-            };
-            st.finished = Some((StepStatus::Failed, Some(why), t.elapsed()));
+                Duration::ZERO,
+            ));
             let result = tracker.result(i);
             on_event(&Event::StepFinished {
                 host: &hp.host,
@@ -915,7 +940,40 @@ pub async fn apply_host(
                 result: &result,
             });
         }
-        if matches!(tracker.states[i].finished, Some((StepStatus::Failed, ..))) {
+        let st = &mut tracker.states[i];
+        if st.finished.is_none()
+            && let Some(t) = st.started
+        {
+            let unknown = matches!(lost, Some((_, true)));
+            let why = match (&lost, &exit_text) {
+                (Some((e, true)), _) => format!(
+                    "the connection was lost while this step ran ({e}); its outcome is unknown"
+                ),
+                (Some((e, false)), _) => format!(
+                    "the connection was lost while this step ran ({e}); run exctl plan to see what remains"
+                ),
+                (None, Some(t)) => t.clone(),
+                (None, None) => {
+                    "the apply script ended without reporting the outcome of this step".to_string()
+                }
+            };
+            let status = if unknown {
+                StepStatus::Unknown
+            } else {
+                StepStatus::Failed
+            };
+            st.finished = Some((status, Some(why), t.elapsed()));
+            let result = tracker.result(i);
+            on_event(&Event::StepFinished {
+                host: &hp.host,
+                total: hp.steps.len(),
+                result: &result,
+            });
+        }
+        if matches!(
+            tracker.states[i].finished,
+            Some((StepStatus::Failed | StepStatus::Unknown, ..))
+        ) {
             failed_step = true;
         }
     }
@@ -927,7 +985,7 @@ pub async fn apply_host(
                 "cannot load the Exchange cmdlets on {}: {e}",
                 hp.host
             ));
-        } else if let Some(e) = &lost {
+        } else if let Some((e, _)) = &lost {
             error = Some(e.clone());
         } else if let Some(t) = &exit_text {
             error = Some(format!("the apply script failed on {}: {t}", hp.host));
@@ -937,6 +995,13 @@ pub async fn apply_host(
                 s.index
             ));
         }
+    }
+    // The steps say their outcome is unknown; the host says why.
+    if error.is_none()
+        && unknown_from.is_some()
+        && let Some((e, _)) = &lost
+    {
+        error = Some(e.clone());
     }
     let status = if failed_step || error.is_some() {
         HostStatus::Failed
@@ -1083,6 +1148,10 @@ pub fn verify(result: &mut ApplyResult, fresh: &Plan) {
                             "applied, but the server still reports the old value".to_string()
                         }
                         Some(StepStatus::Failed) => "its step failed".to_string(),
+                        Some(StepStatus::Unknown) => {
+                            "its step's outcome was unknown, and the server does not show it"
+                                .to_string()
+                        }
                         Some(StepStatus::NotAttempted) => "not attempted".to_string(),
                         Some(StepStatus::Skipped) | None => {
                             "changed on the server while apply ran, or not part of the plan applied"
@@ -1130,6 +1199,36 @@ pub fn verify(result: &mut ApplyResult, fresh: &Plan) {
                     }
                 }
             }
+        }
+        // Steps whose outcome was unknown: what the fresh observation says about each.
+        if fp.errors.is_empty() {
+            for st in h
+                .steps
+                .iter_mut()
+                .filter(|s| s.status == StepStatus::Unknown)
+            {
+                let remains = fp.steps.iter().any(|f| match f {
+                    Step::Change(c) => st.kind == Some(c.kind) && st.id.eq_ignore_ascii_case(&c.id),
+                    Step::Restart(r) => st.step_type == "restart" && st.id == r.service.name(),
+                });
+                st.notes.push(
+                    match (st.step_type == "restart", remains) {
+                        (false, false) => "observed again after the loss: the change is in place",
+                        (false, true) => {
+                            "observed again after the loss: the change is not in place"
+                        }
+                        (true, false) => "observed again after the loss: no restart is owed",
+                        (true, true) => "observed again after the loss: the restart is still owed",
+                    }
+                    .to_string(),
+                );
+            }
+        }
+        if h.steps.iter().any(|s| s.status == StepStatus::Unknown) {
+            v.notes.push(format!(
+                "the connection to {} was lost during apply; the apply script may still have been running there when it was observed again: run exctl plan in a few minutes to see the final state",
+                h.host
+            ));
         }
         if !fp.steps.is_empty() && only_throttling {
             v.notes.push(format!(

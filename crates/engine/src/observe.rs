@@ -37,10 +37,43 @@ pub struct ScriptOutput {
     pub exit_code: i64,
 }
 
-/// A failure to run a script at all (connection, credentials, protocol).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RunError(pub String);
+/// A failure to run a script (connection, credentials, protocol), and whether the host
+/// may have acted on it anyway.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RunError {
+    message: String,
+    outcome_unknown: bool,
+}
+
+impl RunError {
+    /// The script did not run (nothing reached the host, or the host refused it).
+    pub fn new(message: impl Into<String>) -> Self {
+        RunError {
+            message: message.into(),
+            outcome_unknown: false,
+        }
+    }
+
+    /// The script may have run, in part or whole: the connection was lost after it was
+    /// sent. A caller that changes state must observe again before anything else.
+    pub fn outcome_unknown(message: impl Into<String>) -> Self {
+        RunError {
+            message: message.into(),
+            outcome_unknown: true,
+        }
+    }
+
+    /// Whether the host may have acted although the run failed.
+    pub fn is_outcome_unknown(&self) -> bool {
+        self.outcome_unknown
+    }
+
+    /// The message, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 /// Receives each complete line of a script's stdout as it arrives (without its line
 /// break).
@@ -143,7 +176,7 @@ pub async fn plan_host(
     let out = match runner.run(host, &script).await {
         Ok(o) => o,
         Err(e) => {
-            hp.errors.push(e.0);
+            hp.errors.push(e.to_string());
             return hp;
         }
     };

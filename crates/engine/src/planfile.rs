@@ -441,8 +441,13 @@ impl PlanFile {
                 }
                 continue;
             };
-            for e in &now.errors {
-                moved.push(format!("{}: cannot be observed now: {e}", saved.name));
+            if !now.errors.is_empty() {
+                // Nothing is known of the host now: no comparison (its empty step list
+                // would read as "everything is in place").
+                for e in &now.errors {
+                    moved.push(format!("{}: cannot be observed now: {e}", saved.name));
+                }
+                continue;
             }
             self.compare_host(saved, &now.steps, &mut moved);
         }

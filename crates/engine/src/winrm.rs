@@ -34,7 +34,7 @@ impl WinRmRunner {
             .passwords
             .get(&host.name.to_ascii_uppercase())
             .cloned()
-            .ok_or_else(|| RunError(format!("no password for {}", host.name)))?;
+            .ok_or_else(|| RunError::new(format!("no password for {}", host.name)))?;
         let mut cfg = ClientConfig::new(host.endpoint.clone(), host.user.clone(), password);
         cfg.auth = if host.auth == "basic" {
             AuthMethod::Basic
@@ -57,8 +57,16 @@ impl WinRmRunner {
         script: &str,
         on_line: Option<LineSink<'_>>,
     ) -> Result<ScriptOutput, RunError> {
-        let at =
-            |e: exctl_winrm::Error| RunError(format!("{} ({}): {e}", host.name, host.endpoint));
+        // Whether the host may have acted is the transport's to say (a lost Receive, a
+        // Command whose answer never came); apply re-observes on such failures.
+        let at = |e: exctl_winrm::Error| {
+            let message = format!("{} ({}): {e}", host.name, host.endpoint);
+            if e.is_outcome_unknown() {
+                RunError::outcome_unknown(message)
+            } else {
+                RunError::new(message)
+            }
+        };
         let client = Client::new(self.config(host)?).map_err(at)?;
         let shell = client
             .open_shell(&ShellOptions::default())

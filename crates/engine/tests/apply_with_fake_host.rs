@@ -184,7 +184,7 @@ impl HostState {
             let (head, body) = chunk.split_once('\n').unwrap_or((chunk, ""));
             let n = head.split(':').next().unwrap_or("").to_string();
             if head.contains("skipped (--restart never)") {
-                assert!(!body.contains("Restart-Service"), "a skipped restart ran");
+                assert!(!body.contains("$__sc.Stop()"), "a skipped restart ran");
                 continue;
             }
             assert!(body.starts_with("if ($__exctl_ok) {"), "{body}");
@@ -241,7 +241,8 @@ impl HostState {
                 self.markers.insert(svc.to_string(), t);
             }
         }
-        if body.contains("Restart-Service -Name 'MSExchangeIMAP4' -Force") {
+        // The restart sequence (see exctl_engine::restart): Stop(), a wait, Start(), a wait.
+        if body.contains("$__sc = Get-Service -Name 'MSExchangeIMAP4'") {
             if self.imap_svc.running || self.imap_svc.auto {
                 self.imap_svc.running = true;
                 self.imap_svc.started = self.tick();
@@ -256,7 +257,7 @@ impl HostState {
                 ));
             }
         }
-        if body.contains("Restart-Service -Name 'MSExchangeIS' -Force") {
+        if body.contains("$__sc = Get-Service -Name 'MSExchangeIS'") {
             assert!(body.contains(&format!("Get-MailboxDatabase -Server '{host}' -Status")));
             if body.contains("StartDagServerMaintenance.ps1") {
                 self.log.push("StartDagServerMaintenance".into());
@@ -341,7 +342,7 @@ impl Runner for Fleet {
             .unwrap()
             .push((host.name.clone(), script.to_string()));
         let result = match self.hosts.get(&host.name) {
-            None => Err(RunError(format!("{}: no route to host", host.name))),
+            None => Err(RunError::new(format!("{}: no route to host", host.name))),
             Some(h) => {
                 let mut h = h.lock().unwrap();
                 let lines = if script.contains("'__apply'") {
@@ -1102,4 +1103,155 @@ fn the_apply_script() {
     let script = apply::apply_script(&state.hosts["EX01"], &steps, &options(RestartPolicy::Auto));
     assert!(script.starts_with(exctl_exchange::record::PRELUDE));
     insta::assert_snapshot!("apply_script", script);
+}
+
+/// A connection that is lost while the apply script runs: the host plays the whole script
+/// (the script goes on without the client), but only the first `deliver` lines of its
+/// output arrive before the transport reports a loss whose outcome is unknown.
+struct LosesConnection {
+    fleet: Fleet,
+    deliver: usize,
+    host_acts: bool,
+}
+
+impl Runner for LosesConnection {
+    fn run<'a>(
+        &'a self,
+        host: &'a HostSpec,
+        script: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>> {
+        self.fleet.run(host, script)
+    }
+
+    fn run_streaming<'a>(
+        &'a self,
+        host: &'a HostSpec,
+        script: &'a str,
+        on_line: observe::LineSink<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>> {
+        Box::pin(async move {
+            let lines = if self.host_acts {
+                self.fleet.state(&host.name).apply(&host.name, script)
+            } else {
+                Vec::new()
+            };
+            for line in lines.iter().take(self.deliver) {
+                on_line(line);
+            }
+            Err(RunError::outcome_unknown(format!(
+                "{}: the connection was reset while receiving output",
+                host.name
+            )))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_lost_connection_makes_the_outcome_unknown_and_the_fresh_observation_settles_it() {
+    let m = Manifests::new(SITE);
+    let (sources, state) = m.load();
+    let runner = LosesConnection {
+        fleet: Fleet::with(&["EX01"]),
+        deliver: 1,
+        host_acts: true,
+    };
+    let plan = observe::plan(&state, &runner, &sources, 4).await;
+    assert_eq!(plan.hosts[0].steps.len(), 2);
+    let opts = options(RestartPolicy::Auto);
+    let mut r = apply::apply(&plan, &state.hosts, &runner, &opts, &|_: &Event<'_>| {})
+        .await
+        .unwrap();
+    let steps = &r.hosts[0].steps;
+    // Step 1 started and never reported; step 2 may have run after the loss: neither is
+    // "failed" nor "not attempted".
+    assert_eq!(steps[0].status, StepStatus::Unknown, "{steps:#?}");
+    assert_eq!(steps[1].status, StepStatus::Unknown, "{steps:#?}");
+    assert!(
+        steps[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("its outcome is unknown")),
+        "{steps:#?}"
+    );
+    assert_eq!(r.hosts[0].status, HostStatus::Failed);
+    assert_eq!(r.summary.unknown, 2);
+    assert!(!r.succeeded());
+    // The host went on: observed again, both are in place.
+    let fresh = observe::plan(&state, &runner, &sources, 4).await;
+    apply::verify(&mut r, &fresh);
+    let steps = &r.hosts[0].steps;
+    assert_eq!(
+        steps[0].notes,
+        ["observed again after the loss: the change is in place"]
+    );
+    assert_eq!(
+        steps[1].notes,
+        ["observed again after the loss: no restart is owed"]
+    );
+    let v = r.hosts[0].verification.as_ref().unwrap();
+    assert!(v.converged, "{v:#?}");
+    assert!(v.notes.iter().any(|n| n.contains("was lost during apply")));
+}
+
+#[tokio::test]
+async fn a_lost_connection_before_anything_ran_is_settled_as_not_in_place() {
+    let m = Manifests::new(SITE);
+    let (sources, state) = m.load();
+    let runner = LosesConnection {
+        fleet: Fleet::with(&["EX01"]),
+        deliver: 0,
+        host_acts: false,
+    };
+    let plan = observe::plan(&state, &runner, &sources, 4).await;
+    let opts = options(RestartPolicy::Auto);
+    let mut r = apply::apply(&plan, &state.hosts, &runner, &opts, &|_: &Event<'_>| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&r, "EX01"),
+        [StepStatus::Unknown, StepStatus::Unknown]
+    );
+    let fresh = observe::plan(&state, &runner, &sources, 4).await;
+    apply::verify(&mut r, &fresh);
+    let steps = &r.hosts[0].steps;
+    assert_eq!(
+        steps[0].notes,
+        ["observed again after the loss: the change is not in place"]
+    );
+    assert_eq!(
+        steps[1].notes,
+        ["observed again after the loss: the restart is still owed"]
+    );
+    let v = r.hosts[0].verification.as_ref().unwrap();
+    assert!(!v.converged);
+    assert!(
+        v.remaining
+            .iter()
+            .any(|x| x.contains("its step's outcome was unknown, and the server does not show it")),
+        "{v:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_cannot_be_made_attempts_nothing() {
+    let m = Manifests::new(SITE);
+    let (sources, state) = m.load();
+    let fleet = Fleet::with(&["EX01"]);
+    let plan = observe::plan(&state, &fleet, &sources, 4).await;
+    // EX01 is planned, then unreachable: nothing was sent, so nothing is unknown.
+    let empty = Fleet::with(&[]);
+    let opts = options(RestartPolicy::Auto);
+    let r = apply::apply(&plan, &state.hosts, &empty, &opts, &|_: &Event<'_>| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&r, "EX01"),
+        [StepStatus::NotAttempted, StepStatus::NotAttempted]
+    );
+    assert!(
+        r.hosts[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("no route to host"))
+    );
 }

@@ -117,7 +117,7 @@ impl Host {
                 }
                 self.marked = Some(self.clock);
             }
-            if body.contains("Restart-Service -Name 'MSExchangeIMAP4' -Force") {
+            if body.contains("$__sc = Get-Service -Name 'MSExchangeIMAP4'") {
                 self.started = self.clock + 5;
                 self.clock += 10;
                 out.push(encode("__progress", &n, &s("Running")));
@@ -174,7 +174,7 @@ impl Runner for Fleet {
             let delay = self.slow.get(&host.name).copied().unwrap_or(self.latency);
             tokio::time::sleep(delay).await;
             let Some(h) = self.hosts.get(&host.name) else {
-                return Err(RunError(format!(
+                return Err(RunError::new(format!(
                     "{} ({}): cannot connect: connection refused",
                     host.name, host.endpoint
                 )));

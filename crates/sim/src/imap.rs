@@ -191,17 +191,26 @@ pub async fn serve_imap_for(
 }
 
 /// Reads one line (without CRLF); `None` at EOF or when the line is too long.
-async fn read_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut limited = (&mut *reader).take(MAX_LINE as u64 + 1);
-    let n = limited.read_until(b'\n', &mut buf).await.ok()?;
-    if n == 0 || buf.len() > MAX_LINE {
+///
+/// Cancel-safe: the bytes of a line are gathered in `buf`, owned by the caller, so a
+/// call dropped by `select!` (a settings change woke the session) loses nothing, and
+/// the next call goes on with the same line. A client may send a line in several
+/// segments.
+async fn read_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    buf: &mut Vec<u8>,
+) -> Option<String> {
+    let room = (MAX_LINE + 1).saturating_sub(buf.len());
+    let mut limited = (&mut *reader).take(room as u64);
+    let n = limited.read_until(b'\n', buf).await.ok()?;
+    if n == 0 || buf.len() > MAX_LINE || buf.last() != Some(&b'\n') {
         return None;
     }
-    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-        buf.pop();
+    let mut line = std::mem::take(buf);
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
     }
-    Some(String::from_utf8_lossy(&buf).into_owned())
+    Some(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// Splits IMAP arguments: atoms and quoted strings (with `\"` and `\\` escapes).
@@ -270,6 +279,7 @@ async fn serve_connection(
     let banner = org.lock().imap_service_state(&server).2;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
+    let mut pending = Vec::new();
     let mut authenticated = false;
     if write
         .write_all(format!("* OK {banner}\r\n").as_bytes())
@@ -281,7 +291,7 @@ async fn serve_connection(
     }
     loop {
         let line = tokio::select! {
-            line = read_line(&mut reader) => line,
+            line = read_line(&mut reader, &mut pending) => line,
             changed = epochs.changed() => {
                 if changed.is_err() || !org.lock().imap_alive(conn) {
                     break;
@@ -345,7 +355,7 @@ async fn serve_connection(
                             if write.write_all(b"+ \r\n").await.is_err() {
                                 break;
                             }
-                            read_line(&mut reader).await
+                            read_line(&mut reader, &mut pending).await
                         }
                     };
                     let Some(response) = response else { break };
@@ -406,6 +416,35 @@ mod tests {
         ClockRef, ExchangeOrg, SERVICE_SESSIONS_VALUE, STORE_KEY, ScaledClock, SimTime, SimValue,
         Sp, UCCX_ACCOUNT,
     };
+
+    #[tokio::test]
+    async fn a_line_in_segments_survives_a_cancelled_read() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut reader = BufReader::new(server);
+        let mut pending = Vec::new();
+        client.write_all(b"a1").await.unwrap();
+        // The session's select! drops the read when the epoch moves.
+        let cancelled = timeout(
+            Duration::from_millis(50),
+            read_line(&mut reader, &mut pending),
+        )
+        .await;
+        assert!(cancelled.is_err());
+        client.write_all(b" NOOP\r\n").await.unwrap();
+        assert_eq!(
+            read_line(&mut reader, &mut pending).await.as_deref(),
+            Some("a1 NOOP")
+        );
+        client.write_all(b"a2 LOGOUT\r\n").await.unwrap();
+        assert_eq!(
+            read_line(&mut reader, &mut pending).await.as_deref(),
+            Some("a2 LOGOUT")
+        );
+        // A line cut by the end of the connection is no command.
+        client.write_all(b"a3 NO").await.unwrap();
+        drop(client);
+        assert_eq!(read_line(&mut reader, &mut pending).await, None);
+    }
 
     /// Every network step of a test is bounded by this.
     const STEP: Duration = Duration::from_secs(5);
