@@ -25,8 +25,11 @@ use exctl_engine::rollout::{
 };
 use exctl_engine::winrm::WinRmRunner;
 
+use serde_json::json;
+
 use crate::cli::{ApplyArgs, ApplyFormat, RestartArg};
 use crate::credentials;
+use crate::journal::{self, Journal};
 use crate::progress::Progress;
 
 /// Where progress goes: stdout for text, stderr when stdout carries JSON.
@@ -334,9 +337,61 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
         eprintln!("Make and review a new plan: exctl plan --out FILE");
         return ExitCode::from(1);
     }
-    let passwords = match credentials::resolve(&state, &sites) {
+    // The record of this run, before anything connects.
+    let journal =
+        match journal::directory(a.journal_dir.as_deref()).and_then(|d| Journal::create(&d)) {
+            Ok(j) => Arc::new(j),
+            Err(e) => return refuse(e.as_str()),
+        };
+    journal.record(
+        "started",
+        json!({
+            "who": journal::who(),
+            "command": "apply",
+            "inputs": paths,
+            "plan_file": saved.as_ref().map(|(f, _)| f),
+            "sites": sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            "options": {
+                "auto_approve": a.auto_approve,
+                "restart": match a.restart { RestartArg::Auto => "auto", RestartArg::Never => "never" },
+                "restart_timeout_secs": a.restart_timeout.as_secs(),
+                "maintenance_window": a.maintenance_window.map(|w| w.to_string()),
+                "move_active_databases": a.move_active_databases,
+                "parallel": a.parallel,
+                "canary": a.canary,
+                "batch_size": a.batch_size,
+                "max_failures": a.max_failures,
+            },
+        }),
+    );
+    let code = apply_journaled(&a, out, clock, &saved, &sources, &state, &sites, &journal).await;
+    journal.record("exited", json!({ "exit_code": code }));
+    if !out.json {
+        eprintln!("journal: {}", journal.path().display());
+    }
+    ExitCode::from(code)
+}
+
+/// The rest of [`run`], once the run has its journal: returns the exit code.
+#[allow(clippy::too_many_arguments)]
+async fn apply_journaled(
+    a: &ApplyArgs,
+    out: Out,
+    clock: Arc<dyn Clock>,
+    saved: &Option<(PathBuf, PlanFile)>,
+    sources: &exctl_manifest::SourceMap,
+    state: &exctl_engine::DesiredState,
+    sites: &[&exctl_engine::desired::SiteSpec],
+    journal: &Arc<Journal>,
+) -> u8 {
+    let fail = |msg: &str| {
+        eprintln!("error: {msg}");
+        journal.record("refused", json!({ "reason": msg }));
+        1
+    };
+    let passwords = match credentials::resolve(state, sites) {
         Ok(p) => p,
-        Err(e) => return refuse(&e),
+        Err(e) => return fail(&e),
     };
     let mut runner = WinRmRunner::new(passwords);
     runner.insecure_skip_verify = a.insecure_skip_verify;
@@ -349,7 +404,7 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
     };
     let repo = crate::plan::with_progress(a.progress, sites.len(), async |p: &Progress| {
         let sink = |e: &SiteEvent<'_>| p.event(e);
-        rollout::plan_sites(&state, &sites, &runner, &sources, plan_opts, &sink).await
+        rollout::plan_sites(state, sites, &runner, sources, plan_opts, &sink).await
     })
     .await;
     let text_opts = TextOptions {
@@ -370,16 +425,16 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
     if !repo.has_changes() {
         if repo.has_errors() {
             eprint!("\n{}", report::table(&report::plan_rows(&repo)));
-            return refuse("some sites could not be observed, and nothing else is to be done");
+            return fail("some sites could not be observed, and nothing else is to be done");
         }
         out.line("Nothing to do: every host is in its desired state.");
         if out.json {
             let nothing = rollout::RepoPlan::default();
             let r = rollout::apply_sites(
                 &nothing,
-                &state,
+                state,
                 &runner,
-                &sources,
+                sources,
                 &ApplyOptions::new(clock),
                 RolloutOptions::default(),
                 None,
@@ -388,7 +443,8 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
             .await;
             print_json(&r);
         }
-        return ExitCode::SUCCESS;
+        journal.record("finished", json!({ "result": "nothing to do" }));
+        return 0;
     }
     let mut opts = ApplyOptions::new(clock);
     opts.restart = match a.restart {
@@ -425,13 +481,31 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
                 .join(", ")
         );
     }
-    if saved.is_none() && !a.auto_approve {
+    journal.record(
+        "planned",
+        json!({
+            "summary": whole.summary,
+            "hosts": whole.hosts.iter().filter(|h| !h.steps.is_empty()).map(|h| h.host.as_str()).collect::<Vec<_>>(),
+        }),
+    );
+    let confirmed_by = if saved.is_some() {
+        "a saved plan"
+    } else if a.auto_approve {
+        "--auto-approve"
+    } else {
         let hosts = whole.hosts.iter().filter(|h| !h.steps.is_empty()).count();
         let with = repo.sites.iter().filter(|s| s.has_changes()).count();
         if !confirm(hosts, with) {
-            return refuse("apply cancelled; nothing was changed");
+            journal.record(
+                "cancelled",
+                json!({ "reason": "not confirmed on the terminal" }),
+            );
+            return fail("apply cancelled; nothing was changed");
         }
-    }
+        "the terminal"
+    };
+    journal.record("confirmed", json!({ "by": confirmed_by }));
+    interrupt_handler(&opts.stop, journal);
     let rollout_opts = RolloutOptions {
         parallel: a.parallel,
         canary: a.canary,
@@ -441,12 +515,15 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
     };
     let saved_plan = saved.as_ref().map(|(_, pf)| pf);
     let result = crate::plan::with_progress(a.progress, repo.sites.len(), async |p: &Progress| {
-        let sink = |e: &SiteEvent<'_>| p.event(e);
+        let sink = |e: &SiteEvent<'_>| {
+            journal_event(journal, e);
+            p.event(e)
+        };
         rollout::apply_sites(
             &repo,
-            &state,
+            state,
             &runner,
-            &sources,
+            sources,
             &opts,
             rollout_opts,
             saved_plan,
@@ -460,11 +537,76 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
     } else {
         print!("{}", rollout_report(&result));
     }
-    if result.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    journal.record(
+        "finished",
+        json!({ "result": serde_json::to_value(&result).unwrap_or_default() }),
+    );
+    if result.succeeded() { 0 } else { 1 }
+}
+
+/// Records in the journal what apply reports as it goes: each step's outcome, each
+/// site's end.
+fn journal_event(journal: &Journal, e: &SiteEvent<'_>) {
+    match e {
+        SiteEvent::Apply {
+            site,
+            event: Event::StepFinished { host, result, .. },
+        } => journal.record(
+            "step",
+            json!({
+                "site": site,
+                "host": host,
+                "index": result.index,
+                "description": result.description,
+                "status": result.status,
+                "error": result.error,
+                "notes": result.notes,
+                "duration_ms": result.duration_ms,
+            }),
+        ),
+        SiteEvent::Apply {
+            site,
+            event: Event::HostSkipped { host, reason },
+        } => journal.record(
+            "host_skipped",
+            json!({ "site": site, "host": host, "reason": reason }),
+        ),
+        SiteEvent::Finished { result } => journal.record(
+            "site_finished",
+            json!({ "site": result.site, "status": result.status.to_string() }),
+        ),
+        SiteEvent::NotStarted { site, reason } => journal.record(
+            "site_not_started",
+            json!({ "site": site, "reason": reason }),
+        ),
+        _ => {}
     }
+}
+
+/// From here on, Ctrl+C stops apply from starting another host or site, and lets the
+/// scripts under way finish (a script cut off half-way leaves its host in an unknown
+/// state); a second Ctrl+C exits at once, saying so.
+fn interrupt_handler(stop: &engine::StopRequest, journal: &Arc<Journal>) {
+    let stop = stop.clone();
+    let journal = journal.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        stop.request();
+        eprintln!(
+            "\ninterrupt: no other host or site will start; the hosts being changed now finish their scripts, so that none is left half-changed. Press Ctrl+C again to exit at once."
+        );
+        journal.record("interrupted", json!({ "then": "no host or site starts" }));
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        eprintln!(
+            "aborted: the apply scripts under way may go on running on their hosts, with outcomes unknown here; run exctl plan to see what they did"
+        );
+        journal.record("aborted", json!({ "exit_code": 130 }));
+        std::process::exit(130);
+    });
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -410,6 +410,12 @@ pub struct ApplyArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
+    /// Where the journal of this run goes (one file per run, no secrets) [default:
+    /// EXCTL_JOURNAL_DIR, else ~/.local/state/exctl/journal, %LOCALAPPDATA%\exctl\journal
+    /// on Windows].
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+
     /// Apply without asking for confirmation (for scripts).
     #[arg(long)]
     pub auto_approve: bool,

@@ -9,6 +9,7 @@ mod cli;
 mod credentials;
 mod demo;
 mod exec;
+mod journal;
 mod plan;
 mod progress;
 mod repo;

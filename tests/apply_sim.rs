@@ -368,3 +368,161 @@ fn a_lost_apply_is_an_unknown_outcome_observed_again_before_anything_else() {
     );
     assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
 }
+
+/// The journal of the run: its JSON lines.
+fn journal_lines(dir: &Path) -> Vec<serde_json::Value> {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .expect("journal dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1, "one file per run: {files:?}");
+    let text = std::fs::read_to_string(&files[0]).expect("journal read");
+    assert!(!text.contains(SIM_PASSWORD), "no secret in the journal");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn apply_keeps_a_journal_of_the_run_without_secrets() {
+    let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let journal = dir.path().join("journal");
+    let out = run(
+        dir.path(),
+        &[
+            "apply",
+            ".",
+            "--auto-approve",
+            "--journal-dir",
+            journal.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("journal: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let lines = journal_lines(&journal);
+    let events: Vec<&str> = lines
+        .iter()
+        .map(|l| l["event"].as_str().expect("event"))
+        .collect();
+    assert_eq!(events.first(), Some(&"started"));
+    assert_eq!(
+        events.iter().filter(|e| **e == "step").count(),
+        9,
+        "{events:?}"
+    );
+    assert_eq!(
+        &events[events.len() - 3..],
+        ["site_finished", "finished", "exited"]
+    );
+    assert!(events.contains(&"planned") && events.contains(&"confirmed"));
+    let started = &lines[0];
+    assert_eq!(started["options"]["auto_approve"], true);
+    assert!(started["who"]["exctl_version"].is_string());
+    assert!(started["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let confirmed = lines
+        .iter()
+        .find(|l| l["event"] == "confirmed")
+        .expect("confirmed");
+    assert_eq!(confirmed["by"], "--auto-approve");
+    let restart = lines
+        .iter()
+        .find(|l| l["event"] == "step" && l["description"] == "restart MSExchangeIS")
+        .expect("the IS restart step");
+    assert_eq!(restart["status"], "done");
+    let finished = lines
+        .iter()
+        .find(|l| l["event"] == "finished")
+        .expect("finished");
+    assert_eq!(finished["result"]["summary"]["success"], true, "{finished}");
+    assert_eq!(lines.last().expect("exited")["exit_code"], 0);
+}
+
+#[test]
+fn ctrl_c_lets_the_host_under_way_finish_and_starts_no_other() {
+    // Two hosts in two sites, one after the other; the store takes about a second to
+    // restart, so the interrupt lands while the first site is being changed.
+    let slow = ["--time-scale", "0.02"];
+    let (a, _) = sim("2010-sp3", &slow);
+    let (b, _) = {
+        let mut args = vec!["--computer-name", "EXCH02", "--exchange", "2010-sp3"];
+        args.extend_from_slice(&slow);
+        (Sim::start(&args), ())
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("inventory.yaml"),
+        format!(
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s1\n  EXCH02:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s2\n",
+            a.url, b.url
+        ),
+    )
+    .expect("inventory");
+    std::fs::write(
+        dir.path().join("store.yaml"),
+        "targets: [EXCH01, EXCH02]\nregistry_values:\n  - path: 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem'\n    name: Maximum Allowed Service Sessions Per User\n    type: dword\n    value: 250\n",
+    )
+    .expect("manifest");
+    let journal = dir.path().join("journal");
+    let mut child = exctl()
+        .args([
+            "apply",
+            ".",
+            "--auto-approve",
+            "--parallel",
+            "1",
+            "--progress",
+            "lines",
+        ])
+        .arg("--journal-dir")
+        .arg(&journal)
+        .current_dir(dir.path())
+        .env("EXCTL_SIM_PASSWORD", SIM_PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exctl starts");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            panic!("apply ended before the store restart began: {seen}");
+        }
+        seen.push_str(&line);
+        // The registry change is done: the store restart (step 2 of 2) is under way.
+        if line.contains("[1/2]") {
+            break;
+        }
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let out = child.wait_with_output().expect("exctl ends");
+    let all = format!("{seen}{rest}{}", text(&out.stdout));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("interrupt: no other host or site will start"),
+        "{all}"
+    );
+    // The first host finished its script, restart included; the second never started.
+    assert_eq!(restarts(&a, "MSExchangeIS"), 1, "{all}");
+    assert_eq!(restarts(&b, "MSExchangeIS"), 0, "{all}");
+    assert!(all.contains("stopped by the operator"), "{all}");
+    let events: Vec<String> = journal_lines(&journal)
+        .iter()
+        .map(|l| l["event"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(events.contains(&"interrupted".to_string()), "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("exited"));
+}

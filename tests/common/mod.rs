@@ -13,7 +13,11 @@ pub const SIM_PASSWORD: &str = "Sim-Pa55word!";
 
 pub fn exctl() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_exctl"));
-    c.env_remove("EXCTL_PASSWORD").env("NO_COLOR", "1");
+    // Apply journals go to a scratch place, not the home directory of whoever runs tests.
+    c.env_remove("EXCTL_PASSWORD").env("NO_COLOR", "1").env(
+        "EXCTL_JOURNAL_DIR",
+        std::env::temp_dir().join("exctl-test-journals"),
+    );
     c
 }
 
@@ -119,7 +123,6 @@ pub fn http_get(url: &str) -> String {
 
 impl Sim {
     /// Adds fault rules (`exctl_sim::inject`) to the running simulator.
-    #[allow(dead_code)] // not every test binary injects faults
     pub fn inject(&self, rules_json: &str) {
         let url = self.url.replace("/wsman", "/sim/faults");
         let rest = url.strip_prefix("http://").expect("an http:// URL");

@@ -235,6 +235,27 @@ impl Clock for FixedClock {
     }
 }
 
+/// A request from outside to stop (the operator pressed Ctrl+C): no host or site starts
+/// after it, and what runs goes on to its end, since a script cut off half-way would
+/// leave its host in an unknown state.
+#[derive(Debug, Clone, Default)]
+pub struct StopRequest(Arc<std::sync::atomic::AtomicBool>);
+
+impl StopRequest {
+    /// Asks apply to stop starting hosts and sites.
+    pub fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Why a host did not start after a [`StopRequest`].
+pub const STOPPED_BY_OPERATOR: &str = "stopped by the operator (interrupt) before it started";
+
 /// How apply behaves.
 #[derive(Clone)]
 pub struct ApplyOptions {
@@ -250,6 +271,8 @@ pub struct ApplyOptions {
     pub move_active_databases: bool,
     /// This machine's local time, for the maintenance window.
     pub clock: Arc<dyn Clock>,
+    /// Set from outside to start nothing more.
+    pub stop: StopRequest,
 }
 
 impl ApplyOptions {
@@ -262,6 +285,7 @@ impl ApplyOptions {
             poll_interval: Duration::from_secs(5),
             move_active_databases: false,
             clock,
+            stop: StopRequest::default(),
         }
     }
 
@@ -862,6 +886,14 @@ pub async fn apply_host(
             duration_ms: 0,
             verification: None,
         };
+    }
+    if opts.stop.is_requested() {
+        let reason = format!("{STOPPED_BY_OPERATOR}; nothing was changed on {}", hp.host);
+        on_event(&Event::HostSkipped {
+            host: &hp.host,
+            reason: &reason,
+        });
+        return not_attempted(hp, HostStatus::NotAttempted, reason);
     }
     if let Some(why) = window_refusal(hp, opts) {
         let reason = format!(

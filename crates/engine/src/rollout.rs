@@ -786,7 +786,7 @@ pub async fn apply_sites(
         let left = run_bounded(
             jobs,
             opts.parallel,
-            || failures.get() < budget,
+            || failures.get() < budget && !apply_opts.stop.is_requested(),
             |k, r| {
                 if r.status == SiteStatus::Failed {
                     failures.set(failures.get() + 1);
@@ -807,7 +807,9 @@ pub async fn apply_sites(
                     .map(|r| r.site.clone())
             })
             .collect();
-        if is_canary && !failed_here.is_empty() {
+        if apply_opts.stop.is_requested() {
+            stop = Some(crate::apply::STOPPED_BY_OPERATOR.to_string());
+        } else if is_canary && !failed_here.is_empty() {
             stop = Some(format!("the canary failed: {}", failed_here.join(", ")));
         } else if failures.get() >= budget {
             stop = Some(format!(
