@@ -201,6 +201,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
     state.set_provider("exchange", Arc::new(move || live.lock().state_section()));
     let options = HostOptions {
         snapin_delay: Duration::from_millis(a.exchange.startup_ms),
+        account: None,
     };
     let executor = exctl_sim::exchange_host_with(&cfg, org.clone(), options);
     let sim = match exctl_sim::serve_with_state(cfg, executor, state).await {

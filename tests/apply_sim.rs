@@ -526,3 +526,58 @@ fn ctrl_c_lets_the_host_under_way_finish_and_starts_no_other() {
     assert!(events.contains(&"interrupted".to_string()), "{events:?}");
     assert_eq!(events.last().map(String::as_str), Some("exited"));
 }
+
+#[test]
+fn remote_session_access_plans_and_applies_through_the_exchange_endpoint() {
+    let (sim, imap) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let inventory = dir.path().join("inventory.yaml");
+    let text_of = std::fs::read_to_string(&inventory).expect("inventory");
+    std::fs::write(&inventory, format!("{text_of}    access: remote-session\n")).expect("written");
+    let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(!all.contains(SIM_PASSWORD), "{all}");
+    let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+    let ex = sim.exchange_state();
+    assert_eq!(
+        ex["cmdlets"]["Add-PSSnapin"],
+        serde_json::Value::Null,
+        "{ex}"
+    );
+    assert!(
+        ex["cmdlets"]["Import-PSSession"].as_u64() >= Some(3),
+        "{ex}"
+    );
+    assert_eq!(
+        ex["cmdlets"]["Import-PSSession"],
+        ex["cmdlets"]["Remove-PSSession"]
+    );
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
+    assert_eq!(agents_log_in(&imap, 40), (40, 0));
+}
+
+#[test]
+fn a_remote_session_to_the_wrong_endpoint_is_the_servers_error() {
+    let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let inventory = dir.path().join("inventory.yaml");
+    let text_of = std::fs::read_to_string(&inventory).expect("inventory");
+    std::fs::write(
+        &inventory,
+        format!(
+            "{text_of}    access: remote-session\n    session_uri: http://127.0.0.1/PowerShell/\n"
+        ),
+    )
+    .expect("written");
+    let out = run(dir.path(), &["plan", "."]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("Kerberos authentication: Cannot find the computer 127.0.0.1"),
+        "{all}"
+    );
+}

@@ -137,3 +137,58 @@ fn the_release_and_the_computer_name_are_the_servers() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_remote_exchange_session_needs_the_endpoint_kerberos_and_an_explicit_credential() {
+    let sim = sim();
+    let script = format!(
+        r#"$ErrorActionPreference = 'Continue'
+$uri = 'http://EXCH01/PowerShell/'
+$s = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri $uri -Authentication Kerberos
+Write-Output ('no credential: ' + ($s -eq $null))
+$bad = New-Object System.Management.Automation.PSCredential -ArgumentList '{user}', (ConvertTo-SecureString 'wrong' -AsPlainText -Force)
+$s = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri $uri -Credential $bad
+Write-Output ('wrong password: ' + ($s -eq $null))
+$good = New-Object System.Management.Automation.PSCredential -ArgumentList '{user}', (ConvertTo-SecureString '{password}' -AsPlainText -Force)
+$s = New-PSSession -ConfigurationName Microsoft.PowerShell -ConnectionUri $uri -Credential $good
+Write-Output ('wrong configuration: ' + ($s -eq $null))
+$s = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri $uri -Authentication Kerberos -Credential $good
+Write-Output ('state: ' + $s.State)
+Write-Output ('before import: ' + ((Get-Command Get-ImapSettings -ErrorAction SilentlyContinue) -eq $null))
+$null = Import-PSSession $s -DisableNameChecking -AllowClobber
+$imap = Get-ImapSettings -Server EXCH01
+Write-Output ('limit: ' + $imap.MaxConnectionsPerUser)
+Write-Output ('type: ' + $imap.PSObject.TypeNames[0])
+Remove-PSSession $s
+"#,
+        user = common::SIM_USER,
+        password = common::SIM_PASSWORD,
+    );
+    let file = sim.path("session.ps1");
+    std::fs::write(&file, script).expect("script written");
+    let out = common::exec(
+        &sim,
+        common::SIM_PASSWORD,
+        &["--file", file.to_str().unwrap()],
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    for line in [
+        "no credential: True",
+        "wrong password: True",
+        "wrong configuration: True",
+        "state: Opened",
+        "before import: True",
+        "limit: 16",
+        "type: Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.Imap4AdConfiguration",
+    ] {
+        assert!(stdout.contains(line), "{line}\n{stdout}\n{stderr}");
+    }
+    assert!(stderr.contains("Access is denied."), "{stderr}");
+    assert!(
+        stderr.contains("Cannot find the Microsoft.PowerShell session configuration"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(common::SIM_PASSWORD));
+    assert_eq!(sim.exchange_state()["exchange_sessions"], 1);
+}

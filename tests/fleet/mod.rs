@@ -86,6 +86,7 @@ pub async fn start(setup: &HostSetup, password: &str) -> SimHost {
         org.clone(),
         HostOptions {
             snapin_delay: setup.snapin_delay,
+            account: None,
         },
     );
     let sim = exctl_sim::serve_with_state(config, executor, state)

@@ -605,6 +605,7 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
             comment(&describe(step))
         ));
     }
+    s.push_str(&crate::observe::exchange_epilogue(host));
     s
 }
 

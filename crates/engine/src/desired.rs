@@ -19,6 +19,7 @@
 //!     credential: keyring:contoso-exchange   # or env:VAR, or prompt; never a password
 //!     exchange: 2010-sp3              # 2010-rtm | 2010-sp1 | 2010-sp2 | 2010-sp3
 //!     access: snapin                  # snapin (default) | remote-session
+//!     session_uri: http://ex01.contoso.local/PowerShell/   # remote-session only; default http://EX01/PowerShell/
 //!     site: lon                       # optional; a host without a site is a site of its own
 //!     baselines: [uccx-rtm]           # optional; replaces the site's list for this host
 //!     ca_file: corp-ca.pem            # optional, relative to the document
@@ -89,6 +90,9 @@ pub struct HostSpec {
     pub version: Version,
     /// How the cmdlets are reached.
     pub access: Access,
+    /// With [`Access::RemoteSession`]: Exchange's remote PowerShell endpoint, when not
+    /// `http://<name>/PowerShell/`.
+    pub session_uri: Option<String>,
     /// The site, as the inventory says (a host without one is a site of its own: see
     /// [`DesiredState::site_of`]).
     pub site: Option<String>,
@@ -100,6 +104,16 @@ pub struct HostSpec {
     /// Where the inventory declares the host.
     #[serde(skip)]
     pub span: Span,
+}
+
+impl HostSpec {
+    /// Exchange's remote PowerShell endpoint for [`Access::RemoteSession`]: `session_uri`,
+    /// or `http://<name>/PowerShell/` (Kerberos finds the server by its name).
+    pub fn exchange_uri(&self) -> String {
+        self.session_uri
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/PowerShell/", self.name))
+    }
 }
 
 /// A site: a unit of rollout, with its labels and baselines.
@@ -213,6 +227,7 @@ const HOST_KEYS: &[&str] = &[
     "credential",
     "exchange",
     "access",
+    "session_uri",
     "site",
     "baselines",
     "ca_file",
@@ -608,24 +623,36 @@ fn read_hosts(
             .required("exchange")
             .and_then(|v| v.one_of(&Version::NAMES))
             .and_then(Version::parse);
-        let access_span = m.node_of("access").map(|n| n.span);
         let access = match m.one_of("access", &["snapin", "remote-session"]) {
-            Some("remote-session") => {
-                // Refused until the observe and apply scripts open that session: without
-                // it every Exchange cmdlet would fail on the server (CommandNotFound).
-                let mut d = Diagnostic::error(
-                    "manifest::unsupported-access",
-                    format!("{path}.access: remote-session is not supported yet"),
-                )
-                .with_hint("use 'access: snapin' (the default): exctl loads the Exchange snap-in in its own PowerShell process");
-                if let Some(span) = access_span {
-                    d = d.with_span(span).with_label("not supported yet");
-                }
-                m.diags().push(d);
-                Access::RemoteSession
-            }
+            Some("remote-session") => Access::RemoteSession,
             _ => Access::Snapin,
         };
+        let uri_span = m.node_of("session_uri").map(|n| n.span);
+        let session_uri = m.string("session_uri");
+        if let (Some(uri), Some(span)) = (&session_uri, uri_span) {
+            let lower = uri.to_ascii_lowercase();
+            let problem = if access != Access::RemoteSession {
+                Some((
+                    "manifest::session-uri-without-session",
+                    format!("{path}.session_uri is used only with 'access: remote-session'"),
+                    "add 'access: remote-session', or remove session_uri".to_string(),
+                ))
+            } else if !(lower.starts_with("http://") || lower.starts_with("https://"))
+                || !lower.trim_end_matches('/').ends_with("/powershell")
+            {
+                Some((
+                    "manifest::session-uri",
+                    format!("{path}.session_uri '{uri}' is not the URL of Exchange's PowerShell virtual directory"),
+                    "write it as http://SERVER.FQDN/PowerShell/ (Kerberos needs the server's name, not an address)".to_string(),
+                ))
+            } else {
+                None
+            };
+            if let Some((code, msg, hint)) = problem {
+                m.diags()
+                    .push(Diagnostic::error(code, msg).with_span(span).with_hint(hint));
+            }
+        }
         let site_node = m.node_of("site");
         let mut site = m.string("site");
         let baselines = m
@@ -697,6 +724,7 @@ fn read_hosts(
                 credential,
                 version,
                 access,
+                session_uri,
                 site,
                 baselines,
                 ca_file,

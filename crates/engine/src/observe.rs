@@ -109,15 +109,45 @@ pub trait Runner: Send + Sync {
     }
 }
 
+/// The variable the runner sets, before the script, to the host's password when the
+/// script opens a remote Exchange session (see [`exchange_prologue`]).
+pub const PASSWORD_VARIABLE: &str = "__exctl_password";
+
 /// The statements that make the Exchange cmdlets available.
+///
+/// - `snapin`: the Exchange snap-in in this PowerShell process.
+/// - `remote-session`: a session to Exchange's remote PowerShell endpoint
+///   (`http://<server>/PowerShell/`, ConfigurationName Microsoft.Exchange, Kerberos, the
+///   only method it accepts by default), imported into this process. The WinRS shell's
+///   own logon cannot be delegated to it (the double hop), so the session is opened with
+///   an explicit credential: the host's account, whose password the runner puts in
+///   `$__exctl_password` before the script (never in the script text exctl builds, shows
+///   or saves) and which is cleared once the credential holds it.
 pub fn exchange_prologue(host: &HostSpec) -> String {
     match host.access {
         Access::Snapin => {
             "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010 -ErrorAction Stop\n"
                 .to_string()
         }
-        // Validation refuses remote-session until it is implemented (see desired.rs).
-        Access::RemoteSession => String::new(),
+        Access::RemoteSession => format!(
+            "$__exctl_cred = New-Object System.Management.Automation.PSCredential -ArgumentList {user}, (ConvertTo-SecureString ${PASSWORD_VARIABLE} -AsPlainText -Force)\n\
+             ${PASSWORD_VARIABLE} = $null\n\
+             $__exctl_session = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri {uri} -Authentication Kerberos -Credential $__exctl_cred -ErrorAction Stop\n\
+             $null = Import-PSSession $__exctl_session -DisableNameChecking -AllowClobber -ErrorAction Stop\n",
+            user = exctl_pwsh::quote(&host.user),
+            uri = exctl_pwsh::quote(&host.exchange_uri()),
+        ),
+    }
+}
+
+/// The statements that end what [`exchange_prologue`] opened: a remote session counts
+/// against the account's PowerShellMaxConcurrency until it is closed.
+pub fn exchange_epilogue(host: &HostSpec) -> String {
+    match host.access {
+        Access::Snapin => String::new(),
+        Access::RemoteSession => {
+            "if ($__exctl_session -ne $null) { Remove-PSSession $__exctl_session }\n".to_string()
+        }
     }
 }
 
@@ -144,6 +174,7 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
         }
     }
     s.push_str(&restart::observe_facts(&host.name, &services_of(resources)));
+    s.push_str(&exchange_epilogue(host));
     s
 }
 

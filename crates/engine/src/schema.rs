@@ -87,6 +87,7 @@ pub fn manifest_schema() -> Value {
             "credential": {"type": "string", "pattern": "^(?i)((keyring|env):.+|prompt)$", "description": "keyring:NAME, env:VAR or prompt; a password in clear is refused"},
             "exchange": {"type": "string", "enum": Version::NAMES},
             "access": {"type": "string", "enum": ["snapin", "remote-session"]},
+            "session_uri": {"type": "string", "pattern": "^(?i)https?://.+/powershell/?$", "description": "remote-session only: Exchange's PowerShell virtual directory; default http://<host>/PowerShell/"},
             "site": {"type": "string"},
             "baselines": string_list(),
             "ca_file": {"type": "string"}

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use exctl_secret::Secret;
 use exctl_winrm::{AuthMethod, Client, ClientConfig, ShellOptions, Stream, TrustPolicy};
 
-use crate::desired::HostSpec;
+use crate::desired::{Access, HostSpec};
 use crate::observe::{LineSink, RunError, Runner, ScriptOutput};
 
 /// Runs scripts over WinRM with the passwords the caller resolved, by host name.
@@ -67,7 +67,22 @@ impl WinRmRunner {
                 RunError::new(message)
             }
         };
-        let client = Client::new(self.config(host)?).map_err(at)?;
+        let config = self.config(host)?;
+        // A remote Exchange session needs the password in the script (see
+        // `observe::exchange_prologue`): set here, in front, and nowhere else.
+        let with_password;
+        let script = if host.access == Access::RemoteSession {
+            with_password = format!(
+                "${} = {}\n{script}",
+                crate::observe::PASSWORD_VARIABLE,
+                exctl_pwsh::quote(config.password.expose())
+            );
+            with_password.as_str()
+        } else {
+            script
+        };
+        let secret = config.password.expose().to_string();
+        let client = Client::new(config).map_err(at)?;
         let shell = client
             .open_shell(&ShellOptions::default())
             .await
@@ -83,9 +98,18 @@ impl WinRmRunner {
         // Close whatever happened: an open shell counts against MaxShellsPerUser.
         let _ = shell.close().await;
         let (stdout, stderr, exit_code) = result.map_err(at)?;
+        // Whatever the host echoes (an error quoting a script line), the password does
+        // not come back out.
+        let hide = |t: String| {
+            if secret.is_empty() {
+                t
+            } else {
+                t.replace(&secret, "(secret)")
+            }
+        };
         Ok(ScriptOutput {
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: readable_stderr(&stderr),
+            stdout: hide(String::from_utf8_lossy(&stdout).into_owned()),
+            stderr: hide(readable_stderr(&stderr)),
             exit_code,
         })
     }

@@ -1,25 +1,58 @@
 //! Inventory checks that happen before any connection.
 
-use exctl_engine::desired;
+use exctl_engine::desired::{self, Access};
+
+fn build(inventory: &str) -> (desired::DesiredState, exctl_manifest::Diagnostics) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inventory.yaml"), inventory).unwrap();
+    let (sources, docs, mut diags) = exctl_manifest::load_paths(&[dir.path().to_path_buf()]);
+    let state = desired::build(&sources, &docs, &mut diags);
+    (state, diags)
+}
+
+const HOST: &str = "hosts:\n  EX01:\n    endpoint: https://ex01:5986/wsman\n    user: C\\u\n    credential: env:X\n    exchange: 2010-sp3\n";
 
 #[test]
-fn remote_session_access_is_refused_until_it_is_implemented() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("inventory.yaml"),
-        "hosts:\n  EX01:\n    endpoint: https://ex01:5986/wsman\n    user: C\\u\n    credential: env:X\n    exchange: 2010-sp3\n    access: remote-session\n",
-    )
-    .unwrap();
-    let (sources, docs, mut diags) = exctl_manifest::load_paths(&[dir.path().to_path_buf()]);
-    let _ = desired::build(&sources, &docs, &mut diags);
+fn remote_session_access_with_its_default_and_declared_endpoint() {
+    let (state, diags) = build(&format!("{HOST}    access: remote-session\n"));
+    assert!(!diags.has_errors(), "{:?}", diags.as_slice());
+    let h = &state.hosts["EX01"];
+    assert_eq!(h.access, Access::RemoteSession);
+    assert_eq!(h.exchange_uri(), "http://EX01/PowerShell/");
+    let (state, diags) = build(&format!(
+        "{HOST}    access: remote-session\n    session_uri: https://ex01.contoso.local/PowerShell/\n"
+    ));
+    assert!(!diags.has_errors(), "{:?}", diags.as_slice());
+    assert_eq!(
+        state.hosts["EX01"].exchange_uri(),
+        "https://ex01.contoso.local/PowerShell/"
+    );
+}
+
+#[test]
+fn a_session_uri_is_checked_where_it_is_written() {
+    let (_, diags) = build(&format!(
+        "{HOST}    access: remote-session\n    session_uri: https://ex01:5986/wsman\n"
+    ));
     let d = diags
         .iter()
-        .find(|d| d.code == "manifest::unsupported-access")
-        .expect("remote-session is refused");
+        .find(|d| d.code == "manifest::session-uri")
+        .expect("not the PowerShell virtual directory");
     assert!(d.is_error());
     assert_eq!(
         d.span.map(|s| (s.start.line, s.start.column)),
-        Some((7, 13))
+        Some((8, 18))
     );
-    assert!(d.hint.as_deref().unwrap_or("").contains("access: snapin"));
+    assert!(d.hint.as_deref().unwrap_or("").contains("/PowerShell/"));
+    let (_, diags) = build(&format!("{HOST}    session_uri: http://ex01/PowerShell/\n"));
+    let d = diags
+        .iter()
+        .find(|d| d.code == "manifest::session-uri-without-session")
+        .expect("session_uri needs remote-session");
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("access: remote-session")
+    );
 }

@@ -58,7 +58,7 @@ pub use process::{
     Executor, Process, ProcessEvent, ProcessGone, ProcessIo, ProcessRequest, Sink, StartError,
     spawn_process,
 };
-pub use pshost::HostOptions;
+pub use pshost::{Account, HostOptions};
 pub use state::{SimState, StateSnapshot};
 
 /// A running simulator. Dropping it stops the listener and every connection.

@@ -621,6 +621,15 @@ pub fn exchange_host_with(
     options: HostOptions,
 ) -> Arc<dyn Executor> {
     let mut exec = CmdExecutor::new(config.computer_name.clone());
+    let mut options = options;
+    // The account the Exchange remote PowerShell endpoint accepts: the host's own.
+    options
+        .account
+        .get_or_insert_with(|| crate::pshost::Account {
+            user: format!("{}\\{}", config.user.0, config.user.1),
+            password: config.password.clone(),
+            dns_domain: config.dns_domain.clone(),
+        });
     exec.register("powershell", Arc::new(PowerShellProgram::new(org, options)));
     Arc::new(exec)
 }

@@ -42,9 +42,35 @@ use crate::exchange::{ClockRef, ExchangeError, OrgHandle, SimObject, SimTime, Si
 #[derive(Debug, Clone, Default)]
 pub struct HostOptions {
     /// How long `Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010` takes (real
-    /// time), to model the seconds a real server spends loading the snap-in.
+    /// time), to model the seconds a real server spends loading the snap-in (and opening
+    /// a remote Exchange session).
     pub snapin_delay: Duration,
+    /// The account the Exchange remote PowerShell endpoint accepts (the simulator's).
+    pub account: Option<Account>,
 }
+
+/// An account with its password (never shown by `Debug`).
+#[derive(Clone, Default)]
+pub struct Account {
+    /// `DOMAIN\NAME`.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// The DNS domain of the host (`contoso.local`), for `NAME@domain` and FQDNs.
+    pub dns_domain: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("user", &self.user)
+            .field("password", &"(hidden)")
+            .finish()
+    }
+}
+
+/// The configuration name of Exchange's remote PowerShell endpoint.
+pub const EXCHANGE_CONFIGURATION: &str = "Microsoft.Exchange";
 
 /// The `DateTime` ticks of 1970-01-01T00:00:00.
 fn epoch_ticks() -> i64 {
@@ -68,6 +94,14 @@ pub struct SimHost {
     core: HashMap<String, Arc<CommandInfo>>,
     exchange: HashMap<String, Arc<CommandInfo>>,
     snapin_loaded: bool,
+    /// `Import-PSSession` of an Exchange session: its commands are available, and what
+    /// they return arrives deserialized.
+    session_imported: bool,
+    /// The SecureStrings this process made, with their text (the host keeps it; the
+    /// object shows only its Length, as a real SecureString does).
+    secure: Vec<(PsObject, String)>,
+    /// The PSSessions opened by this process.
+    sessions: Vec<PsObject>,
     options: HostOptions,
     env: Vec<(String, String)>,
     stop: StopSignal,
@@ -217,10 +251,32 @@ pub fn object_from_sim(o: &SimObject) -> PsObject {
     obj
 }
 
+/// An object as implicit remoting hands it over: the same properties, the type names
+/// prefixed with `Deserialized.` (and no methods: the host knows none for those types).
+/// The model's objects mostly carry the prefix already (they were modelled on CLIXML),
+/// so it is added where it is missing.
+fn deserialized(o: &PsObject) -> PsObject {
+    let copy = PsObject::new(o.type_names().iter().map(|t| {
+        if t.starts_with("Deserialized.") {
+            t.clone()
+        } else {
+            format!("Deserialized.{t}")
+        }
+    }));
+    for (n, v) in o.properties().iter() {
+        copy.set(n, v.clone());
+    }
+    copy
+}
+
 /// A script's object back as a model object (`-Instance`, pipeline input).
 pub fn object_to_sim(o: &PsObject) -> SimObject {
     SimObject {
-        type_names: o.type_names().to_vec(),
+        type_names: o
+            .type_names()
+            .iter()
+            .map(|t| t.strip_prefix("Deserialized.").unwrap_or(t).to_string())
+            .collect(),
         properties: o
             .properties()
             .iter()
@@ -365,6 +421,9 @@ impl SimHost {
             core,
             exchange,
             snapin_loaded: false,
+            session_imported: false,
+            secure: Vec::new(),
+            sessions: Vec::new(),
             options,
             env,
             stop: StopSignal::new(),
@@ -436,6 +495,212 @@ impl SimHost {
             }
             Err(e) => self.report(call, &e),
         }
+    }
+
+    /// `ConvertTo-SecureString TEXT -AsPlainText -Force`.
+    #[allow(clippy::result_large_err)]
+    fn convert_to_secure_string(&mut self, call: &mut Call<'_>) -> Result<(), ErrorRecord> {
+        let switch = |n: &str| call.args.get(n).is_some_and(Value::is_true);
+        if !switch("AsPlainText") {
+            // Without -AsPlainText the text must be an encrypted standard string.
+            return Err(ErrorRecord::new(
+                "Input string was not in a correct format.",
+                "System.FormatException",
+                PsCategory::InvalidArgument,
+                "ImportSecureString_InvalidArgument,Microsoft.PowerShell.Commands.ConvertToSecureStringCommand",
+            )
+            .with_command("ConvertTo-SecureString"));
+        }
+        if !switch("Force") {
+            return Err(ErrorRecord::new(
+                "The system cannot protect plain text input. To suppress this warning and convert the plain text to a SecureString, reissue the command specifying the Force parameter. For more information ,type: get-help ConvertTo-SecureString.",
+                "System.ArgumentException",
+                PsCategory::InvalidArgument,
+                "ImportSecureString_InvalidArgument,Microsoft.PowerShell.Commands.ConvertToSecureStringCommand",
+            )
+            .with_command("ConvertTo-SecureString"));
+        }
+        let text = call
+            .args
+            .get("String")
+            .map(Value::to_text)
+            .unwrap_or_default();
+        let secure = PsObject::new(["System.Security.SecureString", "System.Object"]).with(
+            "Length",
+            Value::Int(i32::try_from(text.chars().count()).unwrap_or(i32::MAX)),
+        );
+        self.secure.push((secure.clone(), text));
+        call.write_output(secure);
+        Ok(())
+    }
+
+    /// The text of a SecureString this process made.
+    fn secure_text(&self, v: Option<&Value>) -> Option<String> {
+        let Some(Value::Object(o)) = v else {
+            return None;
+        };
+        self.secure
+            .iter()
+            .find(|(s, _)| s.same(o))
+            .map(|(_, t)| t.clone())
+    }
+
+    /// `New-PSSession` to Exchange's remote PowerShell endpoint on this server
+    /// (`-ConfigurationName Microsoft.Exchange -ConnectionUri http://SERVER/PowerShell/
+    /// -Credential ...`), as a WinRS shell's PowerShell can reach it: only with an explicit
+    /// credential (the shell's own NTLM logon cannot be delegated: the double hop), with
+    /// Kerberos (the endpoint's only method by default, which needs the server's name,
+    /// not an address), and with the account the host accepts.
+    #[allow(clippy::result_large_err)]
+    fn new_pssession(&mut self, call: &mut Call<'_>) -> Result<(), ErrorRecord> {
+        let (host, domain) = {
+            let o = self.org.lock();
+            (o.host.clone(), o.domain.clone())
+        };
+        let fail = |detail: &str| {
+            ErrorRecord::new(
+                format!(
+                    "Connecting to remote server failed with the following error message : {detail} For more information, see the about_Remote_Troubleshooting Help topic."
+                ),
+                "System.Management.Automation.Remoting.PSRemotingTransportException",
+                PsCategory::OpenError,
+                "PSSessionOpenFailed",
+            )
+        };
+        let text = |n: &str| call.args.get(n).map(Value::to_text).unwrap_or_default();
+        let configuration = text("ConfigurationName");
+        let uri = text("ConnectionUri");
+        let authentication = text("Authentication");
+        let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri.as_str()));
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let target = authority.split(':').next().unwrap_or_default().to_string();
+        let fqdn = format!("{host}.{domain}");
+        let record = if uri.is_empty() {
+            // -ComputerName: the default WinRM endpoint, not Exchange's.
+            Some(fail(
+                "The WS-Management service cannot process the request. This resource requires the ConnectionUri of the Exchange server's PowerShell virtual directory (http://SERVER/PowerShell/).",
+            ))
+        } else if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            Some(fail(&format!(
+                "The WinRM client cannot process the request. The URI {uri} is not valid."
+            )))
+        } else if !target.eq_ignore_ascii_case(&host) && !target.eq_ignore_ascii_case(&fqdn) {
+            Some(fail(&format!(
+                "WinRM cannot process the request. The following error occured while using Kerberos authentication: Cannot find the computer {target}. Verify that the computer exists on the network and that the name provided is spelled correctly."
+            )))
+        } else if !path
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case("PowerShell")
+        {
+            Some(fail(
+                "The WinRM client received an HTTP status code of 404 from the remote WS-Management service.",
+            ))
+        } else if !configuration.eq_ignore_ascii_case(EXCHANGE_CONFIGURATION) {
+            Some(fail(&format!(
+                "The WS-Management service cannot process the request. Cannot find the {configuration} session configuration in the WSMan: drive on the {host} computer."
+            )))
+        } else if !authentication.is_empty()
+            && !authentication.eq_ignore_ascii_case("Kerberos")
+            && !authentication.eq_ignore_ascii_case("Default")
+        {
+            Some(fail("Access is denied."))
+        } else {
+            let password = self.secure_text(
+                call.args
+                    .get("Credential")
+                    .and_then(|c| c.as_object())
+                    .and_then(|c| c.get("Password"))
+                    .as_ref(),
+            );
+            let user = call
+                .args
+                .get("Credential")
+                .and_then(|c| c.as_object())
+                .and_then(|c| c.get("UserName"))
+                .map(|u| u.to_text())
+                .unwrap_or_default();
+            let accepted = self.options.account.as_ref().is_some_and(|a| {
+                let (d, n) = a.user.split_once('\\').unwrap_or(("", a.user.as_str()));
+                let same_user = user.eq_ignore_ascii_case(&a.user)
+                    || user.eq_ignore_ascii_case(&format!("{n}@{}", a.dns_domain))
+                    || (user.eq_ignore_ascii_case(n) && !d.is_empty());
+                same_user && password.as_deref() == Some(a.password.as_str())
+            });
+            (!accepted).then(|| fail("Access is denied."))
+        };
+        if let Some(record) = record {
+            return call.write_error(record.with_command("New-PSSession"));
+        }
+        if !sleep_real(self.options.snapin_delay, call.stop_signal()) {
+            return Ok(());
+        }
+        self.org.lock().count_exchange_session();
+        let id = i32::try_from(self.sessions.len() + 1).unwrap_or(i32::MAX);
+        let session = PsObject::new([
+            "System.Management.Automation.Runspaces.PSSession",
+            "System.Object",
+        ])
+        .with("Id", Value::Int(id))
+        .with("Name", Value::from(format!("Session{id}")))
+        .with("ComputerName", Value::from(target))
+        .with("State", Value::from("Opened"))
+        .with("ConfigurationName", Value::from(EXCHANGE_CONFIGURATION))
+        .with("Availability", Value::from("Available"));
+        self.sessions.push(session.clone());
+        call.write_output(session);
+        Ok(())
+    }
+
+    /// The PSSession of this process given as `-Session` (or positionally).
+    fn session_arg(&self, call: &Call<'_>) -> Option<PsObject> {
+        let v = call.args.get("Session")?;
+        let items = v.as_array().unwrap_or_else(|| vec![v.clone()]);
+        items.iter().find_map(|i| {
+            let o = i.as_object()?;
+            self.sessions.iter().find(|s| s.same(o)).cloned()
+        })
+    }
+
+    /// `Import-PSSession`: the session's commands become this process's (proxies that
+    /// run them remotely and hand back deserialized objects).
+    #[allow(clippy::result_large_err)]
+    fn import_pssession(&mut self, call: &mut Call<'_>) -> Result<(), ErrorRecord> {
+        let opened = self
+            .session_arg(call)
+            .filter(|s| s.get("State").is_some_and(|v| v.to_text() == "Opened"));
+        if opened.is_none() {
+            return call.write_error(
+                ErrorRecord::new(
+                    "Cannot bind parameter 'Session'. The session is not an open session of this process.",
+                    "System.Management.Automation.ParameterBindingException",
+                    PsCategory::InvalidArgument,
+                    "CannotConvertArgumentNoMessage,Microsoft.PowerShell.Commands.ImportPSSessionCommand",
+                )
+                .with_command("Import-PSSession"),
+            );
+        }
+        self.session_imported = true;
+        call.write_output(
+            PsObject::new(["System.Management.Automation.PSModuleInfo", "System.Object"])
+                .with("Name", Value::from("tmp_exchange_session"))
+                .with("ModuleType", Value::from("Script"))
+                .with("Version", Value::from("1.0")),
+        );
+        Ok(())
+    }
+
+    /// `Remove-PSSession`: the session closes, and with it the imported commands.
+    #[allow(clippy::result_large_err)]
+    fn remove_pssession(&mut self, call: &mut Call<'_>) -> Result<(), ErrorRecord> {
+        if let Some(s) = self.session_arg(call) {
+            s.set("State", Value::from("Closed"));
+            s.set("Availability", Value::from("None"));
+            self.sessions.retain(|x| !x.same(&s));
+            if self.sessions.is_empty() {
+                self.session_imported = false;
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::result_large_err)]
@@ -581,7 +846,7 @@ impl Host for SimHost {
         if let Some(info) = self.core.get(&key) {
             return Some(info.clone());
         }
-        if self.snapin_loaded {
+        if self.snapin_loaded || self.session_imported {
             return self.exchange.get(&key).cloned();
         }
         None
@@ -589,6 +854,23 @@ impl Host for SimHost {
 
     fn invoke(&mut self, call: &mut Call<'_>) -> Result<(), ErrorRecord> {
         let name = call.command.name.clone();
+        if matches!(
+            name.as_str(),
+            "ConvertTo-SecureString" | "New-PSSession" | "Import-PSSession" | "Remove-PSSession"
+        ) {
+            self.org.lock().count_cmdlet(&name);
+        }
+        match name.as_str() {
+            "ConvertTo-SecureString" => return self.convert_to_secure_string(call),
+            "New-PSSession" => return self.new_pssession(call),
+            "Import-PSSession" => return self.import_pssession(call),
+            "Remove-PSSession" => return self.remove_pssession(call),
+            _ => {}
+        }
+        // Through an imported session, Exchange's objects arrive deserialized.
+        let deserialize = self.session_imported
+            && !self.snapin_loaded
+            && self.exchange.contains_key(&name.to_ascii_lowercase());
         let mut args: Vec<(String, SimValue)> = Vec::with_capacity(call.args.len());
         let mut pipeline: Vec<SimObject> = Vec::new();
         for (param, value) in call.args.iter() {
@@ -625,7 +907,12 @@ impl Host for SimHost {
             call.write_warning(w);
         }
         for o in &out.objects {
-            call.write_output(object_from_sim(o));
+            let obj = object_from_sim(o);
+            if deserialize {
+                call.write_output(deserialized(&obj));
+            } else {
+                call.write_output(obj);
+            }
         }
         for v in &out.values {
             call.write_output(from_sim(v));

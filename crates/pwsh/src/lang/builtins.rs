@@ -883,6 +883,41 @@ impl BuiltinStage {
                 Value::Object(obj)
             }
             "collections.hashtable" | "hashtable" => Value::Hashtable(Hashtable::new()),
+            // PSCredential(string userName, SecureString password).
+            "management.automation.pscredential" | "pscredential" => {
+                let args = self
+                    .arg("ArgumentList")
+                    .map(|a| a.as_array().unwrap_or_else(|| vec![a.clone()]))
+                    .unwrap_or_default();
+                let secure = args.get(1).and_then(Value::as_object).filter(|o| {
+                    o.type_names()
+                        .first()
+                        .is_some_and(|t| t == "System.Security.SecureString")
+                });
+                match (args.first(), secure, args.len()) {
+                    (Some(user), Some(password), 2) => Value::Object(
+                        PsObject::new([
+                            "System.Management.Automation.PSCredential",
+                            "System.Object",
+                        ])
+                        .with("UserName", Value::from(user.to_text()))
+                        .with("Password", Value::Object(password.clone())),
+                    ),
+                    _ => {
+                        let record = custom_error(
+                            &self.info,
+                            format!(
+                                "Cannot find an overload for \"PSCredential\" and the argument count: \"{}\".",
+                                args.len()
+                            ),
+                            "ConstructorInvokedThrowException",
+                            ErrorCategory::InvalidOperation,
+                            "System.Management.Automation.MethodException",
+                        );
+                        return Err(it.error_at(record, span));
+                    }
+                }
+            }
             _ => {
                 let record = custom_error(
                     &self.info,

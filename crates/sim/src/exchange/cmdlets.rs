@@ -612,6 +612,44 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
             ],
         ),
         (
+            "ConvertTo-SecureString",
+            Core,
+            vec![
+                pos("String", T::String, 0, true, P::ByValue),
+                p("AsPlainText", T::Switch),
+                p("Force", T::Switch),
+            ],
+        ),
+        (
+            "New-PSSession",
+            Core,
+            vec![
+                p("ConfigurationName", T::String),
+                pos("ConnectionUri", T::String, 0, false, P::No),
+                p("Authentication", T::String),
+                p("Credential", T::Object),
+                p("Name", T::String),
+                p("AllowRedirection", T::Switch),
+                p("SessionOption", T::Object),
+            ],
+        ),
+        (
+            "Import-PSSession",
+            Core,
+            vec![
+                pos("Session", T::Object, 0, true, P::No),
+                p("DisableNameChecking", T::Switch),
+                p("AllowClobber", T::Switch),
+                p("CommandName", T::StringArray),
+                p("Prefix", T::String),
+            ],
+        ),
+        (
+            "Remove-PSSession",
+            Core,
+            vec![pos("Session", T::Object, 0, false, P::ByValue)],
+        ),
+        (
             "Restart-Service",
             Core,
             vec![
