@@ -581,3 +581,50 @@ fn a_remote_session_to_the_wrong_endpoint_is_the_servers_error() {
         "{all}"
     );
 }
+
+#[test]
+fn a_value_marked_sensitive_is_never_shown_saved_or_journaled() {
+    const SECRET: &str = "Sup3r-S3cret-Value";
+    let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(
+        dir.path(),
+        &sim,
+        "2010-sp3",
+        &format!(
+            "targets: [EXCH01]\nregistry_values:\n  - path: 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem'\n    name: Contoso Relay Key\n    type: string\n    value: {SECRET}\n    restart: none\n    sensitive: true\n"
+        ),
+    );
+    for format in ["text", "markdown", "json"] {
+        let out = run(dir.path(), &["plan", ".", "--format", format]);
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{all}");
+        assert!(!all.contains(SECRET), "{format}: {all}");
+        assert!(all.contains("(sensitive)"), "{format}: {all}");
+    }
+    let saved = run(dir.path(), &["plan", ".", "--out", "plan.json"]);
+    assert_eq!(saved.status.code(), Some(0));
+    let file = std::fs::read_to_string(dir.path().join("plan.json")).expect("plan file");
+    assert!(!file.contains(SECRET), "{file}");
+    let journal = dir.path().join("journal");
+    let out = run(
+        dir.path(),
+        &[
+            "apply",
+            "plan.json",
+            "--journal-dir",
+            journal.to_str().expect("utf-8"),
+        ],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(!all.contains(SECRET), "{all}");
+    let lines = journal_lines(&journal);
+    assert!(
+        !lines.iter().any(|l| l.to_string().contains(SECRET)),
+        "the journal holds no sensitive value"
+    );
+    // It was set, as written: nothing left to do.
+    let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+}

@@ -217,9 +217,17 @@ fn text_host(h: &HostPlan, p: &Paint, out: &mut String) {
             if h.in_sync == 1 { "" } else { "s" }
         );
     }
+    // Why the steps run in this order: said once where a kind's steps begin.
+    let mut reason = "";
     for s in &h.steps {
         match s {
-            Step::Change(c) => text_change(c, p, out),
+            Step::Change(c) => {
+                if !c.reason.is_empty() && c.reason != reason {
+                    reason = c.reason;
+                    let _ = writeln!(out, "  {}", p.dim(&format!("(order: {reason})")));
+                }
+                text_change(c, p, out)
+            }
             Step::Restart(r) => text_restart(r, p, out),
         }
     }
@@ -374,6 +382,23 @@ fn md_host(h: &HostPlan, out: &mut String) {
             }
         }
         out.push('\n');
+        // Why this order, once per kind, in the order the steps run.
+        let mut reasons: Vec<(&str, &str)> = Vec::new();
+        for s in &h.steps {
+            if let Step::Change(c) = s
+                && !c.reason.is_empty()
+                && !reasons.iter().any(|(_, r)| *r == c.reason)
+            {
+                reasons.push((c.title, c.reason));
+            }
+        }
+        if !reasons.is_empty() {
+            let _ = writeln!(out, "Order:");
+            for (title, reason) in reasons {
+                let _ = writeln!(out, "- {title}: {}", md_escape(reason));
+            }
+            out.push('\n');
+        }
     }
     let _ = writeln!(out, "</details>\n");
 }

@@ -112,6 +112,7 @@ pub fn manifest_schema() -> Value {
             "type": {"type": "string", "enum": ["dword", "qword", "string", "expandstring", "multistring"]},
             "value": {},
             "restart": {"type": "string", "enum": ["MSExchangeIS", "MSExchangeIMAP4", "none"]},
+            "sensitive": {"type": "boolean", "description": "never show the value (plans, results, journal)"},
             "ensure": ensure()
         }
     });

@@ -456,6 +456,9 @@ fn read_item(item: &Node, what: &str, host: &str, diags: &mut Diagnostics) -> Op
     let restart = m
         .value("restart")
         .and_then(|v| v.one_of(&["none", "MSExchangeIS", "MSExchangeIMAP4"]));
+    // A value that must not be shown (a key, a shared secret): plans, results, plan files
+    // and the journal say "(sensitive)" instead, and a plan file keeps no script for it.
+    let sensitive = m.bool("sensitive").unwrap_or(false);
     m.finish();
 
     let mut ok = true;
@@ -566,7 +569,11 @@ fn read_item(item: &Node, what: &str, host: &str, diags: &mut Diagnostics) -> Op
         attrs,
         settings,
         restart,
-        sensitive: Vec::new(),
+        sensitive: if sensitive {
+            vec!["Value".to_string()]
+        } else {
+            Vec::new()
+        },
         span: item.span,
     })
 }
@@ -730,7 +737,7 @@ impl Kind for RegistryValues {
                                 name: "Value".into(),
                                 before: Some(before),
                                 after: None,
-                                sensitive: false,
+                                sensitive: r.sensitive.iter().any(|a| a == "Value"),
                             }],
                             0,
                             format!("Remove-ItemProperty -Path {p} -Name {n}"),
@@ -779,7 +786,7 @@ impl Kind for RegistryValues {
                                 name: "Value".into(),
                                 before: Some(have.to_value()),
                                 after: Some(want.to_value()),
-                                sensitive: false,
+                                sensitive: r.sensitive.iter().any(|a| a == "Value"),
                             });
                         } else {
                             unchanged += 1;
@@ -796,7 +803,7 @@ impl Kind for RegistryValues {
                             name: "Value".into(),
                             before: None,
                             after: Some(want.to_value()),
-                            sensitive: false,
+                            sensitive: r.sensitive.iter().any(|a| a == "Value"),
                         });
                         Action::Create
                     };
