@@ -274,11 +274,15 @@ pub async fn plan_host(
         }
         match kind.diff(&mine, &observed, &ctx) {
             Ok(c) => {
-                let changed: std::collections::HashSet<String> =
-                    c.iter().map(|c| c.id.to_ascii_lowercase()).collect();
+                // A resource is in sync when no change comes from it: by identity, or,
+                // for a wildcard (`"*"` connectors), by the declaration its members'
+                // changes carry.
                 hp.in_sync += mine
                     .iter()
-                    .filter(|r| !changed.contains(&r.id.to_ascii_lowercase()))
+                    .filter(|r| {
+                        !c.iter()
+                            .any(|c| c.span == r.span || c.id.eq_ignore_ascii_case(&r.id))
+                    })
                     .count();
                 changes.extend(c);
             }
