@@ -52,7 +52,7 @@ fn ok(out: &Output, what: &str) {
 }
 
 /// A directory `manifests/` with an inventory of one host (no baselines).
-fn inventory(host: &str, site: &str, url: &str, release: &str) -> tempfile::TempDir {
+fn one_host_repo(host: &str, site: &str, url: &str, release: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir_all(dir.path().join("manifests")).expect("directory");
     std::fs::write(
@@ -139,7 +139,7 @@ fn validate_strict(dir: &Path) {
 /// on the server shows in the plan of the same export.
 fn fresh_round_trip(release: &str) {
     let sim = sim(release, "EXCH01");
-    let dir = inventory("EXCH01", "lab", &sim.url, release);
+    let dir = one_host_repo("EXCH01", "lab", &sim.url, release);
     let manifest = export(dir.path(), &sim, "EXCH01");
     assert_read_only(&sim);
     assert!(
@@ -293,7 +293,7 @@ fn round_trip_after_applying_the_uccx_baseline() {
     let mut exports_of_first_hosts = Vec::new();
     let mut sites_seen: Vec<String> = Vec::new();
     for ((host, _, release, site), sim) in hosts.iter().zip(&sims) {
-        let alone = inventory_for(host, site, &sim.url, release);
+        let alone = one_host_repo(host, site, &sim.url, release);
         let manifest = export(alone.path(), sim, host);
         validate_strict(alone.path());
         let (code, out) = plan(alone.path(), &["manifests"]);
@@ -359,14 +359,10 @@ fn round_trip_after_applying_the_uccx_baseline() {
     assert_eq!(code, Some(0), "the repository with the exports:\n{out}");
 }
 
-fn inventory_for(host: &str, site: &str, url: &str, release: &str) -> tempfile::TempDir {
-    inventory(host, site, url, release)
-}
-
 #[test]
 fn an_existing_file_is_kept_and_kinds_narrow_the_export() {
     let sim = sim("2010-sp3", "EXCH01");
-    let dir = inventory("EXCH01", "lab", &sim.url, "2010-sp3");
+    let dir = one_host_repo("EXCH01", "lab", &sim.url, "2010-sp3");
     let file = dir.path().join("manifests/export.yaml");
     std::fs::write(&file, "# mine\n").expect("written");
     let args = [

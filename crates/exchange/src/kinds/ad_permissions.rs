@@ -1034,6 +1034,74 @@ mod tests {
     }
 
     #[test]
+    fn export_groups_a_user_s_entries_and_reads_back_in_sync() {
+        let users = vec!["CONTOSO\\svc-uccx".to_string()];
+        let ectx = ExportContext {
+            host: "EX01",
+            version: Version::Sp3,
+            mailboxes: &[],
+            users: &users,
+        };
+        let script = AdPermissions.export_script(&ectx);
+        crate::kinds::common::testutil::assert_parses(&script);
+        assert!(script.contains("Get-ADPermission -Identity $t -User 'CONTOSO\\svc-uccx'"));
+        let r = &export_resources(&ectx)[0];
+        let o = obs(
+            r,
+            &[
+                ("False", "All", "ExtendedRight", "ms-Exch-Store-Visible"),
+                ("False", "All", "ExtendedRight", "ms-Exch-Store-Admin"),
+                (
+                    "False",
+                    "All",
+                    "ReadProperty, ExtendedRight",
+                    "ms-Exch-Store-Visible",
+                ),
+                ("True", "None", "ExtendedRight", "Send As"),
+                ("False", "None", "ReadProperty, WriteProperty", ""),
+            ],
+        );
+        let section = AdPermissions.export(&o, &ectx).unwrap().unwrap();
+        let yaml = section.body.render(0);
+        assert_eq!(
+            yaml,
+            "- target: organization\n  user: CONTOSO\\svc-uccx\n  extended_rights: [ms-Exch-Store-Admin, ms-Exch-Store-Visible]\n  inheritance: All\n- target: organization\n  user: CONTOSO\\svc-uccx\n  extended_rights: [Send As]\n  inheritance: None\n  deny: true\n"
+        );
+        assert_eq!(
+            section.notes,
+            [
+                "CONTOSO\\svc-uccx (allow): an entry of access rights alone (ReadProperty, WriteProperty) beside extended rights: not exported (one manifest entry per user and deny)"
+            ]
+        );
+        let (parsed, d) = parse(&yaml);
+        assert!(d.is_empty(), "{d:?}");
+        let refs: Vec<&Resource> = parsed.iter().collect();
+        assert_eq!(AdPermissions.diff(&refs, &o, &ctx()).unwrap(), vec![]);
+        // Access rights alone: the widest entry.
+        let o = obs(
+            r,
+            &[
+                ("False", "All", "ReadProperty", ""),
+                ("False", "All", "ReadProperty, WriteProperty", ""),
+            ],
+        );
+        let yaml = AdPermissions
+            .export(&o, &ectx)
+            .unwrap()
+            .unwrap()
+            .body
+            .render(0);
+        assert!(
+            yaml.contains("  access_rights: [ReadProperty, WriteProperty]\n"),
+            "{yaml}"
+        );
+        let (parsed, d) = parse(&yaml);
+        assert!(d.is_empty(), "{d:?}");
+        let refs: Vec<&Resource> = parsed.iter().collect();
+        assert_eq!(AdPermissions.diff(&refs, &o, &ctx()).unwrap(), vec![]);
+    }
+
+    #[test]
     fn reads_the_uccx_grant() {
         let (r, d) = parse(UCCX);
         assert!(d.is_empty(), "{d:?}");

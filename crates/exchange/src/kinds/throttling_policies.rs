@@ -761,6 +761,130 @@ mod tests {
 
     const UCCX: &str = "UCCXThrottlingPolicy:\n  IMAPMaxConcurrency: unlimited\n  IMAPPercentTimeInCAS: unlimited\n  RCAMaxConcurrency: 100\n";
 
+    /// What the export script reports for a default policy with Exchange's values
+    /// (changed as `changes` says) and a UCCX policy.
+    fn listing(
+        version: Version,
+        changes: &[(&str, RawValue)],
+        uccx: &[(&str, RawValue)],
+    ) -> Observations {
+        let mut o = Observations::default();
+        let default = "DefaultThrottlingPolicy_0a20fffc";
+        o.insert(
+            EXPORT_LIST,
+            "__members",
+            RawValue::List(vec!["UCCXThrottlingPolicy".into(), default.into()]),
+        );
+        for (name, is_default) in [(default, true), ("UCCXThrottlingPolicy", false)] {
+            let key = common::obs_key("throttling_policies", name);
+            o.insert(
+                &key,
+                "IsDefault",
+                RawValue::Str(if is_default { "True" } else { "False" }.into()),
+            );
+            for p in PARAMS.iter().filter(|p| p.since <= version) {
+                let builtin = if is_default {
+                    exchange_default(p.name, version)
+                } else {
+                    None
+                };
+                o.insert(
+                    &key,
+                    p.name,
+                    builtin.map_or(RawValue::Null, |n| RawValue::Str(n.to_string())),
+                );
+            }
+            let extra = if is_default { changes } else { uccx };
+            for (n, v) in extra {
+                o.insert(&key, n, v.clone());
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn export_writes_what_differs_from_exchange_s_defaults() {
+        let ectx = ExportContext {
+            host: "EX01",
+            version: Version::Rtm,
+            mailboxes: &[],
+            users: &[],
+        };
+        let script = ThrottlingPolicies.export_script(&ectx);
+        crate::kinds::common::testutil::assert_parses(&script);
+        assert!(
+            !script.contains("CPAMaxConcurrency"),
+            "RTM has no CPA parameters"
+        );
+        // A fresh organization: nothing.
+        let s = ThrottlingPolicies
+            .export(&listing(Version::Rtm, &[], &[]), &ectx)
+            .unwrap()
+            .unwrap();
+        assert!(s.notes[0].contains("has Exchange's default values: not exported"));
+        let yaml = s.body.render(0);
+        assert!(yaml.starts_with("UCCXThrottlingPolicy:\n"), "{yaml}");
+        // The default policy's changed values; the UCCX policy's numbers, its blanks
+        // where the default is blank too as unlimited, the others named as ambiguous.
+        let o = listing(
+            Version::Rtm,
+            &[
+                ("POPMaxConcurrency", RawValue::Str("50".into())),
+                ("EASMaxConcurrency", RawValue::Null),
+            ],
+            &[("RCAMaxConcurrency", RawValue::Str("100".into()))],
+        );
+        let s = ThrottlingPolicies.export(&o, &ectx).unwrap().unwrap();
+        assert!(s.notes.is_empty(), "{:?}", s.notes);
+        let yaml = s.body.render(0);
+        assert!(
+            yaml.starts_with("DefaultThrottlingPolicy_0a20fffc:\n  EASMaxConcurrency: unlimited\n  POPMaxConcurrency: 50\nUCCXThrottlingPolicy:\n  # Blank on the server where the default policy has a value"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("\n  IMAPMaxConcurrency: unlimited\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("\n  RCAMaxConcurrency: 100\n"), "{yaml}");
+        assert!(
+            yaml.contains(
+                "#   CPUStartPercent, EWSFastSearchTimeoutInSeconds, EWSMaxConcurrency\n"
+            ),
+            "{yaml}"
+        );
+        assert!(!yaml.contains("  OWAMaxConcurrency:"), "{yaml}");
+        // It reads back, and plans no change against the same values.
+        let (r, d) = parse_v(&yaml, Version::Rtm);
+        assert!(!d.has_errors(), "{d:?}");
+        let mut observed = o.clone();
+        for res in &r {
+            observed.insert(
+                &common::obs_key("throttling_policies", &res.id),
+                "__exists",
+                RawValue::Str("True".into()),
+            );
+        }
+        let refs: Vec<&Resource> = r.iter().collect();
+        assert_eq!(
+            ThrottlingPolicies.diff(&refs, &observed, &ctx()).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn exchange_defaults_follow_the_release() {
+        assert_eq!(
+            exchange_default("PowerShellMaxConcurrency", Version::Rtm),
+            Some(18)
+        );
+        assert_eq!(exchange_default("EWSFindCountLimit", Version::Rtm), None);
+        assert_eq!(
+            exchange_default("EWSFindCountLimit", Version::Sp2),
+            Some(1000)
+        );
+        assert_eq!(exchange_default("IMAPMaxConcurrency", Version::Sp3), None);
+    }
+
     #[test]
     fn every_2010_parameter_is_known_once() {
         assert_eq!(PARAMS.len(), 48);
