@@ -181,15 +181,23 @@ fn plain_ok(s: &str) -> bool {
         && !YAML11_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
 }
 
+/// Characters YAML does not allow raw in a quoted scalar, or that a reader would change
+/// (line separators, a byte-order mark).
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        )
+}
+
 /// A string as a YAML scalar that reads back as exactly this text: plain when safe,
 /// else single-quoted, else (control characters, line breaks) double-quoted with escapes.
 pub fn string(s: &str) -> String {
     if plain_ok(s) {
         return s.to_string();
     }
-    let needs_escapes = s
-        .chars()
-        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}'));
+    let needs_escapes = s.chars().any(needs_escape);
     if !needs_escapes {
         return format!("'{}'", s.replace('\'', "''"));
     }
@@ -201,7 +209,7 @@ pub fn string(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+            c if needs_escape(c) => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),
@@ -371,6 +379,33 @@ mod tests {
         assert_eq!(string("Default EXCH01"), "Default EXCH01");
         assert_eq!(string("yes"), "'yes'");
         assert_eq!(string("00:30:00"), "'00:30:00'");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_reads_back(s in ".*") {
+            let r = string(&s);
+            proptest::prop_assert_eq!(read_back(&r), exctl_manifest::NodeKind::Str(s.clone()));
+        }
+    }
+
+    #[test]
+    fn hostile_names_reach_export_scripts_only_as_literals() {
+        use crate::kinds::common::testutil::{HOSTILE, assert_contained};
+        let script = |v: &str| {
+            let list = vec![v.to_string()];
+            let ctx = ExportContext {
+                host: v,
+                version: Version::Sp3,
+                mailboxes: &list,
+                users: &list,
+            };
+            crate::kinds::ALL
+                .iter()
+                .map(|k| k.export_script(&ctx))
+                .collect::<String>()
+        };
+        assert_contained(&script(HOSTILE), &script("benign"), HOSTILE);
     }
 
     #[test]

@@ -77,7 +77,7 @@
 //! (`ThrottlingPolicyId`, `ThrottlingPolicyIdError`).
 
 pub mod ad_permissions;
-mod common;
+pub(crate) mod common;
 pub mod imap;
 pub mod receive_connectors;
 pub mod registry_values;
