@@ -56,6 +56,17 @@ pub enum Command {
     /// host values merged, each value with where it comes from (layer, file:line).
     Show(ShowArgs),
 
+    /// Write a host's current state as a manifest (read-only), ready to commit: IMAP
+    /// settings, every receive connector, the store limits, throttling policies that
+    /// differ from Exchange's defaults, and the associations and AD permissions of the
+    /// mailboxes and users named.
+    ///
+    /// HOST is a host of the inventory in PATH (its endpoint, account, credential and
+    /// release), or, with --endpoint, a server reached directly. The output is a
+    /// `site:` document (organization-wide sections) and a `host:` document; planning it
+    /// against the same server shows no change. Exit 0 on success, 1 on any failure.
+    Export(ExportArgs),
+
     /// List the sites a selection picks (--site, --selector), in rollout order.
     Sites(SitesArgs),
 
@@ -297,6 +308,68 @@ pub struct ShowArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     pub format: ShowFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A host of the inventory, or with --endpoint the server's computer name.
+    #[arg(value_name = "HOST")]
+    pub host: String,
+
+    /// Manifest files or directories holding the inventory (not read with --endpoint).
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Only these kinds (repeat or separate with commas; default: all): ad_permissions,
+    /// throttling_policies, throttling_associations, receive_connectors, imap_settings,
+    /// registry_values.
+    #[arg(long, value_name = "KIND", value_delimiter = ',')]
+    pub kinds: Vec<String>,
+
+    /// Mailboxes (or users, contacts, computers) whose throttling policy association to
+    /// export (repeat or separate with commas).
+    #[arg(long, value_name = "IDENTITY", value_delimiter = ',')]
+    pub mailboxes: Vec<String>,
+
+    /// Users whose AD permissions on the organization to export, DOMAIN\user (repeat or
+    /// separate with commas).
+    #[arg(long, value_name = "USER", value_delimiter = ',')]
+    pub users: Vec<String>,
+
+    /// Write the manifest to FILE instead of stdout (an existing file is refused unless
+    /// --force).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Overwrite the -o file if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+
+    /// Reach HOST at this WinRM endpoint instead of through an inventory (with --user
+    /// and --exchange; the password as for `exctl exec`).
+    #[arg(long, value_name = "URL", requires_all = ["user", "exchange"])]
+    pub endpoint: Option<String>,
+
+    /// With --endpoint: the account, DOMAIN\user.
+    #[arg(long, value_name = "USER", requires = "endpoint")]
+    pub user: Option<String>,
+
+    /// With --endpoint: the authentication method.
+    #[arg(long, value_enum, default_value_t = AuthArg::Ntlm, requires = "endpoint")]
+    pub auth: AuthArg,
+
+    /// With --endpoint: the release the server runs (2010-rtm, 2010-sp1, 2010-sp2,
+    /// 2010-sp3; checked against the server).
+    #[arg(long, value_name = "RELEASE", requires = "endpoint")]
+    pub exchange: Option<String>,
+
+    /// With --endpoint: trust only the CA certificates in this PEM file (HTTPS).
+    #[arg(long, value_name = "FILE", requires = "endpoint")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Do not verify the server's TLS certificate (labs only).
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Args)]

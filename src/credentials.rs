@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 
-use exctl_engine::desired::{DesiredState, SiteSpec};
+use exctl_engine::desired::{DesiredState, HostSpec, SiteSpec};
 use exctl_manifest::CredentialRef;
 use exctl_secret::Secret;
 
@@ -224,28 +224,41 @@ pub fn resolve(
     state: &DesiredState,
     sites: &[&SiteSpec],
 ) -> Result<HashMap<String, Secret>, String> {
+    let hosts: Vec<(&HostSpec, &str)> = sites
+        .iter()
+        .flat_map(|site| {
+            state
+                .planned_hosts(site)
+                .into_iter()
+                .map(|h| (h, site.name.as_str()))
+        })
+        .collect();
+    resolve_hosts(&hosts)
+}
+
+/// [`resolve`] for given hosts, each with its site's name (for `exctl export`, whose
+/// host may have nothing to plan).
+pub fn resolve_hosts(hosts: &[(&HostSpec, &str)]) -> Result<HashMap<String, Secret>, String> {
     // Each distinct reference, with who uses it. `prompt` is one per account.
     let mut refs: BTreeMap<String, (Option<CredentialRef>, Users)> = BTreeMap::new();
-    for site in sites {
-        for host in state.planned_hosts(site) {
-            let id = match &host.credential {
-                Some(CredentialRef::Prompt) => format!("prompt:{}", host.user.to_lowercase()),
-                Some(r) => r.to_string(),
-                None => format!("none:{}", host.name),
-            };
-            let entry = refs.entry(id).or_insert_with(|| {
-                (
-                    host.credential.clone(),
-                    Users {
-                        hosts: Vec::new(),
-                        sites: Vec::new(),
-                        user: host.user.clone(),
-                    },
-                )
-            });
-            entry.1.hosts.push(host.name.clone());
-            entry.1.sites.push(site.name.clone());
-        }
+    for &(host, site) in hosts {
+        let id = match &host.credential {
+            Some(CredentialRef::Prompt) => format!("prompt:{}", host.user.to_lowercase()),
+            Some(r) => r.to_string(),
+            None => format!("none:{}", host.name),
+        };
+        let entry = refs.entry(id).or_insert_with(|| {
+            (
+                host.credential.clone(),
+                Users {
+                    hosts: Vec::new(),
+                    sites: Vec::new(),
+                    user: host.user.clone(),
+                },
+            )
+        });
+        entry.1.hosts.push(host.name.clone());
+        entry.1.sites.push(site.to_string());
     }
     let mut by_ref: HashMap<String, Secret> = HashMap::new();
     let mut problems = Vec::new();

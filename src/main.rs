@@ -9,6 +9,7 @@ mod cli;
 mod credentials;
 mod demo;
 mod exec;
+mod export;
 mod journal;
 mod plan;
 mod progress;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         cli::Command::Apply(a) => runtime.block_on(apply::run(a, clock)),
         cli::Command::Sim(a) => runtime.block_on(sim::run(a)),
         cli::Command::Show(a) => repo::show(a),
+        cli::Command::Export(a) => runtime.block_on(export::run(a)),
         cli::Command::Sites(a) => repo::sites(a),
         cli::Command::Login(a) => repo::login(a),
         cli::Command::Logout(a) => repo::logout(a),

@@ -217,7 +217,7 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
 
 /// Writes `text` to `path` through a temporary file in the same directory, so that a
 /// reader never sees half a plan.
-fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -11,10 +11,12 @@
 //! the origin of every value, which [`show`] presents); [`rollout`] selects sites, plans
 //! them with bounded parallelism ([`pool`]) and rolls apply out with a canary, batches
 //! and a failure budget; [`report`] renders many sites (text, a pull-request comment
-//! within GitHub's limit, JSON, the summary table).
+//! within GitHub's limit, JSON, the summary table). [`export`] writes a host's current
+//! state as a manifest.
 
 pub mod apply;
 pub mod desired;
+pub mod export;
 pub mod observe;
 pub mod plan;
 pub mod planfile;

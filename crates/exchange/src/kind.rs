@@ -12,6 +12,7 @@ use std::fmt;
 
 use exctl_manifest::{Diagnostics, Node, Span};
 
+use crate::export::{ExportContext, Section};
 use crate::record::Observations;
 use crate::value::Value;
 use crate::version::Version;
@@ -273,4 +274,21 @@ pub trait Kind: Send + Sync {
         observed: &Observations,
         ctx: &ObserveContext<'_>,
     ) -> Result<Vec<Change>, DiffError>;
+
+    /// For `exctl export`: PowerShell statements that report, through `__exctl_emit`,
+    /// everything this kind exports from the host (read-only, like [`Kind::observe`];
+    /// record keys namespaced by the kind, as the fragments of every kind run in one
+    /// script). Empty when the context names nothing to export (no users for AD
+    /// permissions).
+    fn export_script(&self, ctx: &ExportContext<'_>) -> String;
+
+    /// For `exctl export`: the kind's manifest section made from what
+    /// [`Kind::export_script`] reported, such that planning it against the same host
+    /// shows no change. `None` when there is nothing to write. A read the server refused
+    /// is an error (the export would otherwise silently lack it).
+    fn export(
+        &self,
+        observed: &Observations,
+        ctx: &ExportContext<'_>,
+    ) -> Result<Option<Section>, DiffError>;
 }

@@ -1,10 +1,12 @@
 //! Exchange 2010 knowledge: resource kinds, their parameters per service pack, and the
 //! protocol their observe scripts use to report values.
 //!
-//! [`kind::Kind`] is the unit of knowledge; [`kinds`] registers every kind;
+//! [`kind::Kind`] is the unit of knowledge (which also exports a host's state, with the
+//! shared pieces in [`export`]); [`kinds`] registers every kind;
 //! [`value`] holds the typed values and their comparison semantics; [`record`] the
 //! observation protocol; [`version`] the Exchange releases.
 
+pub mod export;
 pub mod kind;
 pub mod kinds;
 pub mod record;

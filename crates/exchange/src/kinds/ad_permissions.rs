@@ -58,6 +58,7 @@ use exctl_manifest::{
 use exctl_pwsh::quote;
 
 use super::common;
+use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
     Action, AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
     ParseContext, Resource, Scope,
@@ -501,6 +502,115 @@ fn observed_aces(
         .collect())
 }
 
+/// The resources `exctl export` reads: each named user on the organization.
+fn export_resources(ctx: &ExportContext<'_>) -> Vec<Resource> {
+    ctx.users
+        .iter()
+        .map(|u| {
+            common::synthetic(
+                "ad_permissions",
+                format!("organization: {u}"),
+                &[("target", "organization"), ("user", u), ("deny", "false")],
+            )
+        })
+        .collect()
+}
+
+/// The manifest entry for one user's explicit entries of one kind (allow or deny), and
+/// what it cannot say. One entry per (target, user, deny), as a list merges by that.
+fn export_entry(user: &str, deny: bool, aces: &[&Ace]) -> (Option<Yaml>, Vec<String>) {
+    let mut notes = Vec::new();
+    let what = if deny { "deny" } else { "allow" };
+    let ext_bit = access_mask("ExtendedRight");
+    let (with_right, without): (Vec<&Ace>, Vec<&Ace>) =
+        aces.iter().copied().partition(|a| !a.right.is_empty());
+    let mut item = Yaml::map();
+    item.push("target", Yaml::Scalar("organization".into()));
+    item.push("user", Yaml::Scalar(export::string(user)));
+    let chosen: Vec<&Ace> = if !with_right.is_empty() {
+        // A right without the ExtendedRight bit would not read back as granted.
+        let (usable, odd): (Vec<&Ace>, Vec<&Ace>) = with_right
+            .into_iter()
+            .partition(|a| a.mask & ext_bit == ext_bit);
+        for a in odd {
+            notes.push(format!(
+                "{user} ({what}): {} without the ExtendedRight access right: not exported",
+                a.right
+            ));
+        }
+        if usable.is_empty() {
+            return (None, notes);
+        }
+        let mut rights: Vec<String> = Vec::new();
+        for a in &usable {
+            let shown = known_spelling(&a.right).map_or_else(|| a.right.clone(), str::to_string);
+            if !rights
+                .iter()
+                .any(|r| canonical_right(r) == canonical_right(&shown))
+            {
+                rights.push(shown);
+            }
+        }
+        rights.sort_by_key(|r| r.to_lowercase());
+        item.push("extended_rights", Yaml::Scalar(export::flow_list(&rights)));
+        for a in &without {
+            notes.push(format!(
+                "{user} ({what}): an entry of access rights alone ({}) beside extended rights: not exported (one manifest entry per user and deny)",
+                access_names(a.mask).join(", ")
+            ));
+        }
+        usable
+    } else {
+        // Access rights alone: the widest entry (the others it holds are implied).
+        let Some(widest) = without
+            .iter()
+            .copied()
+            .filter(|a| !access_names(a.mask).is_empty())
+            .max_by_key(|a| a.mask.count_ones())
+        else {
+            return (None, notes);
+        };
+        for a in &without {
+            if a.mask & widest.mask != a.mask {
+                notes.push(format!(
+                    "{user} ({what}): another entry of access rights alone ({}): not exported (one manifest entry per user and deny)",
+                    access_names(a.mask).join(", ")
+                ));
+            }
+        }
+        item.push(
+            "access_rights",
+            Yaml::Scalar(export::flow_list(&access_names(widest.mask))),
+        );
+        vec![widest]
+    };
+    // Inheritance is written when the entries agree (compared then); else any matches.
+    if let Some(first) = chosen.first()
+        && !first.inheritance.is_empty()
+        && chosen
+            .iter()
+            .all(|a| a.inheritance.eq_ignore_ascii_case(&first.inheritance))
+        && let Some(i) = INHERITANCE
+            .iter()
+            .find(|i| i.eq_ignore_ascii_case(&first.inheritance))
+    {
+        item.push("inheritance", Yaml::Scalar((*i).to_string()));
+    }
+    if deny {
+        item.push("deny", Yaml::Scalar("true".into()));
+    }
+    (Some(item), notes)
+}
+
+/// The names of the bits of an access mask (the plain rights, not the Generic* sums).
+fn access_names(mask: u32) -> Vec<String> {
+    ACCESS_RIGHTS
+        .iter()
+        .filter(|(n, b)| !n.starts_with("Generic") && mask & b == *b)
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
 impl Kind for AdPermissions {
     fn key(&self) -> &'static str {
         "ad_permissions"
@@ -816,6 +926,55 @@ impl Kind for AdPermissions {
         }
         Ok(out)
     }
+
+    fn export_script(&self, ctx: &ExportContext<'_>) -> String {
+        let resources = export_resources(ctx);
+        let refs: Vec<&Resource> = resources.iter().collect();
+        self.observe(
+            &refs,
+            &ObserveContext {
+                host: ctx.host,
+                version: ctx.version,
+            },
+        )
+    }
+
+    /// The explicit entries of each named user on the organization: one manifest entry
+    /// for the allowed ones and one for the denied ones.
+    fn export(
+        &self,
+        observed: &Observations,
+        ctx: &ExportContext<'_>,
+    ) -> Result<Option<Section>, DiffError> {
+        let mut items = Vec::new();
+        let mut notes = Vec::new();
+        for r in export_resources(ctx) {
+            common::existence(self.key(), &r.id, &obs_key(&r), observed)?;
+            let aces = observed_aces(self.key(), &r, observed)?;
+            for deny in [false, true] {
+                let mine: Vec<&Ace> = aces.iter().filter(|a| a.deny == deny).collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let (item, n) = export_entry(user(&r), deny, &mine);
+                items.extend(item);
+                notes.extend(n);
+            }
+            if aces.is_empty() {
+                notes.push(format!(
+                    "{}: no explicit permission on the organization",
+                    user(&r)
+                ));
+            }
+        }
+        if items.is_empty() && notes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Section {
+            body: Yaml::Seq(items),
+            notes,
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -872,6 +1031,74 @@ mod tests {
         o.insert(&key, "AccessRights", col(2));
         o.insert(&key, "ExtendedRights", col(3));
         o
+    }
+
+    #[test]
+    fn export_groups_a_user_s_entries_and_reads_back_in_sync() {
+        let users = vec!["CONTOSO\\svc-uccx".to_string()];
+        let ectx = ExportContext {
+            host: "EX01",
+            version: Version::Sp3,
+            mailboxes: &[],
+            users: &users,
+        };
+        let script = AdPermissions.export_script(&ectx);
+        crate::kinds::common::testutil::assert_parses(&script);
+        assert!(script.contains("Get-ADPermission -Identity $t -User 'CONTOSO\\svc-uccx'"));
+        let r = &export_resources(&ectx)[0];
+        let o = obs(
+            r,
+            &[
+                ("False", "All", "ExtendedRight", "ms-Exch-Store-Visible"),
+                ("False", "All", "ExtendedRight", "ms-Exch-Store-Admin"),
+                (
+                    "False",
+                    "All",
+                    "ReadProperty, ExtendedRight",
+                    "ms-Exch-Store-Visible",
+                ),
+                ("True", "None", "ExtendedRight", "Send As"),
+                ("False", "None", "ReadProperty, WriteProperty", ""),
+            ],
+        );
+        let section = AdPermissions.export(&o, &ectx).unwrap().unwrap();
+        let yaml = section.body.render(0);
+        assert_eq!(
+            yaml,
+            "- target: organization\n  user: CONTOSO\\svc-uccx\n  extended_rights: [ms-Exch-Store-Admin, ms-Exch-Store-Visible]\n  inheritance: All\n- target: organization\n  user: CONTOSO\\svc-uccx\n  extended_rights: [Send As]\n  inheritance: None\n  deny: true\n"
+        );
+        assert_eq!(
+            section.notes,
+            [
+                "CONTOSO\\svc-uccx (allow): an entry of access rights alone (ReadProperty, WriteProperty) beside extended rights: not exported (one manifest entry per user and deny)"
+            ]
+        );
+        let (parsed, d) = parse(&yaml);
+        assert!(d.is_empty(), "{d:?}");
+        let refs: Vec<&Resource> = parsed.iter().collect();
+        assert_eq!(AdPermissions.diff(&refs, &o, &ctx()).unwrap(), vec![]);
+        // Access rights alone: the widest entry.
+        let o = obs(
+            r,
+            &[
+                ("False", "All", "ReadProperty", ""),
+                ("False", "All", "ReadProperty, WriteProperty", ""),
+            ],
+        );
+        let yaml = AdPermissions
+            .export(&o, &ectx)
+            .unwrap()
+            .unwrap()
+            .body
+            .render(0);
+        assert!(
+            yaml.contains("  access_rights: [ReadProperty, WriteProperty]\n"),
+            "{yaml}"
+        );
+        let (parsed, d) = parse(&yaml);
+        assert!(d.is_empty(), "{d:?}");
+        let refs: Vec<&Resource> = parsed.iter().collect();
+        assert_eq!(AdPermissions.diff(&refs, &o, &ctx()).unwrap(), vec![]);
     }
 
     #[test]

@@ -46,6 +46,24 @@ pub fn observe_object(key: &str, getter: &str, props: &[&ParamSpec]) -> String {
     crate::record::guarded(key, &body)
 }
 
+/// A resource that no manifest declared, for reusing a kind's observe fragment and
+/// decoding in `exctl export` (which reads what exists rather than what is declared).
+pub fn synthetic(kind: &'static str, id: String, settings: &[(&str, &str)]) -> Resource {
+    Resource {
+        kind,
+        id,
+        ensure: crate::kind::Ensure::Present,
+        attrs: Vec::new(),
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        restart: None,
+        sensitive: Vec::new(),
+        span: Span::point(exctl_manifest::FileId(0), Default::default()),
+    }
+}
+
 /// The spec of a parameter by (case-insensitive) name.
 pub fn spec<'a>(specs: &'a [ParamSpec], name: &str) -> Option<&'a ParamSpec> {
     specs.iter().find(|s| s.name.eq_ignore_ascii_case(name))

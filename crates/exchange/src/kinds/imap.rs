@@ -9,6 +9,7 @@ use exctl_manifest::{Diagnostics, MapReader, Node};
 use exctl_pwsh::quote;
 
 use super::common;
+use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
     Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext, Resource,
     Scope, Service,
@@ -170,6 +171,40 @@ impl Kind for ImapSettings {
             out.push(common::update(r, &r.id, attrs, unchanged, script));
         }
         Ok(out)
+    }
+
+    fn export_script(&self, ctx: &ExportContext<'_>) -> String {
+        let props: Vec<&ParamSpec> = PARAMS.iter().filter(|p| p.since <= ctx.version).collect();
+        common::observe_object(
+            &common::obs_key(self.key(), ctx.host),
+            &format!("Get-ImapSettings -Server {}", quote(ctx.host)),
+            &props,
+        )
+    }
+
+    /// Every parameter, as the server holds it: the export pins the whole service.
+    fn export(
+        &self,
+        observed: &Observations,
+        ctx: &ExportContext<'_>,
+    ) -> Result<Option<Section>, DiffError> {
+        let key = common::obs_key(self.key(), ctx.host);
+        if !common::existence(self.key(), ctx.host, &key, observed)? {
+            return Err(DiffError {
+                kind: self.key(),
+                id: ctx.host.to_string(),
+                message: "Get-ImapSettings returned nothing: is the Client Access role installed on this server?".into(),
+            });
+        }
+        let mut body = Yaml::map();
+        for spec in PARAMS.iter().filter(|p| p.since <= ctx.version) {
+            let v = common::observed_value(self.key(), ctx.host, &key, spec, observed)?;
+            export::push_param(&mut body, spec, &v);
+        }
+        Ok(Some(Section {
+            body,
+            notes: Vec::new(),
+        }))
     }
 }
 

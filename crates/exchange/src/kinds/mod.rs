@@ -19,7 +19,7 @@
 //! `Write-Output`). Beyond the prelude they use only these constructs:
 //! `try`/`catch` (`$_.Exception.Message`), `if`/`else`, `foreach ($x in ...)`, variables
 //! and assignment (including `$null = <command>`), `@(...)` (also around a `foreach`
-//! statement), `-eq`, property access (`$o.Name`, and `$v.'quoted name'` for registry
+//! statement), `-eq`, `+` joining strings (export), property access (`$o.Name`, and `$v.'quoted name'` for registry
 //! values), indexing `$o[0]`, `.Count`, the cast `[string]`, parenthesised pipelines
 //! (`(Get-OrganizationConfig).DistinguishedName`), array literals `@('a', 'b')` and
 //! `@(,'a')` (also spread over lines after commas), `$null`, `$true`, `$false`, and the
@@ -39,7 +39,8 @@
 //!     -InheritanceType [-Deny] -Confirm:$false`.
 //! - `throttling_policies`:
 //!   - `Get-ThrottlingPolicy -Identity -ErrorAction SilentlyContinue` (output: the
-//!     parameters below, by the same names);
+//!     parameters below, by the same names), and for `exctl export`
+//!     `Get-ThrottlingPolicy -ErrorAction Stop`, every policy (also `Name`, `IsDefault`);
 //!   - `New-ThrottlingPolicy -Name` and `Set-ThrottlingPolicy -Identity` with any of the
 //!     48 parameters of [`throttling_policies::PARAMS`] (values: numbers or `$null`);
 //!   - `Remove-ThrottlingPolicy -Identity -Confirm:$false`.
@@ -70,6 +71,12 @@
 //!     -Value -Force`;
 //!   - `Remove-ItemProperty -Path -Name`.
 //!
+//! `exctl export` runs each kind's `export_script`, which uses the same cmdlets (AD
+//! permissions of the users named on the organization, associations of the mailboxes
+//! named, every receive connector, the known store limits) and reports IMAP settings
+//! under `imap_settings:<host>` and policies under `throttling_policies:<name>` (the
+//! listing under `throttling_policies:*`).
+//!
 //! Observation keys are `<kind>:<identity>` (`common::obs_key`) except three: IMAP
 //! settings are reported under the host name, receive connector properties under the
 //! connector's `Identity` (`SERVER\Name`, built by the script from server output), and
@@ -77,7 +84,7 @@
 //! (`ThrottlingPolicyId`, `ThrottlingPolicyIdError`).
 
 pub mod ad_permissions;
-mod common;
+pub(crate) mod common;
 pub mod imap;
 pub mod receive_connectors;
 pub mod registry_values;

@@ -63,6 +63,7 @@ use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span};
 use exctl_pwsh::quote;
 
 use super::common;
+use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
     Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext, Resource,
     Scope,
@@ -627,6 +628,72 @@ impl Kind for ReceiveConnectors {
             }
         }
         Ok(out)
+    }
+
+    /// One listing of the host's connectors, every parameter of each (under the
+    /// connector's identity, as [`Kind::observe`] reports them).
+    fn export_script(&self, ctx: &ExportContext<'_>) -> String {
+        let key = common::obs_key(self.key(), ctx.host);
+        let mut body = format!(
+            "$all = @(Get-ReceiveConnector -Server {} -ErrorAction Stop)\n$m = @(foreach ($c in $all) {{ $c.Identity }})\n__exctl_emit {} '__members' $m\nforeach ($c in $all) {{\n",
+            quote(ctx.host),
+            quote(&key)
+        );
+        for p in PARAMS.iter().filter(|p| p.since <= ctx.version) {
+            body.push_str(&format!(
+                "__exctl_emit $c.Identity {} {}\n",
+                quote(p.name),
+                common::prop_expr("c", p)
+            ));
+        }
+        body.push('}');
+        guarded(&key, &body)
+    }
+
+    /// Every connector of the host by name (a key of the host's own document means that
+    /// connector of that host), every parameter, in name order.
+    fn export(
+        &self,
+        observed: &Observations,
+        ctx: &ExportContext<'_>,
+    ) -> Result<Option<Section>, DiffError> {
+        let kind = self.key();
+        let key = common::obs_key(kind, ctx.host);
+        let err = |message: String| DiffError {
+            kind,
+            id: format!("{}\\*", ctx.host),
+            message,
+        };
+        if let Some(e) = observed.error(&key) {
+            return Err(err(e.to_string()));
+        }
+        let mut members: Vec<&String> = observed
+            .members(&key)
+            .ok_or_else(|| err("the server did not list the connectors".into()))?
+            .iter()
+            .collect();
+        members.sort_by_key(|m| m.to_lowercase());
+        let mut body = Yaml::map();
+        let mut notes = Vec::new();
+        for m in members {
+            let name = m.rsplit_once('\\').map_or(m.as_str(), |(_, n)| n);
+            if split_key(name).is_err() || name == "*" {
+                notes.push(format!(
+                    "receive connector '{m}': its name cannot be a manifest key (a pattern or a backslash): not exported"
+                ));
+                continue;
+            }
+            let mut entry = Yaml::map();
+            for spec in PARAMS.iter().filter(|p| p.since <= ctx.version) {
+                let v = common::observed_value(kind, m, m, spec, observed)?;
+                export::push_param(&mut entry, spec, &v);
+            }
+            body.push(name, entry);
+        }
+        if body.is_empty() && notes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Section { body, notes }))
     }
 }
 

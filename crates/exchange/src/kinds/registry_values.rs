@@ -63,6 +63,7 @@ use exctl_pwsh::Value as Ps;
 use exctl_pwsh::{literal, quote};
 
 use super::common;
+use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
     Action, AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
     ParseContext, Resource, Scope, Service,
@@ -586,6 +587,31 @@ fn dup_key(r: &Resource) -> Option<String> {
     ))
 }
 
+/// The key of a known store limit: the `objt*` limits live in the
+/// `MaxObjsPerMapiSession` subkey, the others in the store-limits key itself.
+fn store_limit_key(name: &str) -> String {
+    if name.starts_with("objt") {
+        format!("{STORE_KEY}\\MaxObjsPerMapiSession")
+    } else {
+        STORE_KEY.to_string()
+    }
+}
+
+/// The resources `exctl export` reads: every known store limit.
+fn store_limit_resources() -> Vec<Resource> {
+    STORE_LIMITS
+        .iter()
+        .map(|name| {
+            let path = store_limit_key(name);
+            common::synthetic(
+                "registry_values",
+                format!("{path}\\{name}"),
+                &[("path", &path), ("name", name), ("type", "dword")],
+            )
+        })
+        .collect()
+}
+
 impl Kind for RegistryValues {
     fn key(&self) -> &'static str {
         "registry_values"
@@ -820,6 +846,79 @@ impl Kind for RegistryValues {
             }
         }
         Ok(out)
+    }
+
+    /// The known store limits (the values `exctl export` is about): each read as
+    /// [`Kind::observe`] reads a declared value.
+    fn export_script(&self, ctx: &ExportContext<'_>) -> String {
+        let resources = store_limit_resources();
+        let refs: Vec<&Resource> = resources.iter().collect();
+        self.observe(
+            &refs,
+            &ObserveContext {
+                host: ctx.host,
+                version: ctx.version,
+            },
+        )
+    }
+
+    /// Every known store limit that exists, with its type and value, in the order of
+    /// [`STORE_LIMITS`]; absent ones are not written (the server's built-in value holds).
+    fn export(
+        &self,
+        observed: &Observations,
+        _ctx: &ExportContext<'_>,
+    ) -> Result<Option<Section>, DiffError> {
+        let kind = self.key();
+        let mut items = Vec::new();
+        let mut notes = Vec::new();
+        for r in store_limit_resources() {
+            let key = common::obs_key(kind, &r.id);
+            if !common::existence(kind, &r.id, &key, observed)? {
+                continue;
+            }
+            let (Some(path), Some(name)) = (r.setting("path"), r.setting("name")) else {
+                continue;
+            };
+            let observed_kind = match observed.get(&key, "Type") {
+                Some(RawValue::Str(k)) => kind_name(k),
+                _ => String::new(),
+            };
+            // An expandstring would need its unexpanded text, other kinds (binary) have no
+            // manifest type: store limits are DWORDs, anything else is reported.
+            let ty = match RegType::parse(&observed_kind) {
+                Some(t) if t != RegType::ExpandString => t,
+                _ => {
+                    notes.push(format!(
+                        "registry value {}: type {observed_kind}, which exctl does not export: not exported",
+                        r.id
+                    ));
+                    continue;
+                }
+            };
+            let data = decode_observed(
+                &observed_kind,
+                observed.get(&key, "Value").unwrap_or(&RawValue::Null),
+            );
+            let value = match &data {
+                Data::Number(n) => n.to_string(),
+                Data::Text(t) => export::string(t),
+                Data::Lines(l) => export::flow_list(l),
+            };
+            let mut item = Yaml::map();
+            item.push("path", Yaml::Scalar(export::string(path)));
+            item.push("name", Yaml::Scalar(export::string(name)));
+            item.push("type", Yaml::Scalar(ty.name().to_string()));
+            item.push("value", Yaml::Scalar(value));
+            items.push(item);
+        }
+        if items.is_empty() && notes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Section {
+            body: Yaml::Seq(items),
+            notes,
+        }))
     }
 }
 

@@ -39,6 +39,7 @@ use exctl_pwsh::quote;
 
 use super::common;
 use super::throttling_policies::is_default_name;
+use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
     AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext,
     Resource, Scope,
@@ -56,6 +57,15 @@ pub const DEFAULT: &str = "default";
 
 /// Associations of objects with throttling policies.
 pub struct ThrottlingAssociations;
+
+/// The resources `exctl export` reads: each named mailbox, against the default policy
+/// (so that no policy is looked up).
+fn export_resources(ctx: &ExportContext<'_>) -> Vec<Resource> {
+    ctx.mailboxes
+        .iter()
+        .map(|m| common::synthetic("throttling_associations", m.clone(), &[("policy", DEFAULT)]))
+        .collect()
+}
 
 fn policy(r: &Resource) -> &str {
     r.setting("policy").unwrap_or(DEFAULT)
@@ -354,6 +364,68 @@ impl Kind for ThrottlingAssociations {
             out.push(common::update(r, &r.id, attrs, 0, script));
         }
         Ok(out)
+    }
+
+    /// The association of each named mailbox, read as [`Kind::observe`] reads a
+    /// declared one.
+    fn export_script(&self, ctx: &ExportContext<'_>) -> String {
+        let resources = export_resources(ctx);
+        let refs: Vec<&Resource> = resources.iter().collect();
+        self.observe(
+            &refs,
+            &ObserveContext {
+                host: ctx.host,
+                version: ctx.version,
+            },
+        )
+    }
+
+    /// `identity` and `policy` (a policy's name, or `default`) of each named mailbox, in
+    /// the order named.
+    fn export(
+        &self,
+        observed: &Observations,
+        ctx: &ExportContext<'_>,
+    ) -> Result<Option<Section>, DiffError> {
+        let kind = self.key();
+        let mut items = Vec::new();
+        for id in ctx.mailboxes {
+            if let Some(RawValue::Str(e)) = observed.get(id, ERROR) {
+                return Err(DiffError {
+                    kind,
+                    id: id.clone(),
+                    message: e.to_string(),
+                });
+            }
+            let policy = match observed.get(id, "ThrottlingPolicyId") {
+                Some(RawValue::Str(s)) => policy_name(s)
+                    .filter(|p| !is_default_name(p))
+                    .unwrap_or_else(|| DEFAULT.to_string()),
+                Some(RawValue::Null) => DEFAULT.to_string(),
+                Some(RawValue::List(l)) => {
+                    return Err(DiffError {
+                        kind,
+                        id: id.clone(),
+                        message: format!(
+                            "the identity matches {} objects: name one object",
+                            l.len()
+                        ),
+                    });
+                }
+                None => return Err(common::not_reported(kind, id)),
+            };
+            let mut item = Yaml::map();
+            item.push("identity", Yaml::Scalar(export::string(id)));
+            item.push("policy", Yaml::Scalar(export::string(&policy)));
+            items.push(item);
+        }
+        if items.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Section {
+            body: Yaml::Seq(items),
+            notes: Vec::new(),
+        }))
     }
 }
 

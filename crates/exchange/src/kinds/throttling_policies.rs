@@ -64,12 +64,13 @@ use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span};
 use exctl_pwsh::quote;
 
 use super::common;
+use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
     Action, AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
     ParseContext, Resource, Scope,
 };
 use crate::record::Observations;
-use crate::value::{ParamSpec, ParamType::NullableInt, Value, read_params};
+use crate::value::{ParamSpec, ParamType::NullableInt, RawValue, Value, read_params};
 use crate::version::Version;
 
 const MAX: i64 = 2_147_483_647;
@@ -182,6 +183,43 @@ pub fn is_default_name(name: &str) -> bool {
     name.get(..DEFAULT_PREFIX.len())
         .is_some_and(|p| p.eq_ignore_ascii_case(DEFAULT_PREFIX))
 }
+
+/// The values Exchange Setup gives the default policy (`DefaultThrottlingPolicy_<GUID>`)
+/// in each release, for `exctl export`, which writes the default policy only where it
+/// differs from them; every parameter not listed is blank (`$null`). Sources (reference
+/// §2): RTM from Brian Desmond's dump of an RTM default policy (EAS 10, EWS 10,
+/// EWSFastSearchTimeoutInSeconds 60, OWA 5, POP 20, PowerShell 18, RCA 20,
+/// CPUStartPercent 75); SP1 and later add AnonymousMaxConcurrency 1, EASMaxDevices 10,
+/// EASMaxDeviceDeletesPerMonth 20 (SP1+ help) and EWSFindCountLimit 1000 (the EWS
+/// throttling documentation). The SP1+ PercentTimeIn* defaults could not be found and
+/// are taken as blank, as in RTM; the simulator's default policy is built from the
+/// same facts.
+pub fn exchange_default(name: &str, version: Version) -> Option<i64> {
+    const ALL: &[(&str, i64)] = &[
+        ("EASMaxConcurrency", 10),
+        ("EWSMaxConcurrency", 10),
+        ("EWSFastSearchTimeoutInSeconds", 60),
+        ("OWAMaxConcurrency", 5),
+        ("POPMaxConcurrency", 20),
+        ("PowerShellMaxConcurrency", 18),
+        ("RCAMaxConcurrency", 20),
+        ("CPUStartPercent", 75),
+    ];
+    const SP1: &[(&str, i64)] = &[
+        ("AnonymousMaxConcurrency", 1),
+        ("EASMaxDevices", 10),
+        ("EASMaxDeviceDeletesPerMonth", 20),
+        ("EWSFindCountLimit", 1000),
+    ];
+    let sp1 = if version >= Version::Sp1 { SP1 } else { &[] };
+    ALL.iter()
+        .chain(sp1)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+/// The observation key of the policy listing `exctl export` reads.
+const EXPORT_LIST: &str = "throttling_policies:*";
 
 /// Client throttling policies of the organization.
 pub struct ThrottlingPolicies;
@@ -529,6 +567,137 @@ impl Kind for ThrottlingPolicies {
         }
         Ok(out)
     }
+
+    /// One listing of every policy of the organization, each with `IsDefault` and every
+    /// parameter of the release.
+    fn export_script(&self, ctx: &ExportContext<'_>) -> String {
+        let mut body = format!(
+            "$all = @(Get-ThrottlingPolicy -ErrorAction Stop)\n$m = @(foreach ($p in $all) {{ $p.Name }})\n__exctl_emit {} '__members' $m\nforeach ($p in $all) {{\n$k = {} + $p.Name\n__exctl_emit $k 'IsDefault' $p.IsDefault\n",
+            quote(EXPORT_LIST),
+            quote(&common::obs_key(self.key(), ""))
+        );
+        for p in PARAMS.iter().filter(|p| p.since <= ctx.version) {
+            body.push_str(&format!(
+                "__exctl_emit $k {} {}\n",
+                quote(p.name),
+                common::prop_expr("p", p)
+            ));
+        }
+        body.push('}');
+        crate::record::guarded(EXPORT_LIST, &body)
+    }
+
+    /// The policies that differ from Exchange's defaults:
+    /// - the default policy, with the values that differ from what Setup gives it
+    ///   ([`exchange_default`]); not at all when none does;
+    /// - every other policy (it exists, so it differs), with its numbers, and `unlimited`
+    ///   for each blank value whose default-policy value is blank too (no limit either
+    ///   way). A blank value where the default policy has a number is ambiguous:
+    ///   Get-ThrottlingPolicy prints both "inherited from the default policy" and
+    ///   `$null` (no limit) as blank, so it is left out (unmanaged, which plan reads as
+    ///   no change) and named in a comment.
+    fn export(
+        &self,
+        observed: &Observations,
+        ctx: &ExportContext<'_>,
+    ) -> Result<Option<Section>, DiffError> {
+        let kind = self.key();
+        let err = |message: String| DiffError {
+            kind,
+            id: "*".into(),
+            message,
+        };
+        if let Some(e) = observed.error(EXPORT_LIST) {
+            return Err(err(e.to_string()));
+        }
+        let mut names: Vec<&String> = observed
+            .members(EXPORT_LIST)
+            .ok_or_else(|| err("the server did not list the throttling policies".into()))?
+            .iter()
+            .collect();
+        names.sort_by_key(|n| n.to_lowercase());
+        let specs: Vec<&ParamSpec> = PARAMS.iter().filter(|p| p.since <= ctx.version).collect();
+        let is_default = |name: &str| match observed.get(&common::obs_key(kind, name), "IsDefault")
+        {
+            Some(RawValue::Str(s)) => s.eq_ignore_ascii_case("true"),
+            _ => is_default_name(name),
+        };
+        let values = |name: &str| -> Result<Vec<(&ParamSpec, Value)>, DiffError> {
+            let key = common::obs_key(kind, name);
+            specs
+                .iter()
+                .map(|spec| {
+                    common::observed_value(kind, name, &key, spec, observed).map(|v| (*spec, v))
+                })
+                .collect()
+        };
+        let default_name = names.iter().find(|n| is_default(n)).map(|n| n.as_str());
+        let default_values = match default_name {
+            Some(n) => values(n)?,
+            None => Vec::new(),
+        };
+        let default_is_blank = |name: &str| {
+            default_values
+                .iter()
+                .any(|(s, v)| s.name == name && *v == Value::Null)
+        };
+        let mut body = Yaml::map();
+        let mut notes = Vec::new();
+        for name in names {
+            if name.trim().is_empty() || name.trim().eq_ignore_ascii_case("default") {
+                notes.push(format!(
+                    "throttling policy '{name}': a name a manifest cannot use: not exported"
+                ));
+                continue;
+            }
+            let mut entry = Yaml::map();
+            if Some(name.as_str()) == default_name {
+                for (spec, v) in &default_values {
+                    let builtin =
+                        exchange_default(spec.name, ctx.version).map_or(Value::Null, Value::Int);
+                    if *v != builtin {
+                        export::push_param(&mut entry, spec, v);
+                    }
+                }
+                if entry.is_empty() {
+                    notes.push(format!(
+                        "the default policy {name} has Exchange's default values: not exported"
+                    ));
+                    continue;
+                }
+            } else {
+                let mut ambiguous = Vec::new();
+                for (spec, v) in values(name)? {
+                    // The default policy's alone (exchange::throttling-default-only).
+                    if spec.name == "PowerShellMaxTenantConcurrency" {
+                        continue;
+                    }
+                    if v == Value::Null && !default_is_blank(spec.name) {
+                        ambiguous.push(spec.name);
+                        continue;
+                    }
+                    export::push_param(&mut entry, spec, &v);
+                }
+                if !ambiguous.is_empty() {
+                    let mut text = String::from(
+                        "Blank on the server where the default policy has a value: inherited from it,\nor $null (no limit)? Get-ThrottlingPolicy does not tell, so not exported:",
+                    );
+                    for chunk in ambiguous.chunks(3) {
+                        text.push_str(&format!("\n  {}", chunk.join(", ")));
+                    }
+                    let Yaml::Map(items) = &mut entry else {
+                        continue;
+                    };
+                    items.insert(0, crate::export::Item::Comment(text));
+                }
+            }
+            body.push(name, entry);
+        }
+        if body.is_empty() && notes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Section { body, notes }))
+    }
 }
 
 #[cfg(test)]
@@ -591,6 +760,130 @@ mod tests {
     }
 
     const UCCX: &str = "UCCXThrottlingPolicy:\n  IMAPMaxConcurrency: unlimited\n  IMAPPercentTimeInCAS: unlimited\n  RCAMaxConcurrency: 100\n";
+
+    /// What the export script reports for a default policy with Exchange's values
+    /// (changed as `changes` says) and a UCCX policy.
+    fn listing(
+        version: Version,
+        changes: &[(&str, RawValue)],
+        uccx: &[(&str, RawValue)],
+    ) -> Observations {
+        let mut o = Observations::default();
+        let default = "DefaultThrottlingPolicy_0a20fffc";
+        o.insert(
+            EXPORT_LIST,
+            "__members",
+            RawValue::List(vec!["UCCXThrottlingPolicy".into(), default.into()]),
+        );
+        for (name, is_default) in [(default, true), ("UCCXThrottlingPolicy", false)] {
+            let key = common::obs_key("throttling_policies", name);
+            o.insert(
+                &key,
+                "IsDefault",
+                RawValue::Str(if is_default { "True" } else { "False" }.into()),
+            );
+            for p in PARAMS.iter().filter(|p| p.since <= version) {
+                let builtin = if is_default {
+                    exchange_default(p.name, version)
+                } else {
+                    None
+                };
+                o.insert(
+                    &key,
+                    p.name,
+                    builtin.map_or(RawValue::Null, |n| RawValue::Str(n.to_string())),
+                );
+            }
+            let extra = if is_default { changes } else { uccx };
+            for (n, v) in extra {
+                o.insert(&key, n, v.clone());
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn export_writes_what_differs_from_exchange_s_defaults() {
+        let ectx = ExportContext {
+            host: "EX01",
+            version: Version::Rtm,
+            mailboxes: &[],
+            users: &[],
+        };
+        let script = ThrottlingPolicies.export_script(&ectx);
+        crate::kinds::common::testutil::assert_parses(&script);
+        assert!(
+            !script.contains("CPAMaxConcurrency"),
+            "RTM has no CPA parameters"
+        );
+        // A fresh organization: nothing.
+        let s = ThrottlingPolicies
+            .export(&listing(Version::Rtm, &[], &[]), &ectx)
+            .unwrap()
+            .unwrap();
+        assert!(s.notes[0].contains("has Exchange's default values: not exported"));
+        let yaml = s.body.render(0);
+        assert!(yaml.starts_with("UCCXThrottlingPolicy:\n"), "{yaml}");
+        // The default policy's changed values; the UCCX policy's numbers, its blanks
+        // where the default is blank too as unlimited, the others named as ambiguous.
+        let o = listing(
+            Version::Rtm,
+            &[
+                ("POPMaxConcurrency", RawValue::Str("50".into())),
+                ("EASMaxConcurrency", RawValue::Null),
+            ],
+            &[("RCAMaxConcurrency", RawValue::Str("100".into()))],
+        );
+        let s = ThrottlingPolicies.export(&o, &ectx).unwrap().unwrap();
+        assert!(s.notes.is_empty(), "{:?}", s.notes);
+        let yaml = s.body.render(0);
+        assert!(
+            yaml.starts_with("DefaultThrottlingPolicy_0a20fffc:\n  EASMaxConcurrency: unlimited\n  POPMaxConcurrency: 50\nUCCXThrottlingPolicy:\n  # Blank on the server where the default policy has a value"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("\n  IMAPMaxConcurrency: unlimited\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("\n  RCAMaxConcurrency: 100\n"), "{yaml}");
+        assert!(
+            yaml.contains(
+                "#   CPUStartPercent, EWSFastSearchTimeoutInSeconds, EWSMaxConcurrency\n"
+            ),
+            "{yaml}"
+        );
+        assert!(!yaml.contains("  OWAMaxConcurrency:"), "{yaml}");
+        // It reads back, and plans no change against the same values.
+        let (r, d) = parse_v(&yaml, Version::Rtm);
+        assert!(!d.has_errors(), "{d:?}");
+        let mut observed = o.clone();
+        for res in &r {
+            observed.insert(
+                &common::obs_key("throttling_policies", &res.id),
+                "__exists",
+                RawValue::Str("True".into()),
+            );
+        }
+        let refs: Vec<&Resource> = r.iter().collect();
+        assert_eq!(
+            ThrottlingPolicies.diff(&refs, &observed, &ctx()).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn exchange_defaults_follow_the_release() {
+        assert_eq!(
+            exchange_default("PowerShellMaxConcurrency", Version::Rtm),
+            Some(18)
+        );
+        assert_eq!(exchange_default("EWSFindCountLimit", Version::Rtm), None);
+        assert_eq!(
+            exchange_default("EWSFindCountLimit", Version::Sp2),
+            Some(1000)
+        );
+        assert_eq!(exchange_default("IMAPMaxConcurrency", Version::Sp3), None);
+    }
 
     #[test]
     fn every_2010_parameter_is_known_once() {
