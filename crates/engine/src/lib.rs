@@ -14,6 +14,7 @@
 //! within GitHub's limit, JSON, the summary table).
 
 pub mod apply;
+pub mod capacity;
 pub mod desired;
 pub mod observe;
 pub mod plan;
