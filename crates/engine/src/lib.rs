@@ -16,6 +16,7 @@
 pub mod apply;
 pub mod capacity;
 pub mod desired;
+pub mod doctor;
 pub mod observe;
 pub mod plan;
 pub mod planfile;
