@@ -80,6 +80,15 @@ pub enum Command {
     /// Remove the keyring entries of a site's (or host's) hosts (or --entry NAME).
     Logout(LoginArgs),
 
+    /// Diagnose the hosts of a site (or one host) when agents cannot get their mail:
+    /// WinRM and the credential, Exchange version and roles, the IMAP4 service and its
+    /// ports (connect and greeting), optionally a real IMAP login, recent 9646 and IMAP4
+    /// events, and the shared account's effective limits against the declared capacity.
+    ///
+    /// Read-only. Each finding says what to change, as the manifest lines to add.
+    /// Exit 0 healthy, 2 findings, 1 when exctl could not run.
+    Doctor(DoctorArgs),
+
     /// Serve a simulated Exchange 2010 host (WS-Management at /wsman) on loopback.
     ///
     /// Prints the endpoint URL as the first line of stdout, then serves until stopped
@@ -308,6 +317,63 @@ pub struct ShowArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     pub format: ShowFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorFormat {
+    /// A table per host, then the findings.
+    Text,
+    /// For machines (format_version 1).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A site, or a host of the inventory.
+    #[arg(value_name = "SITE|HOST")]
+    pub target: String,
+
+    /// Manifest files or directories.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DoctorFormat::Text)]
+    pub format: DoctorFormat,
+
+    /// The shared account whose limits to read (default: --imap-login, else the
+    /// account of the host's capacity: section).
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
+
+    /// Also log in to IMAP4 with this account (AUTHENTICATE PLAIN, as agent desktops do).
+    #[arg(long, value_name = "ACCOUNT")]
+    pub imap_login: Option<String>,
+
+    /// Where the --imap-login password is: env:VAR, keyring:NAME or prompt.
+    #[arg(long, value_name = "REF", default_value = "env:EXCTL_IMAP_PASSWORD")]
+    pub imap_credential: String,
+
+    /// Plain IMAP ports to check (default: the server's UnencryptedOrTLSBindings, else 143).
+    #[arg(long, value_name = "PORT", value_delimiter = ',')]
+    pub imap_port: Vec<u16>,
+
+    /// SSL IMAP ports to check with a TCP connect (default: the server's SSLBindings,
+    /// else 993); 0 checks none.
+    #[arg(long, value_name = "PORT", value_delimiter = ',')]
+    pub imaps_port: Vec<u16>,
+
+    /// How far back to read the event log: seconds, or a number with s, m or h.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_timeout)]
+    pub since: Duration,
+
+    /// Seconds a connection or an answer may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
+
+    /// Do not verify TLS certificates of any host (labs only).
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Args)]

@@ -88,6 +88,8 @@ fn direct_target(a: &ExportArgs, endpoint: &str) -> Result<Target, String> {
         version,
         access: Access::Snapin,
         session_uri: None,
+        capacity: None,
+        declared_limits: None,
         site: None,
         baselines: None,
         ca_file: a.ca_file.clone(),

@@ -8,6 +8,7 @@ mod apply;
 mod cli;
 mod credentials;
 mod demo;
+mod doctor;
 mod exec;
 mod export;
 mod journal;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         }
         cli::Command::Plan(a) => runtime.block_on(plan::plan(a)),
         cli::Command::Apply(a) => runtime.block_on(apply::run(a, clock)),
+        cli::Command::Doctor(a) => runtime.block_on(doctor::run(a)),
         cli::Command::Sim(a) => runtime.block_on(sim::run(a)),
         cli::Command::Show(a) => repo::show(a),
         cli::Command::Export(a) => runtime.block_on(export::run(a)),

@@ -54,6 +54,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use exctl_exchange::kind::{Kind, ParseContext, Resource, Scope};
+
+use crate::capacity::{DeclaredLimits, Demand};
 use exctl_exchange::{Version, kinds};
 use exctl_manifest::{
     CredentialRef, Diagnostic, Diagnostics, Document, MapReader, Merged, Node, NodeKind, Origin,
@@ -104,6 +106,14 @@ pub struct HostSpec {
     /// Where the inventory declares the host.
     #[serde(skip)]
     pub span: Span,
+    /// The IMAP demand on a shared account, from its `capacity:` section (see
+    /// [`crate::capacity`]).
+    #[serde(skip)]
+    pub capacity: Option<crate::capacity::Demand>,
+    /// What the manifests declare for the limits that demand meets (filled once every
+    /// document is read).
+    #[serde(skip)]
+    pub declared_limits: Option<DeclaredLimits>,
 }
 
 impl HostSpec {
@@ -399,7 +409,49 @@ pub fn build(sources: &SourceMap, docs: &[Document], diags: &mut Diagnostics) ->
         }
     }
     merge_once(diags, checks);
+    check_capacity(&mut state, diags);
     state
+}
+
+/// The section that declares the IMAP demand on a shared account.
+const CAPACITY: &str = "capacity";
+
+/// Checks each host's declared limits against its declared demand (warnings).
+fn check_capacity(state: &mut DesiredState, diags: &mut Diagnostics) {
+    let keys: Vec<String> = state.hosts.keys().cloned().collect();
+    for host_key in keys {
+        let declared = declared_limits(state, &host_key);
+        if let Some(host) = state.hosts.get_mut(&host_key) {
+            if let (Some(demand), Some(d)) = (&host.capacity, &declared) {
+                // One declaration read for several hosts is reported once.
+                let mut local = Diagnostics::new();
+                crate::capacity::check_declared(demand, d, &mut local);
+                for x in local.into_vec() {
+                    if !diags
+                        .iter()
+                        .any(|y| y.code == x.code && y.span == x.span && y.message == x.message)
+                    {
+                        diags.push(x);
+                    }
+                }
+            }
+            host.declared_limits = declared;
+        }
+    }
+}
+
+/// The limits the manifests declare for a host (see [`crate::capacity`]).
+pub fn declared_limits(state: &DesiredState, host_key: &str) -> Option<DeclaredLimits> {
+    let host = state.hosts.get(host_key)?;
+    let demand = host.capacity.as_ref()?;
+    let empty = Vec::new();
+    let own = state.resources.get(host_key).unwrap_or(&empty);
+    let org = state
+        .site_of(host_key)
+        .and_then(|s| s.hosts.first())
+        .and_then(|first| state.resources.get(first))
+        .unwrap_or(&empty);
+    Some(DeclaredLimits::read(&demand.account, own, org))
 }
 
 fn read_sites(doc: &Document, state: &mut DesiredState, diags: &mut Diagnostics) {
@@ -729,6 +781,8 @@ fn read_hosts(
                 baselines,
                 ca_file,
                 span: name.span,
+                capacity: None,
+                declared_limits: None,
             },
         );
     }
@@ -760,6 +814,7 @@ fn read_layers(
         .iter()
         .copied()
         .chain(kinds::ALL.iter().map(|k| k.key()))
+        .chain(std::iter::once(CAPACITY))
         .collect();
     // Layer documents, checked once: their keys, and what they name.
     let mut by_baseline: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -887,6 +942,7 @@ fn read_layers(
         |section: &str, entry: &Node| kinds::by_key(section).and_then(|k| k.merge_identity(entry));
     let mut parse_diags = Diagnostics::new();
     let mut merged_resources: Vec<(String, Resource)> = Vec::new();
+    let mut demands: Vec<(String, Option<Demand>)> = Vec::new();
     let sites = state.sites.clone();
     for site in &sites {
         for (position, host_key) in site.hosts.iter().enumerate() {
@@ -996,7 +1052,23 @@ fn read_layers(
                 }
                 merge_once(&mut parse_diags, local);
             }
+            if let Some(section) = tree.get(CAPACITY) {
+                let node = section.to_node();
+                demands.push((
+                    host_key.clone(),
+                    Demand::parse(
+                        &node,
+                        &format!("{}.{CAPACITY}", file_label(sources, node.span)),
+                        &mut parse_diags,
+                    ),
+                ));
+            }
             state.effective.insert(host_key.clone(), tree);
+        }
+    }
+    for (host_key, demand) in demands {
+        if let Some(h) = state.hosts.get_mut(&host_key) {
+            h.capacity = demand;
         }
     }
     merge_once(diags, parse_diags);
@@ -1083,6 +1155,7 @@ fn read_resources(
         }
     }
     let mut out: Vec<(String, Resource)> = Vec::new();
+    let mut demands: Vec<(String, Option<Demand>)> = Vec::new();
     for kind in kinds::ALL {
         let Some(node) = top.node_of(kind.key()) else {
             continue;
@@ -1105,10 +1178,22 @@ fn read_resources(
             merge_once(top.diags(), local);
         }
     }
+    if let Some(node) = top.node_of(CAPACITY) {
+        let demand = Demand::parse(node, &format!("{file}.{CAPACITY}"), top.diags());
+        for h in &hosts {
+            demands.push((key(&h.name), demand.clone()));
+        }
+    }
     let known: Vec<&str> = std::iter::once("targets")
         .chain(kinds::ALL.iter().map(|k| k.key()))
+        .chain(std::iter::once(CAPACITY))
         .collect();
     top.finish_with_known(&known);
+    for (host_key, demand) in demands {
+        if let Some(h) = state.hosts.get_mut(&host_key) {
+            h.capacity = demand;
+        }
+    }
     add_resources(state, out, diags);
 }
 

@@ -324,6 +324,8 @@ mod tests {
             version,
             access: crate::desired::Access::Snapin,
             session_uri: None,
+            capacity: None,
+            declared_limits: None,
             site: Some("lab".into()),
             baselines: None,
             ca_file: None,

@@ -15,7 +15,9 @@
 //! state as a manifest.
 
 pub mod apply;
+pub mod capacity;
 pub mod desired;
+pub mod doctor;
 pub mod export;
 pub mod observe;
 pub mod plan;

@@ -174,6 +174,10 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
         }
     }
     s.push_str(&restart::observe_facts(&host.name, &services_of(resources)));
+    // The limits a declared demand meets, for the capacity warnings of the plan.
+    if let Some(d) = &host.capacity {
+        s.push_str(&crate::capacity::observe_script(&host.name, &d.account));
+    }
     s.push_str(&exchange_epilogue(host));
     s
 }
@@ -289,7 +293,12 @@ pub async fn plan_host(
             Err(e) => hp.errors.push(e.to_string()),
         }
     }
-    let (restarts, notes) = restart::context(&host.name, &observed, &services_of(resources));
+    let (restarts, mut notes) = restart::context(&host.name, &observed, &services_of(resources));
+    if let (Some(d), Some(declared)) = (&host.capacity, &host.declared_limits) {
+        notes.extend(crate::capacity::check_observed(
+            &host.name, d, declared, &observed,
+        ));
+    }
     hp.notes = notes;
     hp.steps = order_steps_in(changes, &restarts, sources);
     hp

@@ -140,6 +140,19 @@ pub fn manifest_schema() -> Value {
             "policy": {"type": "string", "description": "a policy name, or 'default'"}
         }
     });
+    let capacity = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["account", "desktops"],
+        "description": "the IMAP demand on a shared account; validate and plan check every limit on its path against it",
+        "properties": {
+            "account": {"type": "string", "description": "the shared account the desktops log in with"},
+            "desktops": {"type": "integer", "minimum": 0, "maximum": 1_000_000, "description": "agent desktops logged in at the same time"},
+            "connections_per_desktop": {"type": "integer", "minimum": 1, "maximum": 100, "description": "IMAP connections per desktop (default 2, UCCX/CAD)"},
+            "server_connections": {"type": "integer", "minimum": 0, "maximum": 1_000_000, "description": "connections the contact-centre server itself holds (default 0)"},
+            "desktops_per_address": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "description": "desktops behind one NAT address (default 1)"}
+        }
+    });
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "exctl manifest document",
@@ -159,7 +172,8 @@ pub fn manifest_schema() -> Value {
             "throttling_policies": {"type": "object", "additionalProperties": params_object(throttling_policies::PARAMS, &[("ensure", ensure())])},
             "throttling_associations": {"type": "array", "items": association},
             "ad_permissions": {"type": "array", "items": ad_permission},
-            "registry_values": {"type": "array", "items": registry}
+            "registry_values": {"type": "array", "items": registry},
+            "capacity": capacity
         }
     })
 }
