@@ -7,9 +7,6 @@
 
 use std::fmt;
 
-use rc4::StreamCipher;
-use rc4::consts::U16;
-
 use crate::crypto::{self, Direction};
 use crate::error::{MessageKind, NtlmError};
 
@@ -26,7 +23,7 @@ pub enum Role {
 /// One direction of a session.
 struct Half {
     sign_key: [u8; 16],
-    rc4: rc4::Rc4<U16>,
+    rc4: crypto::Rc4,
     seq: u32,
     /// Set when a signature check failed after the RC4 stream had advanced; see
     /// [`NtlmError::SessionBroken`].
