@@ -634,6 +634,19 @@ fn main() {
             if a <= 1.0 && b <= 1.0 { "ok" } else { "MISSED" }
         );
     }
+    // The simulator answers while exctl waits: its CPU time is part of exctl's wall time.
+    let shares: Vec<String> = workloads
+        .iter()
+        .enumerate()
+        .map(|(w, work)| {
+            let s = summarize(&costs[w][0]);
+            format!("{} {:.0}%", work.label(), 100.0 * s.sim_cpu / s.wall)
+        })
+        .collect();
+    println!(
+        "the simulator's CPU time as a share of exctl's wall time: {}",
+        shares.join(", ")
+    );
     // (bytes, the clients' medians) of each large-output workload.
     let large: Vec<(usize, Vec<Summary>)> = workloads
         .iter()
