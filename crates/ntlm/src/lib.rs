@@ -62,4 +62,4 @@ pub use error::{MessageKind, NtlmError};
 pub use initiator::InitiatorRandomness;
 pub use initiator::{Initiator, InitiatorConfig};
 pub use message::MAX_MESSAGE_LEN;
-pub use session::{Role, Session};
+pub use session::{Prefetch, Role, Session};

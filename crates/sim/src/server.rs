@@ -49,6 +49,8 @@ use crate::state::SimState;
 /// Content type of SOAP envelopes, spelled as Windows spells it.
 pub const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 
+/// The smallest keystream worth generating ahead on another thread.
+const MIN_PREFETCH: usize = 32 * 1024;
 /// Room for the multipart framing around a sealed envelope.
 const FRAMING_SLACK: usize = 4096;
 
@@ -303,6 +305,12 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
         match &mut *auth {
             ConnAuth::Ntlm { session, .. } => {
                 let (signature, sealed) = session.seal(xml.as_bytes());
+                // While the client reads this answer, generate the keystream of the next
+                // one (as long as this one: a stream of output comes in full envelopes).
+                let prefetch = session.prefetch_outbound();
+                if prefetch.len() >= MIN_PREFETCH {
+                    tokio::task::spawn_blocking(move || prefetch.run());
+                }
                 let body = framing::build(xml.len(), &signature, &sealed);
                 respond(status, framing::ENCRYPTED_CONTENT_TYPE, body)
             }

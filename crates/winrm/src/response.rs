@@ -254,24 +254,34 @@ pub(crate) fn received(c: &Checked, command_id: &str) -> Result<Received, Error>
         {
             continue;
         }
-        let text: String = s
-            .text
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let text = s.text.as_bytes();
         if text.is_empty() {
             continue;
         }
-        let bytes = B64.decode(text.as_bytes()).map_err(|e| Error::Protocol {
-            what: format!(
-                "a {} stream chunk is not valid base64: {e}",
-                s.attr("Name").unwrap_or("?")
-            ),
-        })?;
-        match s.attr("Name") {
-            Some("stdout") => out.stdout.extend_from_slice(&bytes),
-            Some("stderr") => out.stderr.extend_from_slice(&bytes),
-            _ => {}
+        let mut other = Vec::new();
+        let buffer = match s.attr("Name") {
+            Some("stdout") => &mut out.stdout,
+            Some("stderr") => &mut out.stderr,
+            _ => &mut other,
+        };
+        // A chunk is up to a whole MaxEnvelopeSize of base64: decoded straight into the
+        // stream's buffer, and only when that fails (the text was wrapped, as some
+        // servers do) with its whitespace taken out first.
+        let before = buffer.len();
+        if B64.decode_vec(text, buffer).is_err() {
+            buffer.truncate(before);
+            let unwrapped: Vec<u8> = text
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            B64.decode_vec(&unwrapped, buffer)
+                .map_err(|e| Error::Protocol {
+                    what: format!(
+                        "a {} stream chunk is not valid base64: {e}",
+                        s.attr("Name").unwrap_or("?")
+                    ),
+                })?;
         }
     }
     if let Some(st) = rr.child(NS_SHELL, "CommandState") {
@@ -431,6 +441,21 @@ mod props {
             let checked = check(&xml, Action::Receive, ID, 200).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let got = received(&checked, CMD).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(got, Received { stdout, stderr, state });
+        }
+
+        #[test]
+        fn a_stream_chunk_that_is_not_base64_is_refused(
+            good in proptest::collection::vec(any::<u8>(), 1..100),
+            bad in "[A-Za-z0-9+/]{0,20}[*!~.]{1,3}[A-Za-z0-9+/=]{0,20}",
+        ) {
+            let body = format!(
+                "<rsp:ReceiveResponse><rsp:Stream Name=\"stdout\" CommandId=\"{CMD}\">{}</rsp:Stream><rsp:Stream Name=\"stdout\" CommandId=\"{CMD}\">{bad}</rsp:Stream></rsp:ReceiveResponse>",
+                B64.encode(&good)
+            );
+            let xml = envelope("s", "a", &Action::Receive.response_uri(), ID, &body);
+            let checked = check(&xml, Action::Receive, ID, 200).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let got = received(&checked, CMD);
+            prop_assert!(matches!(got, Err(Error::Protocol { .. })), "{:?}", got);
         }
 
         #[test]

@@ -41,6 +41,9 @@ use crate::framing;
 use crate::tls::{self, TrustPolicy};
 
 const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
+/// The smallest keystream worth generating on another thread while a request is out
+/// (below it the hand-over costs about what it saves).
+const MIN_PREFETCH: usize = 32 * 1024;
 
 /// How the client proves who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -360,18 +363,30 @@ impl Transport {
                         let context = self.ntlm_handshake(conn, action, timeout).await?;
                         conn.ntlm = Some(context);
                     }
+                    let mut prefetch = None;
                     let (content_type, body) =
                         match conn.ntlm.as_mut().and_then(|c| c.session.as_mut()) {
                             Some(session) => {
                                 let (signature, sealed) = session.seal(xml.as_bytes());
+                                prefetch = Some(session.prefetch_inbound());
                                 (framing::CONTENT_TYPE, framing::encode(&signature, &sealed))
                             }
                             None => (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec()),
                         };
+                    // While the server works on the answer, generate the keystream that
+                    // will decrypt it (a guess: as long as the last answer). Not worth a
+                    // thread for small answers.
+                    let prefetch = prefetch
+                        .filter(|p| p.len() >= MIN_PREFETCH)
+                        .map(|p| tokio::task::spawn_blocking(move || p.run()));
                     *payload_sent = true;
                     let reply = self
                         .exchange(conn, None, content_type, body, action, timeout)
                         .await?;
+                    if let Some(job) = prefetch {
+                        // Unsealing would wait for it anyway; awaiting does not block.
+                        let _ = job.await;
+                    }
                     if reply.status == StatusCode::UNAUTHORIZED {
                         // A 401 means the server did not act on the request.
                         *payload_sent = false;
