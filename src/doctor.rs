@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use exctl_engine::doctor::{self, Login, Options, Report};
-use exctl_engine::show;
 use exctl_engine::winrm::WinRmRunner;
 use exctl_manifest::CredentialRef;
 use exctl_secret::Secret;
@@ -58,16 +57,9 @@ pub async fn run(a: DoctorArgs) -> ExitCode {
     let Some((_, state)) = crate::plan::load(&a.paths, false, false) else {
         return ExitCode::from(1);
     };
-    let Some(target) = show::find(&state, &a.target) else {
-        let mut names: Vec<&str> = state.sites.iter().map(|s| s.name.as_str()).collect();
-        names.extend(state.hosts.values().map(|h| h.name.as_str()));
-        let hint = exctl_manifest::did_you_mean_hint(&a.target, &names)
-            .map(|h| format!("\nhint: {h}"))
-            .unwrap_or_else(|| format!("\nhint: the sites and hosts are {}", names.join(", ")));
-        return fail(&format!(
-            "'{}' is neither a site nor a host of the inventory{hint}",
-            a.target
-        ));
+    let target = match crate::repo::find_target(&state, &a.target) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
     };
     let hosts: Vec<&exctl_engine::HostSpec> = match target.host {
         Some(h) => vec![h],

@@ -29,20 +29,28 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// The site or host `name` of the inventory, or why not (with a did-you-mean hint).
+pub(crate) fn find_target<'a>(
+    state: &'a exctl_engine::DesiredState,
+    name: &str,
+) -> Result<show::Target<'a>, String> {
+    show::find(state, name).ok_or_else(|| {
+        let mut names: Vec<&str> = state.sites.iter().map(|s| s.name.as_str()).collect();
+        names.extend(state.hosts.values().map(|h| h.name.as_str()));
+        let hint = exctl_manifest::did_you_mean_hint(name, &names)
+            .map(|h| format!("\nhint: {h}"))
+            .unwrap_or_else(|| format!("\nhint: the sites and hosts are {}", names.join(", ")));
+        format!("'{name}' is neither a site nor a host of the inventory{hint}")
+    })
+}
+
 pub fn show(a: ShowArgs) -> ExitCode {
     let Some((sources, state)) = crate::plan::load(&a.paths, false, false) else {
         return ExitCode::from(1);
     };
-    let Some(target) = show::find(&state, &a.target) else {
-        let mut names: Vec<&str> = state.sites.iter().map(|s| s.name.as_str()).collect();
-        names.extend(state.hosts.values().map(|h| h.name.as_str()));
-        let hint = exctl_manifest::did_you_mean_hint(&a.target, &names)
-            .map(|h| format!("\nhint: {h}"))
-            .unwrap_or_else(|| format!("\nhint: the sites are {}", names.join(", ")));
-        return fail(&format!(
-            "'{}' is neither a site nor a host of the inventory{hint}",
-            a.target
-        ));
+    let target = match find_target(&state, &a.target) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
     };
     match a.format {
         ShowFormat::Text => emit(&show::text(&state, &sources, &target)),
