@@ -928,15 +928,7 @@ impl Kind for AdPermissions {
     }
 
     fn export_script(&self, ctx: &ExportContext<'_>) -> String {
-        let resources = export_resources(ctx);
-        let refs: Vec<&Resource> = resources.iter().collect();
-        self.observe(
-            &refs,
-            &ObserveContext {
-                host: ctx.host,
-                version: ctx.version,
-            },
-        )
+        ctx.observe(self, &export_resources(ctx))
     }
 
     /// The explicit entries of each named user on the organization: one manifest entry

@@ -851,15 +851,7 @@ impl Kind for RegistryValues {
     /// The known store limits (the values `exctl export` is about): each read as
     /// [`Kind::observe`] reads a declared value.
     fn export_script(&self, ctx: &ExportContext<'_>) -> String {
-        let resources = store_limit_resources();
-        let refs: Vec<&Resource> = resources.iter().collect();
-        self.observe(
-            &refs,
-            &ObserveContext {
-                host: ctx.host,
-                version: ctx.version,
-            },
-        )
+        ctx.observe(self, &store_limit_resources())
     }
 
     /// Every known store limit that exists, with its type and value, in the order of

@@ -369,15 +369,7 @@ impl Kind for ThrottlingAssociations {
     /// The association of each named mailbox, read as [`Kind::observe`] reads a
     /// declared one.
     fn export_script(&self, ctx: &ExportContext<'_>) -> String {
-        let resources = export_resources(ctx);
-        let refs: Vec<&Resource> = resources.iter().collect();
-        self.observe(
-            &refs,
-            &ObserveContext {
-                host: ctx.host,
-                version: ctx.version,
-            },
-        )
+        ctx.observe(self, &export_resources(ctx))
     }
 
     /// `identity` and `policy` (a policy's name, or `default`) of each named mailbox, in
