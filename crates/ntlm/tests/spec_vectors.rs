@@ -1,4 +1,4 @@
-//! Every value of the NTLMv2 worked example in MS-NLMP 4.2.4, read from the shared fixture at
+//! Every value of the NTLMv2 worked example in MS-NLMP 4.2.4, read from the fixture at
 //! test time, recomputed with this crate's public functions.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use exctl_ntlm::{Initiator, InitiatorConfig, InitiatorRandomness, Role, Session}
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/ntlm/ms-nlmp-4.2.4-ntlmv2.txt"
+    "/../../tests/fixtures/ntlm/ms-nlmp-4.2.4-ntlmv2.txt"
 );
 
 fn fixture() -> HashMap<String, String> {

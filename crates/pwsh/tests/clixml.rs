@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/clixml-recorded"
+    "/../../tests/fixtures/clixml-recorded"
 );
 
 fn fixture(name: &str) -> String {

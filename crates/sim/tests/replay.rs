@@ -1,5 +1,5 @@
 //! Faithfulness check: every request of the recordings from real Windows hosts
-//! (`shared/fixtures/winrm-recorded/*.yml`) is replayed against the simulator, with the
+//! (`tests/fixtures/winrm-recorded/*.yml`) is replayed against the simulator, with the
 //! simulator's ShellId and CommandId put in place of the recorded ones, and each response
 //! is compared with the recorded one: HTTP status, root namespace declarations, element
 //! names and order, actions, fault codes, subcodes and texts, stream names, End markers,
@@ -40,7 +40,7 @@ struct TransportError {
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/winrm-recorded/"
+    "/../../tests/fixtures/winrm-recorded/"
 );
 
 /// How much faster than real time the fake `Start-Sleep` runs; the replay shrinks the

@@ -1,7 +1,7 @@
 //! Building WS-Management request envelopes (pure: no I/O).
 //!
 //! Every request has the header Windows' own client sends (see the recordings in
-//! `shared/fixtures/winrm-recorded`): Action, locales, MaxEnvelopeSize, a fresh MessageID,
+//! `tests/fixtures/winrm-recorded`): Action, locales, MaxEnvelopeSize, a fresh MessageID,
 //! OperationTimeout, ReplyTo, ResourceURI, SessionId, To, then options and selectors. The
 //! shell-level operations (Create, Command, Send, Receive, Signal, Delete, and Get of the
 //! configuration) each have one builder here, so the transport never assembles XML.

@@ -1,4 +1,4 @@
-//! Replays traffic recorded from real Windows hosts (`shared/fixtures/winrm-recorded`).
+//! Replays traffic recorded from real Windows hosts (`tests/fixtures/winrm-recorded`).
 //!
 //! A mock server answers each of our requests with the recorded response, rewritten only
 //! so that `RelatesTo` names our MessageID. Before answering it compares our request with
@@ -27,7 +27,7 @@ struct Message {
 
 fn load(name: &str) -> Vec<Message> {
     let p = format!(
-        "{}/../../../shared/fixtures/winrm-recorded/{name}",
+        "{}/../../tests/fixtures/winrm-recorded/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {p}: {e}"));
@@ -534,7 +534,7 @@ async fn max_envelope_size_from_the_configuration() {
 #[test]
 fn every_recorded_response_relates_to_its_request() {
     let dir = format!(
-        "{}/../../../shared/fixtures/winrm-recorded",
+        "{}/../../tests/fixtures/winrm-recorded",
         env!("CARGO_MANIFEST_DIR")
     );
     let mut n = 0;
