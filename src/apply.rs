@@ -7,6 +7,7 @@
 //! (no confirmation, stale plan, changed manifests, maintenance window), a failed step,
 //! a host that did not converge.
 
+use crate::exit::ExitStatus;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,6 +101,7 @@ pub(crate) fn print_event(out: Out, e: &Event<'_>) {
             ));
             if let Step::Restart(r) = step
                 && r.service == Service::InformationStore
+                && r.verb() == "restart"
             {
                 out.line(&format!(
                     "        {host}: {}",
@@ -225,7 +227,7 @@ fn host_lines(h: &engine::HostResult) -> String {
                 && st.id == Service::InformationStore.name()
             {
                 s.push_str(&format!(
-                    "  the Information Store of {} did not come back: users may be unable to reach their mailboxes; check Get-MailboxDatabase -Server {} -Status now\n",
+                    "  the Information Store of {} did not come back: users may be unable to reach their mailboxes; check Get-MailboxDatabase -Server {} -Status now (exctl plan shows what is still down; exctl apply brings it back)\n",
                     h.host, h.host
                 ));
             }
@@ -275,7 +277,7 @@ fn confirm(hosts: usize, sites: usize) -> bool {
 
 fn refuse(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
-    ExitCode::from(1)
+    ExitStatus::Failure.into()
 }
 
 pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCode {
@@ -299,7 +301,7 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
         None => a.paths.clone(),
     };
     let Some((sources, state)) = crate::plan::load(&paths, a.strict, false) else {
-        return ExitCode::from(1);
+        return ExitStatus::Failure.into();
     };
     // A saved plan is for the sites it was made for.
     let (names, selector) = match &saved {
@@ -335,7 +337,7 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
             eprintln!("  {p}");
         }
         eprintln!("Make and review a new plan: exctl plan --out FILE");
-        return ExitCode::from(1);
+        return ExitStatus::Failure.into();
     }
     // The record of this run, before anything connects.
     let journal =
@@ -605,7 +607,7 @@ fn interrupt_handler(stop: &engine::StopRequest, journal: &Arc<Journal>) {
             "aborted: the apply scripts under way may go on running on their hosts, with outcomes unknown here; run exctl plan to see what they did"
         );
         journal.record("aborted", json!({ "exit_code": 130 }));
-        std::process::exit(130);
+        std::process::exit(i32::from(ExitStatus::Interrupted.code()));
     });
 }
 

@@ -7,6 +7,7 @@
 //! the host at it, then plans, applies and plans again, exactly as `plan` and
 //! `apply --auto-approve` would against real servers.
 
+use crate::exit::ExitStatus;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -52,7 +53,7 @@ pub async fn run(a: DemoArgs) -> ExitCode {
         a.paths.clone()
     };
     let Some((sources, mut state)) = crate::plan::load(&paths, false, false) else {
-        return ExitCode::from(1);
+        return ExitStatus::Failure.into();
     };
     let mut sims: Vec<RunningSim> = Vec::new();
     let mut passwords = HashMap::new();
@@ -83,7 +84,7 @@ pub async fn run(a: DemoArgs) -> ExitCode {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: cannot start the simulator for {}: {e}", host.name);
-                return ExitCode::from(1);
+                return ExitStatus::Failure.into();
             }
         };
         println!(
@@ -104,7 +105,7 @@ pub async fn run(a: DemoArgs) -> ExitCode {
     let plan = exctl_engine::observe::plan(&state, &runner, &sources, 8).await;
     print!("{}", render::text(&plan, TextOptions { color: color() }));
     if plan.has_errors() {
-        return ExitCode::from(1);
+        return ExitStatus::Failure.into();
     }
 
     banner("exctl apply --auto-approve");
@@ -117,7 +118,7 @@ pub async fn run(a: DemoArgs) -> ExitCode {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
-                return ExitCode::from(1);
+                return ExitStatus::Failure.into();
             }
         };
     let fresh = exctl_engine::observe::plan(&state, &runner, &sources, 8).await;
@@ -131,8 +132,8 @@ pub async fn run(a: DemoArgs) -> ExitCode {
     }
     if result.succeeded() && !fresh.has_changes() && !fresh.has_errors() {
         println!("\nEvery host converged.");
-        ExitCode::SUCCESS
+        ExitStatus::Success.into()
     } else {
-        ExitCode::from(1)
+        ExitStatus::Failure.into()
     }
 }

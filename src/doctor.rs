@@ -17,12 +17,11 @@ use exctl_secret::Secret;
 use crate::cli::{DoctorArgs, DoctorFormat};
 use crate::credentials;
 
-/// The exit code when a host has findings.
-pub const EXIT_FINDINGS: u8 = 2;
+use crate::exit::ExitStatus;
 
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
-    ExitCode::from(1)
+    ExitStatus::Failure.into()
 }
 
 /// Reads the IMAP login's password from its reference; never shows it.
@@ -55,7 +54,7 @@ fn imap_password(account: &str, reference: &str) -> Result<Secret, String> {
 
 pub async fn run(a: DoctorArgs) -> ExitCode {
     let Some((_, state)) = crate::plan::load(&a.paths, false, false) else {
-        return ExitCode::from(1);
+        return ExitStatus::Failure.into();
     };
     let target = match crate::repo::find_target(&state, &a.target) {
         Ok(t) => t,
@@ -120,8 +119,8 @@ pub async fn run(a: DoctorArgs) -> ExitCode {
         }
     }
     if report.healthy {
-        ExitCode::SUCCESS
+        ExitStatus::Success.into()
     } else {
-        ExitCode::from(EXIT_FINDINGS)
+        ExitStatus::Attention.into()
     }
 }

@@ -18,10 +18,7 @@ use exctl_winrm::{
 use crate::cli::{AuthArg, ConnectArgs, ExecArgs};
 use crate::credentials::{self, CredentialError};
 
-/// The exit status of a failure of exctl itself (not of the remote command).
-pub const EXIT_EXCTL_ERROR: u8 = 255;
-/// The exit status after a local Ctrl+C, as shells report SIGINT.
-const EXIT_INTERRUPTED: u8 = 130;
+use crate::exit::ExitStatus;
 /// stderr of a PowerShell run is buffered to decode its CLIXML; beyond this it is cut.
 const MAX_STDERR: usize = 16 * 1024 * 1024;
 
@@ -44,11 +41,11 @@ pub async fn run(args: ExecArgs) -> ExitCode {
         Ok(code) => ExitCode::from(exit_status(code)),
         Err(ExecError::Interrupted) => {
             eprintln!("exctl: interrupted; the remote command was terminated");
-            ExitCode::from(EXIT_INTERRUPTED)
+            ExitStatus::Interrupted.into()
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(EXIT_EXCTL_ERROR)
+            ExitStatus::ExecOwnFailure.into()
         }
     }
 }

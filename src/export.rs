@@ -9,6 +9,7 @@
 //!
 //! Exit codes: 0 written, 1 anything refused or failed.
 
+use crate::exit::ExitStatus;
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -26,7 +27,7 @@ use crate::credentials;
 
 fn fail(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
-    ExitCode::from(1)
+    ExitStatus::Failure.into()
 }
 
 /// The kinds named by `--kinds`, in plan order (all when none is named).
@@ -185,7 +186,7 @@ pub async fn run(a: ExportArgs) -> ExitCode {
     let (host, site, passwords) = match target {
         Ok(t) => t,
         Err(Some(e)) => return fail(&e),
-        Err(None) => return ExitCode::from(1),
+        Err(None) => return ExitStatus::Failure.into(),
     };
     let mut runner = WinRmRunner::new(passwords);
     runner.insecure_skip_verify = a.insecure_skip_verify;
@@ -226,7 +227,7 @@ pub async fn run(a: ExportArgs) -> ExitCode {
                     },
                     host.name
                 );
-                ExitCode::SUCCESS
+                ExitStatus::Success.into()
             }
             Err(e) => fail(&e),
         },
@@ -235,7 +236,7 @@ pub async fn run(a: ExportArgs) -> ExitCode {
             // A closed pipe (`exctl export EX01 | head`) is not an error.
             let _ = o.write_all(text.as_bytes());
             let _ = o.flush();
-            ExitCode::SUCCESS
+            ExitStatus::Success.into()
         }
     }
 }

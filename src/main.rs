@@ -10,6 +10,7 @@ mod credentials;
 mod demo;
 mod doctor;
 mod exec;
+mod exit;
 mod export;
 mod journal;
 mod plan;
@@ -21,8 +22,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use crate::exit::ExitStatus;
+
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match cli::Cli::try_parse_from(&argv) {
+        Ok(a) => a,
+        Err(e) => return exit::parse_error(&e, &argv).into(),
+    };
     // The local UTC offset can be read only while the process is single-threaded (on
     // Unix), so before the runtime starts; apply needs it for --maintenance-window.
     let clock = exctl_engine::apply::LocalClock::capture();
@@ -34,7 +41,11 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exec::EXIT_EXCTL_ERROR);
+            return match args.command {
+                cli::Command::Exec(_) => ExitStatus::ExecOwnFailure,
+                _ => ExitStatus::Failure,
+            }
+            .into();
         }
     };
     match args.command {
@@ -47,7 +58,7 @@ fn main() -> ExitCode {
                 "{}",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
             );
-            ExitCode::SUCCESS
+            ExitStatus::Success.into()
         }
         cli::Command::Plan(a) => runtime.block_on(plan::plan(a)),
         cli::Command::Apply(a) => runtime.block_on(apply::run(a, clock)),

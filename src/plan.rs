@@ -6,6 +6,7 @@
 //! (invalid manifests, a site that could not be planned, a file that could not be
 //! written), 2 changes present (only with `--detailed-exitcode`).
 
+use crate::exit::ExitStatus;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -80,9 +81,9 @@ pub fn validate(a: ValidateArgs) -> ExitCode {
                 if state.hosts.len() == 1 { "" } else { "s" },
                 if n == 1 { "" } else { "s" }
             );
-            ExitCode::SUCCESS
+            ExitStatus::Success.into()
         }
-        None => ExitCode::from(1),
+        None => ExitStatus::Failure.into(),
     }
 }
 
@@ -113,20 +114,20 @@ pub(crate) async fn with_progress<T>(
 
 pub async fn plan(a: PlanArgs) -> ExitCode {
     let Some((sources, state)) = load(&a.paths, a.strict, false) else {
-        return ExitCode::from(1);
+        return ExitStatus::Failure.into();
     };
     let sites = match rollout::select(&state, &a.select.site, a.select.selector.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return ExitStatus::Failure.into();
         }
     };
     let passwords = match credentials::resolve(&state, &sites) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return ExitStatus::Failure.into();
         }
     };
     let mut runner = WinRmRunner::new(passwords);
@@ -172,11 +173,11 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
     };
     print!("{out}");
     let mut code = if repo.has_errors() {
-        ExitCode::from(1)
+        ExitStatus::Failure.into()
     } else if a.detailed_exitcode && repo.has_changes() {
-        ExitCode::from(2)
+        ExitStatus::Attention.into()
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success.into()
     };
     if let Some(file) = &a.markdown_out {
         match write_atomically(file, &report::markdown(&repo, &md_opts)) {
@@ -186,7 +187,7 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
                     "error: cannot write the markdown to {}: {e}",
                     file.display()
                 );
-                code = ExitCode::from(1);
+                code = ExitStatus::Failure.into();
             }
         }
     }
@@ -202,7 +203,7 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
                     ),
                     Err(e) => {
                         eprintln!("error: cannot write the plan to {}: {e}", file.display());
-                        return ExitCode::from(1);
+                        return ExitStatus::Failure.into();
                     }
                 }
             }

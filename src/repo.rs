@@ -5,6 +5,7 @@
 //! Exit codes: 0 done, 1 anything refused or failed (unknown site, invalid manifests,
 //! keyring not available, no terminal to ask on).
 
+use crate::exit::ExitStatus;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -26,7 +27,7 @@ fn emit(text: &str) {
 
 fn fail(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
-    ExitCode::from(1)
+    ExitStatus::Failure.into()
 }
 
 /// The site or host `name` of the inventory, or why not (with a did-you-mean hint).
@@ -46,7 +47,7 @@ pub(crate) fn find_target<'a>(
 
 pub fn show(a: ShowArgs) -> ExitCode {
     let Some((sources, state)) = crate::plan::load(&a.paths, false, false) else {
-        return ExitCode::from(1);
+        return ExitStatus::Failure.into();
     };
     let target = match find_target(&state, &a.target) {
         Ok(t) => t,
@@ -60,12 +61,12 @@ pub fn show(a: ShowArgs) -> ExitCode {
                 .unwrap_or_default()
         )),
     }
-    ExitCode::SUCCESS
+    ExitStatus::Success.into()
 }
 
 pub fn sites(a: SitesArgs) -> ExitCode {
     let Some((_, state)) = crate::plan::load(&a.paths, false, false) else {
-        return ExitCode::from(1);
+        return ExitStatus::Failure.into();
     };
     let selected = match rollout::select(&state, &a.select.site, a.select.selector.as_ref()) {
         Ok(s) => s,
@@ -94,7 +95,7 @@ pub fn sites(a: SitesArgs) -> ExitCode {
                 .join(",")
         ));
     }
-    ExitCode::SUCCESS
+    ExitStatus::Success.into()
 }
 
 /// The keyring entries `target` (a site or a host) refers to, with their hosts.
@@ -110,7 +111,7 @@ fn entries_of(a: &LoginArgs) -> Result<BTreeMap<String, Vec<String>>, ExitCode> 
         ));
     };
     let Some((_, state)) = crate::plan::load(&a.paths, false, false) else {
-        return Err(ExitCode::from(1));
+        return Err(ExitStatus::Failure.into());
     };
     let Some(t) = show::find(&state, target) else {
         return Err(fail(&format!(
@@ -211,7 +212,7 @@ pub fn login(a: LoginArgs) -> ExitCode {
         };
         eprintln!("Stored keyring:{name} (service '{KEYRING_SERVICE}'){who}.");
     }
-    ExitCode::SUCCESS
+    ExitStatus::Success.into()
 }
 
 pub fn logout(a: LoginArgs) -> ExitCode {
@@ -226,5 +227,5 @@ pub fn logout(a: LoginArgs) -> ExitCode {
             Err(e) => return keyring_failure(&e),
         }
     }
-    ExitCode::SUCCESS
+    ExitStatus::Success.into()
 }

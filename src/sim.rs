@@ -6,6 +6,7 @@
 //! listener. Its counters (PowerShell processes, snap-in loads, cmdlets run, restarts)
 //! appear in `/sim/state` under `sections.exchange`, computed when read.
 
+use crate::exit::ExitStatus;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -185,14 +186,14 @@ pub async fn run(a: SimArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitStatus::Usage.into();
         }
     };
     let org = match organization(&a) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitStatus::Usage.into();
         }
     };
     let state = Arc::new(SimState::default());
@@ -208,7 +209,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return ExitStatus::Failure.into();
         }
     };
     let imap = match a.exchange.imap_listen {
@@ -216,7 +217,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
             Ok(h) => Some(h),
             Err(e) => {
                 eprintln!("error: {e}");
-                return ExitCode::from(1);
+                return ExitStatus::Failure.into();
             }
         },
         None => None,
@@ -225,7 +226,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
         && let Err(e) = std::fs::write(path, pem)
     {
         eprintln!("error: cannot write {}: {e}", path.display());
-        return ExitCode::from(1);
+        return ExitStatus::Failure.into();
     }
     // The first line of stdout is the endpoint: tests and scripts read it.
     let mut out = std::io::stdout().lock();
@@ -250,11 +251,11 @@ pub async fn run(a: SimArgs) -> ExitCode {
     {
         if let Err(e) = org.lock().save_state_file(path) {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return ExitStatus::Failure.into();
         }
         eprintln!("exctl sim: state written to {}", path.display());
     }
-    ExitCode::SUCCESS
+    ExitStatus::Success.into()
 }
 
 async fn wait_for_stop() {

@@ -143,7 +143,7 @@ fn a_bad_maintenance_window_is_a_usage_error() {
         "25:00-03:00",
         dir.path().to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64));
     assert!(
         text(&out.stderr).contains("expected HH:MM-HH:MM"),
         "{}",

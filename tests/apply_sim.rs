@@ -332,6 +332,148 @@ fn a_store_that_does_not_come_back_in_time_fails_the_apply_clearly() {
     assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
 }
 
+/// The status of `service` on the simulated host, as `/sim/state` shows it.
+fn service_status(sim: &Sim, service: &str) -> String {
+    let ex = sim.exchange_state();
+    ex["servers"][0]["services"][service]["status"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no status for {service} in {ex}"))
+        .to_string()
+}
+
+/// Issue 12: a store left down by a restart that timed out is never reported as
+/// converged; plan shows the step that brings it back, apply performs it (the store,
+/// the dependants it stopped, the databases), and then everything is clean.
+#[test]
+fn a_store_left_down_by_a_failed_restart_is_shown_and_brought_back() {
+    // The store takes 10 minutes to start; apply waits 1 minute (simulated time).
+    let (sim, _) = sim(
+        "2010-sp3",
+        &[
+            "--time-scale",
+            "0.002",
+            "--service-timing",
+            "MSExchangeIS=15,600",
+        ],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let out = run(
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--restart-timeout", "60s"],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("did not come back within 60 s"), "{all}");
+    assert!(
+        !all.contains("nothing left to do") && !all.contains("converged"),
+        "a failed restart is never converged: {all}"
+    );
+    assert!(
+        all.contains("start MSExchangeIS: not healthy: MSExchangeIS is StartPending"),
+        "the verification names the store: {all}"
+    );
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
+
+    // Plan right away: the host is not in sync.
+    let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    let shown = text(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}{}", text(&plan.stderr));
+    assert!(shown.contains("start MSExchangeIS"), "{shown}");
+    assert!(
+        shown.contains("MSExchangeIS is StartPending (a restart by exctl did not finish)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("databases not mounted: Mailbox Database"),
+        "{shown}"
+    );
+    let doc = run(dir.path(), &["doctor", "EXCH01", ".", "--imaps-port", "0"]);
+    let report = text(&doc.stdout);
+    assert_eq!(doc.status.code(), Some(2), "{report}{}", text(&doc.stderr));
+    assert!(
+        report.contains(
+            "the Information Store of EXCH01 is not healthy: MSExchangeIS is StartPending"
+        ),
+        "{report}"
+    );
+
+    // Apply brings it back: it waits for the start under way (no second restart) and
+    // starts the dependants exctl stopped.
+    let out = run(
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--restart-timeout", "30m"],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("verified: a fresh plan has nothing left to do"),
+        "{all}"
+    );
+    assert_eq!(
+        restarts(&sim, "MSExchangeIS"),
+        1,
+        "brought back, not restarted"
+    );
+    for svc in [
+        "MSExchangeIS",
+        "MSExchangeMailboxAssistants",
+        "MSExchangeMailSubmission",
+    ] {
+        assert_eq!(service_status(&sim, svc), "Running", "{svc}: {all}");
+    }
+
+    let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        text(&plan.stdout),
+        text(&plan.stderr)
+    );
+    let doc = run(dir.path(), &["doctor", "EXCH01", ".", "--imaps-port", "0"]);
+    let report = text(&doc.stdout);
+    assert!(!report.contains("not healthy"), "{report}");
+    assert!(report.contains("Information Store"), "{report}");
+}
+
+/// A store an administrator stopped (not exctl) is not in sync either: it starts
+/// automatically, so plan shows it and apply starts it, with its dependants.
+#[test]
+fn a_stopped_store_is_started_by_apply() {
+    let (sim, _) = sim("2010-sp2", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp2", UCCX);
+    let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    common::exec_ok(&sim, &["--", "Stop-Service", "MSExchangeIS", "-Force"]);
+    let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    let shown = text(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("MSExchangeIS is Stopped"), "{shown}");
+    assert!(
+        shown.contains("dependent services not running: "),
+        "{shown}"
+    );
+    let out = run(
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--restart", "never"],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a down store is started even with --restart never: {all}"
+    );
+    for svc in [
+        "MSExchangeIS",
+        "MSExchangeMailboxAssistants",
+        "MSExchangeMailSubmission",
+    ] {
+        assert_eq!(service_status(&sim, svc), "Running", "{svc}: {all}");
+    }
+}
+
 #[test]
 fn a_lost_apply_is_an_unknown_outcome_observed_again_before_anything_else() {
     let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);

@@ -110,7 +110,7 @@ fn the_sample_repository_is_valid_and_shows_where_each_value_comes_from() {
             .contains("no site with something to manage matches the selector 'region=mars'")
     );
     let out = run(&["plan", m, "--selector", "region="], &[], "");
-    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert_eq!(out.status.code(), Some(64), "a usage error");
     assert!(text(&out.stderr).contains("invalid selector"));
 }
 
@@ -158,4 +158,35 @@ fn login_and_logout_without_a_usable_keyring_say_what_to_do() {
     let out = run(&["login", "--entry", "lab"], &[], "");
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("there is no terminal to ask for the password on"));
+}
+
+/// Issue 12: a usage error has a code no command uses for anything else, so a CI job
+/// that accepts 0 and 2 from `plan --detailed-exitcode` fails on a mistyped flag; `exec`
+/// keeps every code but 255 for the remote command.
+#[test]
+fn usage_errors_have_their_own_exit_code() {
+    let m = manifests();
+    let m = m.to_str().expect("utf-8 path");
+    for args in [
+        vec!["plan", m, "--detailed-exitcod"],
+        vec!["doctor"],
+        vec!["apply", m, "--restart", "sometimes"],
+        vec!["no-such-command"],
+        vec![],
+    ] {
+        let out = run(&args, &[], "");
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).is_empty(), "{args:?} says why");
+    }
+    let out = run(&["exec", "--bogus"], &[], "");
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    for args in [vec!["--help"], vec!["plan", "--help"], vec!["--version"]] {
+        let out = run(&args, &[], "");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+    }
 }

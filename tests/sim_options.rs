@@ -62,7 +62,7 @@ fn a_state_file_without_the_computer_name_is_refused() {
         .arg(&state)
         .output()
         .expect("exctl sim runs");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64));
     let err = text(&out.stderr);
     assert!(
         err.contains("no server named 'EXCH01'") && err.contains("OTHER"),

@@ -559,7 +559,7 @@ fn comment(s: &str) -> String {
 pub fn describe(step: &Step) -> String {
     match step {
         Step::Change(c) => format!("{} {}", c.title, c.id),
-        Step::Restart(r) => format!("restart {}", r.service),
+        Step::Restart(r) => format!("{} {}", r.verb(), r.service),
     }
 }
 
@@ -588,16 +588,26 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
                 }
                 b
             }
-            Step::Restart(r) if opts.restart == RestartPolicy::Never => {
-                s.push_str(&format!(
-                    "# exctl step {n}: restart {} skipped (--restart never)\n",
-                    r.service
-                ));
-                continue;
-            }
-            Step::Restart(r) => match r.service {
-                Service::Imap4 => restart::imap4_body(n, &ro),
-                Service::InformationStore => restart::information_store_body(&host.name, n, &ro),
+            Step::Restart(r) => match restart_run(r, opts) {
+                RestartRun::Skip => {
+                    s.push_str(&format!(
+                        "# exctl step {n}: restart {} skipped (--restart never)\n",
+                        r.service
+                    ));
+                    continue;
+                }
+                RestartRun::Recover => match r.service {
+                    Service::Imap4 => restart::imap4_recovery_body(n, &ro),
+                    Service::InformationStore => {
+                        restart::information_store_recovery_body(&host.name, n, &ro)
+                    }
+                },
+                RestartRun::Restart => match r.service {
+                    Service::Imap4 => restart::imap4_body(n, &ro),
+                    Service::InformationStore => {
+                        restart::information_store_body(&host.name, n, &ro)
+                    }
+                },
             },
         };
         s.push_str(&format!(
@@ -609,8 +619,36 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
     s
 }
 
-fn is_store_restart(step: &Step) -> bool {
-    matches!(step, Step::Restart(r) if r.service == Service::InformationStore)
+/// How a restart step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RestartRun {
+    /// Stop and start the service (and its dependants).
+    Restart,
+    /// Bring back a host that is not healthy without stopping anything: a service that
+    /// is down is started (which also loads changed settings), one that is starting is
+    /// waited for, dependants are started, databases waited for.
+    Recover,
+    /// Left out by `--restart never`.
+    Skip,
+}
+
+/// How `r` runs under `opts`. Bringing back a store that is down is never skipped: it
+/// disconnects nobody, and a store left down is an outage. A running service whose
+/// dependants or databases are down is restarted when a restart is owed anyway, and
+/// otherwise (or with `--restart never`) only brought back.
+fn restart_run(r: &crate::plan::RestartStep, opts: &ApplyOptions) -> RestartRun {
+    match &r.recover {
+        Some(rec) if rec.service_down => RestartRun::Recover,
+        Some(_) if opts.restart == RestartPolicy::Never => RestartRun::Recover,
+        Some(_) if r.required_by.is_empty() && r.pending.is_none() => RestartRun::Recover,
+        _ if opts.restart == RestartPolicy::Never => RestartRun::Skip,
+        _ => RestartRun::Restart,
+    }
+}
+
+/// Whether the step stops the Information Store (and so disconnects its users).
+fn is_store_restart(step: &Step, opts: &ApplyOptions) -> bool {
+    matches!(step, Step::Restart(r) if r.service == Service::InformationStore && restart_run(r, opts) == RestartRun::Restart)
 }
 
 /// Why a host must be refused before anything runs on it: its plan restarts the
@@ -621,7 +659,7 @@ pub fn window_refusal(hp: &HostPlan, opts: &ApplyOptions) -> Option<String> {
         return None;
     }
     let window = opts.maintenance_window?;
-    if !hp.steps.iter().any(is_store_restart) {
+    if !hp.steps.iter().any(|s| is_store_restart(s, opts)) {
         return None;
     }
     let now = opts.clock.minute_of_day();
@@ -948,7 +986,7 @@ pub async fn apply_host(
     };
     for i in 0..tracker.states.len() {
         let skipped =
-            matches!(hp.steps[i], Step::Restart(_)) && opts.restart == RestartPolicy::Never;
+            matches!(&hp.steps[i], Step::Restart(r) if restart_run(r, opts) == RestartRun::Skip);
         let st = &mut tracker.states[i];
         if skipped {
             st.finished = Some((StepStatus::Skipped, None, Duration::ZERO));
@@ -1216,6 +1254,14 @@ pub fn verify(result: &mut ApplyResult, fresh: &Plan) {
                     if !is_throttling(c.kind) {
                         all_expected = false;
                     }
+                }
+                Step::Restart(r) if r.recover.is_some() => {
+                    // A host that is not healthy is never settled, whatever the policy.
+                    only_throttling = false;
+                    all_expected = false;
+                    let why = r.recover.as_ref().map(|x| x.reason.as_str()).unwrap_or("");
+                    v.remaining
+                        .push(format!("{} {}: not healthy: {why}", r.verb(), r.service));
                 }
                 Step::Restart(r) => {
                     only_throttling = false;

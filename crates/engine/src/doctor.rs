@@ -302,6 +302,7 @@ pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String
             s.push_str(&restart::observe_facts(&host.name, &both));
         }
     }
+    s.push_str(&restart::observe_health(&host.name));
     s.push_str(&exchange_epilogue(host));
     s
 }
@@ -537,6 +538,7 @@ pub fn analyse(
     };
     if let Some(o) = obs {
         server_checks(&mut rep, o);
+        health_checks(&mut rep, o);
         if let Some(a) = account {
             limit_checks(&mut rep, host, a, demand, o);
         } else {
@@ -552,6 +554,47 @@ pub fn analyse(
     }
     network_checks(&mut rep, net, demand);
     rep
+}
+
+/// The Information Store, its dependants and databases, read as plan reads them
+/// ([`restart::Health`]): a store that is down is a finding, and so is what a plan would
+/// bring back. (The IMAP4 service has its own check in [`server_checks`].)
+fn health_checks(rep: &mut HostReport, o: &Observations) {
+    let health = restart::Health::read(&rep.host, o);
+    for n in &health.notes {
+        rep.checks.push(Check {
+            check: "Information Store".into(),
+            status: Status::Warning,
+            detail: n.clone(),
+        });
+    }
+    let Some(store) = health.service(Service::InformationStore) else {
+        return;
+    };
+    let recovery = health.recovery(Service::InformationStore);
+    rep.checks.push(Check {
+        check: "Information Store".into(),
+        status: if recovery.is_some() {
+            Status::Failed
+        } else {
+            Status::Ok
+        },
+        detail: match &recovery {
+            Some(r) => r.reason.clone(),
+            None => format!("{} (start mode {})", store.status, store.start_mode),
+        },
+    });
+    if let Some(r) = recovery {
+        rep.findings.push(Finding {
+            problem: format!("the Information Store of {} is not healthy: {}", rep.host, r.reason),
+            meaning: "mailbox users on this server cannot reach their mailboxes (or some of them), and IMAP logins to them fail".into(),
+            fix: format!(
+                "exctl apply brings it back (plan shows the step: it starts the store if it is down, waits for a start under way, starts the dependent services and waits for the databases); by hand: Start-Service MSExchangeIS, then Get-MailboxDatabase -Server {} -Status",
+                rep.host
+            ),
+            manifest_lines: None,
+        });
+    }
 }
 
 fn server_checks(rep: &mut HostReport, o: &Observations) {

@@ -6,9 +6,11 @@
 //! order. Its stdout is decoded into [`Observations`]; each kind compares and returns its
 //! changes. A host that cannot be reached or read becomes an error of that host only.
 //!
-//! The script ends with the restart facts of the services the host's resources may
-//! require (see [`crate::restart`]), so that a plan shows a restart still owed from an
-//! earlier run.
+//! The script ends with the host's health (the Information Store, the IMAP4 service,
+//! their dependants and the databases: see [`crate::restart::Health`]), which every plan
+//! checks whatever the resources, and with the restart facts of the services the host's
+//! resources may require (see [`crate::restart`]), so that a plan shows a restart still
+//! owed from an earlier run.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -174,6 +176,7 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
         }
     }
     s.push_str(&restart::observe_facts(&host.name, &services_of(resources)));
+    s.push_str(&restart::observe_health(&host.name));
     // The limits a declared demand meets, for the capacity warnings of the plan.
     if let Some(d) = &host.capacity {
         s.push_str(&crate::capacity::observe_script(&host.name, &d.account));
@@ -293,7 +296,16 @@ pub async fn plan_host(
             Err(e) => hp.errors.push(e.to_string()),
         }
     }
-    let (restarts, mut notes) = restart::context(&host.name, &observed, &services_of(resources));
+    let (mut restarts, mut notes) =
+        restart::context(&host.name, &observed, &services_of(resources));
+    // A host whose store (or IMAP4 service) is down is never in sync.
+    let health = restart::Health::read(&host.name, &observed);
+    notes.extend(health.notes.iter().cloned());
+    for svc in [Service::Imap4, Service::InformationStore] {
+        if let Some(r) = health.recovery(svc) {
+            restarts.recover.push((svc, r));
+        }
+    }
     if let (Some(d), Some(declared)) = (&host.capacity, &host.declared_limits) {
         notes.extend(crate::capacity::check_observed(
             &host.name, d, declared, &observed,

@@ -8,6 +8,11 @@
 //! IMAP settings, the Information Store restart last of all, once, whatever the number of
 //! store values that changed.
 //!
+//! A host that is not healthy (the Information Store or the IMAP4 service down, their
+//! dependants stopped, databases dismounted: see [`crate::restart::Health`]) gets the
+//! same step with `recover` set, placed where its restart would go: a host is never in
+//! sync while its store is down.
+//!
 //! A restart can also be owed from before (`exctl apply --restart never`, or a change
 //! made after the service last started): the host reports it (see [`crate::restart`])
 //! and the plan shows it as a restart step with `pending` set, even when no change of
@@ -16,6 +21,8 @@
 use exctl_exchange::kind::{Action, AttrChange, Change, Service};
 use exctl_exchange::{Version, kinds};
 use exctl_manifest::SourceMap;
+
+use crate::restart::Recovery;
 
 /// The version of the JSON plan format. Bumped only on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -123,6 +130,24 @@ pub struct RestartStep {
     /// What to know before it runs (active DAG copies that dismount instead of moving).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Set when the host is not healthy: the service, its dependants or its databases are
+    /// down. The step brings them back (a start when the service is down, which also
+    /// loads changed settings; never a stop of a service that is down or starting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recover: Option<Recovery>,
+}
+
+impl RestartStep {
+    /// What the step does, for people: `start` (the service is down), `restart`, or
+    /// `recover` (the service runs; its dependants or databases do not, and no restart
+    /// is owed).
+    pub fn verb(&self) -> &'static str {
+        match &self.recover {
+            Some(r) if r.service_down => "start",
+            Some(_) if self.required_by.is_empty() && self.pending.is_none() => "recover",
+            _ => "restart",
+        }
+    }
 }
 
 /// What a host reported about its restarts beyond the changes of the plan: restarts
@@ -133,6 +158,8 @@ pub struct RestartContext {
     pub pending: Vec<(Service, String)>,
     /// Warnings by service, shown with its restart step when there is one.
     pub warnings: Vec<(Service, String)>,
+    /// Services the host must bring back (see [`crate::restart::Health`]).
+    pub recover: Vec<(Service, Recovery)>,
 }
 
 impl Plan {
@@ -202,13 +229,19 @@ pub fn order_steps_in(
             .find(|(s, _)| *s == svc)
             .map(|(_, why)| why.clone())
     };
+    let recover_of = |svc: Service| {
+        ctx.recover
+            .iter()
+            .find(|(s, _)| *s == svc)
+            .map(|(_, r)| r.clone())
+    };
     // Where each restart goes: after the change at this index (None: before them all).
     let mut anchors: Vec<(Service, Option<usize>)> = Vec::new();
     for svc in [Service::Imap4, Service::InformationStore] {
         let last = changes.iter().rposition(|c| c.restart == Some(svc));
         if last.is_some() {
             anchors.push((svc, last));
-        } else if pending_of(svc).is_some() {
+        } else if pending_of(svc).is_some() || recover_of(svc).is_some() {
             let limit = match svc {
                 Service::Imap4 => phase_of("imap_settings"),
                 Service::InformationStore => u32::MAX,
@@ -231,6 +264,7 @@ pub fn order_steps_in(
             .filter(|(s, _)| *s == svc)
             .map(|(_, w)| w.clone())
             .collect(),
+        recover: recover_of(svc),
     };
     let mut steps: Vec<Step> = Vec::new();
     let mut is_restart: Option<RestartStep> = None;

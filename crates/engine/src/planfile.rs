@@ -156,6 +156,10 @@ pub struct SavedRestart {
     pub required_by: Vec<String>,
     /// Why it was owed from before, if it was.
     pub pending: Option<String>,
+    /// Why the host was not healthy (the service, its dependants or databases down), if
+    /// it was: the step brings them back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover: Option<crate::restart::Recovery>,
 }
 
 /// A saved step.
@@ -605,11 +609,17 @@ impl PlanFile {
                     .iter()
                     .any(|n| n.eq_ignore_ascii_case(r.service.name()))
             {
-                moved.push(format!(
-                    "{host} {}: the plan expected no restart, the server now owes one ({})",
-                    r.service,
-                    r.pending.as_deref().unwrap_or("required by a change")
-                ));
+                moved.push(match &r.recover {
+                    Some(rec) => format!(
+                        "{host} {}: the plan expected a healthy host, it is not ({})",
+                        r.service, rec.reason
+                    ),
+                    None => format!(
+                        "{host} {}: the plan expected no restart, the server now owes one ({})",
+                        r.service,
+                        r.pending.as_deref().unwrap_or("required by a change")
+                    ),
+                });
             }
         }
         for name in saved_restarts {
@@ -679,6 +689,7 @@ fn save_step(step: &Step) -> SavedStep {
             service: r.service.name().to_string(),
             required_by: r.required_by.clone(),
             pending: r.pending.clone(),
+            recover: r.recover.clone(),
         }),
     }
 }

@@ -167,13 +167,20 @@ fn text_change(c: &ChangeStep, p: &Paint, out: &mut String) {
 }
 
 fn text_restart(r: &RestartStep, p: &Paint, out: &mut String) {
-    let head = format!("  ↻ restart {}", r.service);
+    let head = format!("  ↻ {} {}", r.verb(), r.service);
     let head = if r.service == Service::InformationStore {
         p.red(&p.bold(&head))
     } else {
         p.yellow(&head)
     };
     let _ = writeln!(out, "{head}");
+    if let Some(rec) = &r.recover {
+        let _ = writeln!(
+            out,
+            "      {}",
+            p.red(&format!("not healthy: {}", rec.reason))
+        );
+    }
     let _ = writeln!(out, "      {}", r.consequence);
     if !r.required_by.is_empty() {
         let _ = writeln!(
@@ -287,13 +294,27 @@ pub fn markdown(plan: &Plan) -> String {
             );
         }
         for (host, r) in &restarts {
-            let _ = writeln!(
-                out,
-                "> **{}** restarts on **{}**: {}.",
-                r.service,
-                md_escape(host),
-                r.consequence
-            );
+            match &r.recover {
+                Some(rec) => {
+                    let _ = writeln!(
+                        out,
+                        "> **{}** on **{}** is not healthy ({}): apply brings it back ({}).",
+                        r.service,
+                        md_escape(host),
+                        md_escape(&rec.reason),
+                        r.verb()
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "> **{}** restarts on **{}**: {}.",
+                        r.service,
+                        md_escape(host),
+                        r.consequence
+                    );
+                }
+            }
             for w in &r.warnings {
                 let _ = writeln!(out, "> {}.", md_escape(w));
             }
@@ -364,17 +385,26 @@ fn md_host(h: &HostPlan, out: &mut String) {
                     }
                 }
                 Step::Restart(r) => {
-                    let why = match (&r.pending, r.required_by.is_empty()) {
+                    let mut why = match (&r.pending, r.required_by.is_empty()) {
                         (Some(p), true) => format!("pending from before: {p}"),
                         (Some(p), false) => format!(
                             "required by {}; pending from before: {p}",
                             r.required_by.join(", ")
                         ),
-                        (None, _) => format!("required by {}", r.required_by.join(", ")),
+                        (None, true) => String::new(),
+                        (None, false) => format!("required by {}", r.required_by.join(", ")),
                     };
+                    if let Some(rec) = &r.recover {
+                        why = if why.is_empty() {
+                            format!("not healthy: {}", rec.reason)
+                        } else {
+                            format!("not healthy: {}; {why}", rec.reason)
+                        };
+                    }
                     let _ = writeln!(
                         out,
-                        "| ↻ | restart **{}** | | | {} |",
+                        "| ↻ | {} **{}** | | | {} |",
+                        r.verb(),
                         r.service,
                         md_escape(&why)
                     );

@@ -147,11 +147,17 @@ fn site_section(s: &SitePlan) -> String {
 fn warnings(plan: &RepoPlan) -> String {
     let mut out = String::new();
     let mut by_service: Vec<(Service, Vec<String>)> = Vec::new();
+    let mut unhealthy: Vec<String> = Vec::new();
     let mut deletes = 0;
     for s in &plan.sites {
         for h in &s.hosts {
             for st in &h.steps {
                 match st {
+                    Step::Restart(r) if r.verb() != "restart" => {
+                        if let Some(rec) = &r.recover {
+                            unhealthy.push(format!("{} ({}): {}", h.host, s.site, rec.reason));
+                        }
+                    }
                     Step::Restart(r) => {
                         let who = format!("{} ({})", h.host, s.site);
                         match by_service.iter_mut().find(|(svc, _)| *svc == r.service) {
@@ -165,7 +171,7 @@ fn warnings(plan: &RepoPlan) -> String {
             }
         }
     }
-    if by_service.is_empty() && deletes == 0 {
+    if by_service.is_empty() && deletes == 0 && unhealthy.is_empty() {
         return out;
     }
     by_service.sort_by_key(|(s, _)| *s);
@@ -185,6 +191,13 @@ fn warnings(plan: &RepoPlan) -> String {
             plural(hosts.len(), "host", "hosts"),
             md_escape(&names_within(&names, 1500)),
             capitalize(svc.consequence())
+        );
+    }
+    for u in &unhealthy {
+        let _ = writeln!(
+            out,
+            "> Not healthy, apply brings it back: {}.",
+            md_escape(u)
         );
     }
     out.push('\n');

@@ -87,6 +87,12 @@ use crate::plan::RestartContext;
 /// Where applied changes leave the time a restart became due (one value per service).
 pub const MARKER_KEY: &str = r"HKLM:\SOFTWARE\exctl\LastChangeRequiringRestart";
 
+/// Where a restart or start by exctl records, while it runs, the service it is bringing
+/// back (value name) and the dependants it must start again (value: comma-separated
+/// names). Removed when the service and its dependants run again; left behind by a
+/// restart that failed or was cut off, so the next observation knows what exctl stopped.
+pub const UNDERWAY_KEY: &str = r"HKLM:\SOFTWARE\exctl\RestartUnderway";
+
 /// How much later than the service's start an Active Directory change time must be to
 /// count as "changed after the service started": the skew a domain tolerates.
 pub const AD_CLOCK_TOLERANCE_SECS: i64 = 300;
@@ -156,6 +162,22 @@ pub fn imap4_body(n: usize, opts: &RestartScriptOptions) -> String {
          }}\n",
         note = record::NOTE,
     )
+}
+
+/// The body of step `n` that brings back MSExchangeIMAP4 without stopping it (see
+/// [`Health`]).
+pub fn imap4_recovery_body(n: usize, opts: &RestartScriptOptions) -> String {
+    recovery_sequence(Service::Imap4.name(), n, None, opts)
+}
+
+/// The body of step `n` that brings back the Information Store of `host`, its
+/// dependants and its databases, without stopping it (see [`Health`]).
+pub fn information_store_recovery_body(
+    host: &str,
+    n: usize,
+    opts: &RestartScriptOptions,
+) -> String {
+    recovery_sequence(Service::InformationStore.name(), n, Some(host), opts)
 }
 
 /// The statements that make `$__mounted` the names of the mounted databases of `host`.
@@ -264,10 +286,14 @@ fn restart_sequence(
     let sleep = opts.poll_secs.max(1);
     let progress = record::PROGRESS;
     let mut s = format!(
-        "$__deadline = (Get-Date).AddSeconds({timeout})\n\
-         $__deps = @(foreach ($__x in @(Get-Service -Name {name} -DependentServices)) {{ if ([string]$__x.Status -eq 'Running') {{ [string]$__x.Name }} }})\n\
-         $__sc = Get-Service -Name {name}\n\
-         if ([string]$__sc.Status -ne 'Stopped') {{ $__sc.Stop() }}\n\
+        "$__deadline = (Get-Date).AddSeconds({})\n",
+        opts.timeout_secs
+    );
+    s.push_str(&dependents_to_start(svc));
+    s.push_str(&format!("$__sc = Get-Service -Name {name}\n"));
+    s.push_str(&record_underway(svc, n));
+    s.push_str(&format!(
+        "if ([string]$__sc.Status -ne 'Stopped') {{ $__sc.Stop() }}\n\
          $__waiting = $true\n\
          while ($__waiting) {{\n\
          $__status = 'unknown'\n\
@@ -277,8 +303,134 @@ fn restart_sequence(
          throw ({stop_msg} + $__status)\n\
          }} else {{ Start-Sleep -Seconds {sleep} }}\n\
          }}\n\
-         $__sc.Start()\n\
-         $__depstarted = $false\n\
+         $__sc.Start()\n",
+        stop_msg = quote(&format!(
+            "{svc}{on} did not stop within {} s: the service is ",
+            opts.timeout_secs
+        )),
+    ));
+    s.push_str(&start_phase(svc, n, host, opts));
+    s
+}
+
+/// The statements that bring back `svc` without stopping it: a stop under way is waited
+/// out, a stopped service is started, a pending start is waited for; then, as after a
+/// restart, the dependants that should run are started and (with `host`) the databases
+/// that should be mounted are waited for, within one deadline. Used for a host that is
+/// not healthy (see [`Health`]): a store left down by a failed restart, its dependants
+/// left stopped, a store that is still starting.
+fn recovery_sequence(
+    svc: &str,
+    n: usize,
+    host: Option<&str>,
+    opts: &RestartScriptOptions,
+) -> String {
+    let step = quote(&n.to_string());
+    let name = quote(svc);
+    let on = host.map(|h| format!(" on {h}")).unwrap_or_default();
+    let sleep = opts.poll_secs.max(1);
+    let progress = record::PROGRESS;
+    let mut s = format!(
+        "$__deadline = (Get-Date).AddSeconds({})\n",
+        opts.timeout_secs
+    );
+    s.push_str(&dependents_to_start(svc));
+    s.push_str(&format!("$__sc = Get-Service -Name {name}\n"));
+    s.push_str(&record_underway(svc, n));
+    if let Some(h) = host {
+        s.push_str(&databases_to_mount("__mounted", h));
+    }
+    s.push_str(&format!(
+        "$__waiting = $true\n\
+         while ($__waiting) {{\n\
+         $__status = 'unknown'\n\
+         try {{ $__sc.Refresh()\n$__status = [string]$__sc.Status }} catch {{ }}\n\
+         __exctl_emit '{progress}' {step} $__status\n\
+         if ($__status -ne 'StopPending') {{ $__waiting = $false }} elseif ((Get-Date) -gt $__deadline) {{\n\
+         throw ({stop_msg} + $__status)\n\
+         }} else {{ Start-Sleep -Seconds {sleep} }}\n\
+         }}\n\
+         if ($__status -eq 'Stopped') {{ $__sc.Start() }}\n",
+        stop_msg = quote(&format!(
+            "{svc}{on} did not finish stopping within {} s: the service is ",
+            opts.timeout_secs
+        )),
+    ));
+    s.push_str(&start_phase(svc, n, host, opts));
+    s
+}
+
+/// The statements that make `$__deps` the dependants of `svc` to start once it runs:
+/// those running now (a stop takes them down), those that start automatically, and
+/// those an earlier restart by exctl stopped and did not see start again (recorded under
+/// [`UNDERWAY_KEY`]).
+fn dependents_to_start(svc: &str) -> String {
+    format!(
+        "$__rec = @()\n\
+         try {{\n\
+         $__p = Get-ItemProperty -Path {k} -Name {n} -ErrorAction SilentlyContinue\n\
+         if ($__p -ne $null) {{ $__rec = @(([string]$__p.{prop}) -split ',') }}\n\
+         }} catch {{ }}\n\
+         $__deps = @(foreach ($__x in @(Get-Service -Name {n} -DependentServices)) {{\n\
+         $__xm = ''\n\
+         try {{ $__xm = [string](Get-WmiObject -Class Win32_Service -Filter (\"Name='\" + [string]$__x.Name + \"'\")).StartMode }} catch {{ }}\n\
+         if ([string]$__x.Status -eq 'Running' -or ($__xm -eq 'Auto') -or ($__rec -contains [string]$__x.Name)) {{ [string]$__x.Name }}\n\
+         }})\n",
+        k = quote(UNDERWAY_KEY),
+        n = quote(svc),
+        prop = svc,
+    )
+}
+
+/// Statements that record on the server that exctl is stopping or starting `svc`, and
+/// which dependants it must start again (`$__deps`): if the restart does not finish,
+/// the next observation knows the service and those dependants must run (see
+/// [`Health`]). Cleared when the service and its dependants are back.
+fn record_underway(svc: &str, n: usize) -> String {
+    let parent = UNDERWAY_KEY
+        .rsplit_once('\\')
+        .map(|(p, _)| p)
+        .unwrap_or(UNDERWAY_KEY);
+    format!(
+        "try {{\n\
+         if (-not (Test-Path -Path {p})) {{ $null = New-Item -Path {p} }}\n\
+         if (-not (Test-Path -Path {k})) {{ $null = New-Item -Path {k} }}\n\
+         Set-ItemProperty -Path {k} -Name {s} -Value ($__deps -join ',')\n\
+         }} catch {{ __exctl_emit '{note}' {step} ({msg} + (__exctl_error_text $_)) }}\n",
+        p = quote(parent),
+        k = quote(UNDERWAY_KEY),
+        s = quote(svc),
+        note = record::NOTE,
+        step = quote(&n.to_string()),
+        msg = quote(&format!(
+            "could not record on the server that {svc} is being restarted (should it not come back, the next plan cannot name the dependent services to start): "
+        )),
+    )
+}
+
+/// The statements that make `$var` the databases of `host` that should be mounted: those
+/// whose active copy is on `host` and that mount when the store starts (`MountAtStartup`,
+/// true unless an administrator cleared it; Set-MailboxDatabase, Exchange 2010).
+fn databases_to_mount(var: &str, host: &str) -> String {
+    format!(
+        "${var} = @(foreach ($__d in @(Get-MailboxDatabase -Server {h} -Status)) {{ if ($__d.MountAtStartup -ne $false -and [string]$__d.Server -eq {h}) {{ [string]$__d.Name }} }})\n",
+        h = quote(host)
+    )
+}
+
+/// The second half of a restart or recovery: once `svc` runs, the dependants in `$__deps`
+/// are started, and the step waits until it and they run (and, with `host`, until the
+/// databases in `$__mounted` are mounted), then clears the record of
+/// [`record_underway`]. Every wait polls and reports; past the deadline the step fails
+/// with what is still missing.
+fn start_phase(svc: &str, n: usize, host: Option<&str>, opts: &RestartScriptOptions) -> String {
+    let step = quote(&n.to_string());
+    let name = quote(svc);
+    let on = host.map(|h| format!(" on {h}")).unwrap_or_default();
+    let sleep = opts.poll_secs.max(1);
+    let progress = record::PROGRESS;
+    let mut s = format!(
+        "$__depstarted = $false\n\
          $__waiting = $true\n\
          while ($__waiting) {{\n\
          $__status = 'unknown'\n\
@@ -286,7 +438,8 @@ fn restart_sequence(
          if ($__status -eq 'Running' -and -not $__depstarted) {{\n\
          $__depstarted = $true\n\
          foreach ($__d in $__deps) {{\n\
-         try {{ (Get-Service -Name $__d).Start() }} catch {{ __exctl_emit '{note}' {step} ({dep_fail} + $__d + ': ' + (__exctl_error_text $_)) }}\n\
+         try {{ $__ds = Get-Service -Name $__d\n\
+         if ([string]$__ds.Status -eq 'Stopped') {{ $__ds.Start() }} }} catch {{ __exctl_emit '{note}' {step} ({dep_fail} + $__d + ': ' + (__exctl_error_text $_)) }}\n\
          }}\n\
          }}\n\
          $__down = @(foreach ($__d in $__deps) {{\n\
@@ -294,12 +447,7 @@ fn restart_sequence(
          try {{ $__ds = [string](Get-Service -Name $__d).Status }} catch {{ }}\n\
          if ($__ds -ne 'Running') {{ $__d }}\n\
          }})\n",
-        timeout = opts.timeout_secs,
         note = record::NOTE,
-        stop_msg = quote(&format!(
-            "{svc}{on} did not stop within {} s: the service is ",
-            opts.timeout_secs
-        )),
         dep_fail = quote(&format!(
             "could not start again, after {svc}, the dependent service "
         )),
@@ -340,6 +488,10 @@ fn restart_sequence(
     s.push_str(&format!(
         "if ({done_condition}) {{ $__waiting = $false }} elseif ((Get-Date) -gt $__deadline) {{\n\
          {timeout}}} else {{ Start-Sleep -Seconds {sleep} }}\n}}\n"
+    ));
+    s.push_str(&format!(
+        "try {{ Remove-ItemProperty -Path {k} -Name {name} -ErrorAction SilentlyContinue }} catch {{ }}\n",
+        k = quote(UNDERWAY_KEY),
     ));
     s
 }
@@ -412,6 +564,193 @@ pub fn observe_facts(host: &str, services: &BTreeSet<Service>) -> String {
         }
     }
     s
+}
+
+/// The observation key of a service's health (`__health:MSExchangeIS`).
+pub fn health_key(svc: Service) -> String {
+    format!("__health:{}", svc.name())
+}
+
+/// The observe-script fragment that reports the health of the host: for the Information
+/// Store and the IMAP4 service, their status and start mode, whether a restart by exctl
+/// is under way or was left unfinished ([`UNDERWAY_KEY`]), and the dependants that should
+/// run and do not; for the store, the databases that should be mounted and are not.
+/// A service the host does not have (MSExchangeIS on a Client Access server) reports
+/// nothing. Read by [`Health::read`]; part of every observation (plan, apply's
+/// verification, doctor), whatever the resources.
+pub fn observe_health(host: &str) -> String {
+    let mut s = String::new();
+    for svc in [Service::InformationStore, Service::Imap4] {
+        let name = svc.name();
+        let mut body = format!(
+            "$__hs = @(foreach ($__s in @(Get-Service -Name {wild})) {{ if ([string]$__s.Name -eq {n}) {{ $__s }} }})\n\
+             if ($__hs.Count -gt 0) {{\n\
+             __exctl_emit {r} 'Status' ([string]$__hs[0].Status)\n\
+             $__hw = @(Get-WmiObject -Class Win32_Service -Filter {f})\n\
+             if ($__hw.Count -gt 0) {{ __exctl_emit {r} 'StartMode' ([string]$__hw[0].StartMode) }}\n\
+             $__rec = @()\n\
+             $__p = Get-ItemProperty -Path {k} -Name {n} -ErrorAction SilentlyContinue\n\
+             if ($__p -ne $null) {{\n\
+             $__rec = @(([string]$__p.{name}) -split ',')\n\
+             __exctl_emit {r} 'Underway' 'True'\n\
+             }}\n\
+             $__down = @(foreach ($__x in @(Get-Service -Name {n} -DependentServices)) {{\n\
+             $__xm = ''\n\
+             try {{ $__xm = [string](Get-WmiObject -Class Win32_Service -Filter (\"Name='\" + [string]$__x.Name + \"'\")).StartMode }} catch {{ }}\n\
+             if ([string]$__x.Status -ne 'Running' -and (($__xm -eq 'Auto') -or ($__rec -contains [string]$__x.Name))) {{ [string]$__x.Name }}\n\
+             }})\n\
+             __exctl_emit {r} 'DependentsDown' $__down\n",
+            wild = quote(&format!("{name}*")),
+            n = quote(name),
+            r = quote(&health_key(svc)),
+            f = quote(&format!("Name='{name}'")),
+            k = quote(UNDERWAY_KEY),
+        );
+        if svc == Service::InformationStore {
+            body.push_str(&format!(
+                "$__should = @()\n{}\
+                 $__now = @()\n{}\
+                 __exctl_emit {r} 'DatabasesDown' @(foreach ($__m in $__should) {{ if (-not ($__now -contains $__m)) {{ $__m }} }})\n",
+                databases_to_mount("__should", host),
+                mounted_databases("__now", host),
+                r = quote(&health_key(svc)),
+            ));
+        }
+        body.push_str("}\n");
+        s.push_str(&exctl_exchange::record::guarded(&health_key(svc), &body));
+    }
+    s
+}
+
+/// What the host reported of one service's health.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceHealth {
+    /// `Running`, `Stopped`, `StartPending`, `StopPending`...
+    pub status: String,
+    /// `Auto`, `Manual`, `Disabled` (empty when WMI could not say).
+    pub start_mode: String,
+    /// A restart or start by exctl was under way and has not finished.
+    pub underway: bool,
+    /// Dependants that should run (they start automatically, or exctl stopped them) and
+    /// do not.
+    pub dependents_down: Vec<String>,
+    /// Databases that should be mounted (active here, MountAtStartup) and are not (the
+    /// Information Store only).
+    pub databases_down: Vec<String>,
+}
+
+impl ServiceHealth {
+    /// Whether the service runs.
+    pub fn running(&self) -> bool {
+        self.status.eq_ignore_ascii_case("Running")
+    }
+}
+
+/// Why a service of the host must be brought back before the host is in its desired
+/// state: a plan shows it as a step, apply performs it, doctor reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Recovery {
+    /// What is wrong, in the server's terms (`MSExchangeIS is StartPending; databases not
+    /// mounted: DB01`).
+    pub reason: String,
+    /// The service itself is not running (a start, not a restart, brings it back).
+    pub service_down: bool,
+}
+
+/// The health of a host's Exchange services, from [`observe_health`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// By service; absent when the host does not have it or it could not be read.
+    pub services: Vec<(Service, ServiceHealth)>,
+    /// Reads that failed, for the plan's notes.
+    pub notes: Vec<String>,
+}
+
+fn list(obs: &Observations, key: &str, attr: &str) -> Vec<String> {
+    match obs.get(key, attr) {
+        Some(RawValue::List(l)) => l.iter().filter(|s| !s.is_empty()).cloned().collect(),
+        Some(RawValue::Str(s)) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+impl Health {
+    /// Decodes what [`observe_health`] reported.
+    pub fn read(host: &str, obs: &Observations) -> Health {
+        let mut h = Health::default();
+        for svc in [Service::InformationStore, Service::Imap4] {
+            let key = health_key(svc);
+            if let Some(e) = obs.error(&key) {
+                h.notes
+                    .push(format!("cannot read the state of {svc} on {host}: {e}"));
+                continue;
+            }
+            let Some(status) = text(obs, &key, "Status") else {
+                continue;
+            };
+            h.services.push((
+                svc,
+                ServiceHealth {
+                    status,
+                    start_mode: text(obs, &key, "StartMode").unwrap_or_default(),
+                    underway: text(obs, &key, "Underway").is_some(),
+                    dependents_down: list(obs, &key, "DependentsDown"),
+                    databases_down: list(obs, &key, "DatabasesDown"),
+                },
+            ));
+        }
+        h
+    }
+
+    /// What the host reported of `svc`.
+    pub fn service(&self, svc: Service) -> Option<&ServiceHealth> {
+        self.services
+            .iter()
+            .find(|(s, _)| *s == svc)
+            .map(|(_, h)| h)
+    }
+
+    /// Why `svc` must be brought back, if it must: it does not run although it starts
+    /// automatically or exctl stopped it (a restart left unfinished); dependants that
+    /// should run do not; databases that should be mounted are not. A service an
+    /// administrator disabled, or a Manual one exctl did not stop, is left as it is.
+    pub fn recovery(&self, svc: Service) -> Option<Recovery> {
+        let h = self.service(svc)?;
+        let mut why = Vec::new();
+        let wanted = !h.start_mode.eq_ignore_ascii_case("Disabled")
+            && (h.start_mode.eq_ignore_ascii_case("Auto") || h.underway);
+        let service_down = !h.running() && wanted;
+        if service_down {
+            why.push(format!(
+                "{svc} is {}{}",
+                h.status,
+                if h.underway {
+                    " (a restart by exctl did not finish)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if !h.dependents_down.is_empty() {
+            why.push(format!(
+                "dependent services not running: {}",
+                h.dependents_down.join(", ")
+            ));
+        }
+        if !h.databases_down.is_empty() {
+            why.push(format!(
+                "databases not mounted: {}",
+                h.databases_down.join(", ")
+            ));
+        }
+        if why.is_empty() || (!h.running() && !wanted) {
+            return None;
+        }
+        Some(Recovery {
+            reason: why.join("; "),
+            service_down,
+        })
+    }
 }
 
 fn text(obs: &Observations, key: &str, attr: &str) -> Option<String> {

@@ -486,6 +486,7 @@ fn store_restart() -> Step {
         consequence: Service::InformationStore.consequence(),
         pending: None,
         warnings: Vec::new(),
+        recover: None,
     })
 }
 
@@ -1097,6 +1098,7 @@ fn the_apply_script() {
             consequence: Service::Imap4.consequence(),
             pending: None,
             warnings: vec![],
+            recover: None,
         }),
         store_restart(),
     ];

@@ -206,6 +206,11 @@ impl Host for PsHost {
                 .param(p("Path", String).position(0))
                 .param(p("Name", String))
                 .param(p("Value", Any)),
+            "remove-itemproperty" => {
+                CommandInfo::new("Remove-ItemProperty", "x.RemoveItemProperty")
+                    .param(p("Path", String).position(0))
+                    .param(p("Name", String))
+            }
             "get-itemproperty" => CommandInfo::new("Get-ItemProperty", "x.GetItemProperty")
                 .param(p("Path", String).position(0))
                 .param(p("Name", String)),
@@ -284,6 +289,28 @@ impl Host for PsHost {
             }
             "get-service" => {
                 let n = arg("Name");
+                // A wildcard that matches nothing is no error (Get-Service's -Name takes
+                // wildcards); only a literal name that matches nothing is.
+                if let Some(prefix) = n.strip_suffix('*') {
+                    let out: Vec<PsObject> = st
+                        .services
+                        .iter()
+                        .filter(|x| {
+                            x.name
+                                .to_ascii_lowercase()
+                                .starts_with(&prefix.to_ascii_lowercase())
+                        })
+                        .map(|x| {
+                            PsObject::new(["System.ServiceProcess.ServiceController"])
+                                .with("Name", x.name)
+                                .with("Status", x.status(now))
+                        })
+                        .collect();
+                    for o in out {
+                        call.write_output(o);
+                    }
+                    return Ok(());
+                }
                 if st.svc(&n).is_none() {
                     return Err(not_found(
                         call,
@@ -422,6 +449,14 @@ impl Host for PsHost {
                 };
                 key.insert(n.clone(), v.clone());
                 st.log.push(format!("registry {n}={}", s(&v)));
+            }
+            "remove-itemproperty" => {
+                let (path, n) = (arg("Path"), arg("Name"));
+                if let Some(key) = st.registry.get_mut(&path.to_ascii_lowercase())
+                    && key.remove(&n).is_some()
+                {
+                    st.log.push(format!("registry -{n}"));
+                }
             }
             "get-itemproperty" => {
                 let path = arg("Path");
@@ -661,6 +696,7 @@ fn store_plan() -> Plan {
                 consequence: Service::InformationStore.consequence(),
                 pending: None,
                 warnings: Vec::new(),
+                recover: None,
             }),
         ],
         in_sync: 0,
@@ -687,8 +723,10 @@ async fn imap_settings_then_the_imap4_restart_then_nothing_left() {
         [
             "set MaxConnectionsPerUser=40",
             "registry MSExchangeIMAP4=2024-05-01T08:00:00",
+            "registry MSExchangeIMAP4=",
             "stop MSExchangeIMAP4",
-            "start MSExchangeIMAP4"
+            "start MSExchangeIMAP4",
+            "registry -MSExchangeIMAP4"
         ]
     );
     // The service stops in 5 s and starts in 3 s; the script polls every 5 s.
@@ -813,10 +851,12 @@ async fn the_store_restart_waits_for_every_database() {
         [
             "registry Maximum Allowed Service Sessions Per User=64",
             "registry MSExchangeIS=2024-05-01T08:00:00",
+            "registry MSExchangeIS=MSExchangeMailboxAssistants",
             "stop MSExchangeMailboxAssistants",
             "stop MSExchangeIS",
             "start MSExchangeIS",
-            "start MSExchangeMailboxAssistants"
+            "start MSExchangeMailboxAssistants",
+            "registry -MSExchangeIS"
         ]
     );
     // The dependent service runs again.
@@ -901,10 +941,13 @@ async fn dag_maintenance_moves_the_active_copies_first() {
         log[2..],
         [
             "StartDagServerMaintenance",
+            // Recorded while under way, so a restart cut off is known (issue 12).
+            "registry MSExchangeIS=MSExchangeMailboxAssistants",
             "stop MSExchangeMailboxAssistants",
             "stop MSExchangeIS",
             "start MSExchangeIS",
             "start MSExchangeMailboxAssistants",
+            "registry -MSExchangeIS",
             "StopDagServerMaintenance"
         ]
     );

@@ -1358,6 +1358,10 @@ impl ExchangeOrg {
                 .with("Server", SimValue::str(&s.name))
                 .with("MasterServerOrAvailabilityGroup", SimValue::str(&s.name))
                 .with("Recovery", false)
+                // Exchange 2010 mounts a database when the store starts unless
+                // Set-MailboxDatabase -MountAtStartup $false cleared it (the model's
+                // databases all mount, so it is always true here).
+                .with("MountAtStartup", true)
                 .with(
                     "Mounted",
                     if status {
