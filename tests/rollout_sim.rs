@@ -385,3 +385,91 @@ fn a_saved_plan_of_some_sites_applies_to_those_sites_with_a_failed_canary_stoppi
     );
     assert!(!format!("{out}{err}").contains(PASSWORD));
 }
+
+/// Four sites, the first unreachable (issue 12's rollout story).
+fn four_sites_first_unreachable() -> World {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut hosts = Vec::new();
+    let mut sites = Vec::new();
+    for i in 1..=4 {
+        let host = host_name(i);
+        let endpoint = if i == 1 {
+            fleet::closed_endpoint()
+        } else {
+            let h = rt.block_on(fleet::start(&HostSetup::new(&host), PASSWORD));
+            let url = h.sim.url().to_string();
+            hosts.push(h);
+            url
+        };
+        sites.push(SiteSetup {
+            name: format!("s{i:02}"),
+            labels: Vec::new(),
+            baselines: vec!["uccx".into(), "uccx-sp1".into()],
+            hosts: vec![(
+                host,
+                "2010-sp3".into(),
+                endpoint,
+                "env:EXCTL_ROLLOUT_PW".into(),
+            )],
+            override_body: None,
+        });
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    fleet::write_repository(&dir.path().join("repo"), &sites);
+    World {
+        dir,
+        _hosts: hosts,
+        _rt: rt,
+    }
+}
+
+/// Issue 12: with the canary site unreachable, `--canary 1` does not make the next site
+/// the canary, and a failure budget spent by an unreachable site starts nothing: no
+/// server changes, and the summary says why each site did not start.
+#[test]
+fn an_unreachable_canary_or_a_spent_budget_changes_nothing() {
+    let w = four_sites_first_unreachable();
+    let dir = w.dir.path();
+    for (extra, why) in [
+        (
+            vec!["--canary", "1", "--max-failures", "3"],
+            "the canary failed: s01 could not be planned",
+        ),
+        (
+            vec!["--max-failures", "1"],
+            "1 site could not be planned before anything started (--max-failures 1): s01",
+        ),
+    ] {
+        let mut args = vec!["apply", "repo", "--auto-approve", "--format", "json"];
+        args.extend(extra.iter().copied());
+        let out = run(dir, &args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON result");
+        assert_eq!(r["rollout"]["failed"], 1, "{r}");
+        assert_eq!(r["rollout"]["not_started"], 3, "{r}");
+        for site in &r["sites"].as_array().expect("sites")[1..] {
+            assert_eq!(site["status"], "not_started", "{site}");
+            assert_eq!(
+                site["error"].as_str(),
+                Some(format!("not started: {why}").as_str()),
+                "{site}"
+            );
+        }
+        // Nothing changed anywhere: every reachable site still has its changes to make.
+        let plan = run(
+            dir,
+            &[
+                "plan",
+                "repo",
+                "--site",
+                "s02,s03,s04",
+                "--detailed-exitcode",
+            ],
+        );
+        assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stderr));
+    }
+}

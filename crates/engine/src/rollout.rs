@@ -19,13 +19,15 @@
 //!
 //! # Rollout ([`apply_sites`])
 //!
-//! 1. **Canary**: the first `canary` sites *that have changes* are applied alone (still
-//!    in parallel among themselves). If any of them fails, no other site starts.
+//! 1. **Canary**: the first `canary` sites *that have changes or could not be planned*
+//!    are applied alone (still in parallel among themselves). If any of them fails, or
+//!    could not be planned, no other site starts.
 //! 2. **Batches**: the remaining sites run in batches of `batch_size` (default: all in
 //!    one), each batch starting when the previous one has finished.
 //! 3. **Failure budget**: once `max_failures` sites have failed, no new site starts;
 //!    sites already running finish. A site that could not be planned (unreachable) is a
-//!    failed site too.
+//!    failed site too, counted before anything starts: a budget spent by unreachable
+//!    sites starts nothing.
 //!
 //! Sites not started are reported as such, with the reason. A site without changes is
 //! `nothing_to_do` and costs nothing. Applying a saved plan observes each site again
@@ -751,14 +753,20 @@ pub async fn apply_sites(
         on_event,
     };
     let n = plan.sites.len();
+    // A site that could not be planned has failed before anything starts: it counts
+    // against the budget at once, and, among the first `canary` sites of the rollout
+    // order, it is a failed canary.
+    let unplanned: Vec<usize> = (0..n).filter(|&i| plan.sites[i].has_errors()).collect();
     let canaries: Vec<usize> = (0..n)
-        .filter(|&i| plan.sites[i].has_changes())
+        .filter(|&i| plan.sites[i].has_changes() || plan.sites[i].has_errors())
         .take(opts.canary)
         .collect();
-    let rest: Vec<usize> = (0..n).filter(|i| !canaries.contains(i)).collect();
+    let rest: Vec<usize> = (0..n)
+        .filter(|i| !canaries.contains(i) && !unplanned.contains(i))
+        .collect();
     let mut groups: Vec<(bool, Vec<usize>)> = Vec::new();
     if !canaries.is_empty() {
-        groups.push((true, canaries));
+        groups.push((true, canaries.clone()));
     }
     match opts.batch_size {
         Some(b) if b > 0 => groups.extend(rest.chunks(b).map(|c| (false, c.to_vec()))),
@@ -769,13 +777,44 @@ pub async fn apply_sites(
     let failures = Cell::new(0usize);
     let mut stop: Option<String> = None;
     let budget = opts.max_failures.max(1);
+    for &i in &unplanned {
+        let r = unplanned_result(&plan.sites[i], canaries.contains(&i));
+        failures.set(failures.get() + 1);
+        on_event(&SiteEvent::Finished { result: &r });
+        store(&results, i, r);
+    }
+    let failed_canaries: Vec<&str> = canaries
+        .iter()
+        .filter(|i| unplanned.contains(i))
+        .map(|&i| plan.sites[i].site.as_str())
+        .collect();
+    if !failed_canaries.is_empty() {
+        stop = Some(format!(
+            "the canary failed: {} could not be planned",
+            failed_canaries.join(", ")
+        ));
+    } else if failures.get() >= budget {
+        stop = Some(format!(
+            "{} site{} could not be planned before anything started (--max-failures {budget}): {}",
+            failures.get(),
+            if failures.get() == 1 { "" } else { "s" },
+            failed_sites(&results).join(", ")
+        ));
+    }
     for (is_canary, group) in groups {
         if let Some(why) = &stop {
             for &i in &group {
-                not_started(i, &plan.sites[i], is_canary, why, &results, on_event);
+                if results.borrow()[i].is_none() {
+                    not_started(i, &plan.sites[i], is_canary, why, &results, on_event);
+                }
             }
             continue;
         }
+        // The canary group's unplanned sites have their result already.
+        let group: Vec<usize> = group
+            .into_iter()
+            .filter(|&i| results.borrow()[i].is_none())
+            .collect();
         let jobs: Vec<Job<'_, SiteResult>> = group
             .iter()
             .map(|&i| {
@@ -827,6 +866,24 @@ pub async fn apply_sites(
         }
     }
     finish(plan, results.into_inner(), apply_opts)
+}
+
+/// The result of a site that could not be planned: failed, nothing applied.
+fn unplanned_result(sp: &SitePlan, canary: bool) -> SiteResult {
+    SiteResult {
+        site: sp.site.clone(),
+        status: SiteStatus::Failed,
+        canary,
+        changes: sp.changes(),
+        restarts: sp.restarts(),
+        hosts: sp.hosts.iter().map(|h| h.host.clone()).collect(),
+        error: Some(format!(
+            "could not be planned; nothing was applied: {}",
+            sp.first_error().unwrap_or_default()
+        )),
+        duration_ms: 0,
+        host_results: Vec::new(),
+    }
 }
 
 fn store(results: &RefCell<Vec<Option<SiteResult>>>, i: usize, r: SiteResult) {

@@ -723,8 +723,8 @@ async fn a_failed_canary_stops_the_rollout() {
 async fn no_new_site_starts_after_too_many_failures_and_running_ones_finish() {
     let (dir, hosts) = repository(12);
     let (sources, state) = load_ok(dir.path());
-    let mut fleet = Fleet::new(&hosts);
-    fleet.hosts.remove("S02EX");
+    let fleet = Fleet::new(&hosts);
+    fleet.host("S02EX").refuse = Some("Access is denied".into());
     let opts = RolloutOptions {
         parallel: 3,
         canary: 0,
@@ -734,7 +734,7 @@ async fn no_new_site_starts_after_too_many_failures_and_running_ones_finish() {
     };
     let (_, r, events) = rollout(&state, &sources, &fleet, opts).await;
     let st = status_of(&r);
-    // s02 fails at once (it could not be planned); s01 and s03 were running and finish.
+    // s02 fails while s01 and s03 run: they finish, nothing new starts.
     assert_eq!(st["s01"], SiteStatus::Done);
     assert_eq!(st["s02"], SiteStatus::Failed);
     assert_eq!(st["s03"], SiteStatus::Done);
@@ -753,6 +753,69 @@ async fn no_new_site_starts_after_too_many_failures_and_running_ones_finish() {
             .contains("1 site failed (--max-failures 1): s02")
     );
     assert!(events.iter().any(|e| e == "not started s12"));
+}
+
+/// Issue 12: a site that cannot be planned has failed before anything starts; when that
+/// spends the budget, no site changes.
+#[tokio::test(start_paused = true)]
+async fn a_budget_spent_by_unplannable_sites_starts_nothing() {
+    let (dir, hosts) = repository(12);
+    let (sources, state) = load_ok(dir.path());
+    let mut fleet = Fleet::new(&hosts);
+    fleet.hosts.remove("S05EX");
+    let opts = RolloutOptions {
+        parallel: 3,
+        canary: 0,
+        batch_size: None,
+        max_failures: 1,
+        plan_timeout: None,
+    };
+    let (_, r, _) = rollout(&state, &sources, &fleet, opts).await;
+    let st = status_of(&r);
+    assert_eq!(st["s05"], SiteStatus::Failed);
+    assert_eq!(
+        (r.rollout.done, r.rollout.failed, r.rollout.not_started),
+        (0, 1, 11),
+        "{st:?}"
+    );
+    let s01 = r.sites.iter().find(|s| s.site == "s01").unwrap();
+    assert_eq!(
+        s01.error.as_deref(),
+        Some(
+            "not started: 1 site could not be planned before anything started (--max-failures 1): s05"
+        )
+    );
+    assert_eq!(fleet.host("S01EX").imap["MaxConnectionsPerUser"], "16");
+}
+
+/// Issue 12: with the canary site unreachable, the next site does not become the canary:
+/// the canary failed, and nothing else starts.
+#[tokio::test(start_paused = true)]
+async fn an_unplannable_canary_is_a_failed_canary() {
+    let (dir, hosts) = repository(10);
+    let (sources, state) = load_ok(dir.path());
+    let mut fleet = Fleet::new(&hosts);
+    fleet.hosts.remove("S01EX");
+    let opts = RolloutOptions {
+        parallel: 4,
+        canary: 1,
+        batch_size: None,
+        max_failures: 5,
+        plan_timeout: None,
+    };
+    let (_, r, _) = rollout(&state, &sources, &fleet, opts).await;
+    let st = status_of(&r);
+    assert_eq!(st["s01"], SiteStatus::Failed);
+    assert!(r.sites[0].canary && !r.sites[1].canary);
+    for i in 2..=10 {
+        assert_eq!(st[&format!("s{i:02}")], SiteStatus::NotStarted, "{st:?}");
+    }
+    let s02 = r.sites.iter().find(|s| s.site == "s02").unwrap();
+    assert_eq!(
+        s02.error.as_deref(),
+        Some("not started: the canary failed: s01 could not be planned")
+    );
+    assert_eq!(fleet.host("S02EX").imap["MaxConnectionsPerUser"], "16");
 }
 
 #[tokio::test(start_paused = true)]
