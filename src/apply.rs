@@ -9,7 +9,7 @@
 
 use crate::exit::ExitStatus;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -52,6 +52,46 @@ impl Out {
 }
 
 /// Reads PATH: one plan file, or manifests.
+/// Makes the manifests of a saved plan readable by its relative `inputs`: they are
+/// relative to the directory the plan was made in (`root`). The process moves there
+/// when it exists and holds them; otherwise the inputs are read here, or, failing that,
+/// in the plan file's own directory (a plan saved at the root of a checkout that lives
+/// elsewhere); otherwise it says where to run. The manifests' digests then prove that
+/// they are the ones the plan was made from.
+fn read_manifests_where_planned(file: &Path, pf: &PlanFile) -> Result<(), String> {
+    let all_in = |base: &Path| pf.inputs.iter().all(|i| base.join(i).exists());
+    let here = std::env::current_dir().ok();
+    let mut candidates: Vec<PathBuf> = pf.root.iter().map(PathBuf::from).collect();
+    candidates.extend(here.clone());
+    if let Some(dir) = std::fs::canonicalize(file)
+        .ok()
+        .and_then(|f| f.parent().map(Path::to_path_buf))
+    {
+        candidates.push(dir);
+    }
+    for dir in candidates {
+        if !(dir.is_dir() && all_in(&dir)) {
+            continue;
+        }
+        if here.as_deref() == Some(dir.as_path()) {
+            return Ok(());
+        }
+        std::env::set_current_dir(&dir)
+            .map_err(|e| format!("cannot read the manifests in {}: {e}", dir.display()))?;
+        eprintln!(
+            "note: reading the plan's manifests ({}) in {}, where the plan was made",
+            pf.inputs.join(", "),
+            dir.display()
+        );
+        return Ok(());
+    }
+    Err(format!(
+        "the plan was made from {} in {}, which are not found here: run exctl apply from that directory (the repository's root)",
+        pf.inputs.join(", "),
+        pf.root.as_deref().unwrap_or("an unknown directory (an older plan file)")
+    ))
+}
+
 fn plan_file(paths: &[PathBuf]) -> Result<Option<(PathBuf, PlanFile)>, String> {
     let mut found = None;
     for p in paths {
@@ -280,7 +320,15 @@ fn refuse(msg: &str) -> ExitCode {
     ExitStatus::Failure.into()
 }
 
-pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCode {
+pub async fn run(mut a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCode {
+    // A saved plan may move the process to the directory it was made in: paths given
+    // here are relative to where exctl was started.
+    if let Some(d) = &a.journal_dir
+        && d.is_relative()
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        a.journal_dir = Some(cwd.join(d));
+    }
     let out = Out {
         json: a.format == ApplyFormat::Json,
     };
@@ -297,7 +345,12 @@ pub async fn run(a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> ExitCod
         (Err(_), None) => Arc::new(FixedClock(0)),
     };
     let paths: Vec<PathBuf> = match &saved {
-        Some((_, pf)) => pf.inputs.iter().map(PathBuf::from).collect(),
+        Some((file, pf)) => {
+            if let Err(e) = read_manifests_where_planned(file, pf) {
+                return refuse(&e);
+            }
+            pf.inputs.iter().map(PathBuf::from).collect()
+        }
         None => a.paths.clone(),
     };
     let Some((sources, state)) = crate::plan::load(&paths, a.strict, false) else {
@@ -423,6 +476,31 @@ async fn apply_journaled(
         eprint!("{shown}");
     } else {
         print!("{shown}");
+    }
+    if let Some((file, pf)) = saved
+        && pf.edited
+    {
+        let edits = PlanFile::new(&repo.plan(), state, sources, &pf.inputs)
+            .map(|now| pf.edits_against(&now))
+            .unwrap_or_default();
+        eprintln!(
+            "error: refusing to apply {}: it was edited after exctl wrote it (its digest does not match its content{})",
+            file.display(),
+            if pf.digest.is_none() {
+                ": it has none"
+            } else {
+                ""
+            }
+        );
+        for e in &edits {
+            eprintln!("  {e}");
+        }
+        eprintln!("Make and review a new plan: exctl plan --out FILE");
+        journal.record(
+            "refused",
+            json!({ "reason": "the plan file was edited", "edits": edits }),
+        );
+        return 1;
     }
     if !repo.has_changes() {
         if repo.has_errors() {

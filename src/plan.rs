@@ -196,6 +196,9 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
         match PlanFile::new(&repo.plan(), &state, &sources, &inputs) {
             Ok(mut pf) => {
                 pf.sites = Some(repo.sites.iter().map(|s| s.site.clone()).collect());
+                pf.root = std::env::current_dir()
+                    .ok()
+                    .map(|d| d.display().to_string());
                 match write_atomically(file, &pf.to_json()) {
                     Ok(()) => eprintln!(
                         "Saved the plan to {f}. Apply it with: exctl apply {f}",

@@ -770,3 +770,71 @@ fn a_value_marked_sensitive_is_never_shown_saved_or_journaled() {
     let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
 }
+
+/// Issue 12: a plan file edited by hand is refused, naming what was edited, and nothing
+/// changes; an untouched plan applies from any directory (it records where it was made).
+#[test]
+fn an_edited_plan_file_is_refused_and_a_plan_applies_from_anywhere() {
+    let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", UCCX);
+    let planned = run(dir.path(), &["plan", ".", "--out", "plan.json"]);
+    assert_eq!(planned.status.code(), Some(0), "{}", text(&planned.stderr));
+    let path = dir.path().join("plan.json");
+    let original = std::fs::read_to_string(&path).expect("plan file");
+    let mut file: serde_json::Value = serde_json::from_str(&original).expect("JSON");
+    assert!(
+        file["digest"].as_str().is_some_and(|d| d.len() == 64),
+        "{file}"
+    );
+
+    // A value changed (consistently: after, after_text and script).
+    let steps = file["hosts"][0]["steps"].as_array_mut().expect("steps");
+    let imap = steps
+        .iter_mut()
+        .find(|s| s["kind"] == "imap_settings")
+        .expect("an IMAP step");
+    for a in imap["attributes"].as_array_mut().expect("attributes") {
+        if a["name"] == "MaxConnectionsPerUser" {
+            a["after"] = serde_json::json!(999);
+            a["after_text"] = serde_json::json!("999");
+        }
+    }
+    let script = imap["script"]
+        .as_str()
+        .expect("script")
+        .replace("250", "999");
+    imap["script"] = serde_json::json!(script);
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).expect("written");
+    let out = run(dir.path(), &["apply", "plan.json"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("it was edited after exctl wrote it"), "{err}");
+    assert!(
+        err.contains("MaxConnectionsPerUser: the file says 999, the manifests say 250"),
+        "{err}"
+    );
+    assert_eq!(restarts(&sim, "MSExchangeIMAP4"), 0, "nothing ran");
+
+    // A host removed.
+    let mut file: serde_json::Value = serde_json::from_str(&original).expect("JSON");
+    file["hosts"] = serde_json::json!([]);
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).expect("written");
+    let out = run(dir.path(), &["apply", "plan.json"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("host EXCH01: the manifests plan"), "{err}");
+
+    // Reformatted but not edited: applies, from another directory.
+    let file: serde_json::Value = serde_json::from_str(&original).expect("JSON");
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).expect("written");
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let out = run(
+        elsewhere.path(),
+        &["apply", path.to_str().expect("utf-8 path")],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("where the plan was made"), "{all}");
+    assert_eq!(restarts(&sim, "MSExchangeIMAP4"), 1);
+}

@@ -35,7 +35,9 @@
 //!     }
 //!   ],
 //!   "summary": { "create": 0, "update": 1, "delete": 0, "restart": 1 },
-//!   "sites": ["lon"]
+//!   "sites": ["lon"],
+//!   "root": "/home/ops/exchange-manifests",
+//!   "digest": "<SHA-256 of everything above>"
 //! }
 //! ```
 //!
@@ -43,8 +45,11 @@
 //!   the desired one, both as the plan's JSON rendering; `*_text` are their renderings
 //!   in messages.
 //! - `inputs` are the manifest paths given to `exctl plan`, relative to the directory it
-//!   ran in: apply loads them again from its own working directory (run both from the
-//!   repository's root). `manifests` holds every file loaded, with the SHA-256 of its
+//!   ran in, `root`: apply reads them there (or, when that directory is not on this
+//!   machine, in its own working directory or the plan file's), so it runs from anywhere.
+//! - `digest` seals the content ([`PlanFile::content_digest`]): a file edited by hand
+//!   (a value changed, a host removed) is refused, naming what differs from the plan
+//!   exctl makes now from the same manifests ([`PlanFile::edits_against`]). `manifests` holds every file loaded, with the SHA-256 of its
 //!   text; the hosts' endpoints and users are recorded for the reader.
 //! - `sites` are the sites the plan was made for (`--site`, `--selector`), in rollout
 //!   order; `exctl apply FILE` applies to those sites only, observing each again just
@@ -231,6 +236,17 @@ pub struct PlanFile {
     /// absent in plans made before rollouts, and then every site is meant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sites: Option<Vec<String>>,
+    /// The directory `exctl plan` ran in (absolute): `inputs` are relative to it, so
+    /// apply can read the manifests from anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// SHA-256 over the rest of the file's content ([`PlanFile::content_digest`]),
+    /// written last by [`PlanFile::to_json`]: a file edited by hand no longer matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Set by [`PlanFile::read`] when `digest` is missing or does not match the content.
+    #[serde(skip)]
+    pub edited: bool,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -329,14 +345,95 @@ impl PlanFile {
                 restart: plan.summary.restart,
             },
             sites: None,
+            root: None,
+            digest: None,
+            edited: false,
         })
     }
 
-    /// The file's text.
+    /// The SHA-256 (lower-case hex) of the plan's content: every field but `digest`, as
+    /// compact JSON in the order this type writes it (so formatting is free, content is
+    /// not).
+    pub fn content_digest(&self) -> String {
+        let mut bare = self.clone();
+        bare.digest = None;
+        sha256_hex(&serde_json::to_string(&bare).unwrap_or_default())
+    }
+
+    /// The file's text, sealed with its [`PlanFile::content_digest`].
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        let mut sealed = self.clone();
+        sealed.digest = Some(self.content_digest());
+        let mut s = serde_json::to_string_pretty(&sealed).unwrap_or_default();
         s.push('\n');
         s
+    }
+
+    /// What differs between this file and `now`, the plan file exctl makes now from the
+    /// same manifests (for a file whose digest does not match: what was edited). The
+    /// observed values (`before`) are left to [`PlanFile::check_fresh`]: they move with
+    /// the servers.
+    pub fn edits_against(&self, now: &PlanFile) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.inputs != now.inputs {
+            out.push(format!(
+                "inputs: the file says {:?}, the plan was made from {:?}",
+                self.inputs, now.inputs
+            ));
+        }
+        for h in &self.hosts {
+            let Some(n) = now
+                .hosts
+                .iter()
+                .find(|x| x.name.eq_ignore_ascii_case(&h.name))
+            else {
+                out.push(format!(
+                    "host {}: in the file, but the manifests do not plan it",
+                    h.name
+                ));
+                continue;
+            };
+            for (field, a, b) in [
+                ("endpoint", &h.endpoint, &n.endpoint),
+                ("auth", &h.auth, &n.auth),
+                ("user", &h.user, &n.user),
+                ("exchange", &h.exchange, &n.exchange),
+            ] {
+                if a != b {
+                    out.push(format!(
+                        "host {} {field}: the file says '{a}', the manifests say '{b}'",
+                        h.name
+                    ));
+                }
+            }
+            if h.steps.len() != n.steps.len() {
+                out.push(format!(
+                    "host {}: the file has {} step(s), a plan made now from the manifests has {}",
+                    h.name,
+                    h.steps.len(),
+                    n.steps.len()
+                ));
+                continue;
+            }
+            for (i, (a, b)) in h.steps.iter().zip(&n.steps).enumerate() {
+                step_edits(&h.name, i + 1, a, b, &mut out);
+            }
+        }
+        for n in &now.hosts {
+            if !n.steps.is_empty()
+                && !self
+                    .hosts
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case(&n.name))
+            {
+                out.push(format!(
+                    "host {}: the manifests plan {} step(s) for it, the file has none",
+                    n.name,
+                    n.steps.len()
+                ));
+            }
+        }
+        out
     }
 
     /// Reads `text` if it is a plan file: `Ok(None)` when it is not one (a manifest),
@@ -366,9 +463,10 @@ impl PlanFile {
                 ));
             }
         }
-        serde_json::from_value(value)
-            .map(Some)
-            .map_err(|e| PlanFileError::Damaged(e.to_string()))
+        let mut pf: PlanFile =
+            serde_json::from_value(value).map_err(|e| PlanFileError::Damaged(e.to_string()))?;
+        pf.edited = pf.digest.as_deref() != Some(pf.content_digest().as_str());
+        Ok(Some(pf))
     }
 
     /// Whether the manifests loaded now are exactly those the plan was made from;
@@ -632,6 +730,52 @@ impl PlanFile {
                 ));
             }
         }
+    }
+}
+
+/// The differences of one step between a plan file and the plan made now.
+fn step_edits(host: &str, n: usize, a: &SavedStep, b: &SavedStep, out: &mut Vec<String>) {
+    match (a, b) {
+        (SavedStep::Change(a), SavedStep::Change(b)) => {
+            let head = format!("host {host} step {n} ({} {})", a.kind, a.id);
+            if a.kind != b.kind || !a.id.eq_ignore_ascii_case(&b.id) || a.action != b.action {
+                out.push(format!(
+                    "{head}: the file says {} {} {}, the manifests say {} {} {}",
+                    a.action, a.kind, a.id, b.action, b.kind, b.id
+                ));
+                return;
+            }
+            for x in &a.attributes {
+                match b.attributes.iter().find(|y| y.name == x.name) {
+                    Some(y) if y.after != x.after || y.after_text != x.after_text => {
+                        out.push(format!(
+                            "{head} {}: the file says {}, the manifests say {}",
+                            x.name, x.after_text, y.after_text
+                        ));
+                    }
+                    Some(_) => {}
+                    None => out.push(format!(
+                        "{head} {}: in the file, not in the plan made from the manifests",
+                        x.name
+                    )),
+                }
+            }
+            for y in &b.attributes {
+                if !a.attributes.iter().any(|x| x.name == y.name) {
+                    out.push(format!(
+                        "{head} {}: the manifests set it, the file does not",
+                        y.name
+                    ));
+                }
+            }
+            if a.script != b.script {
+                out.push(format!("{head}: its script was edited"));
+            }
+        }
+        (SavedStep::Restart(a), SavedStep::Restart(b)) if a.service == b.service => {}
+        _ => out.push(format!(
+            "host {host} step {n}: the file's step is not the one the manifests plan"
+        )),
     }
 }
 
