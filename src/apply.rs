@@ -88,7 +88,9 @@ fn read_manifests_where_planned(file: &Path, pf: &PlanFile) -> Result<(), String
     Err(format!(
         "the plan was made from {} in {}, which are not found here: run exctl apply from that directory (the repository's root)",
         pf.inputs.join(", "),
-        pf.root.as_deref().unwrap_or("an unknown directory (an older plan file)")
+        pf.root
+            .as_deref()
+            .unwrap_or("an unknown directory (an older plan file)")
     ))
 }
 

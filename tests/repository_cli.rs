@@ -190,3 +190,76 @@ fn usage_errors_have_their_own_exit_code() {
         assert_eq!(out.status.code(), Some(0), "{args:?}");
     }
 }
+
+/// Issue 12: validate refuses, with file:line, what plan would refuse without
+/// connecting (endpoint scheme, host, port and path, Basic over http, a missing CA
+/// file), checks every baseline, used or not (an unused one is named), and names the
+/// file an error is in, whatever layer the section started in.
+#[test]
+fn validate_sees_what_plan_would_refuse_and_every_baseline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = |name: &str, endpoint: &str, extra: &str| {
+        format!(
+            "      {name}: {{endpoint: \"{endpoint}\", user: ops, credential: \"env:X\", exchange: 2010-sp3{extra}}}\n"
+        )
+    };
+    let mut inventory = String::from("sites:\n  lon:\n    baselines: [used]\n    hosts:\n");
+    for (name, endpoint, extra) in [
+        ("EX01", "ftp://ex01/wsman", ""),
+        ("EX02", "ex02.contoso.local:5985/wsman", ""),
+        ("EX03", "http://ex03:5985/wsman", ", auth: basic"),
+        ("EX04", "http://ex04:70000/wsman", ""),
+        ("EX05", "https://ex05:5986", ""),
+        ("EX06", "https://ex06:5986/wsman", ", ca_file: nowhere.pem"),
+        ("EX07", "https://ex07.contoso.local:5986/wsman", ""),
+    ] {
+        inventory.push_str(&host(name, endpoint, extra));
+    }
+    std::fs::write(dir.path().join("inventory.yaml"), inventory).expect("written");
+    std::fs::write(
+        dir.path().join("baselines.yaml"),
+        "baseline: used\nimap_settings:\n  MaxConnectionsPerUser: 40\n---\nbaseline: forgotten\nimap_settings:\n  MaxConnectionsPerUser: lots\n",
+    )
+    .expect("written");
+    std::fs::write(
+        dir.path().join("lon.yaml"),
+        "site: lon\nimap_settings:\n  MaxConnectionFromSingleIP: many\n",
+    )
+    .expect("written");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let out = run(&["validate", d], &[("NO_COLOR", "1")], "");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for (what, line) in [
+        (
+            "'ftp://ex01/wsman': WinRM speaks http or https, not ftp",
+            "inventory.yaml:5:",
+        ),
+        (
+            "'ex02.contoso.local:5985/wsman' has no scheme",
+            "inventory.yaml:6:",
+        ),
+        ("auth: basic over http://", "inventory.yaml:7:"),
+        ("'70000' is not a port", "inventory.yaml:8:"),
+        ("'https://ex05:5986' has no path", "inventory.yaml:9:"),
+        ("nowhere.pem does not exist", "inventory.yaml:10:"),
+        (
+            "baseline 'forgotten' is not used by any site or host",
+            "baselines.yaml:5:",
+        ),
+        (
+            "baselines.yaml.imap_settings.MaxConnectionsPerUser: expected a whole number",
+            "baselines.yaml:7:",
+        ),
+        (
+            "lon.yaml.imap_settings.MaxConnectionFromSingleIP: expected a whole number",
+            "lon.yaml:3:",
+        ),
+    ] {
+        let at = err
+            .find(what)
+            .unwrap_or_else(|| panic!("{what} not reported:\n{err}"));
+        assert!(err[at..].contains(line), "{what} at {line}:\n{err}");
+    }
+    assert!(!err.contains("EX07"), "a good endpoint passes: {err}");
+}

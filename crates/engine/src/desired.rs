@@ -710,7 +710,14 @@ fn read_hosts(
         let baselines = m
             .node_of("baselines")
             .map(|n| read_names(n, &format!("{path}.baselines"), m.diags()));
+        let ca_span = m.node_of("ca_file").map(|n| n.span);
         let ca_file = m.string("ca_file").map(|f| base.join(f));
+        if let (Some(ep), Some(span)) = (&endpoint, m.node_of("endpoint").map(|n| n.span)) {
+            let ca = ca_file.as_deref().zip(ca_span);
+            for d in endpoint_diagnostics(&path, ep, &auth, ca, span) {
+                m.diags().push(d);
+            }
+        }
         m.finish_with_known(HOST_KEYS);
         if let Some(outer) = in_site {
             match (&site, site_node) {
@@ -786,6 +793,144 @@ fn read_hosts(
             },
         );
     }
+}
+
+/// What is wrong with a host's WinRM endpoint, its authentication over it and its CA
+/// file, found before any connection (plan would fail the host without a location).
+/// WinRM listens on `http://HOST:5985/wsman` and `https://HOST:5986/wsman` by default
+/// (`winrm quickconfig`; the path is the listener's URLPrefix, `wsman`); Windows takes
+/// Basic authentication for local accounts only and exctl refuses it over HTTP, where
+/// the password would cross in the clear.
+fn endpoint_diagnostics(
+    path: &str,
+    endpoint: &str,
+    auth: &str,
+    ca_file: Option<(&Path, Span)>,
+    span: Span,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let err = |code: &'static str, msg: String, hint: &str| {
+        Diagnostic::error(code, msg)
+            .with_span(span)
+            .with_hint(hint.to_string())
+    };
+    let example = "write it as http://SERVER:5985/wsman or https://SERVER:5986/wsman";
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        out.push(err(
+            "manifest::endpoint",
+            format!("{path}.endpoint '{endpoint}' has no scheme"),
+            example,
+        ));
+        return out;
+    };
+    let https = scheme.eq_ignore_ascii_case("https");
+    if !https && !scheme.eq_ignore_ascii_case("http") {
+        out.push(err(
+            "manifest::endpoint",
+            format!("{path}.endpoint '{endpoint}': WinRM speaks http or https, not {scheme}"),
+            example,
+        ));
+        return out;
+    }
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => ("", None),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if authority.contains('@') {
+        out.push(err(
+            "manifest::endpoint",
+            format!("{path}.endpoint '{endpoint}' carries a user name or password"),
+            "give the account as 'user:' and the password as 'credential:' (keyring:NAME or env:VAR)",
+        ));
+    } else if host.is_empty() || host.contains(char::is_whitespace) {
+        out.push(err(
+            "manifest::endpoint",
+            format!("{path}.endpoint '{endpoint}' names no host"),
+            example,
+        ));
+    }
+    if let Some(p) = port
+        && !p.parse::<u16>().is_ok_and(|n| n > 0)
+    {
+        out.push(err(
+            "manifest::endpoint",
+            format!("{path}.endpoint '{endpoint}': '{p}' is not a port (1 to 65535)"),
+            example,
+        ));
+    }
+    if tail.contains(['?', '#']) {
+        out.push(err(
+            "manifest::endpoint",
+            format!(
+                "{path}.endpoint '{endpoint}' has a query or fragment, which WinRM does not take"
+            ),
+            example,
+        ));
+    } else if tail.trim_end_matches('/').is_empty() {
+        out.push(err(
+            "manifest::endpoint",
+            format!("{path}.endpoint '{endpoint}' has no path: WinRM answers on /wsman"),
+            example,
+        ));
+    }
+    if auth.eq_ignore_ascii_case("basic") && !https {
+        out.push(err(
+            "manifest::basic-over-http",
+            format!("{path}: auth: basic over http:// would send the password in the clear, and exctl refuses it"),
+            "use https://SERVER:5986/wsman with Basic (local accounts only, as Windows takes it), or auth: ntlm over http",
+        ));
+    }
+    if let Some((file, ca_span)) = ca_file {
+        if !https {
+            out.push(
+                Diagnostic::warning(
+                    "manifest::ca-file-unused",
+                    format!("{path}.ca_file is used only over https, and the endpoint is http"),
+                )
+                .with_span(ca_span)
+                .with_hint("remove ca_file, or use the host's https listener"),
+            );
+        } else if !file.is_file() {
+            out.push(
+                Diagnostic::error(
+                    "manifest::ca-file",
+                    format!("{path}.ca_file: {} does not exist", file.display()),
+                )
+                .with_span(ca_span)
+                .with_hint("the path is relative to the inventory file; export the listener's certificate or its CA as PEM"),
+            );
+        }
+    }
+    out
+}
+
+/// A merged section's diagnostics name their document by the file of the section's first
+/// layer (`uccx.yaml.registry_values...`); a value that came from another layer (a site
+/// or host override) is in another file, which the message must name.
+fn relabel(diags: Diagnostics, section_file: &str, sources: &SourceMap) -> Diagnostics {
+    let prefix = format!("{section_file}.");
+    let mut out = Diagnostics::new();
+    for mut d in diags.into_vec() {
+        if let Some(span) = d.span {
+            let file = file_label(sources, span);
+            if file != section_file && d.message.contains(&prefix) {
+                d.message = d.message.replacen(&prefix, &format!("{file}."), 1);
+            }
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// The file name of a span's file, as resource paths name documents in messages.
@@ -944,12 +1089,14 @@ fn read_layers(
     let mut merged_resources: Vec<(String, Resource)> = Vec::new();
     let mut demands: Vec<(String, Option<Demand>)> = Vec::new();
     let sites = state.sites.clone();
+    let mut used_baselines: HashSet<String> = HashSet::new();
     for site in &sites {
         for (position, host_key) in site.hosts.iter().enumerate() {
             let Some(host) = state.hosts.get(host_key) else {
                 continue;
             };
             let baselines = host.baselines.as_ref().unwrap_or(&site.baselines);
+            used_baselines.extend(baselines.iter().map(|(n, _)| n.to_ascii_lowercase()));
             // (level, layer ids)
             let mut plan: Vec<(u32, &[usize])> = Vec::new();
             for (i, (name, span)) in baselines.iter().enumerate() {
@@ -1050,7 +1197,7 @@ fn read_layers(
                     }
                     local = kept;
                 }
-                merge_once(&mut parse_diags, local);
+                merge_once(&mut parse_diags, relabel(local, &ctx.path, sources));
             }
             if let Some(section) = tree.get(CAPACITY) {
                 let node = section.to_node();
@@ -1069,6 +1216,78 @@ fn read_layers(
     for (host_key, demand) in demands {
         if let Some(h) = state.hosts.get_mut(&host_key) {
             h.capacity = demand;
+        }
+    }
+    // A baseline no site or host lists is still checked (as Exchange 2010 SP3, the
+    // release that accepts the most), and named: it is dead weight or a forgotten
+    // `baselines:` entry.
+    for (name, ids) in &by_baseline {
+        if used_baselines.contains(name) {
+            continue;
+        }
+        let Some(&first) = ids.first() else { continue };
+        let shown = match &state.layers[first].kind {
+            LayerKind::Baseline(n) => n.clone(),
+            _ => name.clone(),
+        };
+        diags.push(
+            Diagnostic::warning(
+                "manifest::unused-baseline",
+                format!("baseline '{shown}' is not used by any site or host"),
+            )
+            .with_span(
+                docs_of_layer[first]
+                    .root
+                    .get("baseline")
+                    .map_or(docs_of_layer[first].root.span, |n| n.span),
+            )
+            .with_hint(format!(
+                "list it under a site's or host's 'baselines: [{shown}]', or remove it"
+            )),
+        );
+        let mut tree = Merged::root(
+            docs_of_layer[first].root.span,
+            Origin {
+                level: 0,
+                layer: u32::MAX,
+            },
+        );
+        {
+            let mut ov = Overlay::new(&identity, &describe, &mut parse_diags);
+            for &id in ids {
+                let origin = Origin {
+                    level: 1,
+                    layer: u32::try_from(id).unwrap_or(u32::MAX),
+                };
+                ov.document(&mut tree, &docs_of_layer[id].root, origin, LAYER_HEADERS);
+            }
+        }
+        for kind in kinds::ALL {
+            let Some(section) = tree.get(kind.key()) else {
+                continue;
+            };
+            let node = section.to_node();
+            let ctx = ParseContext {
+                version: Version::Sp3,
+                hosts: vec!["BASELINE".to_string()],
+                path: file_label(sources, node.span),
+            };
+            let mut local = Diagnostics::new();
+            let _ = kind.parse(&node, &ctx, "BASELINE", &mut local);
+            // Its warnings depend on the hosts it would apply to; its errors do not.
+            let mut errors = Diagnostics::new();
+            for d in local.into_vec().into_iter().filter(Diagnostic::is_error) {
+                errors.push(d);
+            }
+            merge_once(&mut parse_diags, errors);
+        }
+        if let Some(section) = tree.get(CAPACITY) {
+            let node = section.to_node();
+            let _ = Demand::parse(
+                &node,
+                &format!("{}.{CAPACITY}", file_label(sources, node.span)),
+                &mut parse_diags,
+            );
         }
     }
     merge_once(diags, parse_diags);
