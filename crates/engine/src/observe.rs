@@ -22,7 +22,7 @@ use exctl_exchange::{Version, kinds};
 use exctl_manifest::SourceMap;
 
 use crate::desired::{Access, DesiredState, HostSpec};
-use crate::plan::{HostPlan, Plan, order_steps_in};
+use crate::plan::{HostPlan, Plan, order_steps_for};
 use crate::restart;
 
 /// The pseudo-resource under which the observe script reports facts about the host.
@@ -312,7 +312,8 @@ pub async fn plan_host(
         ));
     }
     hp.notes = notes;
-    hp.steps = order_steps_in(changes, &restarts, sources);
+    let declared: Vec<&Resource> = resources.iter().collect();
+    hp.steps = order_steps_for(changes, &declared, &restarts, sources);
     hp
 }
 

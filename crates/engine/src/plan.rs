@@ -18,7 +18,7 @@
 //! and the plan shows it as a restart step with `pending` set, even when no change of
 //! this plan requires it.
 
-use exctl_exchange::kind::{Action, AttrChange, Change, Service};
+use exctl_exchange::kind::{Action, AttrChange, Change, Resource, Service};
 use exctl_exchange::{Version, kinds};
 use exctl_manifest::SourceMap;
 
@@ -107,11 +107,35 @@ pub struct ChangeStep {
     pub reason: &'static str,
     /// The restart this change requires.
     pub requires_restart: Option<Service>,
-    /// `file:line` of the declaration.
+    /// `file:line` of the declaration: of the first changed attribute's value (the layer
+    /// it comes from: a baseline, a site or a host override), or of the resource.
     pub declared_at: String,
+    /// `file:line` of each changed attribute's value, when they do not all come from
+    /// `declared_at` (a baseline sets one, a site override another).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attributes_declared_at: Vec<AttrOrigin>,
     /// The PowerShell that converges it.
     #[serde(skip)]
     pub script: String,
+}
+
+/// Where one attribute's value is declared.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttrOrigin {
+    /// Exchange's parameter name.
+    pub name: String,
+    /// `file:line`.
+    pub declared_at: String,
+}
+
+impl ChangeStep {
+    /// Where the value of attribute `name` is declared.
+    pub fn origin_of(&self, name: &str) -> &str {
+        self.attributes_declared_at
+            .iter()
+            .find(|o| o.name == name)
+            .map_or(self.declared_at.as_str(), |o| o.declared_at.as_str())
+    }
 }
 
 /// A service restart.
@@ -215,6 +239,17 @@ pub fn order_steps_in(
     ctx: &RestartContext,
     sources: &SourceMap,
 ) -> Vec<Step> {
+    order_steps_for(changes, &[], ctx, sources)
+}
+
+/// [`order_steps_in`], with the declared `resources` the changes come from, so that each
+/// change names where each of its values is declared.
+pub fn order_steps_for(
+    changes: Vec<Change>,
+    resources: &[&Resource],
+    ctx: &RestartContext,
+    sources: &SourceMap,
+) -> Vec<Step> {
     let phase_of = |key: &str| {
         kinds::by_key(key)
             .map(|k| k.order().phase)
@@ -281,9 +316,51 @@ pub fn order_steps_in(
         }
     };
     place(None, &mut steps);
+    let at = |span: exctl_manifest::Span| {
+        format!("{}:{}", sources.path(span.file).display(), span.start.line)
+    };
     for (i, c) in changes.iter().enumerate() {
         let kind = kinds::by_key(c.kind);
-        let file = sources.path(c.span.file).display().to_string();
+        // The resource the change comes from: by declaration, or by identity.
+        let resource = resources
+            .iter()
+            .find(|r| r.kind == c.kind && r.span == c.span)
+            .or_else(|| {
+                resources
+                    .iter()
+                    .find(|r| r.kind == c.kind && r.id.eq_ignore_ascii_case(&c.id))
+            });
+        let origins: Vec<(AttrOrigin, exctl_manifest::FileId)> = c
+            .attrs
+            .iter()
+            .filter_map(|a| {
+                let d = resource?
+                    .attrs
+                    .iter()
+                    .find(|d| d.name.eq_ignore_ascii_case(&a.name))?;
+                Some((
+                    AttrOrigin {
+                        name: a.name.clone(),
+                        declared_at: at(d.span),
+                    },
+                    d.span.file,
+                ))
+            })
+            .collect();
+        // Lines of one file read as one place: the resource's line when its values are
+        // in its own file, the first value's when they all come from another (a site
+        // override of a baseline's section); each value's own when files differ.
+        let files: std::collections::BTreeSet<exctl_manifest::FileId> =
+            origins.iter().map(|(_, f)| *f).collect();
+        let (declared_at, attributes_declared_at) = match (files.len(), origins.first()) {
+            (0, _) | (_, None) => (at(c.span), Vec::new()),
+            (1, _) if files.contains(&c.span.file) => (at(c.span), Vec::new()),
+            (1, Some((o, _))) => (o.declared_at.clone(), Vec::new()),
+            (_, Some((o, _))) => (
+                o.declared_at.clone(),
+                origins.into_iter().map(|(o, _)| o).collect(),
+            ),
+        };
         steps.push(Step::Change(ChangeStep {
             kind: c.kind,
             title: kind.map(|k| k.title()).unwrap_or(c.kind),
@@ -293,7 +370,8 @@ pub fn order_steps_in(
             unchanged_attributes: c.unchanged,
             reason: kind.map(|k| k.order().reason).unwrap_or(""),
             requires_restart: c.restart,
-            declared_at: format!("{file}:{}", c.span.start.line),
+            declared_at,
+            attributes_declared_at,
             script: c.script.clone(),
         }));
         place(Some(i), &mut steps);

@@ -159,11 +159,26 @@ fn text_change(c: &ChangeStep, p: &Paint, out: &mut String) {
             p.dim(&format!("requires a restart of {r}"))
         );
     }
-    let _ = writeln!(
-        out,
-        "      {}",
-        p.dim(&format!("declared at {}", c.declared_at))
-    );
+    let at = if c.attributes_declared_at.is_empty() {
+        format!("declared at {}", c.declared_at)
+    } else {
+        // One place per file: its first line, and the attributes it sets.
+        let mut files: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+        for a in &c.attributes {
+            let at = c.origin_of(&a.name);
+            let file = at.rsplit_once(':').map_or(at, |(f, _)| f);
+            match files.iter_mut().find(|(f, _, _)| *f == file) {
+                Some((_, _, names)) => names.push(&a.name),
+                None => files.push((file, at, vec![&a.name])),
+            }
+        }
+        let each: Vec<String> = files
+            .iter()
+            .map(|(_, at, names)| format!("{at} ({})", names.join(", ")))
+            .collect();
+        format!("declared at {}", each.join(", "))
+    };
+    let _ = writeln!(out, "      {}", p.dim(&at));
 }
 
 fn text_restart(r: &RestartStep, p: &Paint, out: &mut String) {
@@ -366,6 +381,26 @@ fn md_host(h: &HostPlan, out: &mut String) {
             out,
             "| | resource | attribute | before | after |\n|---|---|---|---|---|"
         );
+        let mut origins: Vec<(String, Vec<String>)> = Vec::new();
+        for s in &h.steps {
+            if let Step::Change(c) = s {
+                let mut add =
+                    |at: &str, what: String| match origins.iter_mut().find(|(o, _)| o == at) {
+                        Some((_, v)) => v.push(what),
+                        None => origins.push((at.to_string(), vec![what])),
+                    };
+                if c.attributes_declared_at.is_empty() {
+                    add(&c.declared_at, format!("{} {}", c.title, c.id));
+                } else {
+                    for a in &c.attributes {
+                        add(
+                            c.origin_of(&a.name),
+                            format!("{} {} ({})", c.title, c.id, a.name),
+                        );
+                    }
+                }
+            }
+        }
         for s in &h.steps {
             match s {
                 Step::Change(c) => {
@@ -412,6 +447,30 @@ fn md_host(h: &HostPlan, out: &mut String) {
             }
         }
         out.push('\n');
+        // Where each shown value is declared: one line per file:line.
+        if !origins.is_empty() {
+            let _ = writeln!(out, "Declared at:");
+            const SHOWN: usize = 20;
+            for (at, what) in origins.iter().take(SHOWN) {
+                let listed: Vec<String> = what.iter().take(5).map(|w| md_escape(w)).collect();
+                let more = what.len().saturating_sub(5);
+                let _ = writeln!(
+                    out,
+                    "- `{}`: {}{}",
+                    at.replace('`', "'"),
+                    listed.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            if origins.len() > SHOWN {
+                let _ = writeln!(out, "- and {} more places", origins.len() - SHOWN);
+            }
+            out.push('\n');
+        }
         // Why this order, once per kind, in the order the steps run.
         let mut reasons: Vec<(&str, &str)> = Vec::new();
         for s in &h.steps {

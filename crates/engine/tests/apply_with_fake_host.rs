@@ -473,6 +473,7 @@ fn store_limit(name: &str, value: i64) -> Step {
         reason: "registry values run last",
         requires_restart: Some(Service::InformationStore),
         declared_at: "lon.yaml:9".into(),
+        attributes_declared_at: Vec::new(),
         script: format!(
             "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem' -Name '{name}' -Value {value}"
         ),

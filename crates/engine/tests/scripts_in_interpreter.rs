@@ -676,6 +676,7 @@ fn store_limit(value: i64) -> Step {
         reason: "",
         requires_restart: Some(Service::InformationStore),
         declared_at: "lon.yaml:9".into(),
+        attributes_declared_at: Vec::new(),
         script: format!(
             "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem' -Name 'Maximum Allowed Service Sessions Per User' -Value {value}"
         ),
