@@ -53,7 +53,7 @@ fn imap_password(account: &str, reference: &str) -> Result<Secret, String> {
 }
 
 pub async fn run(a: DoctorArgs) -> ExitCode {
-    let Some((_, state)) = crate::plan::load(&a.paths, false, false) else {
+    let Some((sources, state)) = crate::plan::load(&a.paths, false, false) else {
         return ExitStatus::Failure.into();
     };
     let target = match crate::repo::find_target(&state, &a.target) {
@@ -101,6 +101,7 @@ pub async fn run(a: DoctorArgs) -> ExitCode {
             .then(|| a.imaps_port.iter().copied().filter(|p| *p != 0).collect()),
         login,
         timeout: Duration::from_secs(a.timeout.max(1)),
+        sources: Some(sources.clone()),
     };
     let mut reports = Vec::new();
     for h in hosts {

@@ -195,15 +195,34 @@ fn doctor_finds_the_seed_incident_and_reports_healthy_after_apply() {
         .iter()
         .filter_map(|f| f["manifest_lines"].as_str())
         .collect();
+    // Issue 12: the manifests already declare enough connections per user: doctor
+    // points at the declaration and says to apply it, rather than asking to add it.
     assert!(
-        lines.contains(&"imap_settings:\n  MaxConnectionsPerUser: 210\n"),
-        "{lines:#?}"
+        all.contains("the manifests declare 250 at ./baselines/uccx.yaml:35: not applied"),
+        "{all}"
     );
     assert!(
-        lines.iter().any(|l| l.contains(
-            "name: Maximum Allowed Service Sessions Per User\n    type: dword\n    value: 210\n"
-        )),
+        all.contains("run exctl apply: it sets MaxConnectionsPerUser"),
+        "{all}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("MaxConnectionsPerUser")),
         "{lines:#?}"
+    );
+    // The store limit too: declared (250 at the baseline), not applied.
+    assert!(
+        all.contains(
+            "run exctl apply: the manifests declare 250 at ./baselines/uccx.yaml:44, which the server does not have in force yet"
+        ),
+        "{all}"
+    );
+    assert!(
+        lines.is_empty(),
+        "nothing to add to the manifests: {lines:#?}"
+    );
+    assert!(
+        all.contains("fix the limits of the other findings"),
+        "{all}"
     );
     let events = &host["events"][0];
     assert_eq!(events["event"].as_str(), Some("event 9646 (MSExchangeIS)"));
@@ -220,7 +239,7 @@ fn doctor_finds_the_seed_incident_and_reports_healthy_after_apply() {
         "{table}"
     );
     assert!(
-        table.contains("TOO LOW") && table.contains("Add to the manifests"),
+        table.contains("TOO LOW") && table.contains("not applied"),
         "{table}"
     );
 

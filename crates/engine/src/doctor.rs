@@ -54,6 +54,8 @@ pub struct Options {
     pub login: Option<Login>,
     /// How long a connection or an answer may take.
     pub timeout: Duration,
+    /// The manifests the hosts come from, to name where each limit is declared.
+    pub sources: Option<exctl_manifest::SourceMap>,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             imaps_ports: None,
             login: None,
             timeout: Duration::from_secs(10),
+            sources: None,
         }
     }
 }
@@ -181,6 +184,9 @@ pub struct HostReport {
     pub events: Vec<Events>,
     /// What is wrong.
     pub findings: Vec<Finding>,
+    /// A limit is below the declared demand (some finding says which).
+    #[serde(skip)]
+    pub limits_low: bool,
 }
 
 impl HostReport {
@@ -469,6 +475,7 @@ pub fn analyse(
     demand: Option<&Demand>,
     run: Result<&Observations, String>,
     net: &Network,
+    sources: Option<&exctl_manifest::SourceMap>,
 ) -> HostReport {
     let mut rep = HostReport {
         host: host.name.clone(),
@@ -479,6 +486,7 @@ pub fn analyse(
         limits: Vec::new(),
         events: Vec::new(),
         findings: Vec::new(),
+        limits_low: false,
     };
     if let Some((addr, r)) = &net.winrm {
         match r {
@@ -540,7 +548,7 @@ pub fn analyse(
         server_checks(&mut rep, o);
         health_checks(&mut rep, o);
         if let Some(a) = account {
-            limit_checks(&mut rep, host, a, demand, o);
+            limit_checks(&mut rep, host, a, demand, o, sources);
         } else {
             rep.checks.push(Check {
                 check: "limits".into(),
@@ -550,7 +558,7 @@ pub fn analyse(
                         .into(),
             });
         }
-        event_checks(&mut rep, host, account, demand, o);
+        event_checks(&mut rep, host, account, demand, o, sources);
     }
     network_checks(&mut rep, net, demand);
     rep
@@ -658,12 +666,38 @@ fn server_checks(rep: &mut HostReport, o: &Observations) {
     }
 }
 
+/// `file:line` of a span, or its line alone without the manifests.
+fn origin(sources: Option<&exctl_manifest::SourceMap>, span: exctl_manifest::Span) -> String {
+    match sources {
+        Some(src) => format!("{}:{}", src.path(span.file).display(), span.start.line),
+        None => format!("line {}", span.start.line),
+    }
+}
+
+/// The store limit the manifests declare for `host`, when it meets `need`.
+fn declared_store(host: &HostSpec, need: Option<u64>) -> Option<&capacity::Declared> {
+    let d = host
+        .declared_limits
+        .as_ref()?
+        .get(Limit::StoreServiceSessions)?;
+    fits(d.value, need?).then_some(d)
+}
+
+/// Whether a declared value meets a need.
+fn fits(v: LimitValue, needed: u64) -> bool {
+    match v {
+        LimitValue::Unlimited => true,
+        LimitValue::Number(n) => n >= needed,
+    }
+}
+
 fn limit_checks(
     rep: &mut HostReport,
     host: &HostSpec,
     account: &str,
     demand: Option<&Demand>,
     o: &Observations,
+    sources: Option<&exctl_manifest::SourceMap>,
 ) {
     let eff = Effective::from_observations(&host.name, o);
     for e in &eff.errors {
@@ -685,15 +719,58 @@ fn limit_checks(
     match demand {
         Some(d) => {
             for s in eff.shortfalls(d) {
-                rep.findings.push(Finding {
-                    problem: format!("on {}: {}", host.name, s.message(capacity::alias(account))),
-                    meaning: format!(
-                        "once more than {} of the account's connections are open, the next login is refused with NO AUTHENTICATE failed.",
-                        s.value
-                    ),
-                    fix: format!("raise {} to at least {}, then exctl apply (it restarts {})", s.limit, s.needed, s.limit.service()),
-                    manifest_lines: Some(s.manifest_lines),
-                });
+                let meaning = format!(
+                    "once more than {} of the account's connections are open, the next login is refused with NO AUTHENTICATE failed.",
+                    s.value
+                );
+                let problem = format!("on {}: {}", host.name, s.message(capacity::alias(account)));
+                // What the manifests already say about this limit decides the fix.
+                let declared = host.declared_limits.as_ref().and_then(|x| x.get(s.limit));
+                let at = |span: exctl_manifest::Span| origin(sources, span);
+                let finding = match declared {
+                    Some(dv) if fits(dv.value, s.needed) => Finding {
+                        problem: format!(
+                            "{problem}; the manifests declare {} at {}: not applied",
+                            dv.value,
+                            at(dv.span)
+                        ),
+                        meaning,
+                        fix: format!(
+                            "run exctl apply: it sets {} and restarts {}",
+                            s.limit,
+                            s.limit.service()
+                        ),
+                        manifest_lines: None,
+                    },
+                    Some(dv) => Finding {
+                        problem: format!(
+                            "{problem}; the manifests declare {} at {}, below the {} needed",
+                            dv.value,
+                            at(dv.span),
+                            s.needed
+                        ),
+                        meaning,
+                        fix: format!(
+                            "raise it at {} to at least {}, then exctl apply (it restarts {})",
+                            at(dv.span),
+                            s.needed,
+                            s.limit.service()
+                        ),
+                        manifest_lines: Some(s.manifest_lines),
+                    },
+                    None => Finding {
+                        problem: format!("{problem}; the manifests do not declare it"),
+                        meaning,
+                        fix: format!(
+                            "add it (at least {}), then exctl apply (it restarts {})",
+                            s.needed,
+                            s.limit.service()
+                        ),
+                        manifest_lines: Some(s.manifest_lines),
+                    },
+                };
+                rep.findings.push(finding);
+                rep.limits_low = true;
             }
         }
         None => {
@@ -747,6 +824,7 @@ fn event_checks(
     account: Option<&str>,
     demand: Option<&Demand>,
     o: &Observations,
+    sources: Option<&exctl_manifest::SourceMap>,
 ) {
     for (key, label, svc) in [
         (
@@ -808,16 +886,27 @@ fn event_checks(
                         "an account used more store service sessions than Maximum Allowed Service Sessions Per User{} allows; IMAP logins beyond it fail with NO AUTHENTICATE failed. (raising MaxConnectionsPerUser alone does not lift it, KB 980049)",
                         n.map(|n| format!(" ({n})")).unwrap_or_default()
                     ),
-                    fix: match need {
-                        Some(need) => format!("raise the store limit to at least {need} and restart MSExchangeIS"),
-                        None => "raise the store limit above the account's connections (declare capacity: to compute it) and restart MSExchangeIS".into(),
+                    // A limit the manifests already raise enough is applied, not added.
+                    fix: match (declared_store(host, need.or(n.map(|n| n + 1))), need) {
+                        (Some(d), _) => format!(
+                            "run exctl apply: the manifests declare {} at {}, which the server does not have in force yet (it restarts MSExchangeIS)",
+                            d.value,
+                            origin(sources, d.span)
+                        ),
+                        (None, Some(need)) => format!("raise the store limit to at least {need} and restart MSExchangeIS"),
+                        (None, None) => "raise the store limit above the account's connections (declare capacity: to compute it) and restart MSExchangeIS".into(),
                     },
-                    manifest_lines: Some(Limit::StoreServiceSessions.manifest_lines(
-                        need.or(n.map(|n| n * 2)).unwrap_or(32),
-                        account.unwrap_or("uccx-agent"),
-                        None,
-                    )),
+                    manifest_lines: declared_store(host, need.or(n.map(|n| n + 1)))
+                        .is_none()
+                        .then(|| {
+                            Limit::StoreServiceSessions.manifest_lines(
+                                need.or(n.map(|n| n * 2)).unwrap_or(32),
+                                account.unwrap_or("uccx-agent"),
+                                None,
+                            )
+                        }),
                 });
+                rep.limits_low = true;
             } else {
                 rep.findings.push(Finding {
                     problem: format!(
@@ -894,7 +983,7 @@ fn network_checks(rep: &mut HostReport, net: &Network, demand: Option<&Demand>) 
                     status: Status::Failed,
                     detail: line.clone(),
                 });
-                let limits_low = rep.findings.iter().any(|f| f.manifest_lines.is_some());
+                let limits_low = rep.limits_low;
                 rep.findings.push(Finding {
                     problem: format!("{account} cannot log in to IMAP4 on {}: {line}", rep.host),
                     meaning: format!(
@@ -908,7 +997,7 @@ fn network_checks(rep: &mut HostReport, net: &Network, demand: Option<&Demand>) 
                         }
                     ),
                     fix: if limits_low {
-                        "add the manifest lines of the other findings and exctl apply".into()
+                        "fix the limits of the other findings (their manifest lines, or exctl apply where the manifests already have them)".into()
                     } else {
                         "check the account's password and that it has a mailbox".into()
                     },
@@ -1010,6 +1099,7 @@ pub async fn diagnose_host(host: &HostSpec, runner: &dyn Runner, opts: &Options)
         demand,
         observed.as_ref().map_err(Clone::clone),
         &net,
+        opts.sources.as_ref(),
     )
 }
 
@@ -1257,7 +1347,7 @@ mod tests {
             )),
         };
         let d = demand();
-        let r = analyse(&host(), Some("uccx-agent"), Some(&d), Ok(&o), &net);
+        let r = analyse(&host(), Some("uccx-agent"), Some(&d), Ok(&o), &net, None);
         let problems: Vec<&str> = r.findings.iter().map(|f| f.problem.as_str()).collect();
         assert!(!r.healthy());
         // MaxConnectionsPerUser 40 < 42, the store's default 16 < 42, 9646 since the
@@ -1321,7 +1411,7 @@ mod tests {
             login: Some(("uccx-agent".into(), LoginOutcome::Accepted)),
         };
         let d = demand();
-        let r = analyse(&host(), Some("uccx-agent"), Some(&d), Ok(&o), &net);
+        let r = analyse(&host(), Some("uccx-agent"), Some(&d), Ok(&o), &net, None);
         assert!(r.healthy(), "{:#?}", r.findings);
         let e = &r.events[0];
         assert_eq!((e.count, e.since_restart), (2, 0));
@@ -1333,7 +1423,7 @@ mod tests {
             winrm: Some(("127.0.0.1:1".into(), Err("refused".into()))),
             ..Network::default()
         };
-        let r = analyse(&host(), None, None, Err("not tried".into()), &net);
+        let r = analyse(&host(), None, None, Err("not tried".into()), &net, None);
         assert_eq!(r.findings.len(), 1);
         assert_eq!(r.checks[1].status, Status::Skipped);
     }
