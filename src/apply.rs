@@ -543,7 +543,9 @@ async fn apply_journaled(
         );
     }
     for hp in &whole.hosts {
-        if let Some(why) = engine::window_refusal(hp, &opts) {
+        if let Some(why) =
+            engine::window_refusal(hp, &opts).or_else(|| engine::move_refusal(hp, &opts))
+        {
             eprintln!("warning: {why}: {} will be refused", hp.host);
         }
     }

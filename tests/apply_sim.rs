@@ -838,3 +838,27 @@ fn an_edited_plan_file_is_refused_and_a_plan_applies_from_anywhere() {
     assert!(all.contains("where the plan was made"), "{all}");
     assert_eq!(restarts(&sim, "MSExchangeIMAP4"), 1);
 }
+
+/// Issue 12: `--move-active-databases` needs StartDagServerMaintenance.ps1, which came
+/// with Exchange 2010 SP1: an RTM host is refused before anything changes.
+#[test]
+fn moving_active_databases_is_refused_on_rtm_before_any_change() {
+    let (sim, _) = sim("2010-rtm", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-rtm", UCCX);
+    let out = run(
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--move-active-databases"],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(
+            "StartDagServerMaintenance.ps1, which came with Exchange 2010 SP1, and EXCH01 runs RTM"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("nothing was changed on EXCH01"), "{all}");
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 0);
+    assert_eq!(restarts(&sim, "MSExchangeIMAP4"), 0);
+}

@@ -673,6 +673,24 @@ pub fn window_refusal(hp: &HostPlan, opts: &ApplyOptions) -> Option<String> {
     ))
 }
 
+/// Why a host must be refused before anything runs on it because of
+/// `--move-active-databases`: the DAG maintenance scripts (`StartDagServerMaintenance.ps1`)
+/// came with Exchange 2010 SP1, so an RTM server has none to run.
+pub fn move_refusal(hp: &HostPlan, opts: &ApplyOptions) -> Option<String> {
+    if !opts.move_active_databases || hp.expected_version != exctl_exchange::Version::Rtm {
+        return None;
+    }
+    hp.steps
+        .iter()
+        .any(|s| is_store_restart(s, opts))
+        .then(|| {
+            format!(
+                "--move-active-databases needs StartDagServerMaintenance.ps1, which came with Exchange 2010 SP1, and {} runs RTM: leave the option out (its active copies then dismount during the restart) or install SP1 or later",
+                hp.host
+            )
+        })
+}
+
 /// Replaces every sensitive value of the host's plan in `text`.
 fn redact(text: &str, secrets: &[String]) -> String {
     let mut t = text.to_string();
@@ -934,7 +952,7 @@ pub async fn apply_host(
         });
         return not_attempted(hp, HostStatus::NotAttempted, reason);
     }
-    if let Some(why) = window_refusal(hp, opts) {
+    if let Some(why) = window_refusal(hp, opts).or_else(|| move_refusal(hp, opts)) {
         let reason = format!(
             "refused before any change: {why}; nothing was changed on {}",
             hp.host

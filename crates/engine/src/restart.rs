@@ -213,7 +213,7 @@ pub fn information_store_body(host: &str, n: usize, opts: &RestartScriptOptions)
     let step = quote(&n.to_string());
     let h = quote(host);
     let mut s = String::new();
-    s.push_str("$__maint = $false\n$__fail = $null\ntry {\n");
+    s.push_str("$__maint = $false\n$__maint_tried = $false\n$__fail = $null\ntry {\n");
     if opts.move_active_databases {
         s.push_str(
             "if ($exscripts -eq $null -or [string]$exscripts -eq '') { $exscripts = Join-Path $env:ExchangeInstallPath 'Scripts' }\n",
@@ -225,10 +225,13 @@ pub fn information_store_body(host: &str, n: usize, opts: &RestartScriptOptions)
                 "moving the active databases off {host} (StartDagServerMaintenance.ps1)"
             ))
         ));
-        s.push_str("$__maint = $true\n");
+        // In maintenance only once the script succeeded: a script that failed half-way
+        // is reported as such, not as a server left in maintenance.
+        s.push_str("$__maint_tried = $true\n");
         s.push_str(&format!(
             "& (Join-Path $exscripts 'StartDagServerMaintenance.ps1') -serverName {h}\n"
         ));
+        s.push_str("$__maint = $true\n");
     } else {
         // Warn, in the server's own terms, right before the restart.
         s.push_str(&format!(
@@ -258,9 +261,13 @@ pub fn information_store_body(host: &str, n: usize, opts: &RestartScriptOptions)
     s.push_str("} catch { $__fail = (__exctl_error_text $_) }\n");
     s.push_str("if ($__fail -ne $null) {\n");
     s.push_str(&format!(
-        "if ($__maint) {{ $__fail = $__fail + {} }}\n",
+        "if ($__maint) {{ $__fail = $__fail + {} }} elseif ($__maint_tried) {{ $__fail = {} + $__fail + {} }}\n",
         quote(&format!(
             " -- {host} is still in DAG maintenance mode: run StopDagServerMaintenance.ps1 -serverName {host} once the Information Store is healthy"
+        )),
+        quote("StartDagServerMaintenance.ps1 failed: "),
+        quote(&format!(
+            " -- it may have done part of its work (paused the cluster node, blocked activation): run StopDagServerMaintenance.ps1 -serverName {host} to undo it; the Information Store was not restarted"
         ))
     ));
     s.push_str("throw $__fail\n}\n");
