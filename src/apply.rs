@@ -121,6 +121,7 @@ fn plan_file(paths: &[PathBuf]) -> Result<Option<(PathBuf, PlanFile)>, String> {
     }
 }
 
+#[cfg_attr(not(feature = "sim"), allow(dead_code))]
 pub(crate) fn print_event(out: Out, e: &Event<'_>) {
     match e {
         Event::HostStarted { host, plan } => {

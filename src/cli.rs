@@ -25,6 +25,7 @@ pub enum Command {
     ///
     /// Starts one simulator per host of the manifests (default: ./manifests) on
     /// 127.0.0.1, points the hosts at them, and runs plan and apply for real.
+    #[cfg(feature = "sim")]
     Demo(DemoArgs),
 
     /// Print the JSON Schema of manifest documents (for editors).
@@ -94,15 +95,18 @@ pub enum Command {
     /// Prints the endpoint URL as the first line of stdout, then serves until stopped
     /// (Ctrl+C or SIGTERM). The accepted account is --user with the password from
     /// EXCTL_SIM_PASSWORD (default account CONTOSO\Administrator, password P@ssw0rd!).
+    #[cfg(feature = "sim")]
     Sim(SimArgs),
 }
 
+#[cfg(feature = "sim")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SimAuthArg {
     Basic,
     Ntlm,
 }
 
+#[cfg(feature = "sim")]
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// Where to listen: a loopback address and port (0 picks a free port).
@@ -634,6 +638,7 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
 
+#[cfg(feature = "sim")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Manifest files or directories (default: manifests).

@@ -7,6 +7,7 @@
 mod apply;
 mod cli;
 mod credentials;
+#[cfg(feature = "sim")]
 mod demo;
 mod doctor;
 mod exec;
@@ -16,6 +17,7 @@ mod journal;
 mod plan;
 mod progress;
 mod repo;
+#[cfg(feature = "sim")]
 mod sim;
 
 use std::process::ExitCode;
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     match args.command {
         cli::Command::Exec(a) => runtime.block_on(exec::run(a)),
         cli::Command::Validate(a) => plan::validate(a),
+        #[cfg(feature = "sim")]
         cli::Command::Demo(a) => runtime.block_on(demo::run(a)),
         cli::Command::Schema => {
             let schema = exctl_engine::schema::manifest_schema();
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         cli::Command::Plan(a) => runtime.block_on(plan::plan(a)),
         cli::Command::Apply(a) => runtime.block_on(apply::run(a, clock)),
         cli::Command::Doctor(a) => runtime.block_on(doctor::run(a)),
+        #[cfg(feature = "sim")]
         cli::Command::Sim(a) => runtime.block_on(sim::run(a)),
         cli::Command::Show(a) => repo::show(a),
         cli::Command::Export(a) => runtime.block_on(export::run(a)),

@@ -11,6 +11,7 @@
 //! the WinRM client and the simulated host share it.
 
 pub mod clixml;
+#[cfg(feature = "interpreter")]
 pub mod lang;
 pub mod literal;
 pub mod runner;
