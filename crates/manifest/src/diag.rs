@@ -24,6 +24,7 @@ pub enum Severity {
 
 impl Severity {
     #[must_use]
+    /// The word renderers print (`error`, `warning`).
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",
@@ -35,6 +36,7 @@ impl Severity {
 /// One problem, with where it is and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
+    /// Error or warning.
     pub severity: Severity,
     /// Stable identifier, `area::kebab-case` (e.g. `manifest::unknown-key`).
     pub code: &'static str,
@@ -56,6 +58,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     #[must_use]
+    /// A diagnostic without location, label or hint.
     pub fn new(severity: Severity, code: &'static str, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity,
@@ -70,28 +73,33 @@ impl Diagnostic {
     }
 
     #[must_use]
+    /// An error.
     pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(Severity::Error, code, message)
     }
 
     #[must_use]
+    /// A warning.
     pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(Severity::Warning, code, message)
     }
 
     #[must_use]
+    /// Sets the primary location.
     pub fn with_span(mut self, span: Span) -> Diagnostic {
         self.span = Some(span);
         self
     }
 
     #[must_use]
+    /// Sets the text under the primary location.
     pub fn with_label(mut self, label: impl Into<String>) -> Diagnostic {
         self.label = Some(label.into());
         self
     }
 
     #[must_use]
+    /// Sets what to do about it.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Diagnostic {
         self.hint = Some(hint.into());
         self
@@ -107,6 +115,7 @@ impl Diagnostic {
     }
 
     #[must_use]
+    /// Adds another location that explains the problem.
     pub fn with_related(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
         self.related.push((span, label.into()));
         self
@@ -120,6 +129,7 @@ impl Diagnostic {
     }
 
     #[must_use]
+    /// Whether it is an error (not a warning).
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -134,29 +144,35 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     #[must_use]
+    /// No diagnostics.
     pub fn new() -> Diagnostics {
         Diagnostics::default()
     }
 
+    /// Adds one.
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.items.push(diagnostic);
     }
 
+    /// Adds all of `other`.
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);
     }
 
     #[must_use]
+    /// Whether any is an error.
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(Diagnostic::is_error)
     }
 
     #[must_use]
+    /// How many are errors.
     pub fn error_count(&self) -> usize {
         self.items.iter().filter(|d| d.is_error()).count()
     }
 
     #[must_use]
+    /// How many are warnings.
     pub fn warning_count(&self) -> usize {
         self.items
             .iter()
@@ -165,25 +181,30 @@ impl Diagnostics {
     }
 
     #[must_use]
+    /// How many there are.
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
     #[must_use]
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
+    /// Each, in the order reported.
     pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
         self.items.iter()
     }
 
     #[must_use]
+    /// All, as a slice.
     pub fn as_slice(&self) -> &[Diagnostic] {
         &self.items
     }
 
     #[must_use]
+    /// All, by value.
     pub fn into_vec(self) -> Vec<Diagnostic> {
         self.items
     }

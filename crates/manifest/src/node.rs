@@ -11,7 +11,9 @@ use crate::source::Span;
 /// A value in a manifest, with its location.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
+    /// What it is.
     pub kind: NodeKind,
+    /// Where it is.
     pub span: Span,
     /// How the node was written.
     pub style: Style,
@@ -35,6 +37,7 @@ pub enum NodeKind {
     Float(f64),
     /// Any quoted or block scalar, and every plain scalar that is none of the above.
     Str(String),
+    /// A sequence.
     Seq(Vec<Node>),
     /// Entries in source order; keys are unique (duplicates are reported and dropped
     /// by the loader).
@@ -44,7 +47,9 @@ pub enum NodeKind {
 /// A map key. Only scalar keys are accepted; the text is the scalar's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
+    /// The key as written (unquoted).
     pub text: String,
+    /// Where it is.
     pub span: Span,
 }
 
@@ -52,8 +57,11 @@ pub struct Key {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Style {
+    /// Without quotes.
     Plain,
+    /// In single quotes.
     SingleQuoted,
+    /// In double quotes.
     DoubleQuoted,
     /// `|` block scalar.
     Literal,
@@ -67,6 +75,7 @@ pub enum Style {
 
 impl Style {
     #[must_use]
+    /// Whether it was quoted (so YAML did not read it as a number or boolean).
     pub fn is_quoted(self) -> bool {
         matches!(self, Style::SingleQuoted | Style::DoubleQuoted)
     }
@@ -77,11 +86,13 @@ const EXCERPT_CHARS: usize = 40;
 
 impl Node {
     #[must_use]
+    /// Whether it is null (`~`, `null`, or nothing).
     pub fn is_null(&self) -> bool {
         matches!(self.kind, NodeKind::Null)
     }
 
     #[must_use]
+    /// The text, when it is a scalar.
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
             NodeKind::Str(s) => Some(s),
@@ -90,6 +101,7 @@ impl Node {
     }
 
     #[must_use]
+    /// The entries, when it is a map.
     pub fn as_map(&self) -> Option<&[(Key, Node)]> {
         match &self.kind {
             NodeKind::Map(m) => Some(m),
@@ -98,6 +110,7 @@ impl Node {
     }
 
     #[must_use]
+    /// The items, when it is a sequence.
     pub fn as_seq(&self) -> Option<&[Node]> {
         match &self.kind {
             NodeKind::Seq(s) => Some(s),

@@ -50,9 +50,11 @@ impl Default for Limits {
 /// One YAML document of a manifest file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
+    /// The file it was read from.
     pub file: FileId,
     /// 0-based position among the file's non-empty documents.
     pub index: usize,
+    /// Its root node.
     pub root: Node,
 }
 

@@ -88,16 +88,19 @@ impl<'n, 'd> MapReader<'n, 'd> {
     }
 
     #[must_use]
+    /// The dotted path of the map, for messages.
     pub fn path(&self) -> &str {
         &self.path
     }
 
     #[must_use]
+    /// Where the map is.
     pub fn span(&self) -> Span {
         self.node.span
     }
 
     #[must_use]
+    /// The map node being read.
     pub fn node(&self) -> &'n Node {
         self.node
     }

@@ -33,12 +33,16 @@ pub enum CredentialRefError {
     /// Not a reference at all: most likely the secret itself.
     #[error("a password in clear is refused; use `keyring:NAME` or `env:VAR`")]
     Literal,
+    /// `keyring:` with no name.
     #[error("`keyring:` must be followed by the name of a keyring entry")]
     EmptyKeyringName,
+    /// A keyring name with control characters or surrounding spaces.
     #[error("a keyring entry name cannot have control characters or surrounding spaces")]
     BadKeyringName,
+    /// `env:` with no name.
     #[error("`env:` must be followed by an environment variable name")]
     EmptyEnvName,
+    /// An environment variable name that is not one.
     #[error(
         "an environment variable name has only letters, digits and '_', and does not start with a digit"
     )]

@@ -29,8 +29,11 @@ pub struct Pos {
 /// A range in one source file: `start` inclusive, `end` exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Span {
+    /// The file.
     pub file: FileId,
+    /// Where it starts.
     pub start: Pos,
+    /// Where it ends (exclusive).
     pub end: Pos,
 }
 
@@ -99,6 +102,7 @@ pub struct SourceMap {
 
 impl SourceMap {
     #[must_use]
+    /// No files.
     pub fn new() -> SourceMap {
         SourceMap::default()
     }
@@ -119,6 +123,7 @@ impl SourceMap {
     }
 
     #[must_use]
+    /// The file `id`, if loaded.
     pub fn get(&self, id: FileId) -> Option<&SourceFile> {
         self.files.get(id.0 as usize)
     }
@@ -138,6 +143,7 @@ impl SourceMap {
             .unwrap_or("")
     }
 
+    /// Every file, in load order.
     pub fn iter(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
         self.files
             .iter()
@@ -146,11 +152,13 @@ impl SourceMap {
     }
 
     #[must_use]
+    /// How many files.
     pub fn len(&self) -> usize {
         self.files.len()
     }
 
     #[must_use]
+    /// Whether no file is loaded.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }

@@ -17,7 +17,9 @@ use thiserror::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Unlimited<T> {
+    /// No limit.
     Unlimited,
+    /// This limit.
     Value(T),
 }
 
@@ -32,6 +34,7 @@ impl<T: Copy> Unlimited<T> {
     }
 
     #[must_use]
+    /// Whether it is `unlimited`.
     pub fn is_unlimited(&self) -> bool {
         matches!(self, Unlimited::Unlimited)
     }
@@ -53,6 +56,7 @@ impl<T: fmt::Display> fmt::Display for Unlimited<T> {
 pub enum Nullable<T> {
     /// `$null`: unthrottled.
     Null,
+    /// This value.
     Value(T),
 }
 
@@ -67,6 +71,7 @@ impl<T: Copy> Nullable<T> {
     }
 
     #[must_use]
+    /// Whether it is `$null`.
     pub fn is_null(&self) -> bool {
         matches!(self, Nullable::Null)
     }
@@ -85,17 +90,26 @@ impl<T: fmt::Display> fmt::Display for Nullable<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum TimeSpanError {
+    /// Nothing given.
     #[error("a time span cannot be empty")]
     Empty,
     /// `30` alone: .NET reads a bare number as days, which nobody means.
     #[error("a bare number is not a time span")]
     BareNumber,
+    /// A negative time span.
     #[error("negative time spans are not allowed")]
     Negative,
+    /// Not `hh:mm:ss` or `d.hh:mm:ss`.
     #[error("not in the form hh:mm:ss or d.hh:mm:ss")]
     Format,
+    /// A part beyond its range (`25:00:00`).
     #[error("{part} must be at most {max}")]
-    OutOfRange { part: &'static str, max: u64 },
+    OutOfRange {
+        /// `hours`, `minutes` or `seconds`.
+        part: &'static str,
+        /// Its largest value.
+        max: u64,
+    },
 }
 
 /// Most days .NET's `TimeSpan` holds.
@@ -194,16 +208,22 @@ pub fn format_timespan(d: Duration) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ByteSizeError {
+    /// Nothing given.
     #[error("a byte quantity cannot be empty")]
     Empty,
+    /// Not a number with an optional unit.
     #[error("not a byte quantity such as 65536, 64KB or 10 MB (10,485,760 bytes)")]
     Format,
+    /// A unit that is not B, KB, MB, GB or TB.
     #[error("unknown unit '{0}' (use B, KB, MB, GB or TB)")]
     Unit(String),
+    /// A fraction of a byte.
     #[error("is not a whole number of bytes")]
     NotWhole,
+    /// More than a 64-bit count of bytes.
     #[error("is too large")]
     TooLarge,
+    /// Exchange's `10 MB (10,485,760 bytes)` form whose two halves disagree.
     #[error("the byte count in parentheses does not match the size before it")]
     Mismatch,
 }

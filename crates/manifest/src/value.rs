@@ -46,6 +46,7 @@ const YAML11_TRUE: &[&str] = &["yes", "y", "on"];
 const YAML11_FALSE: &[&str] = &["no", "n", "off"];
 
 impl<'n, 'd> ValueReader<'n, 'd> {
+    /// Reads `node`, called `what` in messages, reporting problems to `diags`.
     pub fn new(node: &'n Node, what: impl Into<String>, diags: &'d mut Diagnostics) -> Self {
         ValueReader {
             node,
@@ -55,16 +56,19 @@ impl<'n, 'd> ValueReader<'n, 'd> {
     }
 
     #[must_use]
+    /// The node being read.
     pub fn node(&self) -> &'n Node {
         self.node
     }
 
     #[must_use]
+    /// What it is called in messages.
     pub fn what(&self) -> &str {
         &self.what
     }
 
     #[must_use]
+    /// Where it is.
     pub fn span(&self) -> Span {
         self.node.span
     }
@@ -82,6 +86,7 @@ impl<'n, 'd> ValueReader<'n, 'd> {
             .with_span(self.node.span)
     }
 
+    /// Reports a problem with it.
     pub fn report(&mut self, diagnostic: Diagnostic) {
         self.diags.push(diagnostic);
     }

@@ -53,13 +53,9 @@ impl fmt::Display for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Best effort: overwrite the bytes before the allocation is freed.
-        // SAFETY: zero bytes are valid UTF-8, so the String stays well-formed.
-        unsafe {
-            for b in self.0.as_bytes_mut() {
-                std::ptr::write_volatile(b, 0);
-            }
-        }
+        // Overwrite the bytes (and the spare capacity) before the allocation is freed,
+        // with writes the compiler may not elide.
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 

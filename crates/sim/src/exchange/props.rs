@@ -19,21 +19,46 @@ use super::value::{ByteSize, SimValue, TimeSpan, Unlimited};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// `Int32` within `min..=max`.
-    Int { min: i64, max: i64 },
+    Int {
+        /// The smallest value accepted.
+        min: i64,
+        /// The largest value accepted.
+        max: i64,
+    },
     /// `Nullable<UInt32>` within `min..=max`; `$null` means no limit.
-    NullableUInt { min: i64, max: i64 },
+    NullableUInt {
+        /// The smallest value accepted.
+        min: i64,
+        /// The largest value accepted.
+        max: i64,
+    },
     /// `Boolean`.
     Bool,
     /// `String` (may be `$null`).
     Str,
     /// `Unlimited<int>` within `min..=max`, or `unlimited`.
-    Unlimited { min: u64, max: u64 },
+    Unlimited {
+        /// The smallest value accepted.
+        min: u64,
+        /// The largest value accepted.
+        max: u64,
+    },
     /// `ByteQuantifiedSize` within `min..=max` bytes.
-    Bytes { min: u64, max: u64 },
+    Bytes {
+        /// The smallest value accepted.
+        min: u64,
+        /// The largest value accepted.
+        max: u64,
+    },
     /// `Unlimited<ByteQuantifiedSize>` (the log quota): bytes or `unlimited`.
     UnlimitedBytes,
     /// `EnhancedTimeSpan` within `min..=max` seconds.
-    Span { min: u64, max: u64 },
+    Span {
+        /// The smallest value accepted.
+        min: u64,
+        /// The largest value accepted.
+        max: u64,
+    },
     /// An enum: one of the names (matched case-insensitively, stored as spelled here).
     Enum(&'static [&'static str]),
     /// A flags enum: a comma-separated set of names, shown `A, B`.
