@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use exctl_secret::Secret;
+use zeroize::Zeroizing;
 use exctl_winrm::{AuthMethod, Client, ClientConfig, ShellOptions, Stream, TrustPolicy};
 
 use crate::desired::{Access, HostSpec};
@@ -70,24 +71,25 @@ impl WinRmRunner {
         let config = self.config(host)?;
         // A remote Exchange session needs the password in the script (see
         // `observe::exchange_prologue`): set here, in front, and nowhere else.
+        // Copies of the password live in buffers wiped when dropped.
         let with_password;
         let script = if host.access == Access::RemoteSession {
-            with_password = format!(
+            with_password = Zeroizing::new(format!(
                 "${} = {}\n{script}",
                 crate::observe::PASSWORD_VARIABLE,
                 exctl_pwsh::quote(config.password.expose())
-            );
+            ));
             with_password.as_str()
         } else {
             script
         };
-        let secret = config.password.expose().to_string();
+        let secret = Zeroizing::new(config.password.expose().to_string());
         let client = Client::new(config).map_err(at)?;
         let shell = client
             .open_shell(&ShellOptions::default())
             .await
             .map_err(at)?;
-        let inv = exctl_pwsh::invocation(script);
+        let mut inv = exctl_pwsh::invocation(script);
         let result = match on_line {
             None => shell
                 .run(&inv.command, &inv.arguments, Some(&inv.stdin), None)
@@ -95,6 +97,8 @@ impl WinRmRunner {
                 .map(|o| (o.stdout, o.stderr, o.exit_code)),
             Some(sink) => streamed(&shell, &inv, sink).await,
         };
+        // The script on stdin may carry the password (remote-session hosts).
+        zeroize::Zeroize::zeroize(&mut inv.stdin);
         // Close whatever happened: an open shell counts against MaxShellsPerUser.
         let _ = shell.close().await;
         let (stdout, stderr, exit_code) = result.map_err(at)?;
@@ -104,7 +108,7 @@ impl WinRmRunner {
             if secret.is_empty() {
                 t
             } else {
-                t.replace(&secret, "(secret)")
+                t.replace(secret.as_str(), "(secret)")
             }
         };
         Ok(ScriptOutput {
