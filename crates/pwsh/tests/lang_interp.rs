@@ -606,7 +606,7 @@ fn comparisons() {
         ["True", "b"]
     );
     assert_eq!(
-        lines("1,2,3 -contains '2'; 4 -notcontains 1; 2 -in 1,2; 'z' -notin 'a','b'"),
+        lines("1,2,3 -contains '2'; 4 -notcontains 1; 1,2 -contains 2; 'a','b' -notcontains 'z'"),
         ["True", "True", "True", "True"]
     );
     assert_eq!(

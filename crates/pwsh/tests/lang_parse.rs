@@ -91,7 +91,7 @@ fn expressions() {
         "[Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes('x'))",
         "$a[0]; $h['k']; $x.Prop; $x.$name; $s.ToUpper(); $s.Split(',')[1]",
         "1..10 -contains 5 -and -not $false -or !$true",
-        "'a' -like 'A*' -and 'b' -cmatch 'b' -and 'x' -in 'x','y'",
+        "'a' -like 'A*' -and 'b' -cmatch 'b' -and 'x','y' -contains 'x'",
         "'{0:N2}' -f 3.14159",
         "'a,b' -split ',' -join ';' -replace 'a', 'b'",
         "$x -is [string] -and ($y -as [int]) -isnot [array]",
@@ -249,6 +249,37 @@ fn error_messages_and_positions() {
 
     let e = err("$x -bogus 1");
     assert_eq!(e.kind, ParseErrorKind::UnexpectedToken);
+}
+
+/// `-in` and `-notin` are PowerShell 3.0: a 2.0 host refuses the whole script before running
+/// any of it, with 2.0's own texts (see `Parser::unexpected` for the sources).
+#[test]
+fn powershell_3_membership_operators_are_refused_as_2_0_refuses_them() {
+    let e = err("Write-Output 'first'\nif ($Action -in 'a', 'b') { 1 }");
+    assert_eq!(e.kind, ParseErrorKind::ExpectedExpression);
+    assert_eq!(
+        e.message,
+        "You must provide a value expression on the right-hand side of the '-' operator."
+    );
+    // The marker goes right after the dash: `$Action - <<<< in`.
+    assert_eq!((e.line, e.column), (2, 14));
+    let e = err("$x = 'z' -IN 'a'");
+    assert_eq!(e.kind, ParseErrorKind::ExpectedExpression);
+
+    let e = err("'z' -notin 'a','b'");
+    assert_eq!(e.kind, ParseErrorKind::UnexpectedToken);
+    assert_eq!(
+        e.message,
+        "Unexpected token '-notin' in expression or statement."
+    );
+    for src in ["1 -cin 1", "1 -inotin 1", "$a.Contains($b -in $c)"] {
+        let _ = err(src);
+    }
+    // The 2.0 spelling of the same test parses.
+    ok("if ('a', 'b' -contains $Action) { 1 }");
+    ok("if ('a', 'b' -notcontains $Action) { 1 }");
+    // In command mode `-in` is a parameter name, as in 2.0.
+    ok("Get-Thing -in 1");
 }
 
 #[test]

@@ -152,7 +152,7 @@ pub fn new_message_id() -> String {
     format!("uuid:{}", uuid::Uuid::new_v4().to_string().to_uppercase())
 }
 
-fn build(
+pub(crate) fn build(
     ctx: &HeaderContext,
     action: Action,
     resource_uri: &str,

@@ -43,6 +43,7 @@ mod error;
 pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod resource_shell;
 mod response;
 pub mod retry;
 mod shell;
@@ -52,6 +53,7 @@ mod xml;
 
 pub use envelope::{ShellOptions, SignalCode};
 pub use error::{Error, WsmanFault, codes};
+pub use resource_shell::{ResourceShell, ResourceShellSpec};
 pub use response::{CommandState, Received};
 pub use retry::RetryPolicy;
 pub use shell::{

@@ -161,9 +161,14 @@ impl Client {
         &self.inner.config
     }
 
+    /// The header values shared by every request of this client.
+    pub(crate) fn header_ctx(&self) -> &HeaderContext {
+        &self.inner.ctx
+    }
+
     /// Sends one request, repeating it after transient failures when that is safe, and
     /// marking failures whose effect on the host is unknown (see [`crate::retry`]).
-    async fn call(&self, req: Request) -> Result<Checked, Error> {
+    pub(crate) async fn call(&self, req: Request) -> Result<Checked, Error> {
         let policy = &self.inner.config.retry;
         let idempotent = retry::is_idempotent(req.action);
         let mut attempt = 1;

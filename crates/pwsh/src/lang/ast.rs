@@ -547,10 +547,7 @@ pub enum CompareOp {
     Contains,
     /// `-notcontains`
     NotContains,
-    /// `-in`
-    In,
-    /// `-notin`
-    NotIn,
+    // No `-in`/`-notin`: PowerShell 3.0 operators, which a 2.0 parser refuses.
 }
 
 /// A type name as written in `[...]`, e.g. `string`, `System.Text.Encoding`, `string[]`.

@@ -41,11 +41,12 @@
 //!   outermost scope (one script per process); assignment to `$null` discards.
 //! - Operators with PowerShell's precedence: `+ - * / %` (Int32, then Int64, then Double on
 //!   overflow; string and array `+` and `*`, hashtable `+`), `-eq -ne -gt -ge -lt -le -like
-//!   -notlike -match -notmatch -contains -notcontains -in -notin -replace -split` with `i`
-//!   and `c` variants (arrays on the left filter; the right operand is converted to the
-//!   left's type), `-is -isnot -as -join -f -and -or -xor -not ! -band -bor -bxor -bnot`,
+//!   -notlike -match -notmatch -contains -notcontains -replace -split` with `i` and `c`
+//!   variants (arrays on the left filter; the right operand is converted to the left's
+//!   type), `-is -isnot -as -join -f -and -or -xor -not ! -band -bor -bxor -bnot`,
 //!   unary `-`, `++`/`--`, `= += -= *= /= %=` (also `[T]$x = v`), ranges, indexing (negative
-//!   and slices), `.Member`, `.$name`, method calls, `::` statics.
+//!   and slices), `.Member`, `.$name`, method calls, `::` statics. Not `-in`/`-notin`
+//!   (PowerShell 3.0): they fail the parse with 2.0's own texts, as on a real server.
 //! - Pipelines with objects flowing one at a time; commands with named (unique prefix,
 //!   aliases, `-Name:value`), switch and positional arguments, splatting `@h`/`@a`, `&` and
 //!   `.` on script blocks and names; `> $null`, `2> $null`, `2>&1`.

@@ -541,10 +541,6 @@ fn compare_op(
             let found = enumerate_ref(&l).iter().any(|item| equals(item, &r, case));
             Ok(Value::Bool(found == (op == CompareOp::Contains)))
         }
-        CompareOp::In | CompareOp::NotIn => {
-            let found = enumerate_ref(&r).iter().any(|item| equals(item, &l, case));
-            Ok(Value::Bool(found == (op == CompareOp::In)))
-        }
         _ => {
             if let Value::Array(items) = &l {
                 let mut out = Vec::new();

@@ -140,6 +140,9 @@ impl Parser {
     /// "Unexpected token 'x' in expression or statement." for the token at the cursor; the
     /// marker goes after the token, as PowerShell 2.0 puts it.
     fn unexpected(&self) -> ParseError {
+        if let Some(e) = self.powershell_3_in() {
+            return e;
+        }
         let token = self.token_text_at(self.i);
         let end = self.i + token.chars().count();
         self.error_at(
@@ -147,6 +150,27 @@ impl Parser {
             ParseErrorKind::UnexpectedToken,
             format!("Unexpected token '{token}' in expression or statement."),
         )
+    }
+
+    /// The error of PowerShell 2.0 for `-in` at the cursor, if it is there.
+    fn powershell_3_in(&self) -> Option<ParseError> {
+        let token = self.token_text_at(self.i);
+        // PowerShell 2.0 has no `-in` (it came with 3.0): its tokenizer reads a `-` operator
+        // followed by the keyword `in`, so it complains about the minus, marker after it.
+        // Windows 7's PowerShell 2.0 on `If ($Action -in 'PintoStartMenu', ...)`: "You must
+        // provide a value expression on the right-hand side of the '-' operator." at
+        // `$Action - <<<< in` (PSAppDeployToolkit/PSAppDeployToolkit issue #436).
+        // `-notin` is no keyword after the dash, so it takes the generic text of `unexpected`, as any
+        // unknown operator does ("Unexpected token '-pin' in expression or statement.",
+        // govinss/shakrdp issue #20).
+        let mut t = token.chars();
+        (t.next().is_some_and(is_dash) && t.as_str().eq_ignore_ascii_case("in")).then(|| {
+            self.error_at(
+                self.i + 1,
+                ParseErrorKind::ExpectedExpression,
+                "You must provide a value expression on the right-hand side of the '-' operator.",
+            )
+        })
     }
 
     fn token_text_at(&self, at: usize) -> String {
@@ -1535,6 +1559,9 @@ impl Parser {
         loop {
             let save = self.i;
             self.skip_space()?;
+            if let Some(e) = self.powershell_3_in() {
+                return Err(e);
+            }
             let Some((op, len)) = op_of(self) else {
                 self.i = save;
                 return Ok(left);
@@ -2693,14 +2720,13 @@ fn comparison_op(w: &str) -> Option<BinaryOp> {
         (Case::Insensitive, w)
     };
     let cmp = |op| Some(BinaryOp::Compare(op, case));
-    // `-is`, `-in`... start with 'i' too: try the word as written first.
+    // `-is`, `-isnot` start with 'i' too: try the word as written first. No `-in`/`-notin`:
+    // PowerShell 3.0 added them, and a 2.0 host refuses the whole script (see `unexpected`).
     match w {
         "is" => return Some(BinaryOp::Is),
         "isnot" => return Some(BinaryOp::IsNot),
         "as" => return Some(BinaryOp::As),
         "join" => return Some(BinaryOp::Join),
-        "in" => return Some(BinaryOp::Compare(CompareOp::In, Case::Insensitive)),
-        "notin" => return Some(BinaryOp::Compare(CompareOp::NotIn, Case::Insensitive)),
         "contains" => return Some(BinaryOp::Compare(CompareOp::Contains, Case::Insensitive)),
         _ => {}
     }
@@ -2717,8 +2743,6 @@ fn comparison_op(w: &str) -> Option<BinaryOp> {
         "notmatch" => cmp(CompareOp::NotMatch),
         "contains" => cmp(CompareOp::Contains),
         "notcontains" => cmp(CompareOp::NotContains),
-        "in" => cmp(CompareOp::In),
-        "notin" => cmp(CompareOp::NotIn),
         "replace" => Some(BinaryOp::Replace(case)),
         "split" => Some(BinaryOp::Split(case)),
         _ => None,
