@@ -537,6 +537,10 @@ async fn apply_journaled(
     opts.maintenance_window = a.maintenance_window;
     opts.restart_timeout = a.restart_timeout;
     opts.move_active_databases = a.move_active_databases;
+    opts.lock = Some(exctl_engine::lock::LockOwner {
+        holder: journal::holder(),
+        run_id: journal.run_id(),
+    });
     let whole = repo.plan();
     if opts.restart == RestartPolicy::Never && whole.summary.restart > 0 {
         eprintln!(

@@ -81,6 +81,11 @@ pub enum Command {
     /// Remove the keyring entries of a site's (or host's) hosts (or --entry NAME).
     Logout(LoginArgs),
 
+    /// Remove the apply lock of a host (or of a site's hosts), left by a run that was
+    /// killed: only with --force, after making sure that run is gone. Recorded in the
+    /// journal.
+    Unlock(UnlockArgs),
+
     /// Diagnose the hosts of a site (or one host) when agents cannot get their mail:
     /// WinRM and the credential, Exchange version and roles, the IMAP4 service and its
     /// ports (connect and greeting), optionally a real IMAP login, recent 9646 and IMAP4
@@ -329,6 +334,25 @@ pub enum DoctorFormat {
     Text,
     /// For machines (format_version 1).
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// A host, or a site of the inventory.
+    #[arg(value_name = "SITE|HOST")]
+    pub target: String,
+
+    /// Manifest files or directories.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Required: the lock belongs to another run, which must be gone.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Where the journal of this run goes (as for apply).
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

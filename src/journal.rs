@@ -109,6 +109,14 @@ impl Journal {
         &self.path
     }
 
+    /// The run's name: the file's name without `.jsonl` (a time and a process id).
+    pub fn run_id(&self) -> String {
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Appends one record: `fields` (an object) with `time` and `event` added first.
     pub fn record(&self, event: &str, fields: Value) {
         let mut line = serde_json::Map::new();
@@ -132,6 +140,14 @@ impl Journal {
             );
         }
     }
+}
+
+/// `USER@MACHINE` of this run, for the host locks (see `exctl_engine::lock`).
+pub fn holder() -> String {
+    let w = who();
+    let user = w["user"].as_str().unwrap_or("unknown user");
+    let machine = w["machine"].as_str().unwrap_or("unknown machine");
+    format!("{user}@{machine}")
 }
 
 /// The `started` record's who and where.

@@ -19,6 +19,7 @@ mod progress;
 mod repo;
 #[cfg(feature = "sim")]
 mod sim;
+mod unlock;
 
 use std::process::ExitCode;
 
@@ -73,5 +74,6 @@ fn main() -> ExitCode {
         cli::Command::Sites(a) => repo::sites(a),
         cli::Command::Login(a) => repo::login(a),
         cli::Command::Logout(a) => repo::logout(a),
+        cli::Command::Unlock(a) => runtime.block_on(unlock::run(a)),
     }
 }

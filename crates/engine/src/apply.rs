@@ -273,6 +273,8 @@ pub struct ApplyOptions {
     pub clock: Arc<dyn Clock>,
     /// Set from outside to start nothing more.
     pub stop: StopRequest,
+    /// Who takes each host's lock (see [`crate::lock`]); `None`: no lock (tests).
+    pub lock: Option<crate::lock::LockOwner>,
 }
 
 impl ApplyOptions {
@@ -286,6 +288,7 @@ impl ApplyOptions {
             move_active_databases: false,
             clock,
             stop: StopRequest::default(),
+            lock: None,
         }
     }
 
@@ -575,6 +578,16 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
         ));
     }
     s.push_str("$__exctl_ok = $true\n");
+    if let Some(owner) = &opts.lock {
+        let restarts = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Restart(_)))
+            .count();
+        s.push_str(&crate::lock::acquire_script(
+            owner,
+            crate::lock::ttl_for(restarts, opts.restart_timeout),
+        ));
+    }
     for (i, step) in steps.iter().enumerate() {
         let n = i + 1;
         let body = match step {
@@ -736,6 +749,8 @@ struct Tracker<'a> {
     hp: &'a HostPlan,
     states: Vec<StepState>,
     host_error: Option<String>,
+    /// Another run holds the host's lock: nothing ran.
+    locked: Option<String>,
     secrets: Vec<String>,
     on_event: EventSink<'a>,
 }
@@ -754,6 +769,7 @@ impl<'a> Tracker<'a> {
             hp,
             states: hp.steps.iter().map(|_| StepState::default()).collect(),
             host_error: None,
+            locked: None,
             secrets: secrets_of(hp),
             on_event,
         }
@@ -794,6 +810,9 @@ impl<'a> Tracker<'a> {
         };
         if let Some(v) = obs.get(APPLY_ERROR_RECORD, "0") {
             self.host_error = Some(redact(&value_text(v), &self.secrets));
+        }
+        if let Some(v) = obs.get(crate::lock::LOCKED_RECORD, "0") {
+            self.locked = Some(value_text(v));
         }
         for i in 0..self.states.len() {
             let n = (i + 1).to_string();
@@ -1069,7 +1088,9 @@ pub async fn apply_host(
     let steps: Vec<StepResult> = (0..hp.steps.len()).map(|i| tracker.result(i)).collect();
     let mut error = None;
     if !failed_step {
-        if let Some(e) = &tracker.host_error {
+        if let Some(l) = &tracker.locked {
+            error = Some(format!("{} is {l}; nothing was changed on it", hp.host));
+        } else if let Some(e) = &tracker.host_error {
             error = Some(format!(
                 "cannot load the Exchange cmdlets on {}: {e}",
                 hp.host

@@ -12,13 +12,14 @@
 //! them with bounded parallelism ([`pool`]) and rolls apply out with a canary, batches
 //! and a failure budget; [`report`] renders many sites (text, a pull-request comment
 //! within GitHub's limit, JSON, the summary table). [`export`] writes a host's current
-//! state as a manifest.
+//! state as a manifest. [`lock`] keeps one apply at a time per host.
 
 pub mod apply;
 pub mod capacity;
 pub mod desired;
 pub mod doctor;
 pub mod export;
+pub mod lock;
 pub mod observe;
 pub mod plan;
 pub mod planfile;

@@ -177,6 +177,7 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
     }
     s.push_str(&restart::observe_facts(&host.name, &services_of(resources)));
     s.push_str(&restart::observe_health(&host.name));
+    s.push_str(&crate::lock::observe_script());
     // The limits a declared demand meets, for the capacity warnings of the plan.
     if let Some(d) = &host.capacity {
         s.push_str(&crate::capacity::observe_script(&host.name, &d.account));
@@ -301,6 +302,9 @@ pub async fn plan_host(
     // A host whose store (or IMAP4 service) is down is never in sync.
     let health = restart::Health::read(&host.name, &observed);
     notes.extend(health.notes.iter().cloned());
+    if let Some((held, now)) = crate::lock::observed(&observed) {
+        notes.push(crate::lock::note(&host.name, &held, &now));
+    }
     for svc in [Service::Imap4, Service::InformationStore] {
         if let Some(r) = health.recovery(svc) {
             restarts.recover.push((svc, r));

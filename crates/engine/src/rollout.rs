@@ -718,6 +718,20 @@ async fn run_site(cx: &Ctx<'_>, sp: &SitePlan, canary: bool) -> SiteResult {
     });
     let fresh = plan_site(cx.state, site, cx.runner, cx.sources, cx.opts.plan_timeout).await;
     apply::verify(&mut result, &fresh.plan());
+    // The lock is kept through the verification, then released by the run that took it
+    // (a host refused before its script ran never took it).
+    if let Some(owner) = &cx.apply.lock {
+        let release = crate::lock::release_script(&owner.run_id);
+        for h in &result.hosts {
+            if matches!(
+                h.status,
+                apply::HostStatus::Done | apply::HostStatus::Failed
+            ) && let Some(spec) = cx.state.hosts.get(&h.host.to_ascii_uppercase())
+            {
+                let _ = cx.runner.run(spec, &release).await;
+            }
+        }
+    }
     r.status = if result.succeeded() {
         SiteStatus::Done
     } else {

@@ -8,8 +8,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use exctl_secret::Secret;
-use zeroize::Zeroizing;
 use exctl_winrm::{AuthMethod, Client, ClientConfig, ShellOptions, Stream, TrustPolicy};
+use zeroize::Zeroizing;
 
 use crate::desired::{Access, HostSpec};
 use crate::observe::{LineSink, RunError, Runner, ScriptOutput};
