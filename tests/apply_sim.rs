@@ -188,22 +188,31 @@ fn uccx_converges_on_every_release_and_the_agents_get_in() {
 fn a_rejected_cmdlet_stops_the_host_and_the_next_plan_shows_the_rest() {
     let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
     let dir = tempfile::tempdir().expect("temp dir");
-    // exctl accepts MaxCommandSize up to 16384 (later releases' range); Exchange 2010
-    // refuses anything above 1024, so Set-ImapSettings fails half-way through the host.
+    // A policy someone else still uses: validate cannot know, and Exchange refuses to
+    // remove a policy with users associated (Remove-ThrottlingPolicy help), so the
+    // throttling step fails on the server, before anything after it runs.
+    let seeded = common::exec_ok(
+        &sim,
+        &[
+            "--",
+            "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010; New-ThrottlingPolicy -Name RetiredPolicy; Set-ThrottlingPolicyAssociation -Identity Administrator -ThrottlingPolicy RetiredPolicy",
+        ],
+    );
+    assert_eq!(seeded.status.code(), Some(0), "{}", text(&seeded.stderr));
     repo(
         dir.path(),
         &sim,
         "2010-sp3",
         &UCCX.replace(
-            "imap_settings:\n",
-            "imap_settings:\n  MaxCommandSize: 5000\n",
+            "throttling_policies:\n",
+            "throttling_policies:\n  RetiredPolicy:\n    ensure: absent\n",
         ),
     );
     let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
-        all.contains("MaxCommandSize"),
+        all.contains("there are currently users associated with the policy"),
         "the server's error is shown: {all}"
     );
     assert!(all.contains("not attempted"), "{all}");
@@ -220,10 +229,11 @@ fn a_rejected_cmdlet_stops_the_host_and_the_next_plan_shows_the_rest() {
     let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
     let p = text(&plan.stdout);
     assert_eq!(plan.status.code(), Some(2), "{p}{}", text(&plan.stderr));
-    // What ran before the failure is done; the rest remains, in order.
-    assert!(!p.contains("Throttling policies"), "{p}");
+    // What failed and everything after it remain, in order.
     assert!(
-        p.contains("IMAP4 settings") && p.contains("restart MSExchangeIS"),
+        p.contains("RetiredPolicy")
+            && p.contains("IMAP4 settings")
+            && p.contains("restart MSExchangeIS"),
         "{p}"
     );
 }

@@ -160,6 +160,12 @@ fn fresh_round_trip(release: &str) {
             "{section}:\n{manifest}"
         );
     }
+    // The whole IMAP configuration, the client connection settings OWA shows included.
+    assert!(
+        manifest.contains("\n  InternalConnectionSettings: ['EXCH01.contoso.local:993:SSL'")
+            && manifest.contains("\n  ExternalConnectionSettings: []\n"),
+        "{manifest}"
+    );
     // A fresh server's default policy has Exchange's values: nothing to manage.
     assert!(
         manifest.contains("has Exchange's default values: not exported"),

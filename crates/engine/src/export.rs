@@ -422,7 +422,7 @@ mod tests {
         o.insert(
             "imap_settings:EX01",
             "MaxCommandSize",
-            RawValue::Str("10240".into()),
+            RawValue::Str("512".into()),
         );
         o.insert(
             "imap_settings:EX01",
@@ -453,6 +453,7 @@ mod tests {
             "EnableExactRFC822Size",
             "EnableGSSAPIAndNTLMAuth",
             "EnforceCertificateErrors",
+            "LiveIdBasicAuthReplacement",
             "ProtocolLogEnabled",
             "ShowHiddenFoldersEnabled",
             "SuppressReadReceipt",

@@ -327,6 +327,20 @@ impl ParamType {
         }
     }
 
+    /// The accepted range, where the type has one: numbers, bytes, and time spans in
+    /// seconds.
+    pub fn range(&self) -> Option<(i128, i128)> {
+        match self {
+            ParamType::Int(r) | ParamType::UnlimitedInt(r) | ParamType::NullableInt(r) => {
+                Some((i128::from(*r.start()), i128::from(*r.end())))
+            }
+            ParamType::TimeSpan(r) | ParamType::Bytes(r) | ParamType::UnlimitedBytes(r) => {
+                Some((i128::from(*r.start()), i128::from(*r.end())))
+            }
+            _ => None,
+        }
+    }
+
     /// A short description for messages and the JSON schema.
     pub fn describe(&self) -> String {
         match self {

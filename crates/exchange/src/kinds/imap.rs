@@ -16,6 +16,7 @@ use crate::kind::{
 };
 use crate::record::Observations;
 use crate::value::{ParamSpec, ParamType::*, read_params};
+use crate::version::Version;
 
 const INT32: std::ops::RangeInclusive<i64> = 1..=2_147_483_647;
 
@@ -31,10 +32,20 @@ pub static PARAMS: &[ParamSpec] = &[
     ParamSpec::all("EnableExactRFC822Size", Bool),
     ParamSpec::all("EnableGSSAPIAndNTLMAuth", Bool),
     ParamSpec::all("EnforceCertificateErrors", Bool),
-    ParamSpec::all(
+    // Extended Protection for Authentication came with SP1: "Exchange Server 2010 Service
+    // Pack 1 (SP1) supports Extended Protection for Authentication" (E2010-help
+    // `0d54c0e3…htm`, "Understanding Extended Protection for Authentication").
+    ParamSpec::since(
         "ExtendedProtectionPolicy",
         Enum(&["None", "Allow", "Require"]),
+        Version::Sp1,
     ),
+    // What OWA shows users for configuring an IMAP4 client ("host:port:encryption").
+    ParamSpec::all("ExternalConnectionSettings", StrList),
+    ParamSpec::all("InternalConnectionSettings", StrList),
+    // In the SP2/SP3 syntax only (E2010-help `58e51734…htm`), not in ODP-2018's 2010
+    // list; SP1 assumed, as the simulator does.
+    ParamSpec::since("LiveIdBasicAuthReplacement", Bool, Version::Sp1),
     ParamSpec::all(
         "LoginType",
         Enum(&["PlainTextLogin", "PlainTextAuthentication", "SecureLogin"]),
@@ -45,7 +56,9 @@ pub static PARAMS: &[ParamSpec] = &[
         Enum(&["Hourly", "Daily", "Weekly", "Monthly"]),
     ),
     ParamSpec::all("LogPerFileSizeQuota", UnlimitedBytes(0..=4_294_967_296)),
-    ParamSpec::all("MaxCommandSize", Int(40..=16_384)),
+    // 40–1024 bytes in Exchange 2010 (ODP-2018 `Set-ImapSettings.md`, its `!!! Exchange
+    // Server 2010` text); 1024–16384 is Exchange 2013's range.
+    ParamSpec::all("MaxCommandSize", Int(40..=1024)),
     ParamSpec::all("MaxConnectionFromSingleIP", Int(1..=25_000)),
     ParamSpec::all("MaxConnections", Int(INT32)),
     ParamSpec::all("MaxConnectionsPerUser", Int(1..=25_000)),
@@ -215,9 +228,13 @@ mod tests {
     use crate::version::Version;
 
     fn parse(yaml: &str) -> (Vec<Resource>, Diagnostics) {
+        parse_v(yaml, Version::Sp3)
+    }
+
+    fn parse_v(yaml: &str, version: Version) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
         let ctx = ParseContext {
-            version: Version::Sp3,
+            version,
             hosts: vec!["EX01".into()],
             path: "site.yaml".into(),
         };
@@ -238,6 +255,32 @@ mod tests {
             msgs.iter().any(|m| m.contains("MaxConnectionPerIP")),
             "{msgs:?}"
         );
+    }
+
+    #[test]
+    fn exchange_2010_ranges_and_releases() {
+        // 40–1024 in 2010; 16384 is 2013's ceiling.
+        let (_, d) = parse("MaxCommandSize: 1025\n");
+        assert!(d.iter().any(|d| d.is_error()), "1025");
+        let (r, d) = parse("MaxCommandSize: 1024\n");
+        assert!(d.is_empty() && r.len() == 1);
+        // Extended Protection came with SP1.
+        let (_, d) = parse_v("ExtendedProtectionPolicy: Allow\n", Version::Rtm);
+        let e = d.iter().next().expect("a diagnostic");
+        assert_eq!(e.code, "exchange::parameter-not-in-version");
+        let (r, d) = parse_v("ExtendedProtectionPolicy: Allow\n", Version::Sp1);
+        assert!(d.is_empty() && r.len() == 1);
+        // The connection settings OWA shows exist from RTM.
+        let (r, d) = parse_v(
+            "ExternalConnectionSettings: [mail.contoso.com:993:SSL]\nInternalConnectionSettings: []\n",
+            Version::Rtm,
+        );
+        assert!(
+            d.is_empty(),
+            "{:?}",
+            d.iter().map(|d| &d.message).collect::<Vec<_>>()
+        );
+        assert_eq!(r[0].attrs.len(), 2);
     }
 
     #[test]

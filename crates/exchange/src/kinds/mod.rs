@@ -99,6 +99,8 @@ pub use throttling_associations::ThrottlingAssociations;
 pub use throttling_policies::ThrottlingPolicies;
 
 use crate::kind::Kind;
+use crate::value::ParamSpec;
+use crate::version::Version;
 
 /// Every kind exctl knows, in the order their changes run.
 pub static ALL: &[&dyn Kind] = &[
@@ -109,6 +111,66 @@ pub static ALL: &[&dyn Kind] = &[
     &ImapSettings,
     &RegistryValues,
 ];
+
+/// The parameters of one settings cmdlet that the schema knows in a release.
+#[derive(Debug, Clone)]
+pub struct CmdletParameters {
+    /// The parameters a manifest may declare, with their types and ranges.
+    pub managed: Vec<&'static ParamSpec>,
+    /// Parameters the cmdlet has that exctl deliberately does not manage, with why.
+    pub not_managed: Vec<(&'static str, &'static str)>,
+}
+
+/// A parameter exctl leaves alone: its name, the first release that has it, and why.
+pub type NotManaged = (&'static str, Version, &'static str);
+
+/// The settings cmdlets whose parameters the schema types: Set-ImapSettings,
+/// Set-ReceiveConnector, Set-ThrottlingPolicy and New-ThrottlingPolicy (the same
+/// parameters without those only the default policy has).
+pub const SETTINGS_CMDLETS: [&str; 4] = [
+    "Set-ImapSettings",
+    "Set-ReceiveConnector",
+    "Set-ThrottlingPolicy",
+    "New-ThrottlingPolicy",
+];
+
+/// What the schema accepts for `cmdlet` in `version` (`None` for a cmdlet that is not one
+/// of [`SETTINGS_CMDLETS`]). The simulator has the same listing
+/// (`exctl_sim::exchange::sp::parameters`); a test holds the two equal.
+pub fn cmdlet_parameters(cmdlet: &str, version: Version) -> Option<CmdletParameters> {
+    let is = |name: &str| cmdlet.eq_ignore_ascii_case(name);
+    let (specs, skip, not_managed): (&'static [ParamSpec], &[&str], &[NotManaged]) =
+        if is("Set-ImapSettings") {
+            (imap::PARAMS, &[], &[])
+        } else if is("Set-ReceiveConnector") {
+            (
+                receive_connectors::PARAMS,
+                &[],
+                receive_connectors::NOT_MANAGED,
+            )
+        } else if is("Set-ThrottlingPolicy") {
+            (throttling_policies::PARAMS, &[], &[])
+        } else if is("New-ThrottlingPolicy") {
+            (
+                throttling_policies::PARAMS,
+                throttling_policies::DEFAULT_ONLY,
+                &[],
+            )
+        } else {
+            return None;
+        };
+    Some(CmdletParameters {
+        managed: specs
+            .iter()
+            .filter(|p| p.since <= version && !skip.contains(&p.name))
+            .collect(),
+        not_managed: not_managed
+            .iter()
+            .filter(|(_, since, _)| *since <= version)
+            .map(|(name, _, why)| (*name, *why))
+            .collect(),
+    })
+}
 
 /// The kind for a manifest key.
 pub fn by_key(key: &str) -> Option<&'static dyn Kind> {

@@ -54,8 +54,14 @@
 //! - `exchange::duplicate-resource`: the same connector twice for a host;
 //! - plus parameter names, versions and ranges (`read_params`).
 //!
-//! No per-service-pack difference of these parameters was found in the 2010 help, so all
-//! are taken as present from RTM on; the server's error is the authority.
+//! Releases: BareLinefeedRejectionEnabled and ExtendedProtectionPolicy exist from SP1 on
+//! (absent from the "Applies to: Exchange Server 2010" syntax, technet
+//! `bb125140(EXCHG.140)`, present in the SP2/SP3 one, E2010-help `eb7f8960…htm`; Extended
+//! Protection came with SP1, E2010-help `0d54c0e3…htm`); the others from RTM
+//! (AdvertiseClientSettings and MessageRateSource are in the EXCHG.140 syntax,
+//! SuppressXAnonymousTls has its RTM-set task page `dd876856(v=exchg.140)`,
+//! TlsDomainCapabilities is documented for 2010 with no service pack named). The
+//! simulator holds the same table (`tests/schema_sim_agreement.rs`).
 
 use std::collections::BTreeSet;
 
@@ -70,6 +76,7 @@ use crate::kind::{
 };
 use crate::record::{Observations, guarded};
 use crate::value::{ParamSpec, ParamType::*, Value, read_params};
+use crate::version::Version;
 
 const INT32: std::ops::RangeInclusive<i64> = 1..=2_147_483_647;
 const DAY: u64 = 86_400;
@@ -104,7 +111,9 @@ pub static PARAMS: &[ParamSpec] = &[
     ParamSpec::all("AdvertiseClientSettings", Bool),
     ParamSpec::all("AuthMechanism", Flags(AUTH_MECHANISMS)),
     ParamSpec::all("Banner", Str),
-    ParamSpec::all("BareLinefeedRejectionEnabled", Bool),
+    // Not in the "Applies to: Exchange Server 2010" syntax (technet bb125140(EXCHG.140));
+    // in the SP2/SP3 one (E2010-help `eb7f8960…htm`): SP1 on.
+    ParamSpec::since("BareLinefeedRejectionEnabled", Bool, Version::Sp1),
     ParamSpec::all("BinaryMimeEnabled", Bool),
     ParamSpec::all("Bindings", StrList),
     ParamSpec::all("ChunkingEnabled", Bool),
@@ -118,9 +127,12 @@ pub static PARAMS: &[ParamSpec] = &[
     ParamSpec::all("EnableAuthGSSAPI", Bool),
     ParamSpec::all("Enabled", Bool),
     ParamSpec::all("EnhancedStatusCodesEnabled", Bool),
-    ParamSpec::all(
+    // Likewise absent from the EXCHG.140 syntax; Extended Protection came with SP1 (E2010-help
+    // `0d54c0e3…htm`).
+    ParamSpec::since(
         "ExtendedProtectionPolicy",
         Enum(&["None", "Allow", "Require"]),
+        Version::Sp1,
     ),
     ParamSpec::all("Fqdn", StrIgnoreCase),
     ParamSpec::all("LongAddressesEnabled", Bool),
@@ -155,6 +167,14 @@ pub static PARAMS: &[ParamSpec] = &[
     ParamSpec::all("TarpitInterval", TimeSpan(0..=600)),
     ParamSpec::all("TlsDomainCapabilities", StrList),
 ];
+
+/// Set-ReceiveConnector parameters of Exchange 2010 that exctl deliberately leaves alone,
+/// with the first release that has each, and why.
+pub static NOT_MANAGED: &[super::NotManaged] = &[(
+    "LiveCredentialEnabled",
+    Version::Rtm,
+    "reserved for internal Microsoft use (Set-ReceiveConnector help)",
+)];
 
 /// The receive connectors of a server.
 pub struct ReceiveConnectors;
@@ -766,10 +786,19 @@ mod tests {
     }
 
     fn parse_for(yaml: &str, hosts: &[&str], host: &str) -> (Vec<Resource>, Diagnostics) {
+        parse_in(yaml, hosts, host, Version::Sp3)
+    }
+
+    fn parse_in(
+        yaml: &str,
+        hosts: &[&str],
+        host: &str,
+        version: Version,
+    ) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
         assert!(diags.is_empty(), "{diags:?}");
         let ctx = ParseContext {
-            version: Version::Sp3,
+            version,
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             path: "site.yaml".into(),
         };
@@ -808,6 +837,28 @@ mod tests {
 
     fn s(v: &str) -> RawValue {
         RawValue::Str(v.into())
+    }
+
+    /// By the 2010 syntaxes (see PARAMS): AdvertiseClientSettings, MessageRateSource,
+    /// SuppressXAnonymousTls and TlsDomainCapabilities from RTM; BareLinefeedRejectionEnabled
+    /// and ExtendedProtectionPolicy from SP1.
+    #[test]
+    fn parameters_exist_from_their_documented_release() {
+        let rtm = "\"*\":\n  AdvertiseClientSettings: true\n  MessageRateSource: User\n  SuppressXAnonymousTls: true\n  TlsDomainCapabilities: [contoso.com:AcceptOorgProtocol]\n";
+        let (r, d) = parse_in(rtm, &["EX01"], "EX01", Version::Rtm);
+        assert!(d.is_empty(), "{:?}", diags_of(&d));
+        assert_eq!(r[0].attrs.len(), 4);
+        for name in [
+            "BareLinefeedRejectionEnabled: true",
+            "ExtendedProtectionPolicy: Allow",
+        ] {
+            let yaml = format!("\"*\":\n  {name}\n");
+            let (_, d) = parse_in(&yaml, &["EX01"], "EX01", Version::Rtm);
+            let codes: Vec<&str> = d.iter().map(|d| d.code).collect();
+            assert_eq!(codes, ["exchange::parameter-not-in-version"], "{name}");
+            let (_, d) = parse_in(&yaml, &["EX01"], "EX01", Version::Sp1);
+            assert!(d.is_empty(), "{name}: {:?}", diags_of(&d));
+        }
     }
 
     #[test]

@@ -19,8 +19,9 @@
 //!
 //! Ranges: `*MaxConcurrency` 0..=2147483647 (the help; on RTM, EASMaxConcurrency
 //! 0..=100); CPUStartPercent and PowerShellMaxTenantConcurrency 0..=100; the
-//! `*PercentTimeIn*` values 0..=2147483647 (100 is 60 s of every minute; more is
-//! allowed); the others, for which the help states no range, 0..=2147483647.
+//! `*PercentTimeIn*` values (100 is 60 s of every minute; more is allowed) and the others,
+//! for which the help states no range, the whole UInt32 range 0..=4294967295 (the 2010 SDK
+//! types every value `Nullable<uint>`, learn.microsoft.com `ff811669(v=exchg.140)`).
 //!
 //! Semantics:
 //! - a parameter left out of the manifest is not managed: it is neither compared nor set;
@@ -73,7 +74,15 @@ use crate::record::Observations;
 use crate::value::{ParamSpec, ParamType::NullableInt, RawValue, Value, read_params};
 use crate::version::Version;
 
+/// `*MaxConcurrency`: 0 to 2147483647 (SP1+ help, ODP-2018 `Set-ThrottlingPolicy.md`).
 const MAX: i64 = 2_147_483_647;
+/// The others are `Nullable<UInt32>` without a documented range (the 2010 SDK's
+/// `ThrottlingPolicy` types them `Nullable<uint>`, learn.microsoft.com `ff811669(v=exchg.140)`).
+const UINT32: i64 = 4_294_967_295;
+
+/// The parameter only the default policy has: New-ThrottlingPolicy lacks it ("can only be
+/// set for the default throttling policy", ODP-2018 `Set-ThrottlingPolicy.md`).
+pub const DEFAULT_ONLY: &[&str] = &["PowerShellMaxTenantConcurrency"];
 
 /// Every Set-ThrottlingPolicy parameter of Exchange 2010, with the release that has it.
 pub static PARAMS: &[ParamSpec] = &[
@@ -84,71 +93,71 @@ pub static PARAMS: &[ParamSpec] = &[
     ),
     ParamSpec::since(
         "AnonymousPercentTimeInAD",
-        NullableInt(0..=MAX),
+        NullableInt(0..=UINT32),
         Version::Sp1,
     ),
     ParamSpec::since(
         "AnonymousPercentTimeInCAS",
-        NullableInt(0..=MAX),
+        NullableInt(0..=UINT32),
         Version::Sp1,
     ),
     ParamSpec::since(
         "AnonymousPercentTimeInMailboxRPC",
-        NullableInt(0..=MAX),
+        NullableInt(0..=UINT32),
         Version::Sp1,
     ),
     ParamSpec::since("CPAMaxConcurrency", NullableInt(0..=MAX), Version::Sp1),
-    ParamSpec::since("CPAPercentTimeInCAS", NullableInt(0..=MAX), Version::Sp1),
+    ParamSpec::since("CPAPercentTimeInCAS", NullableInt(0..=UINT32), Version::Sp1),
     ParamSpec::since(
         "CPAPercentTimeInMailboxRPC",
-        NullableInt(0..=MAX),
+        NullableInt(0..=UINT32),
         Version::Sp1,
     ),
     ParamSpec::all("CPUStartPercent", NullableInt(0..=100)),
     ParamSpec::all("EASMaxConcurrency", NullableInt(0..=MAX)),
     ParamSpec::since(
         "EASMaxDeviceDeletesPerMonth",
-        NullableInt(0..=MAX),
+        NullableInt(0..=UINT32),
         Version::Sp1,
     ),
-    ParamSpec::since("EASMaxDevices", NullableInt(0..=MAX), Version::Sp1),
-    ParamSpec::all("EASPercentTimeInAD", NullableInt(0..=MAX)),
-    ParamSpec::all("EASPercentTimeInCAS", NullableInt(0..=MAX)),
-    ParamSpec::all("EASPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
-    ParamSpec::all("EWSFastSearchTimeoutInSeconds", NullableInt(0..=MAX)),
-    ParamSpec::all("EWSFindCountLimit", NullableInt(0..=MAX)),
+    ParamSpec::since("EASMaxDevices", NullableInt(0..=UINT32), Version::Sp1),
+    ParamSpec::all("EASPercentTimeInAD", NullableInt(0..=UINT32)),
+    ParamSpec::all("EASPercentTimeInCAS", NullableInt(0..=UINT32)),
+    ParamSpec::all("EASPercentTimeInMailboxRPC", NullableInt(0..=UINT32)),
+    ParamSpec::all("EWSFastSearchTimeoutInSeconds", NullableInt(0..=UINT32)),
+    ParamSpec::all("EWSFindCountLimit", NullableInt(0..=UINT32)),
     ParamSpec::all("EWSMaxConcurrency", NullableInt(0..=MAX)),
-    ParamSpec::all("EWSMaxSubscriptions", NullableInt(0..=MAX)),
-    ParamSpec::all("EWSPercentTimeInAD", NullableInt(0..=MAX)),
-    ParamSpec::all("EWSPercentTimeInCAS", NullableInt(0..=MAX)),
-    ParamSpec::all("EWSPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
-    ParamSpec::all("ExchangeMaxCmdlets", NullableInt(0..=MAX)),
-    ParamSpec::all("ForwardeeLimit", NullableInt(0..=MAX)),
+    ParamSpec::all("EWSMaxSubscriptions", NullableInt(0..=UINT32)),
+    ParamSpec::all("EWSPercentTimeInAD", NullableInt(0..=UINT32)),
+    ParamSpec::all("EWSPercentTimeInCAS", NullableInt(0..=UINT32)),
+    ParamSpec::all("EWSPercentTimeInMailboxRPC", NullableInt(0..=UINT32)),
+    ParamSpec::all("ExchangeMaxCmdlets", NullableInt(0..=UINT32)),
+    ParamSpec::all("ForwardeeLimit", NullableInt(0..=UINT32)),
     ParamSpec::all("IMAPMaxConcurrency", NullableInt(0..=MAX)),
-    ParamSpec::all("IMAPPercentTimeInAD", NullableInt(0..=MAX)),
-    ParamSpec::all("IMAPPercentTimeInCAS", NullableInt(0..=MAX)),
-    ParamSpec::all("IMAPPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
-    ParamSpec::all("MessageRateLimit", NullableInt(0..=MAX)),
+    ParamSpec::all("IMAPPercentTimeInAD", NullableInt(0..=UINT32)),
+    ParamSpec::all("IMAPPercentTimeInCAS", NullableInt(0..=UINT32)),
+    ParamSpec::all("IMAPPercentTimeInMailboxRPC", NullableInt(0..=UINT32)),
+    ParamSpec::all("MessageRateLimit", NullableInt(0..=UINT32)),
     ParamSpec::all("OWAMaxConcurrency", NullableInt(0..=MAX)),
-    ParamSpec::all("OWAPercentTimeInAD", NullableInt(0..=MAX)),
-    ParamSpec::all("OWAPercentTimeInCAS", NullableInt(0..=MAX)),
-    ParamSpec::all("OWAPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
+    ParamSpec::all("OWAPercentTimeInAD", NullableInt(0..=UINT32)),
+    ParamSpec::all("OWAPercentTimeInCAS", NullableInt(0..=UINT32)),
+    ParamSpec::all("OWAPercentTimeInMailboxRPC", NullableInt(0..=UINT32)),
     ParamSpec::all("POPMaxConcurrency", NullableInt(0..=MAX)),
-    ParamSpec::all("POPPercentTimeInAD", NullableInt(0..=MAX)),
-    ParamSpec::all("POPPercentTimeInCAS", NullableInt(0..=MAX)),
-    ParamSpec::all("POPPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
-    ParamSpec::all("PowerShellMaxCmdletQueueDepth", NullableInt(0..=MAX)),
-    ParamSpec::all("PowerShellMaxCmdlets", NullableInt(0..=MAX)),
-    ParamSpec::all("PowerShellMaxCmdletsTimePeriod", NullableInt(0..=MAX)),
+    ParamSpec::all("POPPercentTimeInAD", NullableInt(0..=UINT32)),
+    ParamSpec::all("POPPercentTimeInCAS", NullableInt(0..=UINT32)),
+    ParamSpec::all("POPPercentTimeInMailboxRPC", NullableInt(0..=UINT32)),
+    ParamSpec::all("PowerShellMaxCmdletQueueDepth", NullableInt(0..=UINT32)),
+    ParamSpec::all("PowerShellMaxCmdlets", NullableInt(0..=UINT32)),
+    ParamSpec::all("PowerShellMaxCmdletsTimePeriod", NullableInt(0..=UINT32)),
     ParamSpec::all("PowerShellMaxConcurrency", NullableInt(0..=MAX)),
     ParamSpec::since(
         "PowerShellMaxDestructiveCmdlets",
-        NullableInt(0..=MAX),
+        NullableInt(0..=UINT32),
         Version::Sp1,
     ),
     ParamSpec::since(
         "PowerShellMaxDestructiveCmdletsTimePeriod",
-        NullableInt(0..=MAX),
+        NullableInt(0..=UINT32),
         Version::Sp1,
     ),
     ParamSpec::since(
@@ -157,10 +166,10 @@ pub static PARAMS: &[ParamSpec] = &[
         Version::Sp1,
     ),
     ParamSpec::all("RCAMaxConcurrency", NullableInt(0..=MAX)),
-    ParamSpec::all("RCAPercentTimeInAD", NullableInt(0..=MAX)),
-    ParamSpec::all("RCAPercentTimeInCAS", NullableInt(0..=MAX)),
-    ParamSpec::all("RCAPercentTimeInMailboxRPC", NullableInt(0..=MAX)),
-    ParamSpec::all("RecipientRateLimit", NullableInt(0..=MAX)),
+    ParamSpec::all("RCAPercentTimeInAD", NullableInt(0..=UINT32)),
+    ParamSpec::all("RCAPercentTimeInCAS", NullableInt(0..=UINT32)),
+    ParamSpec::all("RCAPercentTimeInMailboxRPC", NullableInt(0..=UINT32)),
+    ParamSpec::all("RecipientRateLimit", NullableInt(0..=UINT32)),
 ];
 
 /// The prefix of the default policy's name (`DefaultThrottlingPolicy_<GUID>`).
@@ -727,6 +736,20 @@ mod tests {
 
     fn parse(yaml: &str) -> (Vec<Resource>, Diagnostics) {
         parse_v(yaml, Version::Sp3)
+    }
+
+    #[test]
+    fn values_are_uint32_and_max_concurrency_keeps_its_documented_range() {
+        let (r, d) = parse("P:\n  IMAPPercentTimeInCAS: 4294967295\n");
+        assert!(d.iter().all(|d| !d.is_error()), "{:?}", got(&d));
+        assert_eq!(r.len(), 1);
+        for bad in [
+            "P:\n  IMAPPercentTimeInCAS: 4294967296\n",
+            "P:\n  IMAPMaxConcurrency: 2147483648\n",
+        ] {
+            let (_, d) = parse(bad);
+            assert!(d.iter().any(|d| d.is_error()), "{bad}");
+        }
     }
 
     type Got = (&'static str, String, u32, u32, Option<String>);

@@ -11,6 +11,13 @@
 //! the first greater than the second), TarpitInterval 00:00:05 (0–00:10:00),
 //! MaxAcknowledgementDelay 00:00:30.
 //!
+//! Parameters by release: the "Applies to: Exchange Server 2010" syntax (technet
+//! `bb125140(EXCHG.140)`) has AdvertiseClientSettings and MessageRateSource, and the
+//! RTM documentation set has the SuppressXAnonymousTls task (`dd876856(v=exchg.140)`), so
+//! they exist from RTM; BareLinefeedRejectionEnabled and ExtendedProtectionPolicy appear
+//! only in the SP1+ syntax (E2010-help `eb7f8960…htm`). TlsDomainCapabilities is documented
+//! for 2010 with no service pack named (ODP-2018), so RTM.
+//!
 //! A fresh Hub server has two: "Default SERVER" (port 25, anonymous and Exchange
 //! permission groups) and "Client SERVER" (port 587, ExchangeUsers).
 
@@ -41,6 +48,9 @@ const PERMISSION_GROUPS: &[&str] = &[
     "Custom",
 ];
 
+/// TimeSpan.MaxValue in whole days, in seconds.
+const MAX_TIMESPAN: u64 = 10_675_199 * 86_400;
+
 const UNLIMITED_INT: Kind = Kind::Unlimited {
     min: 1,
     max: 2_147_483_647,
@@ -56,13 +66,18 @@ pub const RC_PROPS: &[PropDef] = &[
     def("DefaultDomain", Kind::Str, Sp::Rtm),
     def("DeliveryStatusNotificationEnabled", Kind::Bool, Sp::Rtm),
     def("EightBitMimeEnabled", Kind::Bool, Sp::Rtm),
+    // Absent from the EXCHG.140 syntax, present in the SP2/SP3 one (E2010-help
+    // `eb7f8960…htm`): SP1.
     def("BareLinefeedRejectionEnabled", Kind::Bool, Sp::Sp1),
     def("DomainSecureEnabled", Kind::Bool, Sp::Rtm),
     def("EnhancedStatusCodesEnabled", Kind::Bool, Sp::Rtm),
     def("LongAddressesEnabled", Kind::Bool, Sp::Rtm),
     def("OrarEnabled", Kind::Bool, Sp::Rtm),
-    def("SuppressXAnonymousTls", Kind::Bool, Sp::Sp1),
-    def("AdvertiseClientSettings", Kind::Bool, Sp::Sp1),
+    // "Suppress Anonymous TLS Connections" is an Exchange 2010 (RTM documentation set)
+    // task: technet dd876856(v=exchg.140).
+    def("SuppressXAnonymousTls", Kind::Bool, Sp::Rtm),
+    // In the "Applies to: Exchange Server 2010" syntax, technet bb125140(EXCHG.140).
+    def("AdvertiseClientSettings", Kind::Bool, Sp::Rtm),
     def("Fqdn", Kind::Str, Sp::Rtm),
     def("Comment", Kind::Str, Sp::Rtm),
     def("Enabled", Kind::Bool, Sp::Rtm),
@@ -83,10 +98,11 @@ pub const RC_PROPS: &[PropDef] = &[
         Sp::Rtm,
     ),
     def("MessageRateLimit", UNLIMITED_INT, Sp::Rtm),
+    // In the EXCHG.140 syntax too.
     def(
         "MessageRateSource",
         Kind::Enum(&["None", "IPAddress", "User", "All"]),
-        Sp::Sp1,
+        Sp::Rtm,
     ),
     def("MaxInboundConnection", UNLIMITED_INT, Sp::Rtm),
     def(
@@ -148,6 +164,7 @@ pub const RC_PROPS: &[PropDef] = &[
     def("RequireEHLODomain", Kind::Bool, Sp::Rtm),
     def("RequireTLS", Kind::Bool, Sp::Rtm),
     def("EnableAuthGSSAPI", Kind::Bool, Sp::Rtm),
+    // Extended Protection came with SP1 (E2010-help `0d54c0e3…htm`).
     def(
         "ExtendedProtectionPolicy",
         Kind::Enum(&["None", "Allow", "Require"]),
@@ -160,11 +177,18 @@ pub const RC_PROPS: &[PropDef] = &[
         Sp::Rtm,
     ),
     def("TarpitInterval", Kind::Span { min: 0, max: 600 }, Sp::Rtm),
+    // The help states no range (ODP-2018, 2010 text): any TimeSpan from zero.
     def(
         "MaxAcknowledgementDelay",
-        Kind::Span { min: 0, max: 600 },
+        Kind::Span {
+            min: 0,
+            max: MAX_TIMESPAN,
+        },
         Sp::Rtm,
     ),
+    // Documented for Exchange 2010 with no service pack named (ODP-2018, `!!! Exchange
+    // Server 2010, Exchange Server 2013` text): "domain:capability,..." entries.
+    def("TlsDomainCapabilities", Kind::Multi, Sp::Rtm),
 ];
 
 /// One receive connector.
@@ -234,6 +258,7 @@ pub fn default_connectors(server: &str, fqdn: &str) -> Vec<ReceiveConnector> {
             ("SizeEnabled", SimValue::str("Enabled")),
             ("TarpitInterval", SimValue::str("00:00:05")),
             ("MaxAcknowledgementDelay", SimValue::str("00:00:30")),
+            ("TlsDomainCapabilities", SimValue::List(Vec::new())),
         ])
     };
     vec![

@@ -168,9 +168,28 @@ impl ExchangeError {
 
     /// PowerShell's argument transformation failure ("Cannot convert value ...").
     pub fn cannot_convert(param: &str, value: &str, type_name: &str, cmdlet: &str) -> Self {
+        Self::cannot_convert_because(
+            param,
+            value,
+            type_name,
+            cmdlet,
+            "Input string was not in a correct format.",
+        )
+    }
+
+    /// The same failure with .NET's own reason, such as an overflow's "Value was either too
+    /// large or too small for a UInt32." (mscorlib's `Overflow_UInt32`; `Overflow_Int32`
+    /// says "an Int32").
+    pub fn cannot_convert_because(
+        param: &str,
+        value: &str,
+        type_name: &str,
+        cmdlet: &str,
+        reason: &str,
+    ) -> Self {
         Self::new(
             format!(
-                "Cannot process argument transformation on parameter '{param}'. Cannot convert value \"{value}\" to type \"{type_name}\". Error: \"Input string was not in a correct format.\""
+                "Cannot process argument transformation on parameter '{param}'. Cannot convert value \"{value}\" to type \"{type_name}\". Error: \"{reason}\""
             ),
             ErrorCategory::InvalidData,
             "ParameterBindingArgumentTransformationException",

@@ -17,9 +17,13 @@
 //!   BestBodyFormat, CalendarItemRetrievalOption iCalendar, EnableGSSAPIAndNTLMAuth
 //!   True, the rest False/empty.
 //!
-//! ExtendedProtectionPolicy and LiveIdBasicAuthReplacement are SP1+ (Extended
-//! Protection arrived with SP1; LiveIdBasicAuthReplacement appears in the SP2/SP3
-//! syntax only, SP1 assumed).
+//! ExtendedProtectionPolicy and LiveIdBasicAuthReplacement are SP1+ ("Exchange Server
+//! 2010 Service Pack 1 (SP1) supports Extended Protection for Authentication", E2010-help
+//! `0d54c0e3…htm`; LiveIdBasicAuthReplacement appears in the SP2/SP3 syntax only, SP1
+//! assumed). Internal/ExternalConnectionSettings (what OWA shows users for setting up an
+//! IMAP4 client) are taken as RTM: they are in every 2010 syntax found, and the receive
+//! connector's AdvertiseClientSettings, the SMTP half of the same OWA page, is in the
+//! RTM-era syntax (technet `bb125140(EXCHG.140)`); no RTM Set-ImapSettings page was found.
 //!
 //! Changes take effect only when MSExchangeIMAP4 starts again (2010 help: "you must
 //! restart the IMAP4 service"); the server keeps the configured bag and the bag the

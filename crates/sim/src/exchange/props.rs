@@ -68,6 +68,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The accepted range, where the type has one: numbers, bytes, and time spans in
+    /// seconds.
+    pub fn range(self) -> Option<(i128, i128)> {
+        match self {
+            Kind::Int { min, max } | Kind::NullableUInt { min, max } => {
+                Some((i128::from(min), i128::from(max)))
+            }
+            Kind::Unlimited { min, max } | Kind::Bytes { min, max } | Kind::Span { min, max } => {
+                Some((i128::from(min), i128::from(max)))
+            }
+            _ => None,
+        }
+    }
+
     /// The .NET type name a parameter table shows.
     pub fn type_name(self) -> &'static str {
         match self {
@@ -146,7 +160,13 @@ pub fn normalize(def: &PropDef, value: &SimValue, cmdlet: &str) -> Result<SimVal
         Kind::Int { min, max } => {
             let n = value.as_i64().ok_or_else(bad)?;
             if n < i64::from(i32::MIN) || n > i64::from(i32::MAX) {
-                return Err(bad());
+                return Err(ExchangeError::cannot_convert_because(
+                    def.name,
+                    &value.to_text(),
+                    "System.Int32",
+                    cmdlet,
+                    "Value was either too large or too small for an Int32.",
+                ));
             }
             if n < min || n > max {
                 return Err(ExchangeError::out_of_range(
@@ -164,7 +184,13 @@ pub fn normalize(def: &PropDef, value: &SimValue, cmdlet: &str) -> Result<SimVal
             }
             let n = value.as_i64().ok_or_else(bad)?;
             if n < 0 || n > i64::from(u32::MAX) {
-                return Err(bad());
+                return Err(ExchangeError::cannot_convert_because(
+                    def.name,
+                    &value.to_text(),
+                    "System.UInt32",
+                    cmdlet,
+                    "Value was either too large or too small for a UInt32.",
+                ));
             }
             if n < min || n > max {
                 return Err(ExchangeError::out_of_range(

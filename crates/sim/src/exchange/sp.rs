@@ -61,3 +61,48 @@ impl fmt::Display for Sp {
         })
     }
 }
+
+/// One parameter of a settings cmdlet as the simulator binds it in a release: its name and
+/// its Exchange type with the range the cmdlet enforces. The listing exists so a test can
+/// hold the simulator and exctl's schema to the same parameters per release.
+#[derive(Debug, Clone, Copy)]
+pub struct Parameter {
+    /// Exchange's parameter name.
+    pub name: &'static str,
+    /// Its type and range.
+    pub kind: super::props::Kind,
+}
+
+/// The settings cmdlets whose parameters come from a property table: Set-ImapSettings,
+/// Set-ReceiveConnector, Set-ThrottlingPolicy and New-ThrottlingPolicy.
+pub const SETTINGS_CMDLETS: [&str; 4] = [
+    "Set-ImapSettings",
+    "Set-ReceiveConnector",
+    "Set-ThrottlingPolicy",
+    "New-ThrottlingPolicy",
+];
+
+/// The state-describing parameters `cmdlet` accepts in `release` (not -Identity, -Server,
+/// -Name, -DomainController, -Confirm, -WhatIf), in table order; `None` for a cmdlet that is
+/// not one of [`SETTINGS_CMDLETS`].
+pub fn parameters(release: Sp, cmdlet: &str) -> Option<Vec<Parameter>> {
+    use super::{connector, imap_settings, throttling};
+    let (defs, skip): (&[super::props::PropDef], &[&str]) = match cmdlet {
+        c if c.eq_ignore_ascii_case("Set-ImapSettings") => (imap_settings::IMAP_PROPS, &[]),
+        c if c.eq_ignore_ascii_case("Set-ReceiveConnector") => (connector::RC_PROPS, &[]),
+        c if c.eq_ignore_ascii_case("Set-ThrottlingPolicy") => (throttling::TP_PROPS, &[]),
+        c if c.eq_ignore_ascii_case("New-ThrottlingPolicy") => {
+            (throttling::TP_PROPS, throttling::DEFAULT_ONLY)
+        }
+        _ => return None,
+    };
+    Some(
+        defs.iter()
+            .filter(|d| d.settable && d.since <= release && !skip.contains(&d.name))
+            .map(|d| Parameter {
+                name: d.name,
+                kind: d.kind,
+            })
+            .collect(),
+    )
+}

@@ -87,6 +87,127 @@ fn versions_and_parameters_differ_per_service_pack() {
     );
 }
 
+/// The releases of the six parameters the schema and the simulator once disagreed on (see
+/// `connector.rs` and `imap_settings.rs` for the sources), and TlsDomainCapabilities.
+#[test]
+fn connector_and_imap_parameters_exist_from_their_documented_release() {
+    let (_, mut o) = org(Sp::Rtm);
+    let id = ("Identity", s("EX01\\Default EX01"));
+    for (name, v) in [
+        ("AdvertiseClientSettings", SimValue::Bool(true)),
+        ("MessageRateSource", s("User")),
+        ("SuppressXAnonymousTls", SimValue::Bool(true)),
+        (
+            "TlsDomainCapabilities",
+            SimValue::strings(["contoso.com:AcceptOorgProtocol"]),
+        ),
+    ] {
+        run(&mut o, "Set-ReceiveConnector", &[id.clone(), (name, v)])
+            .unwrap_or_else(|e| panic!("{name} on RTM: {e}"));
+    }
+    for (cmdlet, name, v) in [
+        (
+            "Set-ReceiveConnector",
+            "BareLinefeedRejectionEnabled",
+            SimValue::Bool(true),
+        ),
+        (
+            "Set-ReceiveConnector",
+            "ExtendedProtectionPolicy",
+            s("Allow"),
+        ),
+        ("Set-ImapSettings", "ExtendedProtectionPolicy", s("Allow")),
+    ] {
+        let mut list = vec![(name, v.clone())];
+        if cmdlet == "Set-ReceiveConnector" {
+            list.insert(0, id.clone());
+        }
+        let e = run(&mut o, cmdlet, &list).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("A parameter cannot be found that matches parameter name '{name}'.")
+        );
+        assert_eq!(
+            e.fully_qualified_error_id,
+            format!("NamedParameterNotFound,{cmdlet}")
+        );
+        let (_, mut sp1) = org(Sp::Sp1);
+        if cmdlet == "Set-ReceiveConnector" {
+            list = vec![id.clone(), (name, v)];
+        }
+        run(&mut sp1, cmdlet, &list).unwrap_or_else(|e| panic!("{name} on SP1: {e}"));
+    }
+    let c = one(&mut o, "Get-ReceiveConnector", std::slice::from_ref(&id));
+    assert_eq!(
+        c.get("TlsDomainCapabilities"),
+        Some(&SimValue::strings(["contoso.com:AcceptOorgProtocol"]))
+    );
+    // Exchange 2010's MaxCommandSize range is 40–1024 (2013's is 1024–16384).
+    let e = run(
+        &mut o,
+        "Set-ImapSettings",
+        &[("MaxCommandSize", SimValue::Int(1025))],
+    )
+    .unwrap_err();
+    assert_eq!(e.reason, "DataValidationException");
+    run(
+        &mut o,
+        "Set-ImapSettings",
+        &[
+            (
+                "ExternalConnectionSettings",
+                SimValue::strings(["mail.contoso.com:993:SSL"]),
+            ),
+            ("MaxCommandSize", SimValue::Int(1024)),
+        ],
+    )
+    .unwrap();
+}
+
+/// Throttling values are UInt32: the whole range binds, one more is .NET's overflow.
+#[test]
+fn throttling_values_take_the_whole_uint32_range() {
+    let (_, mut o) = org(Sp::Sp3);
+    let name = o.get_throttling_policy(None).unwrap()[0].text("Name");
+    run(
+        &mut o,
+        "Set-ThrottlingPolicy",
+        &[
+            ("Identity", s(&name)),
+            ("IMAPPercentTimeInCAS", SimValue::Long(4_294_967_295)),
+        ],
+    )
+    .unwrap();
+    let e = run(
+        &mut o,
+        "Set-ThrottlingPolicy",
+        &[
+            ("Identity", s(&name)),
+            ("IMAPPercentTimeInCAS", SimValue::Long(4_294_967_296)),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "Cannot process argument transformation on parameter 'IMAPPercentTimeInCAS'. Cannot convert value \"4294967296\" to type \"System.UInt32\". Error: \"Value was either too large or too small for a UInt32.\""
+    );
+    assert_eq!(
+        e.fully_qualified_error_id,
+        "ParameterArgumentTransformationError,Set-ThrottlingPolicy"
+    );
+    // The MaxConcurrency values keep their documented 0–2147483647.
+    let e = run(
+        &mut o,
+        "Set-ThrottlingPolicy",
+        &[
+            ("Identity", s(&name)),
+            ("IMAPMaxConcurrency", SimValue::Long(2_147_483_648)),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(e.reason, "DataValidationException");
+}
+
 #[test]
 fn rtm_refuses_sp1_parameters_with_powershells_text() {
     let (_, mut o) = org(Sp::Rtm);
