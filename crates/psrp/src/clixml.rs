@@ -227,6 +227,43 @@ impl Value {
     }
 }
 
+/// The value as PowerShell's client hands it to a script: objects that it does not
+/// rehydrate into live types (property bags, not records, collections or enums) get the
+/// `Deserialized.` prefix on every type name, as `Import-PSSession` and
+/// `Invoke-Command` show them. The wire carries the server's own type names.
+pub fn deserialized(v: &Value) -> Value {
+    let Value::Object(o) = v else {
+        return v.clone();
+    };
+    let live = o.list.is_some()
+        || o.dict.is_some()
+        || o.value
+            .as_ref()
+            .is_some_and(|v| !matches!(v, Value::Object(_)))
+        || o.type_names.is_empty()
+        || o.type_names.iter().any(|t| {
+            t.starts_with("Deserialized.")
+                || t.starts_with("System.Management.Automation.") && t.ends_with("Record")
+        });
+    let mut copy = PsObject::clone(o);
+    if !live {
+        copy.type_names = o
+            .type_names
+            .iter()
+            .map(|t| format!("Deserialized.{t}"))
+            .collect();
+    }
+    for (_, v) in copy.adapted.iter_mut().chain(copy.extended.iter_mut()) {
+        *v = deserialized(v);
+    }
+    if let Some(l) = copy.list.as_mut() {
+        for v in l.iter_mut() {
+            *v = deserialized(v);
+        }
+    }
+    Value::Object(Arc::new(copy))
+}
+
 // ---------------------------------------------------------------------------------------
 // Writing.
 

@@ -390,7 +390,7 @@ impl RunspacePool {
                 let ev = protocol::read_event(&m)?;
                 on_event(&ev);
                 match ev {
-                    ServerEvent::Output(v) => result.output.push(v),
+                    ServerEvent::Output(v) => result.output.push(clixml::deserialized(&v)),
                     ServerEvent::Error(e) => result.errors.push(e),
                     ServerEvent::Warning(w) => result.warnings.push(w),
                     ServerEvent::Verbose(w) => result.verbose.push(w),

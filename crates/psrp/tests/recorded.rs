@@ -428,7 +428,7 @@ async fn a_jea_endpoint_runs_commands_and_refuses_scripts() {
     assert!(r.succeeded());
     assert_eq!(
         type_name(&r.output[0]),
-        Some("Microsoft.WSMan.Management.WSManConfigLeafElement")
+        Some("Deserialized.Microsoft.WSMan.Management.WSManConfigLeafElement")
     );
     let r = pool
         .run(&PipelineSpec::script(

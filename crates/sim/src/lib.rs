@@ -35,6 +35,7 @@ pub mod inject;
 pub mod powershell;
 pub mod process;
 pub mod pshost;
+pub mod psrp;
 mod server;
 pub mod shell;
 pub mod soap;
@@ -139,6 +140,19 @@ pub async fn serve_with_state(
     executor: Arc<dyn Executor>,
     state: Arc<SimState>,
 ) -> Result<RunningSim, SimError> {
+    serve_with_psrp(config, executor, state, None).await
+}
+
+/// Like [`serve_with_state`], also serving PowerShell remoting (MS-PSRP) with `psrp`
+/// running the pipelines: `Microsoft.PowerShell` on `/wsman` and Exchange's
+/// `Microsoft.Exchange` on `/PowerShell` (see [`psrp`]). Without it, those resources
+/// are unknown, as on a host without them.
+pub async fn serve_with_psrp(
+    config: SimConfig,
+    executor: Arc<dyn Executor>,
+    state: Arc<SimState>,
+    psrp: Option<psrp::PsrpHost>,
+) -> Result<RunningSim, SimError> {
     if !config.listen.ip().is_loopback() {
         return Err(SimError::NotLoopback(config.listen));
     }
@@ -168,6 +182,11 @@ pub async fn serve_with_state(
         config: config.clone(),
         state: state.clone(),
         wsman: shell::WsmanService::new(config.clone(), executor, state.clone()),
+        psrp: psrp::PsrpService::new(
+            psrp,
+            state.clone(),
+            std::time::Duration::from_millis(u64::from(config.max_timeout_ms)),
+        ),
         channel_binding: tls.as_ref().map(|t| t.channel_binding.clone()),
         endpoint: url.clone(),
     });

@@ -436,6 +436,17 @@ impl SimHost {
         self.stop = stop;
     }
 
+    /// Makes this the runspace of Exchange's remote PowerShell endpoint: the Exchange
+    /// cmdlets exist without the snap-in, and their objects leave it deserialized.
+    pub fn serve_exchange_endpoint(&mut self) {
+        self.session_imported = true;
+    }
+
+    /// Whether `name` is one of the Exchange cmdlets of this release.
+    pub fn is_exchange_cmdlet(&self, name: &str) -> bool {
+        self.exchange.contains_key(&name.to_ascii_lowercase())
+    }
+
     /// Whether the Exchange snap-in was loaded in this process.
     pub fn snapin_loaded(&self) -> bool {
         self.snapin_loaded

@@ -59,6 +59,7 @@ pub(crate) struct Shared {
     pub config: Arc<SimConfig>,
     pub state: Arc<SimState>,
     pub wsman: WsmanService,
+    pub psrp: crate::psrp::PsrpService,
     pub channel_binding: Option<Vec<u8>>,
     pub endpoint: String,
 }
@@ -165,7 +166,12 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
     if path == "/sim/faults" {
         return faults_endpoint(req, shared).await;
     }
-    if !path.eq_ignore_ascii_case("/wsman") {
+    // Exchange's remote PowerShell endpoint (IIS's /PowerShell on a real server) is
+    // served beside WinRM's /wsman, behind the same authentication.
+    let exchange_endpoint = path
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case("/powershell");
+    if !path.eq_ignore_ascii_case("/wsman") && !exchange_endpoint {
         return count(shared, empty(StatusCode::NOT_FOUND));
     }
     if req.method() != Method::POST {
@@ -289,7 +295,24 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
                 let quota = Fault::quota_max_shells(config.max_shells_per_user);
                 fault_reply(shared, &quota, request.message_id.as_deref(), &caller)
             } else {
-                match shared.wsman.handle(&request, &caller).await {
+                let resource = request.resource_uri.as_deref().unwrap_or_default();
+                let psrp = if exchange_endpoint {
+                    Some(crate::psrp::Endpoint::Exchange)
+                } else if crate::psrp::PsrpService::is_psrp_resource(resource) {
+                    Some(crate::psrp::Endpoint::Wsman)
+                } else {
+                    None
+                };
+                let reply = match psrp {
+                    Some(endpoint) => {
+                        shared
+                            .psrp
+                            .handle(&request, &caller.account, endpoint)
+                            .await
+                    }
+                    None => shared.wsman.handle(&request, &caller).await,
+                };
+                match reply {
                     Ok(xml) => (StatusCode::OK, xml),
                     Err(fault) => {
                         fault_reply(shared, &fault, request.message_id.as_deref(), &caller)

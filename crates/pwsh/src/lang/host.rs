@@ -64,6 +64,13 @@ pub trait OutputSink {
     fn verbose(&mut self, _message: &str) {}
     /// A `Write-Debug` message that was not suppressed.
     fn debug(&mut self, _message: &str) {}
+    /// An object reaching the end of a top-level pipeline. A sink that returns true has
+    /// taken it as an object (PowerShell remoting sends objects, not text) and it is not
+    /// formatted for [`OutputSink::stdout`]; the default formats it, as powershell.exe
+    /// does.
+    fn object(&mut self, _value: &Value) -> bool {
+        false
+    }
 }
 
 /// An [`OutputSink`] that keeps everything, for tests and small scripts.

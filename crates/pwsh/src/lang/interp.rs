@@ -274,6 +274,9 @@ pub(crate) struct OutDefault;
 
 impl Downstream for OutDefault {
     fn push(&mut self, it: &mut Interp<'_>, v: Value) -> R<()> {
+        if it.sink.object(&v) {
+            return Ok(());
+        }
         if let Value::String(s) = &v {
             // Written as is, without a copy: a 20 MB string goes to the sink once.
             it.sink.stdout(s);
