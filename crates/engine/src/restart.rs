@@ -260,7 +260,8 @@ pub fn information_store_body(host: &str, n: usize, opts: &RestartScriptOptions)
     }
     s.push_str("} catch { $__fail = (__exctl_error_text $_) }\n");
     s.push_str("if ($__fail -ne $null) {\n");
-    s.push_str(&format!(
+    if opts.move_active_databases {
+        s.push_str(&format!(
         "if ($__maint) {{ $__fail = $__fail + {} }} elseif ($__maint_tried) {{ $__fail = {} + $__fail + {} }}\n",
         quote(&format!(
             " -- {host} is still in DAG maintenance mode: run StopDagServerMaintenance.ps1 -serverName {host} once the Information Store is healthy"
@@ -270,6 +271,7 @@ pub fn information_store_body(host: &str, n: usize, opts: &RestartScriptOptions)
             " -- it may have done part of its work (paused the cluster node, blocked activation): run StopDagServerMaintenance.ps1 -serverName {host} to undo it; the Information Store was not restarted"
         ))
     ));
+    }
     s.push_str("throw $__fail\n}\n");
     s
 }
