@@ -238,6 +238,42 @@ fn a_rejected_cmdlet_stops_the_host_and_the_next_plan_shows_the_rest() {
     );
 }
 
+/// Back to the default policy: the apply assigns the policy Get-ThrottlingPolicy marks
+/// IsDefault (the 2010 help's way), and the next plan finds the association in place.
+#[test]
+fn an_association_returns_to_the_default_policy() {
+    let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seeded = common::exec_ok(
+        &sim,
+        &[
+            "--",
+            "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010; New-ThrottlingPolicy -Name RetiredPolicy; Set-ThrottlingPolicyAssociation -Identity Administrator -ThrottlingPolicy RetiredPolicy",
+        ],
+    );
+    assert_eq!(seeded.status.code(), Some(0), "{}", text(&seeded.stderr));
+    repo(
+        dir.path(),
+        &sim,
+        "2010-sp3",
+        "targets: [EXCH01]\nthrottling_associations:\n  - identity: Administrator\n    policy: default\n",
+    );
+    let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let again = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+    let shown = common::exec_ok(
+        &sim,
+        &[
+            "--",
+            "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010; (Get-ThrottlingPolicyAssociation -Identity Administrator).ThrottlingPolicyId",
+        ],
+    );
+    let id = text(&shown.stdout);
+    assert!(id.contains("DefaultThrottlingPolicy_"), "{id}");
+}
+
 #[test]
 fn a_stale_saved_plan_is_refused() {
     let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);

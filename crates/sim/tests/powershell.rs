@@ -146,6 +146,29 @@ fn rtm_refuses_sp1_parameters() {
     );
 }
 
+/// A script using PowerShell 3.0's `-in` is refused whole, as Exchange 2010's PowerShell
+/// 2.0 refuses it: not even the statements before it run.
+#[test]
+fn a_script_with_powershell_3_operators_changes_nothing() {
+    let o = org(Sp::Sp3);
+    let (code, sink) = run(
+        &o,
+        &format!(
+            "{SNAPIN}Set-ImapSettings -MaxConnectionsPerUser 40\nif ('EXCH01' -in @('EXCH01')) {{ Write-Output yes }}"
+        ),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        sink.errors[0].message,
+        "You must provide a value expression on the right-hand side of the '-' operator."
+    );
+    let (_, sink) = run(
+        &o,
+        &format!("{SNAPIN}(Get-ImapSettings).MaxConnectionsPerUser"),
+    );
+    assert_eq!(sink.stdout.trim(), "16");
+}
+
 #[test]
 fn registry_keys_answer_get_value_kind_and_get_value() {
     let o = org(Sp::Sp3);

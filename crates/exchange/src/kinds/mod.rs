@@ -47,8 +47,11 @@
 //! - `throttling_associations`:
 //!   - `Get-ThrottlingPolicyAssociation -Identity -ErrorAction Stop` (property
 //!     `ThrottlingPolicyId`, `$null` for the default policy);
-//!   - `Get-ThrottlingPolicy -Identity -ErrorAction SilentlyContinue`;
-//!   - `Set-ThrottlingPolicyAssociation -Identity -ThrottlingPolicy` (a name or `$null`).
+//!   - `Get-ThrottlingPolicy -Identity -ErrorAction SilentlyContinue`, and
+//!     `Get-ThrottlingPolicy -ErrorAction Stop` walked by `foreach` for the policy whose
+//!     `IsDefault` is true (its `Name`);
+//!   - `Set-ThrottlingPolicyAssociation -Identity -ThrottlingPolicy` (a name, the default
+//!     policy's included: never `$null`).
 //! - `receive_connectors`:
 //!   - `Get-ReceiveConnector -Server -ErrorAction Stop` (properties `Identity`, printed `SERVER\Name`, and
 //!     the parameters below);

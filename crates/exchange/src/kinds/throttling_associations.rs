@@ -23,7 +23,9 @@
 //! or a distinguished name (`CN=<name>,CN=Global Settings,...`), so its leaf name is
 //! compared. A blank id and any `DefaultThrottlingPolicy_<GUID>` both mean the default
 //! policy. The change is `Set-ThrottlingPolicyAssociation -Identity <id> -ThrottlingPolicy
-//! <policy>`, with `$null` to return to the default policy.
+//! <policy>`; to return to the default policy the script assigns it by name, found with
+//! `Get-ThrottlingPolicy` by its `IsDefault`, as the 2010 help's Remove-ThrottlingPolicy
+//! example does (`-ThrottlingPolicy $null` is not documented for 2010).
 //!
 //! Rules (each with its code):
 //! - `exchange::duplicate-resource`: an identity associated twice (in one document or
@@ -54,6 +56,11 @@ const ERROR: &str = "ThrottlingPolicyIdError";
 
 /// The word for the default policy.
 pub const DEFAULT: &str = "default";
+
+/// Sets `$exctlDefaultPolicy` to the name of the organization's default policy (the one
+/// Get-ThrottlingPolicy marks `IsDefault`), in the PowerShell 2.0 constructs the scripts
+/// use (no Where-Object).
+const DEFAULT_POLICY_LOOKUP: &str = "$exctlDefaultPolicy = $null\nforeach ($p in @(Get-ThrottlingPolicy -ErrorAction Stop)) { if ($p.IsDefault) { $exctlDefaultPolicy = $p.Name } }";
 
 /// Associations of objects with throttling policies.
 pub struct ThrottlingAssociations;
@@ -346,21 +353,28 @@ impl Kind for ThrottlingAssociations {
                 continue;
             }
             let shown = |p: Option<&str>| Value::Str(p.unwrap_or(DEFAULT).to_string());
-            let target = if is_default(want) {
-                "$null".to_string()
-            } else {
-                quote(want)
-            };
             let attrs = vec![AttrChange {
                 name: "ThrottlingPolicy".into(),
                 before: Some(shown(have.as_deref())),
                 after: Some(shown(Some(want))),
                 sensitive: false,
             }];
-            let script = format!(
-                "Set-ThrottlingPolicyAssociation -Identity {} -ThrottlingPolicy {target}",
-                quote(&r.id)
-            );
+            let set = |target: &str| {
+                format!(
+                    "Set-ThrottlingPolicyAssociation -Identity {} -ThrottlingPolicy {target}",
+                    quote(&r.id)
+                )
+            };
+            let script = if is_default(want) {
+                // Back to the default policy by assigning it, as the 2010 help does
+                // (Remove-ThrottlingPolicy, Example 2: `$defaultPolicy = Get-ThrottlingPolicy
+                // | where-object {$_.IsDefault -eq $true}` then `-ThrottlingPolicy
+                // $defaultPolicy`); `-ThrottlingPolicy $null` is not documented for 2010.
+                // The default policy is found by IsDefault: its name carries a GUID.
+                format!("{DEFAULT_POLICY_LOOKUP}\n{}", set("$exctlDefaultPolicy"))
+            } else {
+                set(&quote(want))
+            };
             out.push(common::update(r, &r.id, attrs, 0, script));
         }
         Ok(out)
@@ -666,7 +680,7 @@ mod tests {
         parse_all(&c);
         assert_eq!(
             c[0].script,
-            "Set-ThrottlingPolicyAssociation -Identity 'd' -ThrottlingPolicy $null"
+            "$exctlDefaultPolicy = $null\nforeach ($p in @(Get-ThrottlingPolicy -ErrorAction Stop)) { if ($p.IsDefault) { $exctlDefaultPolicy = $p.Name } }\nSet-ThrottlingPolicyAssociation -Identity 'd' -ThrottlingPolicy $exctlDefaultPolicy"
         );
     }
 
