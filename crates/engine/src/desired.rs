@@ -50,7 +50,7 @@
 //! the first host of a site for the layers (so they belong in baselines and site
 //! overrides, not in host overrides).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use exctl_exchange::kind::{Kind, ParseContext, Resource, Scope};
@@ -393,10 +393,12 @@ pub fn build(sources: &SourceMap, docs: &[Document], diags: &mut Diagnostics) ->
             span: None,
         });
     }
-    read_layers(sources, docs, &roles, &mut state, diags);
+    // Every resource accepted so far, for the duplicate check of each new one.
+    let mut index = ResourceIndex::default();
+    read_layers(sources, docs, &roles, &mut state, &mut index, diags);
     for (doc, r) in docs.iter().zip(&roles) {
         if matches!(r, DocRole::Targets) {
-            read_resources(sources, doc, &mut state, diags);
+            read_resources(sources, doc, &mut state, &mut index, diags);
         }
     }
     // Each kind sees every resource of a host (an association checks the throttling
@@ -803,6 +805,7 @@ fn read_layers(
     docs: &[Document],
     roles: &[DocRole],
     state: &mut DesiredState,
+    index: &mut ResourceIndex,
     diags: &mut Diagnostics,
 ) {
     let org_keys: Vec<&str> = kinds::ALL
@@ -1072,12 +1075,13 @@ fn read_layers(
         }
     }
     merge_once(diags, parse_diags);
-    add_resources(state, merged_resources, diags);
+    add_resources(state, index, merged_resources, diags);
 }
 fn read_resources(
     sources: &SourceMap,
     doc: &Document,
     state: &mut DesiredState,
+    index: &mut ResourceIndex,
     diags: &mut Diagnostics,
 ) {
     // Messages name keys as `lon.yaml.imap_settings.X`; the location line has the path.
@@ -1194,17 +1198,27 @@ fn read_resources(
             h.capacity = demand;
         }
     }
-    add_resources(state, out, diags);
+    add_resources(state, index, out, diags);
 }
 
+/// Where each resource accepted for a host is in [`DesiredState::resources`], by host
+/// key, kind and lower-case identity (identities compare ignoring case): the duplicate
+/// check of a new resource is a lookup, so that thousands of resources are added in
+/// linear time.
+#[derive(Default)]
+struct ResourceIndex(HashMap<(String, &'static str, String), usize>);
+
 /// Adds resources to their hosts, refusing one declared twice for a host.
-fn add_resources(state: &mut DesiredState, out: Vec<(String, Resource)>, diags: &mut Diagnostics) {
+fn add_resources(
+    state: &mut DesiredState,
+    index: &mut ResourceIndex,
+    out: Vec<(String, Resource)>,
+    diags: &mut Diagnostics,
+) {
     for (host, r) in out {
+        let key = (host.clone(), r.kind, r.id.to_ascii_lowercase());
         let list = state.resources.entry(host).or_default();
-        if let Some(prev) = list
-            .iter()
-            .find(|p| p.kind == r.kind && p.id.eq_ignore_ascii_case(&r.id))
-        {
+        if let Some(prev) = index.0.get(&key).and_then(|&i| list.get(i)) {
             diags.push(
                 Diagnostic::error(
                     "manifest::duplicate-resource",
@@ -1215,6 +1229,7 @@ fn add_resources(state: &mut DesiredState, out: Vec<(String, Resource)>, diags: 
             );
             continue;
         }
+        index.0.insert(key, list.len());
         list.push(r);
     }
 }

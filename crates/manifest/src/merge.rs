@@ -26,6 +26,8 @@
 //! span of the node it came from, so that [`Merged::to_node`] gives the resource kinds a
 //! [`Node`] whose diagnostics point at the file and line that set the value.
 
+use std::collections::HashMap;
+
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::node::{Key, Node, NodeKind, Style};
 use crate::source::Span;
@@ -258,11 +260,12 @@ impl<'a> Overlay<'a> {
     /// Reports keys of one map that are the same ignoring case (`X+` counts as `X`
     /// only together with another `X+`).
     fn check_duplicate_keys(&mut self, entries: &[(Key, Node)], path: &str) {
-        for (i, (a, _)) in entries.iter().enumerate() {
-            if let Some((b, _)) = entries[..i]
-                .iter()
-                .find(|(b, _)| b.text.eq_ignore_ascii_case(&a.text))
-            {
+        // The first key of each lower-case spelling: a map of thousands of keys is
+        // checked in linear time.
+        let mut first: HashMap<String, &Key> = HashMap::new();
+        for (a, _) in entries {
+            let b = *first.entry(a.text.to_ascii_lowercase()).or_insert(a);
+            if !std::ptr::eq(a, b) {
                 self.diags.push(
                     Diagnostic::error(
                         "manifest::duplicate-key",
@@ -432,17 +435,22 @@ impl<'a> Overlay<'a> {
             }
             (Merged::List { items, .. }, NodeKind::Seq(new)) if section.is_some() => {
                 let section = section.unwrap_or_default();
-                let mut touched: Vec<(String, usize)> = Vec::new();
+                // The first item of each identity below, identified once each (not once
+                // per overriding item): thousands of entries merge in linear time.
+                let mut index: HashMap<String, usize> = HashMap::new();
+                for (at, have) in items.iter().enumerate() {
+                    if let Some(id) = (self.identity)(section, &have.to_node()) {
+                        index.entry(id).or_insert(at);
+                    }
+                }
+                // The identities this layer's list has already merged, and where.
+                let mut touched: HashMap<String, usize> = HashMap::new();
                 for item in new {
                     let id = (self.identity)(section, item);
-                    let existing = id.as_ref().and_then(|id| {
-                        items.iter().position(|have| {
-                            (self.identity)(section, &have.to_node()).as_ref() == Some(id)
-                        })
-                    });
+                    let existing = id.as_ref().and_then(|id| index.get(id).copied());
                     match (id, existing) {
                         (Some(id), Some(at)) => {
-                            if let Some((_, first)) = touched.iter().find(|(t, _)| *t == id) {
+                            if let Some(first) = touched.get(&id) {
                                 let first_span = items[*first].span();
                                 self.diags.push(
                                     Diagnostic::error(
@@ -455,7 +463,7 @@ impl<'a> Overlay<'a> {
                                 );
                                 continue;
                             }
-                            touched.push((id, at));
+                            touched.insert(id, at);
                             let item_path = format!("{path}[{}]", at + 1);
                             self.value_into(&mut items[at], item, origin, &item_path, None);
                         }
@@ -463,7 +471,8 @@ impl<'a> Overlay<'a> {
                             let v = Merged::from_node(item, origin, self, path);
                             items.push(v);
                             if let Some(id) = id {
-                                touched.push((id, items.len() - 1));
+                                index.insert(id.clone(), items.len() - 1);
+                                touched.insert(id, items.len() - 1);
                             }
                         }
                     }
