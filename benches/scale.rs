@@ -18,7 +18,7 @@
 //! Targets (issue 19): validate + plan client CPU under 0.5 s at N = 10,000, and
 //! t(10,000) / t(2,500) at most 5 for each of them (linear would be 4).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -147,6 +147,43 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// The simulator's `/sim/state` document, by a plain HTTP/1.1 GET on loopback.
+    fn state(&self) -> serde_json::Value {
+        let url = self.url.replace("/wsman", "/sim/state");
+        let rest = url.strip_prefix("http://").expect("an http:// URL");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let mut stream = std::net::TcpStream::connect(authority).expect("the simulator accepts");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout set");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request written");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("response read");
+        let text = String::from_utf8_lossy(&response);
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).expect("/sim/state is JSON")
+    }
+
+    /// What the simulator counted so far: requests, shells, PowerShell processes and
+    /// Get-ThrottlingPolicyAssociation calls.
+    fn counters(&self) -> [u64; 4] {
+        let s = self.state();
+        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        let x = &s["sections"]["exchange"];
+        [
+            n(&s["requests"]),
+            n(&s["shells_created"]),
+            n(&x["powershell_processes"]),
+            n(&x["cmdlets"]["Get-ThrottlingPolicyAssociation"]),
+        ]
+    }
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -219,6 +256,8 @@ struct Row {
     sim: f64,
     text_bytes: usize,
     md_bytes: usize,
+    /// Per plan: WS-Management requests, shells, PowerShell processes, association reads.
+    per_plan: [u64; 4],
 }
 
 fn measure(n: usize, rounds: usize) -> Row {
@@ -235,8 +274,17 @@ fn measure(n: usize, rounds: usize) -> Row {
         "--progress",
         "none",
     ];
-    // Warm the page cache and the simulator's PowerShell host.
+    // Warm the page cache and the simulator's PowerShell host; count what one plan asks
+    // of the simulator.
+    let before = sim.counters();
     run(dir.path(), &plan_args, &[2], sim_pid);
+    let after = sim.counters();
+    let per_plan = [0, 1, 2, 3].map(|i| after[i] - before[i]);
+    assert_eq!(
+        per_plan[1..3],
+        [1, 1],
+        "one shell and one PowerShell process per plan and host"
+    );
     let (mut validate, mut plan, mut plan_md, mut sim_cpu) = (vec![], vec![], vec![], vec![]);
     let (mut text_bytes, mut md_bytes) = (0, 0);
     for _ in 0..rounds {
@@ -260,6 +308,7 @@ fn measure(n: usize, rounds: usize) -> Row {
         sim: median(sim_cpu),
         text_bytes,
         md_bytes,
+        per_plan,
     }
 }
 
@@ -308,6 +357,10 @@ fn main() {
             r.sim,
             r.text_bytes / 1024,
             r.md_bytes / 1024
+        );
+        println!(
+            "  per plan of {}: {} WS-Management requests, {} shell, {} PowerShell process, {} Get-ThrottlingPolicyAssociation",
+            r.n, r.per_plan[0], r.per_plan[1], r.per_plan[2], r.per_plan[3]
         );
         rows.push(r);
     }
