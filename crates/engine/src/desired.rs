@@ -456,6 +456,17 @@ pub fn declared_limits(state: &DesiredState, host_key: &str) -> Option<DeclaredL
     Some(DeclaredLimits::read(&demand.account, own, org))
 }
 
+/// The position of each site in [`DesiredState::sites`] by lower-case name (the first,
+/// as [`DesiredState::site`] finds it): the inventory's readers look sites up here, so
+/// that thousands of sites and hosts are read in linear time.
+fn site_index(state: &DesiredState) -> HashMap<String, usize> {
+    let mut index = HashMap::new();
+    for (i, s) in state.sites.iter().enumerate() {
+        index.entry(s.name.to_ascii_lowercase()).or_insert(i);
+    }
+    index
+}
+
 fn read_sites(doc: &Document, state: &mut DesiredState, diags: &mut Diagnostics) {
     let Some(node) = doc.root.get("sites") else {
         return;
@@ -475,9 +486,13 @@ fn read_sites(doc: &Document, state: &mut DesiredState, diags: &mut Diagnostics)
         }
         return;
     };
+    let mut index = site_index(state);
     for (name, value) in entries {
         let path = format!("sites.{}", name.text);
-        if let Some(prev) = state.site(&name.text) {
+        if let Some(prev) = index
+            .get(&name.text.to_ascii_lowercase())
+            .and_then(|&i| state.sites.get(i))
+        {
             let mut d = Diagnostic::error(
                 "manifest::duplicate-site",
                 format!("site {} is declared twice", name.text),
@@ -501,6 +516,7 @@ fn read_sites(doc: &Document, state: &mut DesiredState, diags: &mut Diagnostics)
         // Nested hosts are read with the inventory's hosts.
         let _ = m.node_of("hosts");
         m.finish_with_known(SITE_KEYS);
+        index.insert(name.text.to_ascii_lowercase(), state.sites.len());
         state.sites.push(SiteSpec {
             name: name.text.clone(),
             labels: labels.unwrap_or_default(),
@@ -612,6 +628,7 @@ fn read_inventory(
         .unwrap_or_default();
     // Hosts nested in their site, then the inventory's hosts.
     if let Some(NodeKind::Map(sites)) = sites_node.map(|n| &n.kind) {
+        let index = site_index(state);
         for (site, value) in sites {
             let Some(hosts) = value.get("hosts").or_else(|| {
                 value.as_map().and_then(|e| {
@@ -623,7 +640,10 @@ fn read_inventory(
                 continue;
             };
             // Only the site's first declaration carries hosts (a duplicate is reported).
-            if state.site(&site.text).and_then(|s| s.span) != Some(site.span) {
+            let declared = index
+                .get(&site.text.to_ascii_lowercase())
+                .and_then(|&i| state.sites.get(i));
+            if declared.and_then(|s| s.span) != Some(site.span) {
                 continue;
             }
             read_hosts(
@@ -661,6 +681,7 @@ fn read_hosts(
         }
         return;
     };
+    let mut sites = site_index(state);
     for (name, node) in entries {
         let path = format!("{what}.{}", name.text);
         let Some(mut m) = MapReader::new(node, path.clone(), diags) else {
@@ -748,13 +769,10 @@ fn read_hosts(
         };
         if let Some(s) = &site {
             // Sites only named by hosts exist too; they have no labels or baselines.
-            let i = match state
-                .sites
-                .iter()
-                .position(|x| x.name.eq_ignore_ascii_case(s))
-            {
-                Some(i) => i,
+            let i = match sites.get(&s.to_ascii_lowercase()) {
+                Some(&i) => i,
                 None => {
+                    sites.insert(s.to_ascii_lowercase(), state.sites.len());
                     state.sites.push(SiteSpec {
                         name: s.clone(),
                         labels: BTreeMap::new(),
@@ -824,6 +842,7 @@ fn read_layers(
     let mut by_site: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut by_host: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut docs_of_layer: Vec<&Document> = Vec::new();
+    let sites = site_index(state);
     for (doc, r) in docs.iter().zip(roles) {
         let DocRole::Layer(kind) = r else { continue };
         let Some(mut m) = MapReader::new(&doc.root, "", diags) else {
@@ -836,7 +855,7 @@ fn read_layers(
         let ok = match kind {
             LayerKind::Baseline(_) => true,
             LayerKind::Site(name) => {
-                let found = state.site(name).is_some();
+                let found = sites.contains_key(&name.to_ascii_lowercase());
                 if !found {
                     let names: Vec<&str> = state.sites.iter().map(|s| s.name.as_str()).collect();
                     diags.push(

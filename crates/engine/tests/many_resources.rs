@@ -139,3 +139,48 @@ fn a_duplicate_among_thousands_merged_from_layers_names_both_lines() {
     );
     assert_eq!(state.resources["EX01"].len(), N);
 }
+
+#[test]
+fn thousands_of_sites_and_hosts_keep_their_duplicate_reports_and_membership() {
+    // 2,000 declared sites (one declared again at the end, in upper case), and 2,000
+    // hosts each naming its site, half of them a site no `sites:` entry declares.
+    let mut inv = String::from("sites:\n");
+    for i in 0..2000 {
+        inv.push_str(&format!("  s{i:04}: {{labels: {{n: '{i}'}}}}\n"));
+    }
+    inv.push_str("  S0777: {}\nhosts:\n");
+    for i in 0..2000 {
+        let site = if i % 2 == 0 {
+            format!("s{i:04}")
+        } else {
+            format!("extra{i:04}")
+        };
+        inv.push_str(&format!(
+            "  EX{i:04}:\n    endpoint: https://ex{i:04}:5986/wsman\n    user: C\\u\n    credential: env:X\n    exchange: 2010-sp3\n    site: {site}\n"
+        ));
+    }
+    let (state, diags) = build(&[("inventory.yaml", inv)]);
+    let dups: Vec<&(Diagnostic, Vec<String>)> = diags
+        .iter()
+        .filter(|(d, _)| d.code == "manifest::duplicate-site")
+        .collect();
+    assert_eq!(dups.len(), 1, "{diags:?}");
+    assert_eq!(
+        dups[0].1,
+        &[
+            "inventory.yaml:2002".to_string(),
+            "inventory.yaml:779".to_string()
+        ]
+    );
+    // 2,000 declared sites and 1,000 named by hosts only.
+    assert_eq!(state.sites.len(), 3000);
+    assert_eq!(
+        state.site_of("EX0778").map(|s| s.name.as_str()),
+        Some("s0778")
+    );
+    assert_eq!(
+        state.site_of("EX0777").map(|s| s.name.as_str()),
+        Some("extra0777")
+    );
+    assert_eq!(state.site("S0778").map(|s| s.hosts.len()), Some(1));
+}
