@@ -65,7 +65,7 @@
 //! the verification: a fresh plan after apply, empty when the host converged, otherwise
 //! what still differs and why ([`verify`]). Sensitive values are masked in every text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -814,7 +814,18 @@ impl<'a> Tracker<'a> {
         if let Some(v) = obs.get(crate::lock::LOCKED_RECORD, "0") {
             self.locked = Some(value_text(v));
         }
-        for i in 0..self.states.len() {
+        // The steps this line speaks of (attribute N: step N), looked up rather than
+        // asking the line about every step of the plan: a plan of thousands of steps
+        // prints thousands of lines.
+        let mut named: Vec<usize> = obs
+            .keys()
+            .filter_map(|(_, a)| a.parse::<usize>().ok())
+            .filter(|n| (1..=self.states.len()).contains(n))
+            .map(|n| n - 1)
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        for i in named {
             let n = (i + 1).to_string();
             if let Some(RawValue::Str(v)) = obs.get(APPLY_RECORD, &n) {
                 match v.as_str() {
@@ -1218,14 +1229,25 @@ pub const THROTTLING_NOTE: &str = "throttling policy changes take up to 15 minut
 /// Compares the result with a fresh plan made after apply, and records per host whether
 /// it converged, or what still differs and why.
 pub fn verify(result: &mut ApplyResult, fresh: &Plan) {
+    // The fresh plan of each host by lower-case name (the first, as a scan would find).
+    let mut fresh_hosts: HashMap<String, &HostPlan> = HashMap::new();
+    for f in &fresh.hosts {
+        fresh_hosts.entry(f.host.to_ascii_lowercase()).or_insert(f);
+    }
     for h in &mut result.hosts {
-        let Some(fp) = fresh
-            .hosts
-            .iter()
-            .find(|f| f.host.eq_ignore_ascii_case(&h.host))
-        else {
+        let Some(fp) = fresh_hosts.get(&h.host.to_ascii_lowercase()).copied() else {
             continue;
         };
+        // The step that ran for each change, by kind and lower-case identity (the first
+        // of its identity): looked up for each step of the fresh plan.
+        let mut ran_steps: HashMap<(&'static str, String), usize> = HashMap::new();
+        for (i, s) in h.steps.iter().enumerate() {
+            if let Some(kind) = s.kind {
+                ran_steps
+                    .entry((kind, s.id.to_ascii_lowercase()))
+                    .or_insert(i);
+            }
+        }
         let mut v = Verification {
             converged: fp.steps.is_empty() && fp.errors.is_empty(),
             remaining: Vec::new(),
@@ -1246,10 +1268,9 @@ pub fn verify(result: &mut ApplyResult, fresh: &Plan) {
             match step {
                 Step::Change(c) => {
                     only_throttling &= is_throttling(c.kind);
-                    let ran = h
-                        .steps
-                        .iter()
-                        .find(|s| s.kind == Some(c.kind) && s.id.eq_ignore_ascii_case(&c.id));
+                    let ran = ran_steps
+                        .get(&(c.kind, c.id.to_ascii_lowercase()))
+                        .and_then(|&i| h.steps.get(i));
                     let why = match ran.map(|s| s.status) {
                         Some(StepStatus::Done) if is_throttling(c.kind) => {
                             "applied; not yet visible to every reader".to_string()
@@ -1320,15 +1341,29 @@ pub fn verify(result: &mut ApplyResult, fresh: &Plan) {
         }
         // Steps whose outcome was unknown: what the fresh observation says about each.
         if fp.errors.is_empty() {
+            // What the fresh plan still holds: changes by kind and lower-case identity,
+            // restarts by service name.
+            let mut left_changes: HashSet<(&'static str, String)> = HashSet::new();
+            let mut left_restarts: HashSet<&str> = HashSet::new();
+            for f in &fp.steps {
+                match f {
+                    Step::Change(c) => {
+                        left_changes.insert((c.kind, c.id.to_ascii_lowercase()));
+                    }
+                    Step::Restart(r) => {
+                        left_restarts.insert(r.service.name());
+                    }
+                }
+            }
             for st in h
                 .steps
                 .iter_mut()
                 .filter(|s| s.status == StepStatus::Unknown)
             {
-                let remains = fp.steps.iter().any(|f| match f {
-                    Step::Change(c) => st.kind == Some(c.kind) && st.id.eq_ignore_ascii_case(&c.id),
-                    Step::Restart(r) => st.step_type == "restart" && st.id == r.service.name(),
-                });
+                let remains = st
+                    .kind
+                    .is_some_and(|k| left_changes.contains(&(k, st.id.to_ascii_lowercase())))
+                    || (st.step_type == "restart" && left_restarts.contains(st.id.as_str()));
                 st.notes.push(
                     match (st.step_type == "restart", remains) {
                         (false, false) => "observed again after the loss: the change is in place",

@@ -50,7 +50,7 @@
 //! the first host of a site for the layers (so they belong in baselines and site
 //! overrides, not in host overrides).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use exctl_exchange::kind::{Kind, ParseContext, Resource, Scope};
@@ -393,10 +393,12 @@ pub fn build(sources: &SourceMap, docs: &[Document], diags: &mut Diagnostics) ->
             span: None,
         });
     }
-    read_layers(sources, docs, &roles, &mut state, diags);
+    // Every resource accepted so far, for the duplicate check of each new one.
+    let mut index = ResourceIndex::default();
+    read_layers(sources, docs, &roles, &mut state, &mut index, diags);
     for (doc, r) in docs.iter().zip(&roles) {
         if matches!(r, DocRole::Targets) {
-            read_resources(sources, doc, &mut state, diags);
+            read_resources(sources, doc, &mut state, &mut index, diags);
         }
     }
     // Each kind sees every resource of a host (an association checks the throttling
@@ -454,6 +456,17 @@ pub fn declared_limits(state: &DesiredState, host_key: &str) -> Option<DeclaredL
     Some(DeclaredLimits::read(&demand.account, own, org))
 }
 
+/// The position of each site in [`DesiredState::sites`] by lower-case name (the first,
+/// as [`DesiredState::site`] finds it): the inventory's readers look sites up here, so
+/// that thousands of sites and hosts are read in linear time.
+fn site_index(state: &DesiredState) -> HashMap<String, usize> {
+    let mut index = HashMap::new();
+    for (i, s) in state.sites.iter().enumerate() {
+        index.entry(s.name.to_ascii_lowercase()).or_insert(i);
+    }
+    index
+}
+
 fn read_sites(doc: &Document, state: &mut DesiredState, diags: &mut Diagnostics) {
     let Some(node) = doc.root.get("sites") else {
         return;
@@ -473,9 +486,13 @@ fn read_sites(doc: &Document, state: &mut DesiredState, diags: &mut Diagnostics)
         }
         return;
     };
+    let mut index = site_index(state);
     for (name, value) in entries {
         let path = format!("sites.{}", name.text);
-        if let Some(prev) = state.site(&name.text) {
+        if let Some(prev) = index
+            .get(&name.text.to_ascii_lowercase())
+            .and_then(|&i| state.sites.get(i))
+        {
             let mut d = Diagnostic::error(
                 "manifest::duplicate-site",
                 format!("site {} is declared twice", name.text),
@@ -499,6 +516,7 @@ fn read_sites(doc: &Document, state: &mut DesiredState, diags: &mut Diagnostics)
         // Nested hosts are read with the inventory's hosts.
         let _ = m.node_of("hosts");
         m.finish_with_known(SITE_KEYS);
+        index.insert(name.text.to_ascii_lowercase(), state.sites.len());
         state.sites.push(SiteSpec {
             name: name.text.clone(),
             labels: labels.unwrap_or_default(),
@@ -610,6 +628,7 @@ fn read_inventory(
         .unwrap_or_default();
     // Hosts nested in their site, then the inventory's hosts.
     if let Some(NodeKind::Map(sites)) = sites_node.map(|n| &n.kind) {
+        let index = site_index(state);
         for (site, value) in sites {
             let Some(hosts) = value.get("hosts").or_else(|| {
                 value.as_map().and_then(|e| {
@@ -621,7 +640,10 @@ fn read_inventory(
                 continue;
             };
             // Only the site's first declaration carries hosts (a duplicate is reported).
-            if state.site(&site.text).and_then(|s| s.span) != Some(site.span) {
+            let declared = index
+                .get(&site.text.to_ascii_lowercase())
+                .and_then(|&i| state.sites.get(i));
+            if declared.and_then(|s| s.span) != Some(site.span) {
                 continue;
             }
             read_hosts(
@@ -659,6 +681,7 @@ fn read_hosts(
         }
         return;
     };
+    let mut sites = site_index(state);
     for (name, node) in entries {
         let path = format!("{what}.{}", name.text);
         let Some(mut m) = MapReader::new(node, path.clone(), diags) else {
@@ -753,13 +776,10 @@ fn read_hosts(
         };
         if let Some(s) = &site {
             // Sites only named by hosts exist too; they have no labels or baselines.
-            let i = match state
-                .sites
-                .iter()
-                .position(|x| x.name.eq_ignore_ascii_case(s))
-            {
-                Some(i) => i,
+            let i = match sites.get(&s.to_ascii_lowercase()) {
+                Some(&i) => i,
                 None => {
+                    sites.insert(s.to_ascii_lowercase(), state.sites.len());
                     state.sites.push(SiteSpec {
                         name: s.clone(),
                         labels: BTreeMap::new(),
@@ -948,6 +968,7 @@ fn read_layers(
     docs: &[Document],
     roles: &[DocRole],
     state: &mut DesiredState,
+    index: &mut ResourceIndex,
     diags: &mut Diagnostics,
 ) {
     let org_keys: Vec<&str> = kinds::ALL
@@ -966,6 +987,7 @@ fn read_layers(
     let mut by_site: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut by_host: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut docs_of_layer: Vec<&Document> = Vec::new();
+    let sites = site_index(state);
     for (doc, r) in docs.iter().zip(roles) {
         let DocRole::Layer(kind) = r else { continue };
         let Some(mut m) = MapReader::new(&doc.root, "", diags) else {
@@ -978,7 +1000,7 @@ fn read_layers(
         let ok = match kind {
             LayerKind::Baseline(_) => true,
             LayerKind::Site(name) => {
-                let found = state.site(name).is_some();
+                let found = sites.contains_key(&name.to_ascii_lowercase());
                 if !found {
                     let names: Vec<&str> = state.sites.iter().map(|s| s.name.as_str()).collect();
                     diags.push(
@@ -1291,12 +1313,13 @@ fn read_layers(
         }
     }
     merge_once(diags, parse_diags);
-    add_resources(state, merged_resources, diags);
+    add_resources(state, index, merged_resources, diags);
 }
 fn read_resources(
     sources: &SourceMap,
     doc: &Document,
     state: &mut DesiredState,
+    index: &mut ResourceIndex,
     diags: &mut Diagnostics,
 ) {
     // Messages name keys as `lon.yaml.imap_settings.X`; the location line has the path.
@@ -1413,17 +1436,27 @@ fn read_resources(
             h.capacity = demand;
         }
     }
-    add_resources(state, out, diags);
+    add_resources(state, index, out, diags);
 }
 
+/// Where each resource accepted for a host is in [`DesiredState::resources`], by host
+/// key, kind and lower-case identity (identities compare ignoring case): the duplicate
+/// check of a new resource is a lookup, so that thousands of resources are added in
+/// linear time.
+#[derive(Default)]
+struct ResourceIndex(HashMap<(String, &'static str, String), usize>);
+
 /// Adds resources to their hosts, refusing one declared twice for a host.
-fn add_resources(state: &mut DesiredState, out: Vec<(String, Resource)>, diags: &mut Diagnostics) {
+fn add_resources(
+    state: &mut DesiredState,
+    index: &mut ResourceIndex,
+    out: Vec<(String, Resource)>,
+    diags: &mut Diagnostics,
+) {
     for (host, r) in out {
+        let key = (host.clone(), r.kind, r.id.to_ascii_lowercase());
         let list = state.resources.entry(host).or_default();
-        if let Some(prev) = list
-            .iter()
-            .find(|p| p.kind == r.kind && p.id.eq_ignore_ascii_case(&r.id))
-        {
+        if let Some(prev) = index.0.get(&key).and_then(|&i| list.get(i)) {
             diags.push(
                 Diagnostic::error(
                     "manifest::duplicate-resource",
@@ -1434,6 +1467,7 @@ fn add_resources(state: &mut DesiredState, out: Vec<(String, Resource)>, diags: 
             );
             continue;
         }
+        index.0.insert(key, list.len());
         list.push(r);
     }
 }

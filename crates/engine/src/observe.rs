@@ -12,14 +12,14 @@
 //! resources may require (see [`crate::restart`]), so that a plan shows a restart still
 //! owed from an earlier run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
 use exctl_exchange::kind::{ObserveContext, Resource, Service};
 use exctl_exchange::record::{self, Observations};
 use exctl_exchange::{Version, kinds};
-use exctl_manifest::SourceMap;
+use exctl_manifest::{SourceMap, Span};
 
 use crate::desired::{Access, DesiredState, HostSpec};
 use crate::plan::{HostPlan, Plan, order_steps_for};
@@ -285,11 +285,14 @@ pub async fn plan_host(
                 // A resource is in sync when no change comes from it: by identity, or,
                 // for a wildcard (`"*"` connectors), by the declaration its members'
                 // changes carry.
+                // Looked up in sets of the changes' spans and lower-case identities, not
+                // by scanning the changes for each resource.
+                let spans: HashSet<Span> = c.iter().map(|c| c.span).collect();
+                let ids: HashSet<String> = c.iter().map(|c| c.id.to_ascii_lowercase()).collect();
                 hp.in_sync += mine
                     .iter()
                     .filter(|r| {
-                        !c.iter()
-                            .any(|c| c.span == r.span || c.id.eq_ignore_ascii_case(&r.id))
+                        !spans.contains(&r.span) && !ids.contains(&r.id.to_ascii_lowercase())
                     })
                     .count();
                 changes.extend(c);

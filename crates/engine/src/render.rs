@@ -82,6 +82,119 @@ pub fn summary_line(plan: &Plan) -> String {
     line
 }
 
+/// A kind with more changes than this on one host is summarized in text and markdown
+/// (a count per action and per new value: per policy, for associations) instead of
+/// listed: thousands of associations would bury everything else. The JSON plan lists
+/// every change, and markdown lists them in a collapsed section.
+pub const LIST_LIMIT: usize = 50;
+
+/// What the renderers show, in step order: a step, or a run of more than
+/// [`LIST_LIMIT`] changes of one kind.
+enum Block<'a> {
+    Step(&'a Step),
+    Many(&'a [Step]),
+}
+
+/// The steps of a host as [`Block`]s.
+fn blocks(steps: &[Step]) -> Vec<Block<'_>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < steps.len() {
+        let kind = match &steps[i] {
+            Step::Change(c) => Some(c.kind),
+            Step::Restart(_) => None,
+        };
+        let run = kind.map_or(1, |k| {
+            steps[i..]
+                .iter()
+                .take_while(|s| matches!(s, Step::Change(c) if c.kind == k))
+                .count()
+        });
+        if run > LIST_LIMIT {
+            out.push(Block::Many(&steps[i..i + run]));
+        } else {
+            out.extend(steps[i..i + run].iter().map(Block::Step));
+        }
+        i += run.max(1);
+    }
+    out
+}
+
+/// A summarized run of changes: the changes of each action, and how many changes set
+/// each attribute to each value (most frequent first, then in order of appearance).
+struct Tally<'a> {
+    title: &'a str,
+    reason: &'a str,
+    total: usize,
+    actions: Vec<(Action, usize)>,
+    values: Vec<(&'a str, String, usize)>,
+}
+
+fn tally(run: &[Step]) -> Tally<'_> {
+    let mut t = Tally {
+        title: "",
+        reason: "",
+        total: 0,
+        actions: Vec::new(),
+        values: Vec::new(),
+    };
+    let mut at: std::collections::HashMap<(&str, String), usize> = std::collections::HashMap::new();
+    for s in run {
+        let Step::Change(c) = s else { continue };
+        t.title = c.title;
+        t.reason = c.reason;
+        t.total += 1;
+        let action = c.actions.first().copied().unwrap_or(Action::Update);
+        match t.actions.iter_mut().find(|(a, _)| *a == action) {
+            Some((_, n)) => *n += 1,
+            None => t.actions.push((action, 1)),
+        }
+        for a in &c.attributes {
+            let shown = show(&a.after, a.sensitive);
+            match at.get(&(a.name.as_str(), shown.clone())) {
+                Some(&i) => t.values[i].2 += 1,
+                None => {
+                    at.insert((a.name.as_str(), shown.clone()), t.values.len());
+                    t.values.push((a.name.as_str(), shown, 1));
+                }
+            }
+        }
+    }
+    // Stable: equal counts keep their order of appearance.
+    t.values.sort_by_key(|v| std::cmp::Reverse(v.2));
+    t
+}
+
+/// Values shown per summarized run; the rest are counted.
+const VALUES_SHOWN: usize = 20;
+
+fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Create => "to create",
+        Action::Update => "to update",
+        Action::Delete => "to delete",
+    }
+}
+
+impl Tally<'_> {
+    /// `9000 to update` or `10 to create, 2 to update`.
+    fn counts(&self) -> String {
+        self.actions
+            .iter()
+            .map(|(a, n)| format!("{n} {}", action_word(*a)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The symbol of the run: its action's, or `~` when mixed.
+    fn symbol(&self) -> Action {
+        match self.actions.as_slice() {
+            [(a, _)] => *a,
+            _ => Action::Update,
+        }
+    }
+}
+
 fn multiline_diff(before: &str, after: &str, p: &Paint, out: &mut String, indent: &str) {
     let diff = similar::TextDiff::from_lines(before, after);
     for change in diff.iter_all_changes() {
@@ -241,19 +354,59 @@ fn text_host(h: &HostPlan, p: &Paint, out: &mut String) {
     }
     // Why the steps run in this order: said once where a kind's steps begin.
     let mut reason = "";
-    for s in &h.steps {
-        match s {
-            Step::Change(c) => {
+    for b in blocks(&h.steps) {
+        match b {
+            Block::Step(Step::Change(c)) => {
                 if !c.reason.is_empty() && c.reason != reason {
                     reason = c.reason;
                     let _ = writeln!(out, "  {}", p.dim(&format!("(order: {reason})")));
                 }
                 text_change(c, p, out)
             }
-            Step::Restart(r) => text_restart(r, p, out),
+            Block::Step(Step::Restart(r)) => text_restart(r, p, out),
+            Block::Many(run) => {
+                let t = tally(run);
+                if !t.reason.is_empty() && t.reason != reason {
+                    reason = t.reason;
+                    let _ = writeln!(out, "  {}", p.dim(&format!("(order: {reason})")));
+                }
+                text_many(&t, p, out);
+            }
         }
     }
     out.push('\n');
+}
+
+/// A summarized run: `~ Throttling policy associations: 9000 to update`, then a line
+/// per attribute and new value with its count.
+fn text_many(t: &Tally<'_>, p: &Paint, out: &mut String) {
+    let sym = match t.symbol() {
+        Action::Create => p.green("+"),
+        Action::Update => p.yellow("~"),
+        Action::Delete => p.red("-"),
+    };
+    let _ = writeln!(out, "  {sym} {}: {}", p.bold(t.title), t.counts());
+    for (name, value, n) in t.values.iter().take(VALUES_SHOWN) {
+        let _ = writeln!(out, "      {name} → {value}: {n}");
+    }
+    if t.values.len() > VALUES_SHOWN {
+        let _ = writeln!(
+            out,
+            "      {}",
+            p.dim(&format!(
+                "… and {} other values",
+                t.values.len() - VALUES_SHOWN
+            ))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "      {}",
+        p.dim(&format!(
+            "({} changes summarized; --format json or markdown lists each)",
+            t.total
+        ))
+    );
 }
 
 /// The plan for a terminal.
@@ -343,15 +496,41 @@ pub fn markdown(plan: &Plan) -> String {
 /// The host sections of [`markdown`] alone (the per-site sections of a repository's
 /// comment).
 pub fn markdown_hosts(plan: &Plan) -> String {
+    markdown_hosts_listing(plan, usize::MAX)
+}
+
+/// [`markdown_hosts`], listing at most `listed` changes of each summarized run (see
+/// [`LIST_LIMIT`]) in its collapsed section: a pull-request comment has a size limit.
+pub fn markdown_hosts_listing(plan: &Plan, listed: usize) -> String {
     let mut out = String::new();
     for h in &plan.hosts {
-        md_host(h, &mut out);
+        md_host(h, listed, &mut out);
     }
     out
 }
 
+/// The table rows of one change.
+fn md_change_rows(c: &ChangeStep, out: &mut String) {
+    let sym = symbol(c.actions.first().copied().unwrap_or(Action::Update));
+    let res = format!("{} `{}`", c.title, md_escape(&c.id).replace('\'', ""));
+    if c.attributes.is_empty() {
+        let _ = writeln!(out, "| {sym} | {res} | | | |");
+    }
+    for a in &c.attributes {
+        let _ = writeln!(
+            out,
+            "| {sym} | {res} | {} | {} | {} |",
+            md_escape(&a.name),
+            md_escape(&show(&a.before, a.sensitive)),
+            md_escape(&show(&a.after, a.sensitive))
+        );
+    }
+}
+
+const MD_TABLE_HEAD: &str = "| | resource | attribute | before | after |\n|---|---|---|---|---|";
+
 /// One host as a collapsible section (open when it has steps or errors).
-fn md_host(h: &HostPlan, out: &mut String) {
+fn md_host(h: &HostPlan, listed: usize, out: &mut String) {
     let changes = h.steps.len();
     let status = if !h.errors.is_empty() {
         "❌ error".to_string()
@@ -377,18 +556,20 @@ fn md_host(h: &HostPlan, out: &mut String) {
         let _ = writeln!(out, "- ℹ️ {}", md_escape(n));
     }
     if !h.steps.is_empty() {
-        let _ = writeln!(
-            out,
-            "| | resource | attribute | before | after |\n|---|---|---|---|---|"
-        );
+        // Indexed by place: thousands of changes each declared on their own line stay
+        // linear.
         let mut origins: Vec<(String, Vec<String>)> = Vec::new();
+        let mut at_index: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         for s in &h.steps {
             if let Step::Change(c) = s {
-                let mut add =
-                    |at: &str, what: String| match origins.iter_mut().find(|(o, _)| o == at) {
-                        Some((_, v)) => v.push(what),
-                        None => origins.push((at.to_string(), vec![what])),
-                    };
+                let mut add = |at: &str, what: String| match at_index.get(at) {
+                    Some(&i) => origins[i].1.push(what),
+                    None => {
+                        at_index.insert(at.to_string(), origins.len());
+                        origins.push((at.to_string(), vec![what]));
+                    }
+                };
                 if c.attributes_declared_at.is_empty() {
                     add(&c.declared_at, format!("{} {}", c.title, c.id));
                 } else {
@@ -401,25 +582,42 @@ fn md_host(h: &HostPlan, out: &mut String) {
                 }
             }
         }
-        for s in &h.steps {
-            match s {
-                Step::Change(c) => {
-                    let sym = symbol(c.actions.first().copied().unwrap_or(Action::Update));
-                    let res = format!("{} `{}`", c.title, md_escape(&c.id).replace('\'', ""));
-                    if c.attributes.is_empty() {
-                        let _ = writeln!(out, "| {sym} | {res} | | | |");
-                    }
-                    for a in &c.attributes {
+        let _ = writeln!(out, "{MD_TABLE_HEAD}");
+        // Summarized runs: counts in the table, each change in a collapsed section after it.
+        let mut lists: Vec<(Tally<'_>, &[Step])> = Vec::new();
+        for b in blocks(&h.steps) {
+            match b {
+                Block::Step(Step::Change(c)) => md_change_rows(c, out),
+                Block::Many(run) => {
+                    let t = tally(run);
+                    let sym = symbol(t.symbol());
+                    let _ = writeln!(
+                        out,
+                        "| {sym} | {} × {} | | | {} |",
+                        t.total,
+                        t.title,
+                        md_escape(&t.counts())
+                    );
+                    for (name, value, n) in t.values.iter().take(VALUES_SHOWN) {
                         let _ = writeln!(
                             out,
-                            "| {sym} | {res} | {} | {} | {} |",
-                            md_escape(&a.name),
-                            md_escape(&show(&a.before, a.sensitive)),
-                            md_escape(&show(&a.after, a.sensitive))
+                            "| {sym} | {n} × {} | {} | | {} |",
+                            t.title,
+                            md_escape(name),
+                            md_escape(value)
                         );
                     }
+                    if t.values.len() > VALUES_SHOWN {
+                        let _ = writeln!(
+                            out,
+                            "| {sym} | {} | | | … and {} other values |",
+                            t.title,
+                            t.values.len() - VALUES_SHOWN
+                        );
+                    }
+                    lists.push((t, run));
                 }
-                Step::Restart(r) => {
+                Block::Step(Step::Restart(r)) => {
                     let mut why = match (&r.pending, r.required_by.is_empty()) {
                         (Some(p), true) => format!("pending from before: {p}"),
                         (Some(p), false) => format!(
@@ -447,6 +645,27 @@ fn md_host(h: &HostPlan, out: &mut String) {
             }
         }
         out.push('\n');
+        for (t, run) in lists {
+            let _ = writeln!(
+                out,
+                "<details><summary>{}: the {} changes</summary>\n\n{MD_TABLE_HEAD}",
+                t.title, t.total
+            );
+            for s in run.iter().take(listed) {
+                if let Step::Change(c) = s {
+                    md_change_rows(c, out);
+                }
+            }
+            out.push('\n');
+            if run.len() > listed {
+                let _ = writeln!(
+                    out,
+                    "… and {} more: the JSON plan (`exctl plan --format json`) lists every change.\n",
+                    run.len() - listed
+                );
+            }
+            let _ = writeln!(out, "</details>\n");
+        }
         // Where each shown value is declared: one line per file:line.
         if !origins.is_empty() {
             let _ = writeln!(out, "Declared at:");
@@ -516,4 +735,84 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exctl_exchange::Version;
+
+    fn association(i: usize, policy: &str) -> Step {
+        Step::Change(ChangeStep {
+            kind: "throttling_associations",
+            title: "Throttling policy associations",
+            id: format!("user{i:05}"),
+            actions: vec![Action::Update],
+            attributes: vec![AttrChange {
+                name: "ThrottlingPolicy".into(),
+                before: Some(Value::Str("default".into())),
+                after: Some(Value::Str(policy.into())),
+                sensitive: false,
+            }],
+            unchanged_attributes: 0,
+            reason: "associations run after the throttling policies",
+            requires_restart: None,
+            declared_at: format!("site.yaml:{}", 3 + 2 * i),
+            attributes_declared_at: Vec::new(),
+            script: String::new(),
+        })
+    }
+
+    fn plan(n: usize) -> Plan {
+        let steps = (1..=n)
+            .map(|i| association(i, if i % 3 == 0 { "Bulk" } else { "UCCX" }))
+            .collect();
+        Plan::new(vec![HostPlan {
+            host: "EX01".into(),
+            site: None,
+            expected_version: Version::Sp3,
+            observed_version: None,
+            steps,
+            in_sync: 0,
+            errors: Vec::new(),
+            notes: Vec::new(),
+        }])
+    }
+
+    #[test]
+    fn many_changes_of_one_kind_are_counted_per_value_in_text() {
+        let text = text(&plan(90), TextOptions::default());
+        assert!(
+            text.contains("~ Throttling policy associations: 90 to update\n      ThrottlingPolicy → \"UCCX\": 60\n      ThrottlingPolicy → \"Bulk\": 30\n"),
+            "{text}"
+        );
+        assert!(!text.contains("user00001"), "{text}");
+        assert_eq!(text.matches("(order: ").count(), 1, "{text}");
+        // Up to the limit, each change is listed.
+        let text = super::text(&plan(LIST_LIMIT), TextOptions::default());
+        assert_eq!(
+            text.matches("~ Throttling policy associations user")
+                .count(),
+            LIST_LIMIT
+        );
+    }
+
+    #[test]
+    fn many_changes_of_one_kind_are_listed_in_a_collapsed_markdown_section() {
+        let md = markdown(&plan(90));
+        assert!(
+            md.contains(
+                "| ~ | 60 × Throttling policy associations | ThrottlingPolicy | | \"UCCX\" |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains(
+            "<details><summary>Throttling policy associations: the 90 changes</summary>"
+        ));
+        assert_eq!(md.matches("`user0").count(), 90, "{md}");
+        // Cut when asked: the count of the rest, and where the full list is.
+        let cut = markdown_hosts_listing(&plan(90), 10);
+        assert_eq!(cut.matches("`user0").count(), 10, "{cut}");
+        assert!(cut.contains("… and 80 more: the JSON plan"), "{cut}");
+    }
 }

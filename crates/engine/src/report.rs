@@ -119,7 +119,12 @@ fn names_within(names: &[&str], budget: usize) -> String {
     out
 }
 
-fn site_section(s: &SitePlan) -> String {
+/// The changes a summarized run lists in its collapsed section when the comment would
+/// not fit with them all (see [`render::LIST_LIMIT`]).
+const LISTED_WHEN_CUT: usize = 100;
+
+/// A site's section, listing at most `listed` changes of each summarized run.
+fn site_section(s: &SitePlan, listed: usize) -> String {
     let mut out = String::new();
     let hosts = plural(s.hosts.len(), "host", "hosts");
     if s.has_errors() {
@@ -137,7 +142,7 @@ fn site_section(s: &SitePlan) -> String {
         );
     }
     let plan = s.plan();
-    let body = render::markdown_hosts(&plan);
+    let body = render::markdown_hosts_listing(&plan, listed);
     out.push_str(&body);
     let _ = writeln!(out, "</details>\n");
     out
@@ -257,8 +262,18 @@ pub fn markdown(plan: &RepoPlan, opts: &MarkdownOptions) -> String {
         Some(url) => format!("[the full plan]({url})"),
         None => "the full plan in the job's artefacts (or run `exctl plan` locally)".to_string(),
     };
-    let sections: Vec<String> = shown.iter().map(|s| site_section(s)).collect();
-    let total: usize = head.len() + sections.iter().map(String::len).sum::<usize>() + tail.len();
+    let mut sections: Vec<String> = shown.iter().map(|s| site_section(s, usize::MAX)).collect();
+    let mut total: usize =
+        head.len() + sections.iter().map(String::len).sum::<usize>() + tail.len();
+    if total > opts.max_bytes {
+        // Long lists of one kind's changes go first: their counts stay, the JSON plan
+        // has every change.
+        sections = shown
+            .iter()
+            .map(|s| site_section(s, LISTED_WHEN_CUT))
+            .collect();
+        total = head.len() + sections.iter().map(String::len).sum::<usize>() + tail.len();
+    }
     if total <= opts.max_bytes {
         let mut out = head;
         for s in &sections {

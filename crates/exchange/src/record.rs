@@ -128,6 +128,13 @@ impl Observations {
         ))
     }
 
+    /// Every (resource, attribute) reported, in lower case and in no particular order:
+    /// for a reader that follows records as they arrive and looks up only what a line
+    /// names, rather than everything it could name.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.keys().map(|(r, a)| (r.as_str(), a.as_str()))
+    }
+
     /// Whether the script reported the resource as existing (`__exists`).
     pub fn exists(&self, resource: &str) -> Option<bool> {
         match self.get(resource, "__exists")? {

@@ -26,6 +26,8 @@
 //! span of the node it came from, so that [`Merged::to_node`] gives the resource kinds a
 //! [`Node`] whose diagnostics point at the file and line that set the value.
 
+use std::collections::HashMap;
+
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::node::{Key, Node, NodeKind, Style};
 use crate::source::Span;
@@ -105,6 +107,17 @@ fn says_absent(n: &Node) -> bool {
                     .is_some_and(|s| s.trim().eq_ignore_ascii_case("absent"))
         })
     })
+}
+
+/// The position of each key of a map (`base`) by its lower-case spelling (the first,
+/// as a scan would find), so that overlaying a map of thousands of keys looks each up
+/// instead of scanning the keys merged before it.
+fn key_index(base: &Merged) -> HashMap<String, usize> {
+    let mut index = HashMap::new();
+    for (i, (k, _)) in base.entries().iter().enumerate() {
+        index.entry(k.text.to_ascii_lowercase()).or_insert(i);
+    }
+    index
 }
 
 /// `KEY+` → `KEY`.
@@ -247,22 +260,24 @@ impl<'a> Overlay<'a> {
             return;
         };
         self.check_duplicate_keys(entries, "");
+        let mut index = key_index(base);
         for (key, value) in entries {
             if skip.iter().any(|s| s.eq_ignore_ascii_case(&key.text)) {
                 continue;
             }
-            self.entry(base, key, value, origin, "", true);
+            self.entry(base, &mut index, key, value, origin, "", true);
         }
     }
 
     /// Reports keys of one map that are the same ignoring case (`X+` counts as `X`
     /// only together with another `X+`).
     fn check_duplicate_keys(&mut self, entries: &[(Key, Node)], path: &str) {
-        for (i, (a, _)) in entries.iter().enumerate() {
-            if let Some((b, _)) = entries[..i]
-                .iter()
-                .find(|(b, _)| b.text.eq_ignore_ascii_case(&a.text))
-            {
+        // The first key of each lower-case spelling: a map of thousands of keys is
+        // checked in linear time.
+        let mut first: HashMap<String, &Key> = HashMap::new();
+        for (a, _) in entries {
+            let b = *first.entry(a.text.to_ascii_lowercase()).or_insert(a);
+            if !std::ptr::eq(a, b) {
                 self.diags.push(
                     Diagnostic::error(
                         "manifest::duplicate-key",
@@ -293,15 +308,21 @@ impl<'a> Overlay<'a> {
             return;
         };
         self.check_duplicate_keys(entries, path);
+        let mut index = key_index(base);
         for (key, value) in entries {
-            self.entry(base, key, value, origin, path, top);
+            self.entry(base, &mut index, key, value, origin, path, top);
         }
     }
 
-    /// One entry of an overriding map, into the map `base`.
+    /// One entry of an overriding map, into the map `base`, whose keys `index` holds
+    /// (see [`key_index`]; kept up to date here).
+    // The index travels beside the map it describes rather than inside `Merged`, which
+    // is public and compared.
+    #[allow(clippy::too_many_arguments)]
     fn entry(
         &mut self,
         base: &mut Merged,
+        index: &mut HashMap<String, usize>,
         key: &Key,
         value: &Node,
         origin: Origin,
@@ -313,9 +334,7 @@ impl<'a> Overlay<'a> {
         };
         if let Some(name) = extension_of(&key.text) {
             let path = join(path, name);
-            let found = entries
-                .iter_mut()
-                .position(|(k, _)| k.text.eq_ignore_ascii_case(name));
+            let found = index.get(&name.to_ascii_lowercase()).copied();
             let items: Vec<Merged> = match &value.kind {
                 NodeKind::Seq(items) => items
                     .iter()
@@ -330,6 +349,7 @@ impl<'a> Overlay<'a> {
                         text: name.to_string(),
                         span: key.span,
                     };
+                    index.insert(name.to_ascii_lowercase(), entries.len());
                     entries.push((
                         k,
                         Merged::List {
@@ -384,11 +404,10 @@ impl<'a> Overlay<'a> {
             return;
         }
         let path = join(path, &key.text);
-        let found = entries
-            .iter()
-            .position(|(k, _)| k.text.eq_ignore_ascii_case(&key.text));
+        let found = index.get(&key.text.to_ascii_lowercase()).copied();
         match found {
             None => {
+                index.insert(key.text.to_ascii_lowercase(), entries.len());
                 if section && is_empty_value(value) {
                     // An empty section adds nothing, but reading it says it is empty.
                     entries.push((
@@ -432,17 +451,22 @@ impl<'a> Overlay<'a> {
             }
             (Merged::List { items, .. }, NodeKind::Seq(new)) if section.is_some() => {
                 let section = section.unwrap_or_default();
-                let mut touched: Vec<(String, usize)> = Vec::new();
+                // The first item of each identity below, identified once each (not once
+                // per overriding item): thousands of entries merge in linear time.
+                let mut index: HashMap<String, usize> = HashMap::new();
+                for (at, have) in items.iter().enumerate() {
+                    if let Some(id) = (self.identity)(section, &have.to_node()) {
+                        index.entry(id).or_insert(at);
+                    }
+                }
+                // The identities this layer's list has already merged, and where.
+                let mut touched: HashMap<String, usize> = HashMap::new();
                 for item in new {
                     let id = (self.identity)(section, item);
-                    let existing = id.as_ref().and_then(|id| {
-                        items.iter().position(|have| {
-                            (self.identity)(section, &have.to_node()).as_ref() == Some(id)
-                        })
-                    });
+                    let existing = id.as_ref().and_then(|id| index.get(id).copied());
                     match (id, existing) {
                         (Some(id), Some(at)) => {
-                            if let Some((_, first)) = touched.iter().find(|(t, _)| *t == id) {
+                            if let Some(first) = touched.get(&id) {
                                 let first_span = items[*first].span();
                                 self.diags.push(
                                     Diagnostic::error(
@@ -455,7 +479,7 @@ impl<'a> Overlay<'a> {
                                 );
                                 continue;
                             }
-                            touched.push((id, at));
+                            touched.insert(id, at);
                             let item_path = format!("{path}[{}]", at + 1);
                             self.value_into(&mut items[at], item, origin, &item_path, None);
                         }
@@ -463,7 +487,8 @@ impl<'a> Overlay<'a> {
                             let v = Merged::from_node(item, origin, self, path);
                             items.push(v);
                             if let Some(id) = id {
-                                touched.push((id, items.len() - 1));
+                                index.insert(id.clone(), items.len() - 1);
+                                touched.insert(id, items.len() - 1);
                             }
                         }
                     }
@@ -672,6 +697,48 @@ mod tests {
         );
         let codes: Vec<_> = d.iter().map(|d| d.code).collect();
         assert_eq!(codes, ["manifest::duplicate-entry"]);
+    }
+
+    #[test]
+    fn thousands_of_keys_and_entries_merge_by_lookup_with_the_same_reports() {
+        // A map of 3,000 keys with one spelt again at the end, and a list of 3,000
+        // entries; a more specific layer overrides one key and one entry of each.
+        let mut low = String::from("receive_connectors:\n");
+        for i in 0..3000 {
+            low.push_str(&format!("  C{i:04}: {{A: {i}}}\n"));
+        }
+        low.push_str("  c1234: {A: x}\nregistry_values:\n");
+        for i in 0..3000 {
+            low.push_str(&format!("- {{name: V{i:04}, value: {i}}}\n"));
+        }
+        let high = "site: lon\nreceive_connectors: {c2999: {A: high}}\nregistry_values:\n- {name: v0007, value: high}\n- {name: V0007, value: again}\n";
+        let (m, d) = merge(&[&low, high], &[1, 2]);
+        let got: Vec<_> = d
+            .iter()
+            .map(|d| {
+                (
+                    d.code,
+                    d.span.map(|s| s.start.line),
+                    d.related.first().map(|r| r.0.start.line),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("manifest::duplicate-key", Some(3002), Some(1236)),
+                ("manifest::duplicate-entry", Some(5), Some(3011)),
+            ]
+        );
+        let connectors = m.get("receive_connectors").unwrap();
+        assert_eq!(connectors.entries().len(), 3000);
+        assert_eq!(yaml(connectors.get("C2999").unwrap()), "{A: high}");
+        assert_eq!(connectors.entries()[2999].0.text, "C2999");
+        let Merged::List { items, .. } = m.get("registry_values").unwrap() else {
+            panic!("a list");
+        };
+        assert_eq!(items.len(), 3000);
+        assert_eq!(yaml(&items[7]), "{name: v0007, value: high}");
     }
 
     #[test]

@@ -52,6 +52,8 @@
 //! - access rights and inheritance must be names of ActiveDirectoryRights and
 //!   ActiveDirectorySecurityInheritance (`manifest::invalid-value` with a did-you-mean).
 
+use std::collections::{HashMap, HashSet};
+
 use exctl_manifest::{
     Diagnostic, Diagnostics, MapReader, Node, NodeKind, Span, ValueReader, did_you_mean,
 };
@@ -449,6 +451,16 @@ fn overlap(a: &Resource, b: &Resource) -> bool {
         && grants(a).iter().any(|g| grants(b).contains(g))
 }
 
+/// What two overlapping resources share: target and user (ignoring case) and `deny`.
+/// Resources are grouped by it so that [`overlap`] is asked only within a group.
+fn overlap_group(r: &Resource) -> (String, String, bool) {
+    (
+        target(r).to_ascii_lowercase(),
+        user(r).to_ascii_lowercase(),
+        deny(r),
+    )
+}
+
 /// One explicit entry of the user on the target, as observed.
 #[derive(Debug)]
 struct Ace {
@@ -640,6 +652,8 @@ impl Kind for AdPermissions {
     ) -> Vec<Resource> {
         let path = format!("{}.ad_permissions", ctx.path);
         let mut out: Vec<Resource> = Vec::new();
+        // The indexes in `out` of the resources accepted, by overlap group.
+        let mut groups: HashMap<(String, String, bool), Vec<usize>> = HashMap::new();
         match &node.kind {
             NodeKind::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -647,7 +661,12 @@ impl Kind for AdPermissions {
                     let Some(r) = read_item(item, &what, diags) else {
                         continue;
                     };
-                    if let Some(first) = out.iter().find(|o| overlap(o, &r)) {
+                    let group = groups.entry(overlap_group(&r)).or_default();
+                    if let Some(first) = group
+                        .iter()
+                        .filter_map(|&i| out.get(i))
+                        .find(|o| overlap(o, &r))
+                    {
                         diags.push(common::duplicate(
                             &format!("the permission '{}'", r.id),
                             r.span,
@@ -655,6 +674,7 @@ impl Kind for AdPermissions {
                         ));
                         continue;
                     }
+                    group.push(out.len());
                     out.push(r);
                 }
             }
@@ -689,21 +709,31 @@ impl Kind for AdPermissions {
     fn cross_check(&self, all: &[Resource], diags: &mut Diagnostics) {
         // One declaration read for several hosts is one declaration.
         let mut mine: Vec<&Resource> = Vec::new();
+        let mut spans: HashSet<Span> = HashSet::new();
         for r in all.iter().filter(|r| r.kind == self.key()) {
-            if !mine.iter().any(|m| m.span == r.span) {
+            if spans.insert(r.span) {
                 mine.push(r);
             }
         }
         mine.sort_by_key(|r| (r.span.file, r.span.start.offset, r.span.end.offset));
-        let mut reported: Vec<Span> = Vec::new();
+        // Only resources of one overlap group can overlap: each is compared with the
+        // later members of its group (in the order above), not with every later one.
+        let mut groups: HashMap<(String, String, bool), Vec<usize>> = HashMap::new();
+        for (i, r) in mine.iter().enumerate() {
+            groups.entry(overlap_group(r)).or_default().push(i);
+        }
+        let mut reported: HashSet<Span> = HashSet::new();
         for (i, a) in mine.iter().enumerate() {
-            for b in mine.iter().skip(i + 1) {
+            let group = groups.get(&overlap_group(a)).map_or(&[][..], Vec::as_slice);
+            // The group's indexes ascend: the later members start after `i`.
+            let from = group.partition_point(|&j| j <= i);
+            let later = group[from..].iter().filter_map(|&j| mine.get(j));
+            for b in later {
                 if a.span == b.span || !overlap(a, b) {
                     continue;
                 }
                 let (first, later) = (a, b);
-                if !reported.contains(&later.span) {
-                    reported.push(later.span);
+                if reported.insert(later.span) {
                     diags.push(common::duplicate(
                         &format!("the permission '{}'", later.id),
                         later.span,
@@ -715,14 +745,14 @@ impl Kind for AdPermissions {
     }
 
     fn observe(&self, resources: &[&Resource], _ctx: &ObserveContext<'_>) -> String {
-        let mut done: Vec<String> = Vec::new();
+        // Each observation key once (ignoring case), in the order first met.
+        let mut done: HashSet<String> = HashSet::new();
         let mut s = String::new();
         for r in resources {
             let key = obs_key(r);
-            if done.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
+            if !done.insert(key.to_ascii_lowercase()) {
                 continue;
             }
-            done.push(key.clone());
             let k = quote(&key);
             // One row per (explicit entry, extended right): an entry may carry several
             // rights, and `[string]` on a list would join names that contain spaces.

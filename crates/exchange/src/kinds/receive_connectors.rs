@@ -63,7 +63,7 @@
 //! TlsDomainCapabilities is documented for 2010 with no service pack named). The
 //! simulator holds the same table (`tests/schema_sim_agreement.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span};
 use exctl_pwsh::quote;
@@ -400,7 +400,9 @@ impl Kind for ReceiveConnectors {
         // problems of this host's reading (a duplicate through SERVER\Name) to `diags`.
         let mut local = Diagnostics::new();
         let mut out: Vec<Resource> = Vec::new();
-        let mut seen: Vec<(String, Span, bool)> = Vec::new();
+        // Each connector accepted, by lower-case identity: its span and whether it was
+        // named with its server (looked up, not scanned, for each new entry).
+        let mut seen: HashMap<String, (Span, bool)> = HashMap::new();
         let Some(reader) = MapReader::new(node, path.clone(), &mut local) else {
             if common::reports(ctx, host) {
                 diags.extend(local);
@@ -465,9 +467,7 @@ impl Kind for ReceiveConnectors {
             }
             let id = format!("{host}\\{}", target.name);
             let explicit = target.server.is_some();
-            if let Some((_, first, first_explicit)) =
-                seen.iter().find(|(k, _, _)| k.eq_ignore_ascii_case(&id))
-            {
+            if let Some((first, first_explicit)) = seen.get(&id.to_ascii_lowercase()) {
                 let d = common::duplicate(&format!("receive connector {id}"), key.span, *first);
                 if *first_explicit == explicit {
                     local.push(d);
@@ -477,7 +477,7 @@ impl Kind for ReceiveConnectors {
                 }
                 continue;
             }
-            seen.push((id.clone(), key.span, explicit));
+            seen.insert(id.to_ascii_lowercase(), (key.span, explicit));
             out.push(Resource {
                 kind: self.key(),
                 id,

@@ -56,6 +56,8 @@
 //! - `exchange::duplicate-resource`: the same path and name twice for a host, in one
 //!   document or across documents.
 
+use std::collections::HashMap;
+
 use exctl_manifest::{
     Diagnostic, Diagnostics, MapReader, Node, NodeKind, Span, Style, ValueReader, edit_distance,
 };
@@ -642,6 +644,9 @@ impl Kind for RegistryValues {
         let mut local = Diagnostics::new();
         let path = format!("{}.registry_values", ctx.path);
         let mut out: Vec<Resource> = Vec::new();
+        // The index in `out` of each value accepted, by its duplicate key: looked up, not
+        // scanned, for each new value.
+        let mut accepted: HashMap<Option<String>, usize> = HashMap::new();
         match &node.kind {
             NodeKind::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -650,7 +655,7 @@ impl Kind for RegistryValues {
                         continue;
                     };
                     let k = dup_key(&r);
-                    if let Some(first) = out.iter().find(|o| dup_key(o) == k) {
+                    if let Some(first) = accepted.get(&k).and_then(|&i| out.get(i)) {
                         local.push(common::duplicate(
                             &format!("registry value {}", r.id),
                             r.span,
@@ -658,6 +663,7 @@ impl Kind for RegistryValues {
                         ));
                         continue;
                     }
+                    accepted.insert(k, out.len());
                     out.push(r);
                 }
             }

@@ -36,6 +36,8 @@
 //!   it: the policy kind's records in the host's observation say so);
 //! - `exchange::association-policy-absent`: the policy is declared `ensure: absent`.
 
+use std::collections::{HashMap, HashSet};
+
 use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, NodeKind, ValueReader};
 use exctl_pwsh::quote;
 
@@ -143,6 +145,10 @@ impl Kind for ThrottlingAssociations {
     ) -> Vec<Resource> {
         let path = format!("{}.throttling_associations", ctx.path);
         let mut out: Vec<Resource> = Vec::new();
+        // The index in `out` of each identity accepted, by its lower-case form (Exchange
+        // compares identities ignoring case): thousands of associations are checked in
+        // linear time, not each against all before it.
+        let mut accepted: HashMap<String, usize> = HashMap::new();
         let items = match &node.kind {
             NodeKind::Seq(items) => items.as_slice(),
             NodeKind::Null if node.raw.trim().is_empty() => &[],
@@ -180,7 +186,10 @@ impl Kind for ThrottlingAssociations {
             };
             let identity = identity.trim().to_string();
             let policy = policy.trim().to_string();
-            if let Some(first) = out.iter().find(|r| r.id.eq_ignore_ascii_case(&identity)) {
+            if let Some(first) = accepted
+                .get(&identity.to_ascii_lowercase())
+                .and_then(|&i| out.get(i))
+            {
                 diags.push(common::duplicate(
                     &format!("the association of {identity}"),
                     item.span,
@@ -188,6 +197,7 @@ impl Kind for ThrottlingAssociations {
                 ));
                 continue;
             }
+            accepted.insert(identity.to_ascii_lowercase(), out.len());
             out.push(Resource {
                 kind: self.key(),
                 id: identity,
@@ -219,25 +229,28 @@ impl Kind for ThrottlingAssociations {
             |r| format!("the association of {}", r.id),
             diags,
         );
-        let policies: Vec<&Resource> = all
-            .iter()
-            .filter(|r| r.kind == "throttling_policies")
-            .collect();
-        let mut seen: Vec<exctl_manifest::Span> = Vec::new();
+        // The declared policies by lower-case name, in declaration order: each
+        // association looks its policy up instead of scanning them all.
+        let mut policies: HashMap<String, Vec<&Resource>> = HashMap::new();
+        for d in all.iter().filter(|r| r.kind == "throttling_policies") {
+            policies
+                .entry(d.id.to_ascii_lowercase())
+                .or_default()
+                .push(d);
+        }
+        let mut seen: HashSet<exctl_manifest::Span> = HashSet::new();
         for r in all.iter().filter(|r| r.kind == self.key()) {
-            if seen.contains(&r.span) {
+            if !seen.insert(r.span) {
                 continue;
             }
-            seen.push(r.span);
             let p = policy(r);
             if p.eq_ignore_ascii_case(DEFAULT) {
                 continue;
             }
             let span = r.attrs.first().map_or(r.span, |a| a.span);
-            let declared: Vec<&&Resource> = policies
-                .iter()
-                .filter(|d| d.id.eq_ignore_ascii_case(p))
-                .collect();
+            let declared: &[&Resource] = policies
+                .get(&p.to_ascii_lowercase())
+                .map_or(&[], Vec::as_slice);
             if let Some(gone) = declared.iter().find(|d| d.ensure == Ensure::Absent) {
                 diags.push(
                     Diagnostic::error(
@@ -272,10 +285,12 @@ impl Kind for ThrottlingAssociations {
             "foreach ($i in @(\n{}\n)) {{\ntry {{ $a = Get-ThrottlingPolicyAssociation -Identity $i -ErrorAction Stop\n__exctl_emit $i 'ThrottlingPolicyId' $a.ThrottlingPolicyId }}\ncatch {{ __exctl_emit $i 'ThrottlingPolicyIdError' ([string]$_.Exception.Message) }}\n}}\n",
             ids.join(",\n")
         );
+        // Each policy once, in the order first named.
         let mut policies: Vec<&str> = Vec::new();
+        let mut named: HashSet<String> = HashSet::new();
         for r in resources {
             let p = policy(r);
-            if !is_default(p) && !policies.iter().any(|q| q.eq_ignore_ascii_case(p)) {
+            if !is_default(p) && named.insert(p.to_ascii_lowercase()) {
                 policies.push(p);
             }
         }

@@ -61,6 +61,8 @@
 //!   PowerShellMaxConcurrency);
 //! - `exchange::duplicate-resource`: a policy declared twice (names ignore case).
 
+use std::collections::HashMap;
+
 use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span};
 use exctl_pwsh::quote;
 
@@ -377,6 +379,8 @@ impl Kind for ThrottlingPolicies {
         let entries = reader.entries();
         drop(reader);
         let mut out: Vec<Resource> = Vec::new();
+        // The index in `out` of each policy accepted, by lower-case name.
+        let mut accepted: HashMap<String, usize> = HashMap::new();
         for (key, value) in entries {
             let name = key.text.trim();
             let what = format!("{path}.{name}");
@@ -432,7 +436,10 @@ impl Kind for ThrottlingPolicies {
                     continue;
                 }
             }
-            if let Some(first) = out.iter().find(|r| r.id.eq_ignore_ascii_case(name)) {
+            if let Some(first) = accepted
+                .get(&name.to_ascii_lowercase())
+                .and_then(|&i| out.get(i))
+            {
                 diags.push(common::duplicate(
                     &format!("throttling policy {name}"),
                     key.span,
@@ -440,6 +447,7 @@ impl Kind for ThrottlingPolicies {
                 ));
                 continue;
             }
+            accepted.insert(name.to_ascii_lowercase(), out.len());
             out.push(Resource {
                 kind: self.key(),
                 id: name.to_string(),
