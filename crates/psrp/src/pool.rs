@@ -76,7 +76,8 @@ impl PoolOptions {
 /// What a pipeline produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineResult {
-    /// Output objects in order.
+    /// Output objects in order, as the client hands them on (see
+    /// [`clixml::deserialized`]); empty after [`RunspacePool::run_with`].
     pub output: Vec<Value>,
     /// Error records (non-terminating errors).
     pub errors: Vec<ErrorRecord>,
@@ -323,11 +324,22 @@ impl RunspacePool {
 
     /// Runs a pipeline to its end, collecting everything it writes.
     pub async fn run(&mut self, spec: &PipelineSpec) -> Result<PipelineResult, Error> {
-        self.run_with(spec, |_| {}).await
+        let mut output = Vec::new();
+        let mut result = self
+            .run_with(spec, |ev| {
+                if let ServerEvent::Output(v) = ev {
+                    output.push(clixml::deserialized(v));
+                }
+            })
+            .await?;
+        result.output = output;
+        Ok(result)
     }
 
     /// Runs a pipeline, handing each event to `on_event` as it arrives (to print output
-    /// while the pipeline still runs), and collecting it too.
+    /// while the pipeline still runs). Output objects are not kept (the result's `output`
+    /// is empty), so a pipeline that writes without end does not fill memory; records
+    /// and the final state are.
     pub async fn run_with(
         &mut self,
         spec: &PipelineSpec,
@@ -390,7 +402,7 @@ impl RunspacePool {
                 let ev = protocol::read_event(&m)?;
                 on_event(&ev);
                 match ev {
-                    ServerEvent::Output(v) => result.output.push(clixml::deserialized(&v)),
+                    ServerEvent::Output(_) => {}
                     ServerEvent::Error(e) => result.errors.push(e),
                     ServerEvent::Warning(w) => result.warnings.push(w),
                     ServerEvent::Verbose(w) => result.verbose.push(w),
