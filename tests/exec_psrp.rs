@@ -124,3 +124,39 @@ fn own_failures_exit_255() {
     assert_eq!(out.status.code(), Some(255));
     assert!(text(&out.stderr).contains("nothing to run"));
 }
+
+#[test]
+fn exchange_endpoint_over_https_with_basic() {
+    let sim = Sim::start(&["--tls", "--ca-out", "ca.pem"]);
+    common::wait_for(&sim.path("ca.pem"));
+    let ca = sim.path("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let mut args = vec!["--auth", "basic", "--ca-file", ca];
+    args.extend(EXCHANGE);
+    args.extend(["--command", "Get-ImapSettings", "--", "-Server", "EXCH01"]);
+    let out = exec_ok(&sim, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("MaxConnectionsPerUser"));
+}
+
+#[test]
+fn timeout_stops_the_pipeline() {
+    let sim = Sim::start(&[]);
+    let out = exec_ok(
+        &sim,
+        &[
+            "--psrp",
+            "--timeout",
+            "1",
+            "--",
+            "Start-Sleep -Seconds 600; 'never'",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(!text(&out.stdout).contains("never"));
+    assert!(
+        text(&out.stderr).contains("did not finish"),
+        "{}",
+        text(&out.stderr)
+    );
+}

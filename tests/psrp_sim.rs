@@ -76,6 +76,22 @@ async fn the_wsman_endpoint_runs_scripts_and_commands() {
         e.fully_qualified_error_id.as_deref(),
         Some("CommandNotFoundException")
     );
+    // The runspace keeps what a pipeline did: the snap-in loaded by one serves the next.
+    let r = pool
+        .run(&PipelineSpec::command(Command::new("Add-PSSnapin").param(
+            "Name",
+            "Microsoft.Exchange.Management.PowerShell.E2010",
+        )))
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "{r:?}");
+    let r = pool
+        .run(&PipelineSpec::command(
+            Command::new("Get-ImapSettings").param("Server", "EXCH01"),
+        ))
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "{r:?}");
     pool.close().await.unwrap();
 }
 

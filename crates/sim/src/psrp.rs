@@ -96,6 +96,8 @@ struct Pool {
     defrag: Mutex<Defragmenter>,
     fragmenter: Mutex<Fragmenter>,
     pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    /// The runspace between pipelines (taken while one runs).
+    runspace: Mutex<Option<SimHost>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -264,6 +266,7 @@ impl PsrpService {
             defrag: Mutex::new(defrag),
             fragmenter: Mutex::new(Fragmenter::new()),
             pipelines: Mutex::new(HashMap::new()),
+            runspace: Mutex::new(None),
         });
         {
             let mut ob = lock(&pool.outbox);
@@ -953,7 +956,11 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
             return;
         }
     }
-    let mut sim_host = SimHost::new(host.org.clone(), host.options.clone(), &[]);
+    // The pool's runspace: what one pipeline does to it (a snap-in loaded, a session
+    // imported) the next one finds, as in a real runspace pool of one runspace.
+    let mut sim_host = lock(&pool.runspace)
+        .take()
+        .unwrap_or_else(|| SimHost::new(host.org.clone(), host.options.clone(), &[]));
     if pool.exchange {
         sim_host.serve_exchange_endpoint();
         if let Some(c) = cmds.iter().find(|c| !sim_host.is_exchange_cmdlet(&c.name)) {
@@ -971,6 +978,7 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
             let mut e = e;
             e.target_name = c.name.clone();
             e.target_type = "String".into();
+            *lock(&pool.runspace) = Some(sim_host);
             finish(pool, p, 5, Some(error_value(&e)));
             return;
         }
@@ -1003,6 +1011,7 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
     let status = interpreter.run(&script, (!input.is_empty()).then_some(input), &mut sink);
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = watcher.join();
+    *lock(&pool.runspace) = Some(interpreter.into_host());
     let last = sink.last_error.take();
     match status.reason {
         ExitReason::Stopped => {
