@@ -743,6 +743,13 @@ pub fn to_clixml_value(v: &Pv) -> Cv {
             let secs = *ticks as f64 / 10_000_000.0;
             Cv::TimeSpan(format!("PT{secs}S"))
         }
+        Pv::DateTime(ticks) => {
+            // xs:dateTime, as PowerShell serializes a DateTime (its Kind unspecified).
+            let (y, mo, d, h, mi, sec, frac) = exctl_pwsh::lang::convert::datetime_parts(*ticks);
+            Cv::DateTime(format!(
+                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{frac:07}"
+            ))
+        }
         Pv::Error(e) => error_value(e),
         Pv::Object(o) => Cv::object(Obj {
             // The server serializes its live objects under their own names; the client
