@@ -23,7 +23,8 @@ use crate::protocol::{
     Version,
 };
 
-/// The signal that stops a pipeline, spelled as Windows spells it.
+/// The signal that stops a pipeline, spelled as Windows spells it ([MS-PSRP] 3.1.5.3.9,
+/// https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/59bb0f35-1a5b-441d-a774-4411cb47899a).
 pub const SIGNAL_STOP: &str = "powershell/signal/crtl_c";
 /// The prefix of a session configuration's resource URI.
 pub const RESOURCE_PREFIX: &str = "http://schemas.microsoft.com/powershell/";
@@ -315,8 +316,9 @@ impl RunspacePool {
         };
         let target = if call.pool_level { None } else { command_id };
         for chunk in self.encode(t, pid, call.refusal()) {
-            // Host responses go on the prompt-response stream (MS-PSRP 3.1.5.3.x), which
-            // the server reads even while the pipeline's input is closed.
+            // Host responses go on the prompt-response stream `pr`, which the server reads
+            // even while the pipeline's input is closed ([MS-PSRP] 3.1.5.3.5,
+            // https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/f1686d55-ba3e-43a5-9d76-1140e9d550ae).
             self.shell.send(target, "pr", &chunk).await?;
         }
         Ok(())

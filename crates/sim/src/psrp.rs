@@ -11,6 +11,13 @@
 //!   test_psrp_with_jea_configuration.yml`); only the Exchange cmdlets exist (anything
 //!   else is PowerShell's CommandNotFoundException); objects leave deserialized.
 //!
+//! Exchange's endpoint and configuration are those Microsoft documents for connecting to
+//! Exchange servers with remote PowerShell (`New-PSSession -ConfigurationName
+//! Microsoft.Exchange -ConnectionUri http://<ServerFQDN>/PowerShell/ -Authentication
+//! Kerberos`, https://docs.microsoft.com/en-us/powershell/exchange/connect-to-exchange-servers-using-remote-powershell).
+//! Output goes in the `stdout` stream only ([MS-PSRP] 3.2.5.3.8,
+//! https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/a1d094a0-cb40-41fd-9e3c-8033ccf27cb0).
+//!
 //! The server speaks protocol 2.1 with PSVersion 2.0, as Exchange 2010's Windows
 //! PowerShell 2.0 does. Messages are cut into fragments that fit the client's
 //! MaxEnvelopeSize. Counters in `/sim/state`: `psrp_pools_opened`,
