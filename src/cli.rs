@@ -238,9 +238,52 @@ pub struct ExecArgs {
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
 
+    /// Run over PowerShell remoting (PSRP): the script is one pipeline in a runspace
+    /// pool of --configuration, and its objects come back as objects.
+    #[arg(long, conflicts_with = "raw")]
+    pub psrp: bool,
+
+    /// With --psrp: the session configuration (Microsoft.Exchange on Exchange's
+    /// http://SERVER/PowerShell/ endpoint).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "Microsoft.PowerShell",
+        requires = "psrp"
+    )]
+    pub configuration: String,
+
+    /// With --psrp: the endpoint's URL path instead of the one in --endpoint
+    /// (e.g. PowerShell for Exchange's endpoint).
+    #[arg(long, value_name = "PATH", requires = "psrp")]
+    pub path: Option<String>,
+
+    /// With --psrp: send this command with the parameters after -- (typed as PowerShell
+    /// binds them) instead of a script, as NoLanguage endpoints such as
+    /// Microsoft.Exchange require.
+    #[arg(long, value_name = "NAME", requires = "psrp", conflicts_with = "file")]
+    pub command: Option<String>,
+
+    /// With --psrp: how output objects are printed.
+    #[arg(long, value_enum, default_value_t = ExecFormat::Text, requires = "psrp")]
+    pub format: ExecFormat,
+
+    /// With --psrp: also print warning, verbose and debug records (to stderr).
+    #[arg(long, requires = "psrp")]
+    pub verbose: bool,
+
     /// The PowerShell script (joined with spaces), or with --raw the command line.
     #[arg(last = true, value_name = "SCRIPT")]
     pub script: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecFormat {
+    /// As PowerShell's Out-String shows them: primitives one per line, objects as
+    /// `Name : Value` blocks.
+    Text,
+    /// One JSON array of the objects (type names, properties).
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

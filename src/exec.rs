@@ -37,6 +37,9 @@ enum ExecError {
 }
 
 pub async fn run(args: ExecArgs) -> ExitCode {
+    if args.psrp {
+        return crate::exec_psrp::run(args).await;
+    }
     match execute(args).await {
         Ok(code) => ExitCode::from(exit_status(code)),
         Err(ExecError::Interrupted) => {
@@ -81,7 +84,7 @@ pub fn client_config(c: &ConnectArgs, password: exctl_secret::Secret) -> ClientC
     cfg
 }
 
-fn keyring_entry(c: &ConnectArgs) -> String {
+pub(crate) fn keyring_entry(c: &ConnectArgs) -> String {
     if let Some(e) = &c.keyring_entry {
         return e.clone();
     }

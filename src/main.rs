@@ -11,6 +11,7 @@ mod credentials;
 mod demo;
 mod doctor;
 mod exec;
+mod exec_psrp;
 mod exit;
 mod export;
 mod journal;

@@ -45,9 +45,21 @@ async fn the_wsman_endpoint_runs_scripts_and_commands() {
         .unwrap();
     assert_eq!(pool.server_protocol_version(), (2, 1));
     assert_eq!(pool.server_ps_version(), "2.0");
-    let r = pool.run(&PipelineSpec::script("1+1; 'two'")).await.unwrap();
+    let r = pool
+        .run(&PipelineSpec::script(
+            "1+1; 'two'; [datetime]'2024-05-01 10:00:00'",
+        ))
+        .await
+        .unwrap();
     assert!(r.succeeded(), "{r:?}");
-    assert_eq!(r.output, vec![Value::I32(2), Value::str("two")]);
+    assert_eq!(
+        r.output,
+        vec![
+            Value::I32(2),
+            Value::str("two"),
+            Value::DateTime("2024-05-01T10:00:00.0000000".into())
+        ]
+    );
 
     let r = pool
         .run(&PipelineSpec::command(
@@ -76,6 +88,22 @@ async fn the_wsman_endpoint_runs_scripts_and_commands() {
         e.fully_qualified_error_id.as_deref(),
         Some("CommandNotFoundException")
     );
+    // The runspace keeps what a pipeline did: the snap-in loaded by one serves the next.
+    let r = pool
+        .run(&PipelineSpec::command(Command::new("Add-PSSnapin").param(
+            "Name",
+            "Microsoft.Exchange.Management.PowerShell.E2010",
+        )))
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "{r:?}");
+    let r = pool
+        .run(&PipelineSpec::command(
+            Command::new("Get-ImapSettings").param("Server", "EXCH01"),
+        ))
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "{r:?}");
     pool.close().await.unwrap();
 }
 

@@ -212,6 +212,26 @@ pub const TARGETS: &[Target] = &[
         ],
     },
     Target {
+        name: "psrp_message",
+        run: psrp_message,
+        dictionary: &[
+            "\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\x03",
+            "\x01\0\0\0\x04\x10\x04\0",
+            "\x01\0\0\0\x06\x10\x04\0",
+            "\u{feff}",
+            "<Obj RefId=\"0\">",
+            "<Ref RefId=\"0\" />",
+            "<TNRef RefId=\"0\" />",
+            "<TN RefId=\"0\"><T>System.Object</T></TN>",
+            "<MS>",
+            "<LST>",
+            "<DCT><En><S N=\"Key\">k</S>",
+            "<I32 N=\"PipelineState\">5</I32>",
+            "_x000A_",
+            "_xD800_",
+        ],
+    },
+    Target {
         name: "sim_soap",
         run: sim_soap,
         dictionary: XML_TOKENS,
@@ -258,6 +278,12 @@ pub fn clixml(data: &[u8]) {
             let _ = e.to_string();
         }
     }
+}
+
+/// What a PowerShell remoting server sends in its stdout stream: fragments, reassembled
+/// into messages, read as events (CLIXML included), as `exctl-psrp` does.
+pub fn psrp_message(data: &[u8]) {
+    exctl_psrp::fuzzing::server_stream(data);
 }
 
 /// The simulator's PowerShell: the `-EncodedCommand` and stdin encodings a client sends,

@@ -32,6 +32,8 @@
 pub mod clixml;
 mod error;
 pub mod fragment;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod pool;
 pub mod protocol;

@@ -4,6 +4,9 @@
 //! endian), the RunspacePool id and the pipeline id (GUIDs in .NET byte order: the first
 //! three fields little endian), then the data, UTF-8 CLIXML, which servers start with a
 //! byte-order mark. Pure: no I/O.
+//!
+//! Source: [MS-PSRP] 2.2.1, PowerShell Remoting Protocol Message
+//! (https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/497ac440-89fb-4cb3-9cc1-3434c1aa74c3).
 
 use uuid::Uuid;
 

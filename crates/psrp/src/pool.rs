@@ -23,7 +23,8 @@ use crate::protocol::{
     Version,
 };
 
-/// The signal that stops a pipeline, spelled as Windows spells it.
+/// The signal that stops a pipeline, spelled as Windows spells it ([MS-PSRP] 3.1.5.3.9,
+/// https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/59bb0f35-1a5b-441d-a774-4411cb47899a).
 pub const SIGNAL_STOP: &str = "powershell/signal/crtl_c";
 /// The prefix of a session configuration's resource URI.
 pub const RESOURCE_PREFIX: &str = "http://schemas.microsoft.com/powershell/";
@@ -76,7 +77,8 @@ impl PoolOptions {
 /// What a pipeline produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineResult {
-    /// Output objects in order.
+    /// Output objects in order, as the client hands them on (see
+    /// [`clixml::deserialized`]); empty after [`RunspacePool::run_with`].
     pub output: Vec<Value>,
     /// Error records (non-terminating errors).
     pub errors: Vec<ErrorRecord>,
@@ -314,8 +316,9 @@ impl RunspacePool {
         };
         let target = if call.pool_level { None } else { command_id };
         for chunk in self.encode(t, pid, call.refusal()) {
-            // Host responses go on the prompt-response stream (MS-PSRP 3.1.5.3.x), which
-            // the server reads even while the pipeline's input is closed.
+            // Host responses go on the prompt-response stream `pr`, which the server reads
+            // even while the pipeline's input is closed ([MS-PSRP] 3.1.5.3.5,
+            // https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/f1686d55-ba3e-43a5-9d76-1140e9d550ae).
             self.shell.send(target, "pr", &chunk).await?;
         }
         Ok(())
@@ -323,11 +326,22 @@ impl RunspacePool {
 
     /// Runs a pipeline to its end, collecting everything it writes.
     pub async fn run(&mut self, spec: &PipelineSpec) -> Result<PipelineResult, Error> {
-        self.run_with(spec, |_| {}).await
+        let mut output = Vec::new();
+        let mut result = self
+            .run_with(spec, |ev| {
+                if let ServerEvent::Output(v) = ev {
+                    output.push(clixml::deserialized(v));
+                }
+            })
+            .await?;
+        result.output = output;
+        Ok(result)
     }
 
     /// Runs a pipeline, handing each event to `on_event` as it arrives (to print output
-    /// while the pipeline still runs), and collecting it too.
+    /// while the pipeline still runs). Output objects are not kept (the result's `output`
+    /// is empty), so a pipeline that writes without end does not fill memory; records
+    /// and the final state are.
     pub async fn run_with(
         &mut self,
         spec: &PipelineSpec,
@@ -390,7 +404,7 @@ impl RunspacePool {
                 let ev = protocol::read_event(&m)?;
                 on_event(&ev);
                 match ev {
-                    ServerEvent::Output(v) => result.output.push(clixml::deserialized(&v)),
+                    ServerEvent::Output(_) => {}
                     ServerEvent::Error(e) => result.errors.push(e),
                     ServerEvent::Warning(w) => result.warnings.push(w),
                     ServerEvent::Verbose(w) => result.verbose.push(w),

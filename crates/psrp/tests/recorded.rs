@@ -120,6 +120,7 @@ struct State {
     problems: Vec<String>,
     answered: usize,
     our_sends: usize,
+    our_send_bodies: Vec<String>,
 }
 
 struct Replay {
@@ -140,10 +141,19 @@ impl Respond for Replay {
         if our_action == "Send" {
             st.our_sends += 1;
         }
-        // Skip what the recorded client sent and ours does not.
+        if our_action == "Send" {
+            st.our_send_bodies.push(ours.clone());
+        }
+        // Skip what the recorded client sent and ours does not: a Signal after a
+        // finished pipeline, Sends (the key exchange, input it fragmented differently),
+        // and the Receive that fetched the session key of its key exchange.
         while let Some(m) = self.messages.get(st.next) {
             let rec = action(&m.request);
-            if rec != our_action && (rec == "Signal" || rec == "Send") {
+            let session_key = rec == "Receive"
+                && text_of(&m.response, "<rsp:Stream", "</rsp:Stream>")
+                    .and_then(|b| B64.decode(b.trim()).ok())
+                    .is_some_and(|raw| raw.get(25..29) == Some(&[0x06, 0x00, 0x01, 0x00]));
+            if rec != our_action && (rec == "Signal" || rec == "Send" || session_key) {
                 st.next += 1;
             } else {
                 break;
@@ -503,5 +513,63 @@ async fn a_long_running_cmdlet_survives_operation_timeouts() {
     assert_eq!(r.state, PipelineState::Completed);
     assert_eq!(r.output, vec![Value::str("hi")]);
     pool.close().await.unwrap();
+    h.finish();
+}
+
+/// Decodes the PSRP messages of every `rsp:Stream` of a request: (stream name, type, data).
+fn sent_messages(xml: &str) -> Vec<(String, u32, String)> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(s) = rest.find("<rsp:Stream ") {
+        let after = &rest[s..];
+        let name = after
+            .split("Name=\"")
+            .nth(1)
+            .and_then(|n| n.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        let (Some(gt), Some(end)) = (after.find('>'), after.find("</rsp:Stream>")) else {
+            break;
+        };
+        let raw = B64.decode(after[gt + 1..end].trim()).unwrap_or_default();
+        if raw.len() >= 61 {
+            let t = u32::from_le_bytes([raw[25], raw[26], raw[27], raw[28]]);
+            out.push((name, t, String::from_utf8_lossy(&raw[61..]).into_owned()));
+        }
+        rest = &after[end..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn host_calls_are_refused_and_void_ones_ignored() {
+    let h = Harness::new("test_psrp_pshost_ui_mocked_methods.yml", |_| {}).await;
+    let mut pool = RunspacePool::open(&h.client, &PoolOptions::powershell())
+        .await
+        .unwrap();
+    let r = pool
+        .run(&PipelineSpec::script("$host.UI.ReadLine()"))
+        .await
+        .unwrap();
+    assert_eq!(r.state, PipelineState::Completed);
+    pool.close().await.unwrap();
+    let bodies = h.state.lock().unwrap().our_send_bodies.clone();
+    let responses: Vec<(String, u32, String)> =
+        bodies.iter().flat_map(|b| sent_messages(b)).collect();
+    // Five calls wanted an answer (ReadLine, ReadLineAsSecureString, Prompt,
+    // PromptForCredential2, PromptForChoice); the Write* ones (call id -100) do not.
+    assert_eq!(responses.len(), 5, "{responses:?}");
+    for (i, (stream, t, data)) in responses.iter().enumerate() {
+        assert_eq!(stream, "pr");
+        assert_eq!(*t, 0x0004_1101, "PIPELINE_HOST_RESPONSE");
+        assert!(
+            data.contains(&format!("<I64 N=\"ci\">{}</I64>", i + 1)),
+            "{data}"
+        );
+        assert!(
+            data.contains("N=\"me\"") && data.contains("HostException"),
+            "{data}"
+        );
+    }
     h.finish();
 }

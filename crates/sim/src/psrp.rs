@@ -11,6 +11,13 @@
 //!   test_psrp_with_jea_configuration.yml`); only the Exchange cmdlets exist (anything
 //!   else is PowerShell's CommandNotFoundException); objects leave deserialized.
 //!
+//! Exchange's endpoint and configuration are those Microsoft documents for connecting to
+//! Exchange servers with remote PowerShell (`New-PSSession -ConfigurationName
+//! Microsoft.Exchange -ConnectionUri http://<ServerFQDN>/PowerShell/ -Authentication
+//! Kerberos`, https://docs.microsoft.com/en-us/powershell/exchange/connect-to-exchange-servers-using-remote-powershell).
+//! Output goes in the `stdout` stream only ([MS-PSRP] 3.2.5.3.8,
+//! https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/a1d094a0-cb40-41fd-9e3c-8033ccf27cb0).
+//!
 //! The server speaks protocol 2.1 with PSVersion 2.0, as Exchange 2010's Windows
 //! PowerShell 2.0 does. Messages are cut into fragments that fit the client's
 //! MaxEnvelopeSize. Counters in `/sim/state`: `psrp_pools_opened`,
@@ -96,6 +103,8 @@ struct Pool {
     defrag: Mutex<Defragmenter>,
     fragmenter: Mutex<Fragmenter>,
     pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    /// The runspace between pipelines (taken while one runs).
+    runspace: Mutex<Option<SimHost>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -264,6 +273,7 @@ impl PsrpService {
             defrag: Mutex::new(defrag),
             fragmenter: Mutex::new(Fragmenter::new()),
             pipelines: Mutex::new(HashMap::new()),
+            runspace: Mutex::new(None),
         });
         {
             let mut ob = lock(&pool.outbox);
@@ -740,6 +750,13 @@ pub fn to_clixml_value(v: &Pv) -> Cv {
             let secs = *ticks as f64 / 10_000_000.0;
             Cv::TimeSpan(format!("PT{secs}S"))
         }
+        Pv::DateTime(ticks) => {
+            // xs:dateTime, as PowerShell serializes a DateTime (its Kind unspecified).
+            let (y, mo, d, h, mi, sec, frac) = exctl_pwsh::lang::convert::datetime_parts(*ticks);
+            Cv::DateTime(format!(
+                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{frac:07}"
+            ))
+        }
         Pv::Error(e) => error_value(e),
         Pv::Object(o) => Cv::object(Obj {
             // The server serializes its live objects under their own names; the client
@@ -953,7 +970,11 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
             return;
         }
     }
-    let mut sim_host = SimHost::new(host.org.clone(), host.options.clone(), &[]);
+    // The pool's runspace: what one pipeline does to it (a snap-in loaded, a session
+    // imported) the next one finds, as in a real runspace pool of one runspace.
+    let mut sim_host = lock(&pool.runspace)
+        .take()
+        .unwrap_or_else(|| SimHost::new(host.org.clone(), host.options.clone(), &[]));
     if pool.exchange {
         sim_host.serve_exchange_endpoint();
         if let Some(c) = cmds.iter().find(|c| !sim_host.is_exchange_cmdlet(&c.name)) {
@@ -971,6 +992,7 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
             let mut e = e;
             e.target_name = c.name.clone();
             e.target_type = "String".into();
+            *lock(&pool.runspace) = Some(sim_host);
             finish(pool, p, 5, Some(error_value(&e)));
             return;
         }
@@ -1003,6 +1025,7 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
     let status = interpreter.run(&script, (!input.is_empty()).then_some(input), &mut sink);
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = watcher.join();
+    *lock(&pool.runspace) = Some(interpreter.into_host());
     let last = sink.last_error.take();
     match status.reason {
         ExitReason::Stopped => {

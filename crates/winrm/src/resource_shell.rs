@@ -116,7 +116,9 @@ impl ResourceShell {
     }
 
     /// Command: starts a command whose id the client chose, with `arguments` (bytes,
-    /// sent base64) and an empty command line, as PSRP does for a pipeline.
+    /// sent base64) and an empty command line, as PSRP does for a pipeline ([MS-PSRP]
+    /// 3.1.5.3.3: Command MUST be empty, Arguments the first fragment,
+    /// https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/900d9399-f8bd-40d2-992a-0a2a2bae0f46).
     pub async fn command(&self, command_id: &str, arguments: &[u8]) -> Result<String, Error> {
         let body = format!(
             "<rsp:CommandLine CommandId=\"{}\"><rsp:Command></rsp:Command><rsp:Arguments>{}</rsp:Arguments></rsp:CommandLine>",

@@ -1,0 +1,162 @@
+//! `exctl exec --psrp` end to end: the real binary against `exctl sim`'s PowerShell
+//! remoting endpoints, `Microsoft.PowerShell` on `/wsman` and Exchange's
+//! `Microsoft.Exchange` on `/PowerShell/`.
+
+mod common;
+
+use common::{SIM_PASSWORD, Sim, exec, exec_ok, text};
+
+const EXCHANGE: &[&str] = &[
+    "--psrp",
+    "--path",
+    "PowerShell/",
+    "--configuration",
+    "Microsoft.Exchange",
+];
+
+#[test]
+fn a_script_prints_primitives_and_objects_as_out_string() {
+    let sim = Sim::start(&[]);
+    let out = exec_ok(
+        &sim,
+        &[
+            "--psrp",
+            "--",
+            "1+1; 'two'; Get-Service -Name MSExchangeIMAP4",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("2\ntwo\n\n"), "{stdout}");
+    assert!(stdout.contains("\nName"), "{stdout}");
+    assert!(stdout.contains(" : MSExchangeIMAP4\n"), "{stdout}");
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn error_records_go_to_stderr_and_exit_1() {
+    let sim = Sim::start(&[]);
+    let out = exec_ok(
+        &sim,
+        &[
+            "--psrp",
+            "--",
+            "Get-Item -Path HKLM:\\SOFTWARE\\NoSuchKey; 'after'",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "after\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("because it does not exist"), "{err}");
+    assert!(
+        err.contains("+ CategoryInfo          : ObjectNotFound"),
+        "{err}"
+    );
+    assert!(
+        err.contains("+ FullyQualifiedErrorId : PathNotFound"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exchange_endpoint_takes_commands_with_typed_parameters() {
+    let sim = Sim::start(&[]);
+    let mut set = EXCHANGE.to_vec();
+    set.extend([
+        "--command",
+        "Set-ImapSettings",
+        "--",
+        "-Server",
+        "EXCH01",
+        "-MaxConnectionsPerUser",
+        "24",
+    ]);
+    let out = exec_ok(&sim, &set);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let mut get = EXCHANGE.to_vec();
+    get.extend([
+        "--format",
+        "json",
+        "--command",
+        "Get-ImapSettings",
+        "--",
+        "-Server",
+        "EXCH01",
+    ]);
+    let out = exec_ok(&sim, &get);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let o = &json[0];
+    assert!(
+        o["type_names"][0]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Deserialized.Microsoft.Exchange")),
+        "{json}"
+    );
+    assert_eq!(o["properties"]["MaxConnectionsPerUser"], 24, "{json}");
+    assert_eq!(o["properties"]["Server"], "EXCH01", "{json}");
+
+    let state = sim.exchange_state();
+    assert_eq!(state["exchange_sessions"], 2, "{state}");
+    assert!(state["cmdlets"].get("Add-PSSnapin").is_none(), "{state}");
+}
+
+#[test]
+fn exchange_endpoint_refuses_a_script() {
+    let sim = Sim::start(&[]);
+    let mut args = EXCHANGE.to_vec();
+    args.extend(["--", "Get-ImapSettings"]);
+    let out = exec_ok(&sim, &args);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("no-language mode"), "{err}");
+    assert!(err.contains("ScriptsNotAllowed"), "{err}");
+}
+
+#[test]
+fn own_failures_exit_255() {
+    let sim = Sim::start(&[]);
+    let out = exec(&sim, "Wrong-Secret-42", &["--psrp", "--", "1"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(!text(&out.stderr).contains("Wrong-Secret-42"));
+    let out = exec(&sim, SIM_PASSWORD, &["--psrp"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(text(&out.stderr).contains("nothing to run"));
+}
+
+#[test]
+fn exchange_endpoint_over_https_with_basic() {
+    let sim = Sim::start(&["--tls", "--ca-out", "ca.pem"]);
+    common::wait_for(&sim.path("ca.pem"));
+    let ca = sim.path("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let mut args = vec!["--auth", "basic", "--ca-file", ca];
+    args.extend(EXCHANGE);
+    args.extend(["--command", "Get-ImapSettings", "--", "-Server", "EXCH01"]);
+    let out = exec_ok(&sim, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("MaxConnectionsPerUser"));
+}
+
+#[test]
+fn timeout_stops_the_pipeline() {
+    let sim = Sim::start(&[]);
+    let out = exec_ok(
+        &sim,
+        &[
+            "--psrp",
+            "--timeout",
+            "1",
+            "--",
+            "Start-Sleep -Seconds 600; 'never'",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(!text(&out.stdout).contains("never"));
+    assert!(
+        text(&out.stderr).contains("did not finish"),
+        "{}",
+        text(&out.stderr)
+    );
+}
