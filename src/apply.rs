@@ -468,6 +468,7 @@ async fn apply_journaled(
         color: !out.json
             && std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none(),
+        explain: a.explain,
     };
     let shown = if repo.sites.len() == 1 {
         render::text(&repo.plan(), text_opts)

@@ -240,7 +240,7 @@ pub enum PlanFormat {
     Text,
     /// For pull-request comments.
     Markdown,
-    /// For machines (format_version 1).
+    /// For machines (format_version 2).
     Json,
 }
 
@@ -499,6 +499,10 @@ pub struct PlanArgs {
     #[arg(long, value_name = "BYTES", default_value_t = exctl_engine::report::GITHUB_COMMENT_LIMIT)]
     pub markdown_max_bytes: usize,
 
+    /// Also say why the steps run in their order (once, after the plan).
+    #[arg(long)]
+    pub explain: bool,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
@@ -579,6 +583,10 @@ pub struct ApplyArgs {
     /// (StopDagServerMaintenance.ps1).
     #[arg(long)]
     pub move_active_databases: bool,
+
+    /// Also say why the steps run in their order (once, after the plan).
+    #[arg(long)]
+    pub explain: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = ApplyFormat::Text)]

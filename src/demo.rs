@@ -103,7 +103,16 @@ pub async fn run(a: DemoArgs) -> ExitCode {
 
     banner("exctl plan");
     let plan = exctl_engine::observe::plan(&state, &runner, &sources, 8).await;
-    print!("{}", render::text(&plan, TextOptions { color: color() }));
+    print!(
+        "{}",
+        render::text(
+            &plan,
+            TextOptions {
+                color: color(),
+                explain: false,
+            }
+        )
+    );
     if plan.has_errors() {
         return ExitStatus::Failure.into();
     }
@@ -126,7 +135,16 @@ pub async fn run(a: DemoArgs) -> ExitCode {
     print!("{}", text_report(&result));
 
     banner("exctl plan (again)");
-    print!("{}", render::text(&fresh, TextOptions { color: color() }));
+    print!(
+        "{}",
+        render::text(
+            &fresh,
+            TextOptions {
+                color: color(),
+                explain: false,
+            }
+        )
+    );
     for sim in sims {
         sim.shutdown().await;
     }

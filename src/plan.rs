@@ -154,12 +154,14 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
             &repo.plan(),
             TextOptions {
                 color: color_stdout(),
+                explain: a.explain,
             },
         ),
         PlanFormat::Text => report::text(
             &repo,
             TextOptions {
                 color: color_stdout(),
+                explain: a.explain,
             },
         ),
         PlanFormat::Markdown => report::markdown(&repo, &md_opts),

@@ -15,6 +15,9 @@ use crate::plan::{ChangeStep, HostPlan, Plan, RestartStep, Step};
 pub struct TextOptions {
     /// ANSI colours (only on a terminal, and never when NO_COLOR is set: the caller decides).
     pub color: bool,
+    /// Why the steps run in their order, once at the end (`--explain`): the order is
+    /// always the same, so repeating it on every plan is noise for a reviewer.
+    pub explain: bool,
 }
 
 struct Paint(bool);
@@ -239,21 +242,62 @@ fn text_host(h: &HostPlan, p: &Paint, out: &mut String) {
             if h.in_sync == 1 { "" } else { "s" }
         );
     }
-    // Why the steps run in this order: said once where a kind's steps begin.
-    let mut reason = "";
     for s in &h.steps {
         match s {
-            Step::Change(c) => {
-                if !c.reason.is_empty() && c.reason != reason {
-                    reason = c.reason;
-                    let _ = writeln!(out, "  {}", p.dim(&format!("(order: {reason})")));
-                }
-                text_change(c, p, out)
-            }
+            Step::Change(c) => text_change(c, p, out),
             Step::Restart(r) => text_restart(r, p, out),
         }
     }
     out.push('\n');
+}
+
+/// Why the steps run in this order: one `(kind title, reason)` per kind that changes, in
+/// the order the steps run, over all hosts of the plan.
+pub fn order_legend(plan: &Plan) -> Vec<(&'static str, &'static str)> {
+    let mut reasons: Vec<(&'static str, &'static str)> = Vec::new();
+    for h in &plan.hosts {
+        for s in &h.steps {
+            if let Step::Change(c) = s
+                && !c.reason.is_empty()
+                && !reasons.iter().any(|(t, r)| *t == c.title && *r == c.reason)
+            {
+                reasons.push((c.title, c.reason));
+            }
+        }
+    }
+    reasons
+}
+
+/// The legend of [`order_legend`] for a terminal (empty when nothing changes).
+pub fn text_legend(plan: &Plan, opts: TextOptions) -> String {
+    let p = Paint(opts.color);
+    let legend = order_legend(plan);
+    let mut out = String::new();
+    if legend.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "{}", p.bold("Order of the steps:"));
+    for (title, reason) in legend {
+        let _ = writeln!(out, "  {}", p.dim(&format!("{title}: {reason}")));
+    }
+    out.push('\n');
+    out
+}
+
+/// The legend of [`order_legend`] for a comment: one collapsed section (empty when
+/// nothing changes).
+pub fn markdown_legend(plan: &Plan) -> String {
+    let legend = order_legend(plan);
+    let mut out = String::new();
+    if legend.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "<details><summary>Order of the steps</summary>\n");
+    for (title, reason) in legend {
+        let _ = writeln!(out, "- {title}: {}", md_escape(reason));
+    }
+    let _ = writeln!(out, "\n</details>\n");
+    out
 }
 
 /// The plan for a terminal.
@@ -262,6 +306,9 @@ pub fn text(plan: &Plan, opts: TextOptions) -> String {
     let mut out = String::new();
     for h in &plan.hosts {
         text_host(h, &p, &mut out);
+    }
+    if opts.explain {
+        out.push_str(&text_legend(plan, opts));
     }
     let _ = writeln!(out, "{}", p.bold(&summary_line(plan)));
     out
@@ -337,6 +384,7 @@ pub fn markdown(plan: &Plan) -> String {
         out.push('\n');
     }
     out.push_str(&markdown_hosts(plan));
+    out.push_str(&markdown_legend(plan));
     out
 }
 
@@ -468,23 +516,6 @@ fn md_host(h: &HostPlan, out: &mut String) {
             }
             if origins.len() > SHOWN {
                 let _ = writeln!(out, "- and {} more places", origins.len() - SHOWN);
-            }
-            out.push('\n');
-        }
-        // Why this order, once per kind, in the order the steps run.
-        let mut reasons: Vec<(&str, &str)> = Vec::new();
-        for s in &h.steps {
-            if let Step::Change(c) = s
-                && !c.reason.is_empty()
-                && !reasons.iter().any(|(_, r)| *r == c.reason)
-            {
-                reasons.push((c.title, c.reason));
-            }
-        }
-        if !reasons.is_empty() {
-            let _ = writeln!(out, "Order:");
-            for (title, reason) in reasons {
-                let _ = writeln!(out, "- {title}: {}", md_escape(reason));
             }
             out.push('\n');
         }

@@ -244,7 +244,7 @@ pub fn markdown(plan: &RepoPlan, opts: &MarkdownOptions) -> String {
         .filter(|s| !s.has_errors() && !s.has_changes())
         .map(|s| s.site.as_str())
         .collect();
-    let tail = if quiet.is_empty() {
+    let mut tail = if quiet.is_empty() {
         String::new()
     } else {
         format!(
@@ -253,6 +253,14 @@ pub fn markdown(plan: &RepoPlan, opts: &MarkdownOptions) -> String {
             md_escape(&names_within(&quiet, 4000))
         )
     };
+    // Why the steps run in this order: once per comment, collapsed.
+    let legend = render::markdown_legend(&whole);
+    if !legend.is_empty() {
+        if !tail.is_empty() {
+            tail.push('\n');
+        }
+        tail.push_str(&legend);
+    }
     let where_full = match &opts.full_plan {
         Some(url) => format!("[the full plan]({url})"),
         None => "the full plan in the job's artefacts (or run `exctl plan` locally)".to_string(),
@@ -321,7 +329,14 @@ pub fn text(plan: &RepoPlan, opts: TextOptions) -> String {
                 site_counts(s)
             }
         );
-        let body = render::text(&s.plan(), opts);
+        // The legend is said once for the whole plan, below.
+        let body = render::text(
+            &s.plan(),
+            TextOptions {
+                explain: false,
+                ..opts
+            },
+        );
         // The per-site text ends with its own summary line; the whole plan has one.
         let body = body.trim_end();
         let body = body
@@ -338,7 +353,11 @@ pub fn text(plan: &RepoPlan, opts: TextOptions) -> String {
             quiet.join(", ")
         );
     }
-    let _ = writeln!(out, "{} {}", summary_line(&plan.plan()), sites_line(plan));
+    let whole = plan.plan();
+    if opts.explain {
+        out.push_str(&render::text_legend(&whole, opts));
+    }
+    let _ = writeln!(out, "{} {}", summary_line(&whole), sites_line(plan));
     out
 }
 

@@ -894,9 +894,12 @@ async fn the_comment_has_a_section_per_site_with_changes_and_one_line_for_the_re
         .unwrap();
     assert!(err < s01);
     assert!(
-        md.ends_with("✅ **No changes** (4 sites): s02, s03, s05, s06\n"),
+        md.contains("✅ **No changes** (4 sites): s02, s03, s05, s06\n"),
         "{md}"
     );
+    // The order of the steps is explained once, at the end, collapsed.
+    assert_eq!(md.matches("Order of the steps").count(), 1, "{md}");
+    assert!(md.ends_with("</details>\n\n"), "{md}");
     assert!(!md.contains("<b>s02</b>"));
 }
 
