@@ -206,7 +206,23 @@ pub async fn plan_host(
         in_sync: 0,
         errors: Vec::new(),
         notes: Vec::new(),
+        warnings: Vec::new(),
     };
+    // Declared limits below the declared demand: said in the plan too (validate says
+    // them on stderr), before anything connects, so a host that cannot be reached keeps
+    // them.
+    if let (Some(d), Some(declared)) = (&host.capacity, &host.declared_limits) {
+        let mut diags = exctl_manifest::Diagnostics::new();
+        crate::capacity::check_declared(d, declared, &mut diags);
+        for x in diags.into_vec() {
+            let at = x.span.map_or(String::new(), |s| {
+                format!(" ({}:{})", sources.path(s.file).display(), s.start.line)
+            });
+            let hint = x.hint.map_or(String::new(), |h| format!("; {h}"));
+            hp.warnings
+                .push(format!("capacity warning: {}{at}{hint}", x.message));
+        }
+    }
     if resources.is_empty() {
         return hp;
     }
@@ -307,7 +323,7 @@ pub async fn plan_host(
         }
     }
     if let (Some(d), Some(declared)) = (&host.capacity, &host.declared_limits) {
-        notes.extend(crate::capacity::check_observed(
+        hp.warnings.extend(crate::capacity::check_observed(
             &host.name, d, declared, &observed,
         ));
     }

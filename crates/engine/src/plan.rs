@@ -80,6 +80,10 @@ pub struct HostPlan {
     /// read, for instance).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What may go wrong that the plan does not fix: a limit below the declared capacity
+    /// (see [`crate::capacity`]), declared too low or read too low from the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One step of a host's plan.

@@ -501,6 +501,7 @@ fn host_plan(host: &str, steps: Vec<Step>) -> HostPlan {
         in_sync: 0,
         errors: Vec::new(),
         notes: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
