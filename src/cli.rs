@@ -286,13 +286,16 @@ fn parse_selector(s: &str) -> Result<Selector, String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressArg {
-    /// Bars on a terminal, a line per site otherwise.
+    /// Bars when stderr is a terminal, lines otherwise.
     Auto,
-    /// A live line per running site (needs a terminal on stderr).
+    /// A live bar per running site, finished steps and sites printed above the bars
+    /// (lines when stderr is not a terminal).
     Bars,
-    /// A line per site as it finishes (for logs).
+    /// One line per change of state, for logs: a site starts, a service waited for
+    /// reaches each state (once, not once per poll), a step or a site ends (with its
+    /// duration).
     Lines,
-    /// Nothing.
+    /// No progress: only the results (plan's timing table left out too).
     None,
 }
 
@@ -481,7 +484,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout)]
     pub site_timeout: Duration,
 
-    /// Progress on stderr.
+    /// Progress on stderr (see the values).
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
 
@@ -624,7 +627,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout)]
     pub site_timeout: Duration,
 
-    /// Progress on stderr.
+    /// Progress on stderr (see the values).
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
 

@@ -92,22 +92,11 @@ pub fn validate(a: ValidateArgs) -> ExitCode {
 pub(crate) async fn with_progress<T>(
     arg: ProgressArg,
     total: usize,
-    work: impl AsyncFnOnce(&Progress) -> T,
+    work: impl AsyncFnOnce(&Arc<Progress>) -> T,
 ) -> T {
+    // The bars tick on their own (indicatif's steady tick).
     let progress = Arc::new(Progress::new(arg, total));
-    let ticker = progress.live().then(|| {
-        let p = progress.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                p.tick();
-            }
-        })
-    });
     let out = work(&progress).await;
-    if let Some(t) = ticker {
-        t.abort();
-    }
     progress.clear();
     out
 }
@@ -139,7 +128,7 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
         parallel: a.parallel,
         timeout: Some(a.site_timeout),
     };
-    let repo = with_progress(a.progress, sites.len(), async |p: &Progress| {
+    let repo = with_progress(a.progress, sites.len(), async |p: &Arc<Progress>| {
         let sink = |e: &SiteEvent<'_>| p.event(e);
         rollout::plan_sites(&state, &sites, &runner, &sources, opts, &sink).await
     })
@@ -215,7 +204,8 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
             Err(e) => eprintln!("error: {e}"),
         }
     }
-    if repo.sites.len() > 1 || repo.has_errors() {
+    // The table is progress (durations) for a person: `--progress none` is results only.
+    if (repo.sites.len() > 1 || repo.has_errors()) && a.progress != ProgressArg::None {
         eprint!("\n{}", report::table(&report::plan_rows(&repo)));
     }
     code

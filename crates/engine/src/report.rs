@@ -462,8 +462,17 @@ pub fn plan_rows(plan: &RepoPlan) -> Vec<Row> {
         .collect()
 }
 
-/// The summary rows of a rollout.
+/// The summary rows of a rollout: the changes and restarts that were done (a restart
+/// skipped by `--restart never`, a step not attempted or failed, a site not started
+/// count for nothing).
 pub fn rollout_rows(r: &crate::rollout::RolloutResult) -> Vec<Row> {
+    let done = |s: &crate::rollout::SiteResult, ty: &str| {
+        s.host_results
+            .iter()
+            .flat_map(|h| &h.steps)
+            .filter(|st| st.step_type == ty && st.status == crate::apply::StepStatus::Done)
+            .count()
+    };
     r.sites
         .iter()
         .map(|s| Row {
@@ -472,8 +481,8 @@ pub fn rollout_rows(r: &crate::rollout::RolloutResult) -> Vec<Row> {
             } else {
                 s.site.clone()
             },
-            changes: s.changes,
-            restarts: s.restarts,
+            changes: done(s, "change"),
+            restarts: done(s, "restart"),
             result: s.status.to_string(),
             duration: (s.status != crate::rollout::SiteStatus::NotStarted)
                 .then(|| Duration::from_millis(s.duration_ms)),
