@@ -95,6 +95,31 @@ pub enum Command {
     /// (Ctrl+C or SIGTERM). The accepted account is --user with the password from
     /// EXCTL_SIM_PASSWORD (default account CONTOSO\Administrator, password P@ssw0rd!).
     Sim(SimArgs),
+
+    /// Print a completion script for a shell, to be sourced or installed:
+    /// `exctl completions bash > /etc/bash_completion.d/exctl`,
+    /// `exctl completions zsh > "${fpath[1]}/_exctl"`,
+    /// `exctl completions fish > ~/.config/fish/completions/exctl.fish`,
+    /// `exctl completions powershell >> $PROFILE`.
+    Completions(CompletionsArgs),
+
+    /// Print the manual page (roff) of exctl or of one of its commands:
+    /// `exctl man | man -l -`, or `exctl man > /usr/local/share/man/man1/exctl.1`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command's own page (`exctl-apply(1)`) instead of exctl's.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

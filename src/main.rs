@@ -13,6 +13,7 @@ mod exec;
 mod exit;
 mod export;
 mod journal;
+mod manual;
 mod plan;
 mod progress;
 mod repo;
@@ -69,5 +70,7 @@ fn main() -> ExitCode {
         cli::Command::Sites(a) => repo::sites(a),
         cli::Command::Login(a) => repo::login(a),
         cli::Command::Logout(a) => repo::logout(a),
+        cli::Command::Completions(a) => manual::completions(a),
+        cli::Command::Man(a) => manual::man(a),
     }
 }
