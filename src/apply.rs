@@ -19,7 +19,7 @@ use exctl_engine::apply::{
 };
 use exctl_engine::plan::Step;
 use exctl_engine::planfile::PlanFile;
-use exctl_engine::render::{self, TextOptions};
+use exctl_engine::render::{self, TextOptions, for_people};
 use exctl_engine::report;
 use exctl_engine::rollout::{
     self, PlanOptions, RolloutOptions, RolloutResult, SiteEvent, SiteStatus,
@@ -245,7 +245,7 @@ fn host_lines(h: &engine::HostResult) -> String {
     {
         s.push_str(&format!("{}: {}\n", h.host, status_word(h.status)));
         if let Some(e) = &h.error {
-            s.push_str(&format!("  {e}\n"));
+            s.push_str(&format!("  {}\n", for_people(e)));
         }
         for st in &h.steps {
             match st.status {
@@ -253,7 +253,7 @@ fn host_lines(h: &engine::HostResult) -> String {
                     "  step {} ({}) failed: {}\n",
                     st.index,
                     st.description,
-                    st.error.as_deref().unwrap_or("")
+                    for_people(st.error.as_deref().unwrap_or(""))
                 )),
                 StepStatus::Unknown => {
                     s.push_str(&format!(

@@ -13,6 +13,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use exctl_engine::apply::{Event, StepStatus};
+use exctl_engine::render::for_people;
 use exctl_engine::report;
 use exctl_engine::rollout::{Phase, SiteEvent, SiteStatus};
 
@@ -285,7 +286,7 @@ impl Progress {
                         "[{}] ERROR after {}: {}",
                         plan.site,
                         secs(plan.duration),
-                        first_line(&err)
+                        first_line(&for_people(&err))
                     )
                 } else {
                     format!(
@@ -310,7 +311,8 @@ impl Progress {
                 let took = secs(Duration::from_millis(result.duration_ms));
                 let line = match (result.status, &result.error) {
                     (SiteStatus::Failed, Some(e)) => {
-                        format!("[{}] FAILED after {took}: {}", result.site, first_line(e))
+                        let e = for_people(e);
+                        format!("[{}] FAILED after {took}: {}", result.site, first_line(&e))
                     }
                     (SiteStatus::NothingToDo, _) => format!("[{}] no changes", result.site),
                     (s, _) => format!("[{}] {s} in {took}", result.site),
@@ -417,7 +419,7 @@ pub(crate) fn step_outcome(result: &exctl_engine::apply::StepResult) -> String {
         .duration_ms
         .map(|ms| secs(Duration::from_millis(ms)))
         .unwrap_or_default();
-    let error = result.error.as_deref().unwrap_or("(no error text)");
+    let error = for_people(result.error.as_deref().unwrap_or("(no error text)"));
     match result.status {
         StepStatus::Done => format!("done ({d})"),
         StepStatus::Failed => format!("FAILED after {d}: {error}"),

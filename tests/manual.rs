@@ -15,7 +15,10 @@ fn completions_for_each_shell_name_the_commands_and_their_flags() {
             assert!(script.contains(word), "{shell}: no {word}");
         }
     }
-    let out = exctl().args(["completions", "cmd.exe"]).output().expect("runs");
+    let out = exctl()
+        .args(["completions", "cmd.exe"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(64));
 }
 
@@ -25,7 +28,10 @@ fn the_manual_page_is_roff_for_exctl_and_each_command() {
     let page = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
     assert!(page.contains(".TH exctl 1"), "{page}");
-    assert!(page.contains("Keeps Microsoft Exchange 2010 servers"), "{page}");
+    assert!(
+        page.contains("Keeps Microsoft Exchange 2010 servers"),
+        "{page}"
+    );
     let out = exctl().args(["man", "apply"]).output().expect("runs");
     let page = text(&out.stdout);
     assert!(page.contains(".TH exctl-apply 1"), "{page}");

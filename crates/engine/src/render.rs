@@ -229,7 +229,7 @@ fn host_title(h: &HostPlan) -> String {
 fn text_host(h: &HostPlan, p: &Paint, out: &mut String) {
     let _ = writeln!(out, "{}", p.bold(&format!("Host {}", host_title(h))));
     for e in &h.errors {
-        let _ = writeln!(out, "  {} {e}", p.red("error:"));
+        let _ = writeln!(out, "  {} {}", p.red("error:"), for_people(e));
     }
     for w in &h.warnings {
         // Each says what it is ("capacity warning: ...").
@@ -316,6 +316,19 @@ pub fn text(plan: &Plan, opts: TextOptions) -> String {
     }
     let _ = writeln!(out, "{}", p.bold(&summary_line(plan)));
     out
+}
+
+/// The message of PowerShell 2.0's ActionPreferenceStopException before the error it
+/// wraps: every error of a cmdlet run with `-ErrorAction Stop` (as exctl's scripts run
+/// them) starts with it (see learn.microsoft.com/dotnet/api/
+/// system.management.automation.actionpreferencestopexception). It says nothing an
+/// administrator can act on.
+pub const STOP_PREFIX: &str = "Command execution stopped because the preference variable \"ErrorActionPreference\" or common parameter is set to Stop: ";
+
+/// An error from a server as a person reads it: without [`STOP_PREFIX`] (the JSON and
+/// the journal keep the text as the server said it).
+pub fn for_people(s: &str) -> String {
+    s.replace(STOP_PREFIX, "")
 }
 
 /// Escapes text for a markdown table cell or a summary line.
@@ -562,7 +575,7 @@ fn md_host(h: &HostPlan, out: &mut String) {
         md_escape(&host_title(h))
     );
     for e in &h.errors {
-        let _ = writeln!(out, "- ❌ {}", md_escape(e));
+        let _ = writeln!(out, "- ❌ {}", md_escape(&for_people(e)));
     }
     for w in &h.warnings {
         md_warning(w, out);
