@@ -453,12 +453,22 @@ async fn apply_journaled(
         journal.record("refused", json!({ "reason": msg }));
         1
     };
-    let passwords = match credentials::resolve(state, sites) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
+    // A host without a usable credential fails its own site (which counts against
+    // --max-failures like any site that cannot be planned); the others go on.
+    let resolved = match credentials::resolve_each(state, sites) {
+        Ok(r) => r,
+        // Only an unknown EXCTL_KEYRING: a usage error, nothing was done.
+        Err(e) => {
+            fail(&e);
+            return ExitStatus::Usage.code();
+        }
     };
-    let mut runner = WinRmRunner::new(passwords);
-    runner.insecure_skip_verify = a.insecure_skip_verify;
+    let mut winrm = WinRmRunner::new(resolved.passwords);
+    winrm.insecure_skip_verify = a.insecure_skip_verify;
+    let runner = credentials::WithCredentials {
+        inner: winrm,
+        missing: resolved.missing,
+    };
     if a.insecure_skip_verify {
         eprintln!("warning: TLS certificate verification is OFF for every host");
     }

@@ -112,15 +112,21 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
             return ExitStatus::Failure.into();
         }
     };
-    let passwords = match credentials::resolve(&state, &sites) {
-        Ok(p) => p,
+    // A host without a usable credential fails its own site; the others are planned.
+    let resolved = match credentials::resolve_each(&state, &sites) {
+        Ok(r) => r,
+        // Only an unknown EXCTL_KEYRING: a usage error, nothing was done.
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitStatus::Failure.into();
+            return ExitStatus::Usage.into();
         }
     };
-    let mut runner = WinRmRunner::new(passwords);
-    runner.insecure_skip_verify = a.insecure_skip_verify;
+    let mut winrm = WinRmRunner::new(resolved.passwords);
+    winrm.insecure_skip_verify = a.insecure_skip_verify;
+    let runner = credentials::WithCredentials {
+        inner: winrm,
+        missing: resolved.missing,
+    };
     if a.insecure_skip_verify {
         eprintln!("warning: TLS certificate verification is OFF for every host");
     }
