@@ -39,11 +39,15 @@ pub enum CredentialError {
     },
     #[error("cannot read the password from the terminal: {0}")]
     Prompt(std::io::Error),
+    /// An `EXCTL_KEYRING` exctl does not know (refused as plan and login refuse it).
+    #[error("{0}")]
+    Keyring(KeyringError),
 }
 
 /// Finds the password for `user`, trying the environment, then the keyring entry
 /// `entry`, then a prompt on the terminal.
 pub fn password(user: &str, entry: &str) -> Result<Secret, CredentialError> {
+    check_keyring_mode().map_err(CredentialError::Keyring)?;
     if let Ok(p) = std::env::var(PASSWORD_ENV)
         && !p.is_empty()
     {

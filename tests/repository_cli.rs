@@ -170,6 +170,23 @@ fn login_and_logout_without_a_usable_keyring_say_what_to_do() {
         );
     }
 
+    // exec refuses it too (with its own-failure code).
+    let out = run(
+        &[
+            "exec",
+            "--endpoint",
+            "http://127.0.0.1:1/wsman",
+            "--user",
+            "a",
+            "--",
+            "hostname",
+        ],
+        &[("EXCTL_KEYRING", "nonw"), ("EXCTL_PASSWORD", "x")],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(text(&out.stderr).contains("EXCTL_KEYRING=nonw is not a setting exctl knows"));
+
     // Logging out of an entry that is not there says so and exits 2 ("look at this");
     // where this machine has no usable keyring, that is what it says instead.
     let out = run(&["logout", "--entry", "exctl-test-never-stored"], &[], "");
