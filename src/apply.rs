@@ -19,7 +19,7 @@ use exctl_engine::apply::{
 };
 use exctl_engine::plan::Step;
 use exctl_engine::planfile::PlanFile;
-use exctl_engine::render::{self, TextOptions};
+use exctl_engine::render::{self, TextOptions, for_people};
 use exctl_engine::report;
 use exctl_engine::rollout::{
     self, PlanOptions, RolloutOptions, RolloutResult, SiteEvent, SiteStatus,
@@ -31,7 +31,7 @@ use serde_json::json;
 use crate::cli::{ApplyArgs, ApplyFormat, RestartArg};
 use crate::credentials;
 use crate::journal::{self, Journal};
-use crate::progress::Progress;
+use crate::progress::{Progress, SeenStates};
 
 /// Where progress goes: stdout for text, stderr when stdout carries JSON.
 #[derive(Clone, Copy)]
@@ -122,7 +122,9 @@ fn plan_file(paths: &[PathBuf]) -> Result<Option<(PathBuf, PlanFile)>, String> {
 }
 
 #[cfg_attr(not(feature = "sim"), allow(dead_code))]
-pub(crate) fn print_event(out: Out, e: &Event<'_>) {
+/// Prints apply's events for a person, one line per change of state (a service waited
+/// for is said once per state it goes through, not once per poll).
+pub(crate) fn print_event(out: Out, seen: &std::sync::Mutex<SeenStates>, e: &Event<'_>) {
     match e {
         Event::HostStarted { host, plan } => {
             out.line(&format!(
@@ -165,19 +167,24 @@ pub(crate) fn print_event(out: Out, e: &Event<'_>) {
             }
         }
         Event::Progress {
+            host,
             service,
             status,
             databases,
             elapsed,
             ..
         } => {
-            let dbs = databases
-                .map(|(m, t)| format!(", {m} of {t} databases mounted"))
-                .unwrap_or_default();
-            out.line(&format!(
-                "        waiting for {service}: {status}{dbs}, {} s",
-                elapsed.as_secs()
-            ));
+            let state = crate::progress::wait_state(status, *databases);
+            let new = seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .changed(&format!("{host} {service}"), &state);
+            if new {
+                out.line(&format!(
+                    "        {service}: {state} (after {})",
+                    report::duration(*elapsed)
+                ));
+            }
         }
         Event::Note { text, .. } => out.line(&format!("        note: {text}")),
         Event::StepFinished { result, total, .. } => {
@@ -239,7 +246,7 @@ fn host_lines(h: &engine::HostResult) -> String {
     {
         s.push_str(&format!("{}: {}\n", h.host, status_word(h.status)));
         if let Some(e) = &h.error {
-            s.push_str(&format!("  {e}\n"));
+            s.push_str(&format!("  {}\n", for_people(e)));
         }
         for st in &h.steps {
             match st.status {
@@ -247,7 +254,7 @@ fn host_lines(h: &engine::HostResult) -> String {
                     "  step {} ({}) failed: {}\n",
                     st.index,
                     st.description,
-                    st.error.as_deref().unwrap_or("")
+                    for_people(st.error.as_deref().unwrap_or(""))
                 )),
                 StepStatus::Unknown => {
                     s.push_str(&format!(
@@ -447,12 +454,22 @@ async fn apply_journaled(
         journal.record("refused", json!({ "reason": msg }));
         1
     };
-    let passwords = match credentials::resolve(state, sites) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
+    // A host without a usable credential fails its own site (which counts against
+    // --max-failures like any site that cannot be planned); the others go on.
+    let resolved = match credentials::resolve_each(state, sites) {
+        Ok(r) => r,
+        // Only an unknown EXCTL_KEYRING: a usage error, nothing was done.
+        Err(e) => {
+            fail(&e);
+            return ExitStatus::Usage.code();
+        }
     };
-    let mut runner = WinRmRunner::new(passwords);
-    runner.insecure_skip_verify = a.insecure_skip_verify;
+    let mut winrm = WinRmRunner::new(resolved.passwords);
+    winrm.insecure_skip_verify = a.insecure_skip_verify;
+    let runner = credentials::WithCredentials {
+        inner: winrm,
+        missing: resolved.missing,
+    };
     if a.insecure_skip_verify {
         eprintln!("warning: TLS certificate verification is OFF for every host");
     }
@@ -460,7 +477,7 @@ async fn apply_journaled(
         parallel: a.parallel,
         timeout: Some(a.site_timeout),
     };
-    let repo = crate::plan::with_progress(a.progress, sites.len(), async |p: &Progress| {
+    let repo = crate::plan::with_progress(a.progress, sites.len(), async |p: &Arc<Progress>| {
         let sink = |e: &SiteEvent<'_>| p.event(e);
         rollout::plan_sites(state, sites, &runner, sources, plan_opts, &sink).await
     })
@@ -469,6 +486,7 @@ async fn apply_journaled(
         color: !out.json
             && std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none(),
+        explain: a.explain,
     };
     let shown = if repo.sites.len() == 1 {
         render::text(&repo.plan(), text_opts)
@@ -594,7 +612,6 @@ async fn apply_journaled(
         "the terminal"
     };
     journal.record("confirmed", json!({ "by": confirmed_by }));
-    interrupt_handler(&opts.stop, journal);
     let rollout_opts = RolloutOptions {
         parallel: a.parallel,
         canary: a.canary,
@@ -603,24 +620,26 @@ async fn apply_journaled(
         plan_timeout: Some(a.site_timeout),
     };
     let saved_plan = saved.as_ref().map(|(_, pf)| pf);
-    let result = crate::plan::with_progress(a.progress, repo.sites.len(), async |p: &Progress| {
-        let sink = |e: &SiteEvent<'_>| {
-            journal_event(journal, e);
-            p.event(e)
-        };
-        rollout::apply_sites(
-            &repo,
-            state,
-            &runner,
-            sources,
-            &opts,
-            rollout_opts,
-            saved_plan,
-            &sink,
-        )
-        .await
-    })
-    .await;
+    let result =
+        crate::plan::with_progress(a.progress, repo.sites.len(), async |p: &Arc<Progress>| {
+            interrupt_handler(&opts.stop, journal, p);
+            let sink = |e: &SiteEvent<'_>| {
+                journal_event(journal, e);
+                p.event(e)
+            };
+            rollout::apply_sites(
+                &repo,
+                state,
+                &runner,
+                sources,
+                &opts,
+                rollout_opts,
+                saved_plan,
+                &sink,
+            )
+            .await
+        })
+        .await;
     if out.json {
         print_json(&result);
     } else {
@@ -675,27 +694,41 @@ fn journal_event(journal: &Journal, e: &SiteEvent<'_>) {
 /// From here on, Ctrl+C stops apply from starting another host or site, and lets the
 /// scripts under way finish (a script cut off half-way leaves its host in an unknown
 /// state); a second Ctrl+C exits at once, saying so.
-fn interrupt_handler(stop: &engine::StopRequest, journal: &Arc<Journal>) {
+fn interrupt_handler(stop: &engine::StopRequest, journal: &Arc<Journal>, progress: &Arc<Progress>) {
     let stop = stop.clone();
     let journal = journal.clone();
+    let progress = progress.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {
             return;
         }
         stop.request();
-        eprintln!(
-            "\ninterrupt: no other host or site will start; the hosts being changed now finish their scripts, so that none is left half-changed. Press Ctrl+C again to exit at once."
-        );
+        // Said at once, above the bars (a plain eprintln would be drawn over): what
+        // happens next, so that nobody presses again to find out.
+        progress.say(&interrupt_message(&progress.hosts_under_way()));
         journal.record("interrupted", json!({ "then": "no host or site starts" }));
         if tokio::signal::ctrl_c().await.is_err() {
             return;
         }
+        progress.clear();
         eprintln!(
             "aborted: the apply scripts under way may go on running on their hosts, with outcomes unknown here; run exctl plan to see what they did"
         );
         journal.record("aborted", json!({ "exit_code": 130 }));
         std::process::exit(i32::from(ExitStatus::Interrupted.code()));
     });
+}
+
+/// What the first Ctrl+C does, naming the hosts whose steps are under way.
+pub(crate) fn interrupt_message(hosts: &[String]) -> String {
+    if hosts.is_empty() {
+        "interrupt: nothing new starts; Ctrl+C again to abort".to_string()
+    } else {
+        format!(
+            "interrupt: finishing the steps under way on {} (so that none is left half-changed); nothing new starts; Ctrl+C again to abort",
+            hosts.join(", ")
+        )
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -722,8 +755,10 @@ fn rollout_report(r: &RolloutResult) -> String {
         sum.skipped
     ));
     let one = r.sites.len() == 1;
+    // Every site that ran, with every host's lines (verified, notes, pending restarts):
+    // the same lines as for one site, under a heading per site.
     for site in &r.sites {
-        let detailed = one || site.status == SiteStatus::Failed;
+        let detailed = one || site.status == SiteStatus::Failed || !site.host_results.is_empty();
         if !detailed {
             continue;
         }

@@ -102,6 +102,31 @@ pub enum Command {
     /// EXCTL_SIM_PASSWORD (default account CONTOSO\Administrator, password P@ssw0rd!).
     #[cfg(feature = "sim")]
     Sim(SimArgs),
+
+    /// Print a completion script for a shell, to be sourced or installed:
+    /// `exctl completions bash > /etc/bash_completion.d/exctl`,
+    /// `exctl completions zsh > "${fpath[1]}/_exctl"`,
+    /// `exctl completions fish > ~/.config/fish/completions/exctl.fish`,
+    /// `exctl completions powershell >> $PROFILE`.
+    Completions(CompletionsArgs),
+
+    /// Print the manual page (roff) of exctl or of one of its commands:
+    /// `exctl man | man -l -`, or `exctl man > /usr/local/share/man/man1/exctl.1`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command's own page (`exctl-apply(1)`) instead of exctl's.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 #[cfg(feature = "sim")]
@@ -292,7 +317,7 @@ pub enum PlanFormat {
     Text,
     /// For pull-request comments.
     Markdown,
-    /// For machines (format_version 1).
+    /// For machines (format_version 2).
     Json,
 }
 
@@ -338,13 +363,16 @@ fn parse_selector(s: &str) -> Result<Selector, String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressArg {
-    /// Bars on a terminal, a line per site otherwise.
+    /// Bars when stderr is a terminal, lines otherwise.
     Auto,
-    /// A live line per running site (needs a terminal on stderr).
+    /// A live bar per running site, finished steps and sites printed above the bars
+    /// (lines when stderr is not a terminal).
     Bars,
-    /// A line per site as it finishes (for logs).
+    /// One line per change of state, for logs: a site starts, a service waited for
+    /// reaches each state (once, not once per poll), a step or a site ends (with its
+    /// duration).
     Lines,
-    /// Nothing.
+    /// No progress: only the results (plan's timing table left out too).
     None,
 }
 
@@ -552,7 +580,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout)]
     pub site_timeout: Duration,
 
-    /// Progress on stderr.
+    /// Progress on stderr (see the values).
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
 
@@ -569,6 +597,10 @@ pub struct PlanArgs {
     /// The largest markdown comment, in bytes (GitHub allows 65536 characters).
     #[arg(long, value_name = "BYTES", default_value_t = exctl_engine::report::GITHUB_COMMENT_LIMIT)]
     pub markdown_max_bytes: usize,
+
+    /// Also say why the steps run in their order (once, after the plan).
+    #[arg(long)]
+    pub explain: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
@@ -651,6 +683,10 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub move_active_databases: bool,
 
+    /// Also say why the steps run in their order (once, after the plan).
+    #[arg(long)]
+    pub explain: bool,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = ApplyFormat::Text)]
     pub format: ApplyFormat,
@@ -687,7 +723,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout)]
     pub site_timeout: Duration,
 
-    /// Progress on stderr.
+    /// Progress on stderr (see the values).
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
 

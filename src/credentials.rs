@@ -13,9 +13,12 @@
 //! variable `EXCTL_SECRET_NAME` (CI runners, which have secrets but no keyring).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::io::IsTerminal;
+use std::pin::Pin;
 
 use exctl_engine::desired::{DesiredState, HostSpec, SiteSpec};
+use exctl_engine::observe::{LineSink, RunError, Runner, ScriptOutput};
 use exctl_manifest::CredentialRef;
 use exctl_secret::Secret;
 
@@ -36,24 +39,28 @@ pub enum CredentialError {
     },
     #[error("cannot read the password from the terminal: {0}")]
     Prompt(std::io::Error),
+    /// An `EXCTL_KEYRING` exctl does not know (refused as plan and login refuse it).
+    #[error("{0}")]
+    Keyring(KeyringError),
 }
 
 /// Finds the password for `user`, trying the environment, then the keyring entry
 /// `entry`, then a prompt on the terminal.
 pub fn password(user: &str, entry: &str) -> Result<Secret, CredentialError> {
+    check_keyring_mode().map_err(CredentialError::Keyring)?;
     if let Ok(p) = std::env::var(PASSWORD_ENV)
         && !p.is_empty()
     {
         return Ok(Secret::new(p));
     }
-    let keyring_note =
-        match keyring::Entry::new(KEYRING_SERVICE, entry).and_then(|e| e.get_password()) {
-            Ok(p) => return Ok(Secret::new(p)),
-            Err(keyring::Error::NoEntry) => String::new(),
-            // A keyring that is not there (a headless server without a secret service) is
-            // not an error in itself: the next source may have the password.
-            Err(e) => format!(" (the keyring is not usable here: {e})"),
-        };
+    // The same keyring as plan's and login's (EXCTL_KEYRING included).
+    let keyring_note = match keyring_get(entry) {
+        Ok(p) => return Ok(p),
+        Err(KeyringError::NoEntry(_)) => String::new(),
+        // A keyring that is not there (a headless server without a secret service) is
+        // not an error in itself: the next source may have the password.
+        Err(e) => format!(" ({e})"),
+    };
     if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
         let p = rpassword::prompt_password(format!("Password for {user}: "))
             .map_err(CredentialError::Prompt)?;
@@ -91,7 +98,18 @@ pub fn keyring_env_var(name: &str) -> String {
 fn keyring_mode() -> Option<String> {
     std::env::var(KEYRING_ENV)
         .ok()
-        .map(|v| v.to_ascii_lowercase())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+}
+
+/// `EXCTL_KEYRING` is unset, `none` or `env`: any other value is refused rather than
+/// read as "the OS keyring" (a typo such as `EXCTL_KEYRING=nonw` on a CI runner would
+/// otherwise try a keyring that is not there, or store where nobody looks).
+pub fn check_keyring_mode() -> Result<(), KeyringError> {
+    match keyring_mode().as_deref() {
+        None | Some("none") | Some("env") => Ok(()),
+        Some(other) => Err(KeyringError::UnknownMode(other.to_string())),
+    }
 }
 
 /// What to do when the keyring cannot be used.
@@ -112,6 +130,11 @@ pub enum KeyringError {
     /// `EXCTL_KEYRING=env` and the variable is not set.
     #[error("{KEYRING_ENV}=env, and {0} is not set")]
     NoVariable(String),
+    /// `EXCTL_KEYRING` has a value exctl does not know.
+    #[error(
+        "{KEYRING_ENV}={0} is not a setting exctl knows: leave it unset for the OS keyring, or set it to none (no keyring) or env (entries from EXCTL_SECRET_* variables)"
+    )]
+    UnknownMode(String),
     /// `EXCTL_KEYRING=env`: nothing can be stored.
     #[error(
         "{KEYRING_ENV}=env reads keyring entries from the environment: nothing can be stored or removed"
@@ -120,6 +143,7 @@ pub enum KeyringError {
 }
 
 fn keyring_entry(name: &str) -> Result<keyring::Entry, KeyringError> {
+    check_keyring_mode()?;
     match keyring_mode().as_deref() {
         Some("none") => return Err(KeyringError::Disabled),
         Some("env") => return Err(KeyringError::ReadOnly),
@@ -143,6 +167,7 @@ fn unavailable(name: &str, e: keyring::Error) -> KeyringError {
 /// Whether exctl may store entries at all (`EXCTL_KEYRING` says neither `none` nor
 /// `env`), checked before asking for a password that could not be stored.
 pub fn keyring_writable() -> Result<(), KeyringError> {
+    check_keyring_mode()?;
     match keyring_mode().as_deref() {
         Some("none") => Err(KeyringError::Disabled),
         Some("env") => Err(KeyringError::ReadOnly),
@@ -152,6 +177,7 @@ pub fn keyring_writable() -> Result<(), KeyringError> {
 
 /// The password stored under `name`.
 pub fn keyring_get(name: &str) -> Result<Secret, KeyringError> {
+    check_keyring_mode()?;
     if keyring_mode().as_deref() == Some("env") {
         let var = keyring_env_var(name);
         return match std::env::var(&var) {
@@ -236,9 +262,51 @@ pub fn resolve(
     resolve_hosts(&hosts)
 }
 
+/// The passwords found, and why the others were not, by upper-case host name.
+pub struct Resolved {
+    /// The passwords found.
+    pub passwords: HashMap<String, Secret>,
+    /// For each host without a usable credential, what is wrong and what to do.
+    pub missing: HashMap<String, String>,
+}
+
+/// Like [`resolve`], but a host without a usable credential fails alone (its site
+/// cannot be planned, the others go on): `Err` only when nothing can be read at all
+/// (an unknown `EXCTL_KEYRING`).
+pub fn resolve_each(state: &DesiredState, sites: &[&SiteSpec]) -> Result<Resolved, String> {
+    check_keyring_mode().map_err(|e| e.to_string())?;
+    let hosts: Vec<(&HostSpec, &str)> = sites
+        .iter()
+        .flat_map(|site| {
+            state
+                .planned_hosts(site)
+                .into_iter()
+                .map(|h| (h, site.name.as_str()))
+        })
+        .collect();
+    Ok(resolve_hosts_each(&hosts))
+}
+
 /// [`resolve`] for given hosts, each with its site's name (for `exctl export`, whose
 /// host may have nothing to plan).
 pub fn resolve_hosts(hosts: &[(&HostSpec, &str)]) -> Result<HashMap<String, Secret>, String> {
+    check_keyring_mode().map_err(|e| e.to_string())?;
+    let r = resolve_hosts_each(hosts);
+    if r.missing.is_empty() {
+        return Ok(r.passwords);
+    }
+    // One message per reference, however many hosts share it.
+    let mut problems: Vec<&String> = r.missing.values().collect();
+    problems.sort();
+    problems.dedup();
+    Err(problems
+        .into_iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+fn resolve_hosts_each(hosts: &[(&HostSpec, &str)]) -> Resolved {
     // Each distinct reference, with who uses it. `prompt` is one per account.
     let mut refs: BTreeMap<String, (Option<CredentialRef>, Users)> = BTreeMap::new();
     for &(host, site) in hosts {
@@ -260,8 +328,7 @@ pub fn resolve_hosts(hosts: &[(&HostSpec, &str)]) -> Result<HashMap<String, Secr
         entry.1.hosts.push(host.name.clone());
         entry.1.sites.push(site.to_string());
     }
-    let mut by_ref: HashMap<String, Secret> = HashMap::new();
-    let mut problems = Vec::new();
+    let mut by_ref: HashMap<String, Result<Secret, String>> = HashMap::new();
     for (id, (cred, users)) in &refs {
         let got = match cred {
             Some(CredentialRef::Env(var)) => match std::env::var(var) {
@@ -273,11 +340,16 @@ pub fn resolve_hosts(hosts: &[(&HostSpec, &str)]) -> Result<HashMap<String, Secr
             },
             Some(CredentialRef::Keyring(name)) => match keyring_get(name) {
                 Ok(s) => Ok(s),
+                Err(e @ KeyringError::UnknownMode(_)) => Err(e.to_string()),
                 Err(e) if on_terminal() => {
-                    eprintln!(
-                        "note: {e}; asking instead (store it with: exctl login {})",
-                        users.site()
-                    );
+                    // Suggest `exctl login` only where it can work (as login says).
+                    match &e {
+                        KeyringError::NoEntry(_) => eprintln!(
+                            "note: {e}; asking instead (store it with: exctl login {})",
+                            users.site()
+                        ),
+                        _ => eprintln!("note: {e}; asking instead ({KEYRING_UNAVAILABLE_HINT})"),
+                    }
                     prompt(&format!(
                         "Password for {} (keyring:{name}, {}): ",
                         users.user,
@@ -321,25 +393,66 @@ pub fn resolve_hosts(hosts: &[(&HostSpec, &str)]) -> Result<HashMap<String, Secr
                 users.describe()
             )),
         };
-        match got {
-            Ok(s) => {
-                by_ref.insert(id.clone(), s);
-            }
-            Err(e) => problems.push(e),
-        }
+        by_ref.insert(id.clone(), got);
     }
-    if !problems.is_empty() {
-        return Err(problems.join("\n"));
-    }
-    let mut out = HashMap::new();
+    let mut out = Resolved {
+        passwords: HashMap::new(),
+        missing: HashMap::new(),
+    };
     for (id, (_, users)) in &refs {
-        if let Some(s) = by_ref.get(id) {
-            for h in &users.hosts {
-                out.insert(h.to_ascii_uppercase(), s.clone());
+        for h in &users.hosts {
+            match by_ref.get(id) {
+                Some(Ok(s)) => {
+                    out.passwords.insert(h.to_ascii_uppercase(), s.clone());
+                }
+                Some(Err(e)) => {
+                    out.missing.insert(h.to_ascii_uppercase(), e.clone());
+                }
+                None => {}
             }
         }
     }
-    Ok(out)
+    out
+}
+
+/// A [`Runner`] whose hosts without a usable credential fail with the reason (their
+/// site cannot be planned; the other sites go on), the others run on `inner`.
+pub struct WithCredentials<R> {
+    /// The runner of the hosts that have a password.
+    pub inner: R,
+    /// Why each host (upper-case name) has none.
+    pub missing: HashMap<String, String>,
+}
+
+impl<R: Runner> Runner for WithCredentials<R> {
+    fn run<'a>(
+        &'a self,
+        host: &'a HostSpec,
+        script: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>> {
+        match self.missing.get(&host.name.to_ascii_uppercase()) {
+            Some(why) => {
+                let e = RunError::new(why.clone());
+                Box::pin(async move { Err(e) })
+            }
+            None => self.inner.run(host, script),
+        }
+    }
+
+    fn run_streaming<'a>(
+        &'a self,
+        host: &'a HostSpec,
+        script: &'a str,
+        on_line: LineSink<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>> {
+        match self.missing.get(&host.name.to_ascii_uppercase()) {
+            Some(why) => {
+                let e = RunError::new(why.clone());
+                Box::pin(async move { Err(e) })
+            }
+            None => self.inner.run_streaming(host, script, on_line),
+        }
+    }
 }
 
 fn prompt(text: &str) -> Result<Secret, String> {

@@ -24,6 +24,7 @@ use exctl_sim::{RunningSim, SimConfig, SimState};
 
 use crate::apply::{Out, print_event, text_report};
 use crate::cli::DemoArgs;
+use crate::progress::SeenStates;
 
 /// The password of the simulated account; it exists only inside this process.
 const DEMO_PASSWORD: &str = "Demo-Only-Pa55!";
@@ -103,7 +104,16 @@ pub async fn run(a: DemoArgs) -> ExitCode {
 
     banner("exctl plan");
     let plan = exctl_engine::observe::plan(&state, &runner, &sources, 8).await;
-    print!("{}", render::text(&plan, TextOptions { color: color() }));
+    print!(
+        "{}",
+        render::text(
+            &plan,
+            TextOptions {
+                color: color(),
+                explain: false,
+            }
+        )
+    );
     if plan.has_errors() {
         return ExitStatus::Failure.into();
     }
@@ -112,7 +122,8 @@ pub async fn run(a: DemoArgs) -> ExitCode {
     let mut opts = ApplyOptions::new(Arc::new(FixedClock(12 * 60)));
     opts.poll_interval = std::time::Duration::from_secs(2);
     let out = Out { json: false };
-    let sink = move |e: &exctl_engine::apply::Event<'_>| print_event(out, e);
+    let seen = std::sync::Mutex::new(SeenStates::default());
+    let sink = move |e: &exctl_engine::apply::Event<'_>| print_event(out, &seen, e);
     let mut result =
         match exctl_engine::apply::apply(&plan, &state.hosts, &runner, &opts, &sink).await {
             Ok(r) => r,
@@ -126,7 +137,16 @@ pub async fn run(a: DemoArgs) -> ExitCode {
     print!("{}", text_report(&result));
 
     banner("exctl plan (again)");
-    print!("{}", render::text(&fresh, TextOptions { color: color() }));
+    print!(
+        "{}",
+        render::text(
+            &fresh,
+            TextOptions {
+                color: color(),
+                explain: false,
+            }
+        )
+    );
     for sim in sims {
         sim.shutdown().await;
     }

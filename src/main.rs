@@ -15,6 +15,7 @@ mod exec_psrp;
 mod exit;
 mod export;
 mod journal;
+mod manual;
 mod plan;
 mod progress;
 mod repo;
@@ -76,5 +77,7 @@ fn main() -> ExitCode {
         cli::Command::Login(a) => repo::login(a),
         cli::Command::Logout(a) => repo::logout(a),
         cli::Command::Unlock(a) => runtime.block_on(unlock::run(a)),
+        cli::Command::Completions(a) => manual::completions(a),
+        cli::Command::Man(a) => manual::man(a),
     }
 }

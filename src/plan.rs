@@ -92,22 +92,11 @@ pub fn validate(a: ValidateArgs) -> ExitCode {
 pub(crate) async fn with_progress<T>(
     arg: ProgressArg,
     total: usize,
-    work: impl AsyncFnOnce(&Progress) -> T,
+    work: impl AsyncFnOnce(&Arc<Progress>) -> T,
 ) -> T {
+    // The bars tick on their own (indicatif's steady tick).
     let progress = Arc::new(Progress::new(arg, total));
-    let ticker = progress.live().then(|| {
-        let p = progress.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                p.tick();
-            }
-        })
-    });
     let out = work(&progress).await;
-    if let Some(t) = ticker {
-        t.abort();
-    }
     progress.clear();
     out
 }
@@ -123,15 +112,21 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
             return ExitStatus::Failure.into();
         }
     };
-    let passwords = match credentials::resolve(&state, &sites) {
-        Ok(p) => p,
+    // A host without a usable credential fails its own site; the others are planned.
+    let resolved = match credentials::resolve_each(&state, &sites) {
+        Ok(r) => r,
+        // Only an unknown EXCTL_KEYRING: a usage error, nothing was done.
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitStatus::Failure.into();
+            return ExitStatus::Usage.into();
         }
     };
-    let mut runner = WinRmRunner::new(passwords);
-    runner.insecure_skip_verify = a.insecure_skip_verify;
+    let mut winrm = WinRmRunner::new(resolved.passwords);
+    winrm.insecure_skip_verify = a.insecure_skip_verify;
+    let runner = credentials::WithCredentials {
+        inner: winrm,
+        missing: resolved.missing,
+    };
     if a.insecure_skip_verify {
         eprintln!("warning: TLS certificate verification is OFF for every host");
     }
@@ -139,7 +134,7 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
         parallel: a.parallel,
         timeout: Some(a.site_timeout),
     };
-    let repo = with_progress(a.progress, sites.len(), async |p: &Progress| {
+    let repo = with_progress(a.progress, sites.len(), async |p: &Arc<Progress>| {
         let sink = |e: &SiteEvent<'_>| p.event(e);
         rollout::plan_sites(&state, &sites, &runner, &sources, opts, &sink).await
     })
@@ -154,12 +149,14 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
             &repo.plan(),
             TextOptions {
                 color: color_stdout(),
+                explain: a.explain,
             },
         ),
         PlanFormat::Text => report::text(
             &repo,
             TextOptions {
                 color: color_stdout(),
+                explain: a.explain,
             },
         ),
         PlanFormat::Markdown => report::markdown(&repo, &md_opts),
@@ -213,7 +210,8 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
             Err(e) => eprintln!("error: {e}"),
         }
     }
-    if repo.sites.len() > 1 || repo.has_errors() {
+    // The table is progress (durations) for a person: `--progress none` is results only.
+    if (repo.sites.len() > 1 || repo.has_errors()) && a.progress != ProgressArg::None {
         eprint!("\n{}", report::table(&report::plan_rows(&repo)));
     }
     code

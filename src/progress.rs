@@ -1,13 +1,19 @@
-//! Progress of a run over many sites, on stderr: on a terminal a live line per running
-//! site under the lines already finished (a simple redraw, no dependency), elsewhere one
-//! line per site event for logs. Only what the engine reports is shown: host errors and
-//! step results, which never carry a credential (see `crates/engine/src/apply.rs`).
+//! Progress of a run over many sites, on stderr: on a terminal a live bar per running
+//! site under the lines already finished (indicatif's `MultiProgress`, which sizes the
+//! bars to the terminal, redraws them and prints finished lines above them), elsewhere
+//! one line per change of state for logs: a site starts, a service waited for changes
+//! state (once per state, never once per poll), a step or a site ends, with its
+//! duration. Only what the engine reports is shown: host errors and step results, which
+//! never carry a credential (see `crates/engine/src/apply.rs`).
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use exctl_engine::apply::{Event, StepStatus};
+use exctl_engine::render::for_people;
 use exctl_engine::report;
 use exctl_engine::rollout::{Phase, SiteEvent, SiteStatus};
 
@@ -23,43 +29,27 @@ enum Mode {
 struct Running {
     site: String,
     phase: Phase,
-    detail: String,
-    since: Instant,
+    bar: ProgressBar,
 }
 
 struct Inner {
     running: Vec<Running>,
-    drawn: usize,
     total: usize,
     finished: usize,
     failed: usize,
-    tick: usize,
+    /// The last state said of each service waited for, so each is said once.
+    seen: SeenStates,
+    /// The hosts whose steps are under way, in the order they started.
+    busy: Vec<String>,
 }
 
 /// The progress display of one run.
 pub struct Progress {
     mode: Mode,
+    multi: MultiProgress,
+    /// The line under the bars: how many sites finished.
+    status: Option<ProgressBar>,
     inner: Mutex<Inner>,
-}
-
-const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-
-fn width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse::<usize>().ok())
-        .filter(|w| *w >= 40)
-        .unwrap_or(100)
-}
-
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut c: String = s.chars().take(max.saturating_sub(1)).collect();
-        c.push('…');
-        c
-    }
 }
 
 /// Progress is one line per event: the rest of a message (a hint) is in the report.
@@ -69,6 +59,43 @@ fn first_line(s: &str) -> &str {
 
 fn secs(d: Duration) -> String {
     report::duration(d)
+}
+
+/// The states of the services waited for, as last said: a restart polls every few
+/// seconds, and a log wants a line when the state changes, not one per poll.
+#[derive(Default)]
+pub(crate) struct SeenStates(Vec<(String, String)>);
+
+impl SeenStates {
+    /// Whether `state` is new for `key` (and remembers it).
+    pub(crate) fn changed(&mut self, key: &str, state: &str) -> bool {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, s)) if s == state => false,
+            Some((_, s)) => {
+                *s = state.to_string();
+                true
+            }
+            None => {
+                self.0.push((key.to_string(), state.to_string()));
+                true
+            }
+        }
+    }
+}
+
+/// `StartPending, 0 of 1 databases mounted`: what a waited-for service is at.
+pub(crate) fn wait_state(status: &str, databases: Option<(usize, usize)>) -> String {
+    let dbs = databases
+        .map(|(m, t)| format!(", {m} of {t} databases mounted"))
+        .unwrap_or_default();
+    format!("{status}{dbs}")
+}
+
+fn bar_style() -> ProgressStyle {
+    // `{wide_msg}` takes the rest of the line and is cut to the terminal's width.
+    ProgressStyle::with_template("  {spinner} {prefix}  {elapsed:>4}  {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
 }
 
 impl Progress {
@@ -83,30 +110,42 @@ impl Progress {
             ProgressArg::Bars => Mode::Lines,
             ProgressArg::None => Mode::Off,
         };
-        Progress {
+        let multi = if mode == Mode::Bars {
+            MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
+        } else {
+            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+        };
+        let status = (mode == Mode::Bars).then(|| {
+            let s = multi.add(ProgressBar::new_spinner());
+            s.set_style(
+                ProgressStyle::with_template("  {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            s
+        });
+        let p = Progress {
             mode,
+            multi,
+            status,
             inner: Mutex::new(Inner {
                 running: Vec::new(),
-                drawn: 0,
                 total,
                 finished: 0,
                 failed: 0,
-                tick: 0,
+                seen: SeenStates::default(),
+                busy: Vec::new(),
             }),
-        }
-    }
-
-    /// Whether the display redraws (and wants [`Progress::tick`] called).
-    pub fn live(&self) -> bool {
-        self.mode == Mode::Bars
+        };
+        p.update_status(&p.lock());
+        p
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Prints a finished line (above the live lines on a terminal).
-    fn emit(&self, inner: &mut Inner, line: &str) {
+    /// Prints a line (above the bars on a terminal).
+    pub fn line(&self, line: &str) {
         match self.mode {
             Mode::Off => {}
             Mode::Lines => {
@@ -114,81 +153,130 @@ impl Progress {
                 let _ = writeln!(e, "{line}");
             }
             Mode::Bars => {
-                let mut e = std::io::stderr().lock();
-                erase(&mut e, inner.drawn);
-                inner.drawn = 0;
-                let _ = writeln!(e, "{line}");
-                draw(&mut e, inner);
+                let _ = self.multi.println(line);
             }
         }
     }
 
-    /// Redraws the live lines (elapsed times move on).
-    pub fn tick(&self) {
-        if self.mode != Mode::Bars {
-            return;
+    /// Says something that must be read whatever `--progress` is (the Ctrl+C message):
+    /// above the bars on a terminal, a plain line otherwise.
+    pub fn say(&self, line: &str) {
+        if self.mode == Mode::Bars {
+            let _ = self.multi.println(line);
+        } else {
+            let mut e = std::io::stderr().lock();
+            let _ = writeln!(e, "{line}");
         }
-        let mut inner = self.lock();
-        inner.tick += 1;
-        let mut e = std::io::stderr().lock();
-        erase(&mut e, inner.drawn);
-        draw(&mut e, &mut inner);
     }
 
-    /// Removes the live lines, before the results are printed.
+    /// The hosts whose steps are under way (for the Ctrl+C message).
+    pub fn hosts_under_way(&self) -> Vec<String> {
+        self.lock().busy.clone()
+    }
+
+    /// Removes the bars, before the results are printed.
     pub fn clear(&self) {
         if self.mode != Mode::Bars {
             return;
         }
         let mut inner = self.lock();
-        let mut e = std::io::stderr().lock();
-        erase(&mut e, inner.drawn);
-        inner.drawn = 0;
-        inner.running.clear();
+        for r in inner.running.drain(..) {
+            r.bar.finish_and_clear();
+            self.multi.remove(&r.bar);
+        }
+        if let Some(s) = &self.status {
+            s.finish_and_clear();
+        }
+        let _ = self.multi.clear();
     }
 
-    fn set(&self, inner: &mut Inner, site: &str, phase: Phase, detail: String) {
-        match inner.running.iter_mut().find(|r| r.site == site) {
-            Some(r) => {
-                if r.phase != phase {
-                    r.since = Instant::now();
+    fn update_status(&self, inner: &Inner) {
+        if let Some(s) = &self.status {
+            s.set_message(format!(
+                "{}/{} sites finished, {} running{}",
+                inner.finished,
+                inner.total,
+                inner.running.len(),
+                if inner.failed > 0 {
+                    format!(", {} failed", inner.failed)
+                } else {
+                    String::new()
                 }
-                r.phase = phase;
-                r.detail = detail;
-            }
-            None => inner.running.push(Running {
-                site: site.to_string(),
-                phase,
-                detail,
-                since: Instant::now(),
-            }),
+            ));
         }
     }
 
+    /// Shows `detail` on the bar of `site` (started when it has none), its clock set
+    /// back when the phase changes.
+    fn set(&self, inner: &mut Inner, site: &str, phase: Phase, detail: String) {
+        if self.mode != Mode::Bars {
+            return;
+        }
+        match inner.running.iter_mut().find(|r| r.site == site) {
+            Some(r) => {
+                if r.phase != phase {
+                    r.phase = phase;
+                    r.bar.reset_elapsed();
+                }
+                r.bar.set_message(format!("{phase} {detail}"));
+            }
+            None => {
+                let bar = match &self.status {
+                    Some(s) => self.multi.insert_before(s, ProgressBar::new_spinner()),
+                    None => self.multi.add(ProgressBar::new_spinner()),
+                };
+                bar.set_style(bar_style());
+                bar.set_prefix(site.to_string());
+                bar.set_message(format!("{phase} {detail}"));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                inner.running.push(Running {
+                    site: site.to_string(),
+                    phase,
+                    bar,
+                });
+            }
+        }
+        self.update_status(inner);
+    }
+
     fn done(&self, inner: &mut Inner, site: &str, failed: bool) {
-        inner.running.retain(|r| r.site != site);
+        if let Some(i) = inner.running.iter().position(|r| r.site == site) {
+            let r = inner.running.remove(i);
+            r.bar.finish_and_clear();
+            self.multi.remove(&r.bar);
+        }
         inner.finished += 1;
         if failed {
             inner.failed += 1;
         }
+        self.update_status(inner);
     }
 
     /// Shows what the engine reported.
     pub fn event(&self, e: &SiteEvent<'_>) {
+        let mut inner = self.lock();
+        // Which hosts are under way, in every mode (the Ctrl+C message names them).
+        match e {
+            SiteEvent::Apply {
+                event: Event::HostStarted { host, .. },
+                ..
+            } => inner.busy.push(host.to_string()),
+            SiteEvent::Apply {
+                event: Event::HostFinished { result },
+                ..
+            } => inner.busy.retain(|h| *h != result.host),
+            _ => {}
+        }
         if self.mode == Mode::Off {
             return;
         }
-        let mut inner = self.lock();
         match e {
             SiteEvent::Started { site, phase, hosts } => {
                 let detail = format!("{hosts} host{}", if *hosts == 1 { "" } else { "s" });
-                self.set(&mut inner, site, *phase, detail);
                 if self.mode == Mode::Lines && *phase != Phase::Plan {
-                    let line = format!("[{site}] {phase}");
-                    self.emit(&mut inner, &line);
-                } else {
-                    self.redraw(&mut inner);
+                    self.line(&format!("[{site}] {phase}: {detail}"));
                 }
+                self.set(&mut inner, site, *phase, detail);
             }
             SiteEvent::Planned { plan } => {
                 let failed = plan.has_errors();
@@ -198,7 +286,7 @@ impl Progress {
                         "[{}] ERROR after {}: {}",
                         plan.site,
                         secs(plan.duration),
-                        first_line(&err)
+                        first_line(&for_people(&err))
                     )
                 } else {
                     format!(
@@ -211,7 +299,7 @@ impl Progress {
                         if plan.restarts() == 1 { "" } else { "s" }
                     )
                 };
-                self.emit(&mut inner, &line);
+                self.line(&line);
             }
             SiteEvent::Apply { site, event } => self.apply_event(&mut inner, site, event),
             SiteEvent::Finished { result } => {
@@ -223,27 +311,18 @@ impl Progress {
                 let took = secs(Duration::from_millis(result.duration_ms));
                 let line = match (result.status, &result.error) {
                     (SiteStatus::Failed, Some(e)) => {
-                        format!("[{}] FAILED after {took}: {}", result.site, first_line(e))
+                        let e = for_people(e);
+                        format!("[{}] FAILED after {took}: {}", result.site, first_line(&e))
                     }
                     (SiteStatus::NothingToDo, _) => format!("[{}] no changes", result.site),
                     (s, _) => format!("[{}] {s} in {took}", result.site),
                 };
-                self.emit(&mut inner, &line);
+                self.line(&line);
             }
             SiteEvent::NotStarted { site, reason } => {
-                let line = format!("[{site}] not started: {reason}");
-                self.emit(&mut inner, &line);
+                self.line(&format!("[{site}] not started: {reason}"));
             }
         }
-    }
-
-    fn redraw(&self, inner: &mut Inner) {
-        if self.mode != Mode::Bars {
-            return;
-        }
-        let mut e = std::io::stderr().lock();
-        erase(&mut e, inner.drawn);
-        draw(&mut e, inner);
     }
 
     fn apply_event(&self, inner: &mut Inner, site: &str, e: &Event<'_>) {
@@ -304,74 +383,34 @@ impl Progress {
                 elapsed,
                 ..
             } => {
-                let dbs = databases
-                    .map(|(m, t)| format!(", {m} of {t} databases mounted"))
-                    .unwrap_or_default();
-                let text = format!(
-                    "{host} waiting for {service}: {status}{dbs}, {} s",
-                    elapsed.as_secs()
-                );
+                let state = wait_state(status, *databases);
                 if self.mode == Mode::Bars {
-                    self.set(inner, site, Phase::Apply, text);
+                    self.set(
+                        inner,
+                        site,
+                        Phase::Apply,
+                        format!("{host} waiting for {service}: {state}"),
+                    );
                     None
+                } else if inner
+                    .seen
+                    .changed(&format!("{site} {host} {service}"), &state)
+                {
+                    Some(format!(
+                        "[{site}] {host} {service}: {state} (after {})",
+                        secs(*elapsed)
+                    ))
                 } else {
-                    Some(format!("[{site}] {text}"))
+                    None
                 }
             }
             Event::Note { host, text, .. } => Some(format!("[{site}] {host}: note: {text}")),
             Event::HostFinished { .. } => None,
         };
-        match line {
-            Some(l) => self.emit(inner, &l),
-            None => self.redraw(inner),
+        if let Some(l) = line {
+            self.line(&l);
         }
     }
-}
-
-fn erase(e: &mut impl Write, lines: usize) {
-    if lines > 0 {
-        // Up to the first live line, then clear to the end of the screen.
-        let _ = write!(e, "\x1b[{lines}A\r\x1b[J");
-    }
-}
-
-fn draw(e: &mut impl Write, inner: &mut Inner) {
-    let w = width();
-    let name_w = inner
-        .running
-        .iter()
-        .map(|r| r.site.chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(24);
-    let spin = SPINNER[inner.tick % SPINNER.len()];
-    let mut n = 0;
-    for r in &inner.running {
-        let line = format!(
-            "  {spin} {:<name_w$}  {:>7}  {} {}",
-            cut(&r.site, name_w),
-            secs(r.since.elapsed()),
-            r.phase,
-            r.detail
-        );
-        let _ = writeln!(e, "{}", cut(&line, w.saturating_sub(1)));
-        n += 1;
-    }
-    let status = format!(
-        "  {}/{} sites finished, {} running{}",
-        inner.finished,
-        inner.total,
-        inner.running.len(),
-        if inner.failed > 0 {
-            format!(", {} failed", inner.failed)
-        } else {
-            String::new()
-        }
-    );
-    let _ = writeln!(e, "{}", cut(&status, w.saturating_sub(1)));
-    n += 1;
-    let _ = e.flush();
-    inner.drawn = n;
 }
 
 /// How a finished step reads in progress lines: `done (1.2 s)`, `FAILED after 3.0 s: ...`.
@@ -380,7 +419,7 @@ pub(crate) fn step_outcome(result: &exctl_engine::apply::StepResult) -> String {
         .duration_ms
         .map(|ms| secs(Duration::from_millis(ms)))
         .unwrap_or_default();
-    let error = result.error.as_deref().unwrap_or("(no error text)");
+    let error = for_people(result.error.as_deref().unwrap_or("(no error text)"));
     match result.status {
         StepStatus::Done => format!("done ({d})"),
         StepStatus::Failed => format!("FAILED after {d}: {error}"),

@@ -182,6 +182,11 @@ fn read_password(a: &LoginArgs, name: &str, hosts: &[String]) -> Result<Secret, 
 
 fn keyring_failure(e: &KeyringError) -> ExitCode {
     match e {
+        // A value of EXCTL_KEYRING exctl does not know: a usage error, nothing done.
+        KeyringError::UnknownMode(_) => {
+            eprintln!("error: {e}");
+            ExitStatus::Usage.into()
+        }
         KeyringError::NoEntry(_) | KeyringError::NoVariable(_) | KeyringError::ReadOnly => {
             fail(&e.to_string())
         }
@@ -220,12 +225,24 @@ pub fn logout(a: LoginArgs) -> ExitCode {
         Ok(e) => e,
         Err(code) => return code,
     };
+    // Nothing to remove is not a failure, but worth a look (a mistyped entry, another
+    // machine's keyring): exit 2, as the README's table has it for "look at this".
+    let mut absent = 0;
     for name in entries.keys() {
         match credentials::keyring_delete(name) {
             Ok(true) => eprintln!("Removed keyring:{name} (service '{KEYRING_SERVICE}')."),
-            Ok(false) => eprintln!("Nothing stored under keyring:{name}."),
+            Ok(false) => {
+                absent += 1;
+                eprintln!(
+                    "Nothing to remove: the OS keyring has no entry '{name}' (service '{KEYRING_SERVICE}') on this machine."
+                );
+            }
             Err(e) => return keyring_failure(&e),
         }
     }
-    ExitStatus::Success.into()
+    if absent > 0 {
+        ExitStatus::Attention.into()
+    } else {
+        ExitStatus::Success.into()
+    }
 }

@@ -51,7 +51,7 @@ fn plan_file(dir: &std::path::Path, digest: &str) -> String {
     let lon = dir.join("lon.yaml").display().to_string();
     serde_json::json!({
         "format": "exctl-plan",
-        "format_version": 1,
+        "format_version": 2,
         "exctl_version": "0.1.0",
         "created_utc": "2024-05-01T09:00:00Z",
         "inputs": [dir.display().to_string()],

@@ -699,10 +699,19 @@ fn ctrl_c_lets_the_host_under_way_finish_and_starts_no_other() {
     let out = child.wait_with_output().expect("exctl ends");
     let all = format!("{seen}{rest}{}", text(&out.stdout));
     assert_eq!(out.status.code(), Some(1), "{all}");
+    // Said at once, naming the host whose steps are under way.
     assert!(
-        all.contains("interrupt: no other host or site will start"),
+        all.contains("interrupt: finishing the steps under way on EXCH01 (so that none is left half-changed); nothing new starts; Ctrl+C again to abort"),
         "{all}"
     );
+    // The store's states are said once each, never once per poll.
+    let states: Vec<&str> = all
+        .lines()
+        .filter(|l| l.starts_with("[s1] EXCH01 MSExchangeIS: "))
+        .collect();
+    let mut unique = states.clone();
+    unique.dedup();
+    assert_eq!(states, unique, "{all}");
     // The first host finished its script, restart included; the second never started.
     assert_eq!(restarts(&a, "MSExchangeIS"), 1, "{all}");
     assert_eq!(restarts(&b, "MSExchangeIS"), 0, "{all}");
@@ -907,4 +916,146 @@ fn moving_active_databases_is_refused_on_rtm_before_any_change() {
     assert!(all.contains("nothing was changed on EXCH01"), "{all}");
     assert_eq!(restarts(&sim, "MSExchangeIS"), 0);
     assert_eq!(restarts(&sim, "MSExchangeIMAP4"), 0);
+}
+
+/// Durations (`0.4 s`, `(after 1.2 s)`, `1 min 05 s`) as `N s`: they change between runs.
+fn durations(s: &str) -> String {
+    s.lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split(' ').collect();
+            let mut out: Vec<String> = Vec::new();
+            let mut i = 0;
+            while i < words.len() {
+                let w = words[i];
+                let bare = w.trim_start_matches('(');
+                let next = words.get(i + 1).copied().unwrap_or("");
+                if bare.contains('.') && bare.parse::<f64>().is_ok() && next.starts_with('s') {
+                    out.push(format!("{}N", &w[..w.len() - bare.len()]));
+                } else if bare.parse::<u64>().is_ok() && next == "min" {
+                    out.push(format!("{}N", &w[..w.len() - bare.len()]));
+                    i += 2; // `min` and the seconds
+                } else {
+                    out.push(w.to_string());
+                }
+                i += 1;
+            }
+            out.join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Two sites, each its own simulator, with a manifest for both.
+fn two_sites(resources: &str) -> (Sim, Sim, tempfile::TempDir) {
+    let a = Sim::start(&["--computer-name", "EXCH01", "--time-scale", "0.002"]);
+    let b = Sim::start(&["--computer-name", "EXCH02", "--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("inventory.yaml"),
+        format!(
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s1\n  EXCH02:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s2\n",
+            a.url, b.url
+        ),
+    )
+    .expect("inventory");
+    std::fs::write(
+        dir.path().join("both.yaml"),
+        format!("targets: [EXCH01, EXCH02]\n{resources}"),
+    )
+    .expect("manifest");
+    (a, b, dir)
+}
+
+#[test]
+fn apply_reads_the_same_for_two_sites_and_its_table_counts_what_happened() {
+    let (_a, _b, dir) =
+        // The policy is the organization's (planned on the first host); the IMAP
+        // settings are each server's.
+        two_sites(
+            "throttling_policies:\n  UCCX:\n    IMAPMaxConcurrency: unlimited\nimap_settings:\n  MaxConnectionsPerUser: 40\n",
+        );
+    let out = run(
+        dir.path(),
+        &[
+            "apply",
+            ".",
+            "--auto-approve",
+            "--parallel",
+            "1",
+            "--progress",
+            "lines",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    // Every site keeps its verified line and the BudgetCache note, as one site does.
+    assert_eq!(
+        stdout
+            .matches("verified: a fresh plan has nothing left to do")
+            .count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("BudgetCache").count(), 1, "{stdout}");
+    // The states a restart is seen in depend on when the polls fall: each is said once
+    // (checked here), and they are left out of the snapshot, as is the journal's path.
+    let stderr = text(&out.stderr);
+    let is_state = |l: &str| l.contains(" MSExchangeIMAP4: ") && l.contains("(after ");
+    let states: Vec<&str> = stderr.lines().filter(|l| is_state(l)).collect();
+    let mut unique = states.clone();
+    unique.dedup();
+    assert_eq!(states, unique, "{stderr}");
+    assert!(
+        states.iter().any(|l| l.contains(": Running (after ")),
+        "{stderr}"
+    );
+    let stable: String = stderr
+        .lines()
+        .filter(|l| !is_state(l) && !l.starts_with("journal: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!(
+        "two_sites_apply",
+        format!(
+            "===== stdout =====\n{}\n===== stderr (--progress lines) =====\n{}",
+            durations(&stdout),
+            durations(&stable)
+        )
+    );
+}
+
+#[test]
+fn with_restart_never_the_table_counts_no_restart() {
+    let (a, b, dir) = two_sites(
+        "registry_values:\n  - path: 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem'\n    name: Maximum Allowed Service Sessions Per User\n    type: dword\n    value: 250\n",
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "apply",
+            ".",
+            "--auto-approve",
+            "--restart",
+            "never",
+            "--progress",
+            "none",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(
+        restarts(&a, "MSExchangeIS") + restarts(&b, "MSExchangeIS"),
+        0
+    );
+    for site in ["s1", "s2"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{site} ")))
+            .unwrap_or_else(|| panic!("no row for {site}: {stdout}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        // SITE CHANGES RESTARTS RESULT ...: one change done, no restart.
+        assert_eq!(&cells[1..3], ["1", "0"], "{row}");
+    }
+    // --progress none: nothing on stderr but the notes apply owes the operator.
+    assert!(!text(&out.stderr).contains("[s1]"), "{}", text(&out.stderr));
 }

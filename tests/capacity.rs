@@ -144,8 +144,44 @@ fn undeclared_limits_whose_default_is_too_low_are_warnings_and_strict_makes_them
         "{err}"
     );
     assert_eq!(err.matches("capacity::").count(), 2, "{err}");
+    // Each names the host and site it concerns.
+    assert_eq!(err.matches("(on EXCH01 (site lon))").count(), 2, "{err}");
     let strict = run(dir.path(), &["validate", ".", "--strict"]);
     assert_eq!(strict.status.code(), Some(1), "{}", text(&strict.stderr));
+}
+
+#[test]
+fn declared_capacity_warnings_are_in_the_text_plan_and_the_comment() {
+    let sim = Sim::start(&["--computer-name", "EXCH01"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(
+        dir.path(),
+        &sim.url,
+        &format!(
+            "{DEMAND}{}",
+            FITTING.replace("MaxConnectionsPerUser: 42", "MaxConnectionsPerUser: 30")
+        ),
+    );
+    let out = run(dir.path(), &["plan", "."]);
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("Host EXCH01 (site lon)\n  capacity warning: MaxConnectionsPerUser is 30 but uccx-agent needs 42"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("(./lon.yaml:8); raise it to at least 42"),
+        "{plan}"
+    );
+    let out = run(dir.path(), &["plan", ".", "--format", "markdown"]);
+    let md = text(&out.stdout);
+    assert!(
+        md.contains("> **Capacity**: a limit is below the declared demand on 1 host: EXCH01 (site lon); see its section."),
+        "{md}"
+    );
+    assert!(
+        md.contains("- ⚠️ capacity warning: MaxConnectionsPerUser is 30 but uccx-agent needs 42"),
+        "{md}"
+    );
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn five_thousand_associations_plan_in_one_process() {
         .map(|i| serde_json::json!({ "alias": format!("user{i:05}") }))
         .collect();
     let state = serde_json::json!({
-        "sp": "Sp3",
+        "sp": "2010-sp3",
         "servers": [{ "name": "EXCH01" }],
         "mailboxes": mailboxes,
     });

@@ -409,3 +409,87 @@ fn a_host_on_another_release_than_declared_is_an_error_of_that_host() {
         "{stdout}"
     );
 }
+
+#[test]
+fn an_inventory_name_that_is_not_the_computer_name_says_both_and_where() {
+    let sim = Sim::start(&["--computer-name", "EXCH01", "--exchange", "2010-sp3"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "manifests/inventory.yaml",
+        &format!("hosts:\n{}", inventory_entry("EX3B", &sim.url, "2010-sp3")),
+    );
+    write(
+        dir.path(),
+        "manifests/site.yaml",
+        "targets: [EX3B]\nimap_settings:\n  MaxConnectionsPerUser: 250\n",
+    );
+    let out = plan(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "error: the inventory names this host EX3B (manifests/inventory.yaml:2), but the server at {} is EXCH01: Exchange knows a server by its computer name, so name the host EXCH01 in the inventory (Exchange said: ",
+            sim.url
+        )),
+        "{stdout}"
+    );
+    // PowerShell's ErrorActionPreference preamble is not shown; the error it wraps is.
+    assert!(!stdout.contains("ErrorActionPreference"), "{stdout}");
+    assert!(stdout.contains("'EX3B' couldn't be found"), "{stdout}");
+}
+
+#[test]
+fn a_mailbox_that_does_not_exist_is_named_with_its_manifest_line() {
+    let sim = sim("2010-sp3");
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "manifests/inventory.yaml",
+        &format!(
+            "hosts:\n{}",
+            inventory_entry("EXCH01", &sim.url, "2010-sp3")
+        ),
+    );
+    write(
+        dir.path(),
+        "manifests/site.yaml",
+        "targets: [EXCH01]\nthrottling_associations:\n  - identity: nobody\n    policy: default\n",
+    );
+    let out = plan(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("nobody"), "{stdout}");
+    assert!(
+        stdout.contains("(declared at manifests/site.yaml:3)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("ErrorActionPreference"), "{stdout}");
+}
+
+#[test]
+fn an_untrusted_certificate_names_the_inventory_key_not_execs_flag() {
+    let sim = Sim::start(&["--tls", "--computer-name", "EXCH01"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "manifests/inventory.yaml",
+        &format!(
+            "hosts:\n{}",
+            inventory_entry("EXCH01", &sim.url, "2010-sp3")
+        ),
+    );
+    write(
+        dir.path(),
+        "manifests/site.yaml",
+        "targets: [EXCH01]\nimap_settings:\n  MaxConnectionsPerUser: 250\n",
+    );
+    let out = plan(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("give the issuing CA as `ca_file:` of EXCH01 in the inventory"),
+        "{all}"
+    );
+    assert!(!all.contains("--ca-file"), "{all}");
+}

@@ -154,6 +154,52 @@ fn login_and_logout_without_a_usable_keyring_say_what_to_do() {
         "{e}"
     );
 
+    // An EXCTL_KEYRING exctl does not know is refused (a usage error), never read as
+    // "the OS keyring".
+    for args in [
+        vec!["logout", "--entry", "lab"],
+        vec!["login", "--entry", "lab", "--password-stdin"],
+        vec!["plan", m],
+    ] {
+        let out = run(&args, &[("EXCTL_KEYRING", "nonw")], "x\n");
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("EXCTL_KEYRING=nonw is not a setting exctl knows"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // exec refuses it too (with its own-failure code).
+    let out = run(
+        &[
+            "exec",
+            "--endpoint",
+            "http://127.0.0.1:1/wsman",
+            "--user",
+            "a",
+            "--",
+            "hostname",
+        ],
+        &[("EXCTL_KEYRING", "nonw"), ("EXCTL_PASSWORD", "x")],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(text(&out.stderr).contains("EXCTL_KEYRING=nonw is not a setting exctl knows"));
+
+    // Logging out of an entry that is not there says so and exits 2 ("look at this");
+    // where this machine has no usable keyring, that is what it says instead.
+    let out = run(&["logout", "--entry", "exctl-test-never-stored"], &[], "");
+    let e = text(&out.stderr);
+    match out.status.code() {
+        Some(2) => assert!(
+            e.contains("Nothing to remove: the OS keyring has no entry 'exctl-test-never-stored'"),
+            "{e}"
+        ),
+        Some(1) => assert!(e.contains("the OS keyring is not available here"), "{e}"),
+        other => panic!("{other:?}: {e}"),
+    }
+
     // Without a terminal and without --password-stdin, nothing is asked.
     let out = run(&["login", "--entry", "lab"], &[], "");
     assert_eq!(out.status.code(), Some(1));

@@ -299,18 +299,24 @@ fn thirty_sites_plan_and_apply_with_a_canary_an_unreachable_and_a_refusing_site(
         text(&converged.stderr)
     );
 
-    // A keyring that is not usable: a clear message, not a panic.
+    // A keyring that is not usable: a clear message, not a panic, and only the site
+    // whose host needs it fails (s02 uses keyring:lab, s03 env:).
     let nokeyring = exctl()
-        .args(["plan", "repo", "--site", "s02"])
+        .args(["plan", "repo", "--site", "s02,s03"])
         .current_dir(dir)
         .env("EXCTL_KEYRING", "none")
+        .env("EXCTL_ROLLOUT_PW", PASSWORD)
         .stdin(Stdio::null())
         .output()
         .expect("exctl runs");
     assert_eq!(nokeyring.status.code(), Some(1));
-    let e = text(&nokeyring.stderr);
+    let e = format!("{}{}", text(&nokeyring.stdout), text(&nokeyring.stderr));
     assert!(
         e.contains("credential keyring:lab: the OS keyring is turned off"),
+        "{e}"
+    );
+    assert!(
+        e.contains("2 sites: 0 with changes, 1 without, 1 could not be planned."),
         "{e}"
     );
     assert!(

@@ -773,7 +773,7 @@ impl Effective {
             ),
             (Some(p), _, d) => (
                 d.and_then(|d| LimitValue::from_raw(&RawValue::Str(d.into()))),
-                format!("policy {p}: blank, so the default policy's value (or $null)"),
+                format!("policy {p}: blank, so the default policy's value (or unlimited)"),
             ),
             (None, _, d) => (
                 d.and_then(|d| LimitValue::from_raw(&RawValue::Str(d.into()))),

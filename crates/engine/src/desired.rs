@@ -421,24 +421,34 @@ const CAPACITY: &str = "capacity";
 /// Checks each host's declared limits against its declared demand (warnings).
 fn check_capacity(state: &mut DesiredState, diags: &mut Diagnostics) {
     let keys: Vec<String> = state.hosts.keys().cloned().collect();
+    // Each warning with the hosts it concerns: one declaration read for several hosts is
+    // reported once, naming them all.
+    let mut found: Vec<(Diagnostic, Vec<String>)> = Vec::new();
     for host_key in keys {
         let declared = declared_limits(state, &host_key);
         if let Some(host) = state.hosts.get_mut(&host_key) {
             if let (Some(demand), Some(d)) = (&host.capacity, &declared) {
-                // One declaration read for several hosts is reported once.
                 let mut local = Diagnostics::new();
                 crate::capacity::check_declared(demand, d, &mut local);
+                let who = match &host.site {
+                    Some(s) => format!("{} (site {s})", host.name),
+                    None => host.name.clone(),
+                };
                 for x in local.into_vec() {
-                    if !diags
-                        .iter()
-                        .any(|y| y.code == x.code && y.span == x.span && y.message == x.message)
-                    {
-                        diags.push(x);
+                    match found.iter_mut().find(|(y, _)| {
+                        y.code == x.code && y.span == x.span && y.message == x.message
+                    }) {
+                        Some((_, hosts)) => hosts.push(who.clone()),
+                        None => found.push((x, vec![who.clone()])),
                     }
                 }
             }
             host.declared_limits = declared;
         }
+    }
+    for (mut x, hosts) in found {
+        x.message = format!("{} (on {})", x.message, hosts.join(", "));
+        diags.push(x);
     }
 }
 

@@ -161,7 +161,10 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
     s.push_str(&record::guarded(
         HOST_RESOURCE,
         &format!(
-            "__exctl_emit {h} 'AdminDisplayVersion' ([string](Get-ExchangeServer -Identity {}).AdminDisplayVersion)",
+            // The computer name first: when Exchange knows no server by the inventory's
+            // name, it says which name the inventory should have used.
+            "__exctl_emit {h} 'ComputerName' ([string]$env:COMPUTERNAME)\n\
+             __exctl_emit {h} 'AdminDisplayVersion' ([string](Get-ExchangeServer -Identity {}).AdminDisplayVersion)",
             exctl_pwsh::quote(&host.name)
         ),
     ));
@@ -191,6 +194,11 @@ pub fn services_of(resources: &[Resource]) -> BTreeSet<Service> {
     resources.iter().filter_map(|r| r.restart).collect()
 }
 
+/// `file:line` of a span.
+fn at(sources: &SourceMap, span: exctl_manifest::Span) -> String {
+    format!("{}:{}", sources.path(span.file).display(), span.start.line)
+}
+
 /// Plans one host.
 pub async fn plan_host(
     host: &HostSpec,
@@ -207,7 +215,23 @@ pub async fn plan_host(
         in_sync: 0,
         errors: Vec::new(),
         notes: Vec::new(),
+        warnings: Vec::new(),
     };
+    // Declared limits below the declared demand: said in the plan too (validate says
+    // them on stderr), before anything connects, so a host that cannot be reached keeps
+    // them.
+    if let (Some(d), Some(declared)) = (&host.capacity, &host.declared_limits) {
+        let mut diags = exctl_manifest::Diagnostics::new();
+        crate::capacity::check_declared(d, declared, &mut diags);
+        for x in diags.into_vec() {
+            let at = x.span.map_or(String::new(), |s| {
+                format!(" ({}:{})", sources.path(s.file).display(), s.start.line)
+            });
+            let hint = x.hint.map_or(String::new(), |h| format!("; {h}"));
+            hp.warnings
+                .push(format!("capacity warning: {}{at}{hint}", x.message));
+        }
+    }
     if resources.is_empty() {
         return hp;
     }
@@ -241,10 +265,23 @@ pub async fn plan_host(
         }
     };
     if let Some(e) = observed.error(HOST_RESOURCE) {
-        hp.errors.push(format!(
-            "cannot read the Exchange server {}: {e}",
-            host.name
-        ));
+        let computer = match observed.get(HOST_RESOURCE, "ComputerName") {
+            Some(exctl_exchange::RawValue::Str(c)) if !c.trim().is_empty() => Some(c.trim()),
+            _ => None,
+        };
+        match computer {
+            Some(c) if !c.eq_ignore_ascii_case(&host.name) => hp.errors.push(format!(
+                "the inventory names this host {} ({}), but the server at {} is {c}: Exchange knows a server by its computer name, so name the host {c} in the inventory (Exchange said: {})",
+                host.name,
+                at(sources, host.span),
+                host.endpoint,
+                e
+            )),
+            _ => hp.errors.push(format!(
+                "cannot read the Exchange server {}: {e}",
+                host.name
+            )),
+        }
         return hp;
     }
     if let Some(exctl_exchange::RawValue::Str(v)) =
@@ -297,7 +334,14 @@ pub async fn plan_host(
                     .count();
                 changes.extend(c);
             }
-            Err(e) => hp.errors.push(e.to_string()),
+            // Where the resource is declared, so that a name the server does not know
+            // (a mailbox that does not exist) is fixed where it is written.
+            Err(e) => match mine.iter().find(|r| r.id.eq_ignore_ascii_case(&e.id)) {
+                Some(r) => hp
+                    .errors
+                    .push(format!("{e} (declared at {})", at(sources, r.span))),
+                None => hp.errors.push(e.to_string()),
+            },
         }
     }
     let (mut restarts, mut notes) =
@@ -314,7 +358,7 @@ pub async fn plan_host(
         }
     }
     if let (Some(d), Some(declared)) = (&host.capacity, &host.declared_limits) {
-        notes.extend(crate::capacity::check_observed(
+        hp.warnings.extend(crate::capacity::check_observed(
             &host.name, d, declared, &observed,
         ));
     }

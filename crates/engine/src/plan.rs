@@ -25,7 +25,11 @@ use exctl_manifest::SourceMap;
 use crate::restart::Recovery;
 
 /// The version of the JSON plan format. Bumped only on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2: a value without limit is the string `"unlimited"` for every kind (throttling
+/// values blank on the server, `$null` in a command, were `null` in version 1, which
+/// could not be told from "no value", as `before` of a resource to create is).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A whole plan.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -76,6 +80,10 @@ pub struct HostPlan {
     /// read, for instance).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What may go wrong that the plan does not fix: a limit below the declared capacity
+    /// (see [`crate::capacity`]), declared too low or read too low from the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One step of a host's plan.

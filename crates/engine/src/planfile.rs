@@ -1,14 +1,14 @@
 //! Plan files: a plan saved by `exctl plan --out FILE` and applied later by
 //! `exctl apply FILE`, refused when the servers or the manifests moved in between.
 //!
-//! # Format (`format_version` 1)
+//! # Format (`format_version` 2)
 //!
 //! A JSON object, recognised by its content (the `format` marker), never by its name:
 //!
 //! ```json
 //! {
 //!   "format": "exctl-plan",
-//!   "format_version": 1,
+//!   "format_version": 2,
 //!   "exctl_version": "0.1.0",
 //!   "created_utc": "2024-05-01T09:00:00Z",
 //!   "inputs": ["manifests"],
@@ -84,7 +84,8 @@ use crate::plan::{Plan, Step};
 /// The marker of a plan file.
 pub const FORMAT: &str = "exctl-plan";
 /// The plan file version this exctl writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+// 2: throttling values without limit are `"unlimited"` (as in the JSON plan 2).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a plan file cannot be written or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,6 +15,9 @@ use crate::plan::{ChangeStep, HostPlan, Plan, RestartStep, Step};
 pub struct TextOptions {
     /// ANSI colours (only on a terminal, and never when NO_COLOR is set: the caller decides).
     pub color: bool,
+    /// Why the steps run in their order, once at the end (`--explain`): the order is
+    /// always the same, so repeating it on every plan is noise for a reviewer.
+    pub explain: bool,
 }
 
 struct Paint(bool);
@@ -339,7 +342,11 @@ fn host_title(h: &HostPlan) -> String {
 fn text_host(h: &HostPlan, p: &Paint, out: &mut String) {
     let _ = writeln!(out, "{}", p.bold(&format!("Host {}", host_title(h))));
     for e in &h.errors {
-        let _ = writeln!(out, "  {} {e}", p.red("error:"));
+        let _ = writeln!(out, "  {} {}", p.red("error:"), for_people(e));
+    }
+    for w in &h.warnings {
+        // Each says what it is ("capacity warning: ...").
+        let _ = writeln!(out, "  {}", p.yellow(w));
     }
     for n in &h.notes {
         let _ = writeln!(out, "  {} {n}", p.dim("note:"));
@@ -352,26 +359,11 @@ fn text_host(h: &HostPlan, p: &Paint, out: &mut String) {
             if h.in_sync == 1 { "" } else { "s" }
         );
     }
-    // Why the steps run in this order: said once where a kind's steps begin.
-    let mut reason = "";
     for b in blocks(&h.steps) {
         match b {
-            Block::Step(Step::Change(c)) => {
-                if !c.reason.is_empty() && c.reason != reason {
-                    reason = c.reason;
-                    let _ = writeln!(out, "  {}", p.dim(&format!("(order: {reason})")));
-                }
-                text_change(c, p, out)
-            }
+            Block::Step(Step::Change(c)) => text_change(c, p, out),
             Block::Step(Step::Restart(r)) => text_restart(r, p, out),
-            Block::Many(run) => {
-                let t = tally(run);
-                if !t.reason.is_empty() && t.reason != reason {
-                    reason = t.reason;
-                    let _ = writeln!(out, "  {}", p.dim(&format!("(order: {reason})")));
-                }
-                text_many(&t, p, out);
-            }
+            Block::Many(run) => text_many(&tally(run), p, out),
         }
     }
     out.push('\n');
@@ -409,6 +401,55 @@ fn text_many(t: &Tally<'_>, p: &Paint, out: &mut String) {
     );
 }
 
+/// Why the steps run in this order: one `(kind title, reason)` per kind that changes, in
+/// the order the steps run, over all hosts of the plan.
+pub fn order_legend(plan: &Plan) -> Vec<(&'static str, &'static str)> {
+    let mut reasons: Vec<(&'static str, &'static str)> = Vec::new();
+    for h in &plan.hosts {
+        for s in &h.steps {
+            if let Step::Change(c) = s
+                && !c.reason.is_empty()
+                && !reasons.iter().any(|(t, r)| *t == c.title && *r == c.reason)
+            {
+                reasons.push((c.title, c.reason));
+            }
+        }
+    }
+    reasons
+}
+
+/// The legend of [`order_legend`] for a terminal (empty when nothing changes).
+pub fn text_legend(plan: &Plan, opts: TextOptions) -> String {
+    let p = Paint(opts.color);
+    let legend = order_legend(plan);
+    let mut out = String::new();
+    if legend.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "{}", p.bold("Order of the steps:"));
+    for (title, reason) in legend {
+        let _ = writeln!(out, "  {}", p.dim(&format!("{title}: {reason}")));
+    }
+    out.push('\n');
+    out
+}
+
+/// The legend of [`order_legend`] for a comment: one collapsed section (empty when
+/// nothing changes).
+pub fn markdown_legend(plan: &Plan) -> String {
+    let legend = order_legend(plan);
+    let mut out = String::new();
+    if legend.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "<details><summary>Order of the steps</summary>\n");
+    for (title, reason) in legend {
+        let _ = writeln!(out, "- {title}: {}", md_escape(reason));
+    }
+    let _ = writeln!(out, "\n</details>\n");
+    out
+}
+
 /// The plan for a terminal.
 pub fn text(plan: &Plan, opts: TextOptions) -> String {
     let p = Paint(opts.color);
@@ -416,8 +457,24 @@ pub fn text(plan: &Plan, opts: TextOptions) -> String {
     for h in &plan.hosts {
         text_host(h, &p, &mut out);
     }
+    if opts.explain {
+        out.push_str(&text_legend(plan, opts));
+    }
     let _ = writeln!(out, "{}", p.bold(&summary_line(plan)));
     out
+}
+
+/// The message of PowerShell 2.0's ActionPreferenceStopException before the error it
+/// wraps: every error of a cmdlet run with `-ErrorAction Stop` (as exctl's scripts run
+/// them) starts with it (see learn.microsoft.com/dotnet/api/
+/// system.management.automation.actionpreferencestopexception). It says nothing an
+/// administrator can act on.
+pub const STOP_PREFIX: &str = "Command execution stopped because the preference variable \"ErrorActionPreference\" or common parameter is set to Stop: ";
+
+/// An error from a server as a person reads it: without [`STOP_PREFIX`] (the JSON and
+/// the journal keep the text as the server said it).
+pub fn for_people(s: &str) -> String {
+    s.replace(STOP_PREFIX, "")
 }
 
 /// Escapes text for a markdown table cell or a summary line.
@@ -429,7 +486,8 @@ pub fn md_escape(s: &str) -> String {
             '<' => o.push_str("&lt;"),
             '>' => o.push_str("&gt;"),
             '`' => o.push('\''),
-            '\n' => o.push('⏎'),
+            // A line break GitHub shows in a table cell, a list item and a quote alike.
+            '\n' => o.push_str("<br>"),
             '\r' => {}
             c => o.push(c),
         }
@@ -452,14 +510,11 @@ pub fn markdown(plan: &Plan) -> String {
             })
         })
         .collect();
-    if plan.summary.delete > 0 || !restarts.is_empty() {
+    let capacity = capacity_hosts(plan);
+    if plan.summary.delete > 0 || !restarts.is_empty() || !capacity.is_empty() {
         let _ = writeln!(out, "> [!WARNING]");
         if plan.summary.delete > 0 {
-            let _ = writeln!(
-                out,
-                "> {} resource(s) will be **deleted**.",
-                plan.summary.delete
-            );
+            let _ = writeln!(out, "> {}", deletions_line(&deleted(plan)));
         }
         for (host, r) in &restarts {
             match &r.recover {
@@ -487,9 +542,13 @@ pub fn markdown(plan: &Plan) -> String {
                 let _ = writeln!(out, "> {}.", md_escape(w));
             }
         }
+        if !capacity.is_empty() {
+            let _ = writeln!(out, "> {}", capacity_line(&capacity));
+        }
         out.push('\n');
     }
     out.push_str(&markdown_hosts(plan));
+    out.push_str(&markdown_legend(plan));
     out
 }
 
@@ -509,25 +568,169 @@ pub fn markdown_hosts_listing(plan: &Plan, listed: usize) -> String {
     out
 }
 
-/// The table rows of one change.
-fn md_change_rows(c: &ChangeStep, out: &mut String) {
+/// The table rows of one change: the resource named on its first row only, long
+/// identities and values shortened (their whole text remembered in `full`).
+fn md_change_rows(c: &ChangeStep, full: &mut Vec<(String, String)>, out: &mut String) {
     let sym = symbol(c.actions.first().copied().unwrap_or(Action::Update));
-    let res = format!("{} `{}`", c.title, md_escape(&c.id).replace('\'', ""));
+    let res = format!("{} `{}`", c.title, md_escape(&code(&cell(&c.id, full))));
     if c.attributes.is_empty() {
         let _ = writeln!(out, "| {sym} | {res} | | | |");
     }
-    for a in &c.attributes {
+    for (i, a) in c.attributes.iter().enumerate() {
         let _ = writeln!(
             out,
-            "| {sym} | {res} | {} | {} | {} |",
+            "| {sym} |{}| {} | {} | {} |",
+            if i == 0 {
+                format!(" {res} ")
+            } else {
+                " ".to_string()
+            },
             md_escape(&a.name),
-            md_escape(&show(&a.before, a.sensitive)),
-            md_escape(&show(&a.after, a.sensitive))
+            md_escape(&cell(&show(&a.before, a.sensitive), full)),
+            md_escape(&cell(&show(&a.after, a.sensitive), full))
         );
     }
 }
 
 const MD_TABLE_HEAD: &str = "| | resource | attribute | before | after |\n|---|---|---|---|---|";
+
+/// What a plan deletes: `Receive connectors 'Relay' on EX01 (site lon)`, in step order.
+pub fn deleted(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in &plan.hosts {
+        for s in &h.steps {
+            if let Step::Change(c) = s
+                && c.actions.first() == Some(&Action::Delete)
+            {
+                out.push(format!("{} '{}' on {}", c.title, c.id, host_title(h)));
+            }
+        }
+    }
+    out
+}
+
+/// The warning line for [`deleted`] (its list cut to a bounded length).
+pub fn deletions_line(deleted: &[String]) -> String {
+    let names: Vec<&str> = deleted.iter().map(String::as_str).collect();
+    format!(
+        "{} will be **deleted**: {}.",
+        if deleted.len() == 1 {
+            "1 resource".to_string()
+        } else {
+            format!("{} resources", deleted.len())
+        },
+        md_escape(&names_within(&names, 1500))
+    )
+}
+
+/// The hosts (`EX01 (site lon)`) whose plan carries a capacity warning.
+pub fn capacity_hosts(plan: &Plan) -> Vec<String> {
+    plan.hosts
+        .iter()
+        .filter(|h| !h.warnings.is_empty())
+        .map(host_title)
+        .collect()
+}
+
+/// The warning line for [`capacity_hosts`].
+pub fn capacity_line(hosts: &[String]) -> String {
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    format!(
+        "**Capacity**: a limit is below the declared demand on {}: {}; see {}.",
+        if hosts.len() == 1 {
+            "1 host".to_string()
+        } else {
+            format!("{} hosts", hosts.len())
+        },
+        md_escape(&names_within(&names, 1500)),
+        if hosts.len() == 1 {
+            "its section"
+        } else {
+            "their sections"
+        }
+    )
+}
+
+/// Names, joined, cut to about `budget` bytes with a count of the rest.
+pub fn names_within(names: &[&str], budget: usize) -> String {
+    let mut out = String::new();
+    for (i, n) in names.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        if out.len() + sep.len() + n.len() > budget {
+            let _ = write!(out, "{sep}… and {} more", names.len() - i);
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(n);
+    }
+    out
+}
+
+/// The longest identity or value a comment's table shows whole: longer ones (registry
+/// paths) would push the other columns off a reviewer's screen.
+pub const CELL_MAX: usize = 56;
+
+/// `s` shortened to at most [`CELL_MAX`] characters, or `None` when it fits: a path keeps
+/// its root and as many of its last components as fit (`HKLM:\…\Setup\MsiInstallPath`),
+/// anything else its start and end around an ellipsis.
+pub fn shorten(s: &str) -> Option<String> {
+    let n = s.chars().count();
+    if n <= CELL_MAX {
+        return None;
+    }
+    // A path: its root, then as many of its last components as fit.
+    let parts: Vec<&str> = s.split('\\').collect();
+    if parts.len() > 2 {
+        let mut tail = parts[parts.len() - 1].to_string();
+        if parts[0].chars().count() + 3 + tail.chars().count() <= CELL_MAX {
+            for p in parts[1..parts.len() - 1].iter().rev() {
+                let longer = format!("{p}\\{tail}");
+                if parts[0].chars().count() + 3 + longer.chars().count() > CELL_MAX {
+                    break;
+                }
+                tail = longer;
+            }
+            return Some(format!("{}\\…\\{tail}", parts[0]));
+        }
+    }
+    let half = CELL_MAX / 2 - 1;
+    let head: String = s.chars().take(half).collect();
+    let tail: String = s.chars().skip(n - half).collect();
+    Some(format!("{head}…{tail}"))
+}
+
+/// A table cell's text, shortened (see [`shorten`]) with the full text remembered for the
+/// details below the table.
+fn cell(s: &str, full: &mut Vec<(String, String)>) -> String {
+    match shorten(s) {
+        Some(short) => {
+            if !full.iter().any(|(a, _)| *a == short) {
+                full.push((short.clone(), s.to_string()));
+            }
+            short
+        }
+        None => s.to_string(),
+    }
+}
+
+/// Text for inside a code span: a backtick would end it.
+fn code(s: &str) -> String {
+    s.replace('`', "'")
+}
+
+/// A warning as a list item: its first line as the item, the lines after it (the
+/// manifest lines it proposes) as a code block under it.
+fn md_warning(w: &str, out: &mut String) {
+    let (first, rest) = w.split_once('\n').unwrap_or((w, ""));
+    let _ = writeln!(out, "- ⚠️ {}", md_escape(first));
+    if !rest.trim().is_empty() {
+        let _ = writeln!(out, "\n  ```yaml");
+        for l in rest.lines() {
+            let _ = writeln!(out, "  {}", l.replace("```", "'''"));
+        }
+        let _ = writeln!(out, "  ```");
+    }
+}
 
 /// One host as a collapsible section (open when it has steps or errors).
 fn md_host(h: &HostPlan, listed: usize, out: &mut String) {
@@ -550,10 +753,16 @@ fn md_host(h: &HostPlan, listed: usize, out: &mut String) {
         md_escape(&host_title(h))
     );
     for e in &h.errors {
-        let _ = writeln!(out, "- ❌ {}", md_escape(e));
+        let _ = writeln!(out, "- ❌ {}", md_escape(&for_people(e)));
+    }
+    for w in &h.warnings {
+        md_warning(w, out);
     }
     for n in &h.notes {
         let _ = writeln!(out, "- ℹ️ {}", md_escape(n));
+    }
+    if !h.errors.is_empty() || !h.warnings.is_empty() || !h.notes.is_empty() {
+        out.push('\n');
     }
     if !h.steps.is_empty() {
         // Indexed by place: thousands of changes each declared on their own line stay
@@ -582,12 +791,14 @@ fn md_host(h: &HostPlan, listed: usize, out: &mut String) {
                 }
             }
         }
+        // Identities and values too long for a cell, shown whole below the table.
+        let mut full: Vec<(String, String)> = Vec::new();
         let _ = writeln!(out, "{MD_TABLE_HEAD}");
         // Summarized runs: counts in the table, each change in a collapsed section after it.
         let mut lists: Vec<(Tally<'_>, &[Step])> = Vec::new();
         for b in blocks(&h.steps) {
             match b {
-                Block::Step(Step::Change(c)) => md_change_rows(c, out),
+                Block::Step(Step::Change(c)) => md_change_rows(c, &mut full, out),
                 Block::Many(run) => {
                     let t = tally(run);
                     let sym = symbol(t.symbol());
@@ -618,14 +829,23 @@ fn md_host(h: &HostPlan, listed: usize, out: &mut String) {
                     lists.push((t, run));
                 }
                 Block::Step(Step::Restart(r)) => {
-                    let mut why = match (&r.pending, r.required_by.is_empty()) {
+                    // `registry_values HKLM:\...`: the identity shortened as in its row.
+                    let required_by: Vec<String> = r
+                        .required_by
+                        .iter()
+                        .map(|x| match x.split_once(' ') {
+                            Some((kind, id)) => format!("{kind} {}", cell(id, &mut full)),
+                            None => x.clone(),
+                        })
+                        .collect();
+                    let mut why = match (&r.pending, required_by.is_empty()) {
                         (Some(p), true) => format!("pending from before: {p}"),
                         (Some(p), false) => format!(
                             "required by {}; pending from before: {p}",
-                            r.required_by.join(", ")
+                            required_by.join(", ")
                         ),
                         (None, true) => String::new(),
-                        (None, false) => format!("required by {}", r.required_by.join(", ")),
+                        (None, false) => format!("required by {}", required_by.join(", ")),
                     };
                     if let Some(rec) = &r.recover {
                         why = if why.is_empty() {
@@ -653,7 +873,7 @@ fn md_host(h: &HostPlan, listed: usize, out: &mut String) {
             );
             for s in run.iter().take(listed) {
                 if let Step::Change(c) = s {
-                    md_change_rows(c, out);
+                    md_change_rows(c, &mut full, out);
                 }
             }
             out.push('\n');
@@ -665,6 +885,17 @@ fn md_host(h: &HostPlan, listed: usize, out: &mut String) {
                 );
             }
             let _ = writeln!(out, "</details>\n");
+        }
+        if !full.is_empty() {
+            let _ = writeln!(
+                out,
+                "<details><summary>Shortened above ({})</summary>\n",
+                full.len()
+            );
+            for (short, whole) in &full {
+                let _ = writeln!(out, "- `{}`: `{}`", code(short), code(whole));
+            }
+            let _ = writeln!(out, "\n</details>\n");
         }
         // Where each shown value is declared: one line per file:line.
         if !origins.is_empty() {
@@ -687,23 +918,6 @@ fn md_host(h: &HostPlan, listed: usize, out: &mut String) {
             }
             if origins.len() > SHOWN {
                 let _ = writeln!(out, "- and {} more places", origins.len() - SHOWN);
-            }
-            out.push('\n');
-        }
-        // Why this order, once per kind, in the order the steps run.
-        let mut reasons: Vec<(&str, &str)> = Vec::new();
-        for s in &h.steps {
-            if let Step::Change(c) = s
-                && !c.reason.is_empty()
-                && !reasons.iter().any(|(_, r)| *r == c.reason)
-            {
-                reasons.push((c.title, c.reason));
-            }
-        }
-        if !reasons.is_empty() {
-            let _ = writeln!(out, "Order:");
-            for (title, reason) in reasons {
-                let _ = writeln!(out, "- {title}: {}", md_escape(reason));
             }
             out.push('\n');
         }
@@ -740,6 +954,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::HostPlan;
     use exctl_exchange::Version;
 
     fn association(i: usize, policy: &str) -> Step {
@@ -763,7 +978,7 @@ mod tests {
         })
     }
 
-    fn plan(n: usize) -> Plan {
+    fn many(n: usize) -> Plan {
         let steps = (1..=n)
             .map(|i| association(i, if i % 3 == 0 { "Bulk" } else { "UCCX" }))
             .collect();
@@ -776,20 +991,85 @@ mod tests {
             in_sync: 0,
             errors: Vec::new(),
             notes: Vec::new(),
+            warnings: Vec::new(),
+        }])
+    }
+
+    const LONG: &str = r"HKLM:\SYSTEM\CurrentControlSet\Services\MSExchangeIS\ParametersSystem\Maximum Allowed Service Sessions Per User";
+
+    fn change(kind: &'static str, id: &str, action: Action, attrs: Vec<AttrChange>) -> Step {
+        Step::Change(ChangeStep {
+            kind,
+            title: "Registry values",
+            id: id.into(),
+            actions: vec![action],
+            attributes: attrs,
+            unchanged_attributes: 0,
+            reason: "registry values run first",
+            requires_restart: None,
+            declared_at: "manifests/lon.yaml:3".into(),
+            attributes_declared_at: Vec::new(),
+            script: String::new(),
+        })
+    }
+
+    fn attr(name: &str, before: Option<Value>, after: Option<Value>) -> AttrChange {
+        AttrChange {
+            name: name.into(),
+            before,
+            after,
+            sensitive: false,
+        }
+    }
+
+    fn plan() -> Plan {
+        Plan::new(vec![HostPlan {
+            host: "EX01".into(),
+            site: Some("lon".into()),
+            expected_version: Version::Sp3,
+            observed_version: None,
+            steps: vec![
+                change(
+                    "registry_values",
+                    LONG,
+                    Action::Create,
+                    vec![
+                        attr("Type", None, Some(Value::Str("dword".into()))),
+                        attr("Value", None, Some(Value::Int(250))),
+                    ],
+                ),
+                change(
+                    "registry_values",
+                    r"HKLM:\SOFTWARE\Contoso\Old",
+                    Action::Delete,
+                    Vec::new(),
+                ),
+                change(
+                    "registry_values",
+                    r"HKLM:\SOFTWARE\Contoso\Limit",
+                    Action::Update,
+                    vec![attr("Value", Some(Value::Int(16)), Some(Value::Unlimited))],
+                ),
+            ],
+            in_sync: 0,
+            errors: vec!["first line\nsecond line".into()],
+            notes: Vec::new(),
+            warnings: vec![
+                "capacity warning: MaxConnectionsPerUser is 16 on EX01. Add:\n    imap_settings:\n      MaxConnectionsPerUser: 42".into(),
+            ],
         }])
     }
 
     #[test]
     fn many_changes_of_one_kind_are_counted_per_value_in_text() {
-        let text = text(&plan(90), TextOptions::default());
+        let text = text(&many(90), TextOptions::default());
         assert!(
             text.contains("~ Throttling policy associations: 90 to update\n      ThrottlingPolicy → \"UCCX\": 60\n      ThrottlingPolicy → \"Bulk\": 30\n"),
             "{text}"
         );
         assert!(!text.contains("user00001"), "{text}");
-        assert_eq!(text.matches("(order: ").count(), 1, "{text}");
         // Up to the limit, each change is listed.
-        let text = super::text(&plan(LIST_LIMIT), TextOptions::default());
+        let text = super::text(&many(LIST_LIMIT), TextOptions::default());
         assert_eq!(
             text.matches("~ Throttling policy associations user")
                 .count(),
@@ -799,7 +1079,7 @@ mod tests {
 
     #[test]
     fn many_changes_of_one_kind_are_listed_in_a_collapsed_markdown_section() {
-        let md = markdown(&plan(90));
+        let md = markdown(&many(90));
         assert!(
             md.contains(
                 "| ~ | 60 × Throttling policy associations | ThrottlingPolicy | | \"UCCX\" |"
@@ -811,8 +1091,72 @@ mod tests {
         ));
         assert_eq!(md.matches("`user0").count(), 90, "{md}");
         // Cut when asked: the count of the rest, and where the full list is.
-        let cut = markdown_hosts_listing(&plan(90), 10);
+        let cut = markdown_hosts_listing(&many(90), 10);
         assert_eq!(cut.matches("`user0").count(), 10, "{cut}");
         assert!(cut.contains("… and 80 more: the JSON plan"), "{cut}");
+    }
+
+    #[test]
+    fn long_identities_are_shortened_in_the_table_and_shown_whole_below_it() {
+        let md = markdown(&plan());
+        let short = shorten(LONG).unwrap();
+        assert!(short.chars().count() <= CELL_MAX, "{short}");
+        assert_eq!(short, r"HKLM:\…\Maximum Allowed Service Sessions Per User");
+        assert!(
+            md.contains(&format!("| + | Registry values `{short}` | Type |")),
+            "{md}"
+        );
+        // The second attribute of the same resource does not repeat it.
+        assert!(md.contains("| + | | Value | (none) | 250 |"), "{md}");
+        assert!(md.contains(&format!("- `{short}`: `{LONG}`")), "{md}");
+        assert!(!md.contains(&format!("| {LONG}")), "{md}");
+        assert!(shorten("short").is_none());
+        let text = shorten(&"x".repeat(100)).unwrap();
+        assert_eq!(text.chars().count(), CELL_MAX - 1, "{text}");
+    }
+
+    #[test]
+    fn the_comment_names_what_is_deleted_and_the_capacity_warnings_without_stray_symbols() {
+        let md = markdown(&plan());
+        assert!(
+            md.contains(r"> 1 resource will be **deleted**: Registry values 'HKLM:\SOFTWARE\Contoso\Old' on EX01 (site lon)."),
+            "{md}"
+        );
+        assert!(
+            md.contains("> **Capacity**: a limit is below the declared demand on 1 host: EX01 (site lon); see its section."),
+            "{md}"
+        );
+        assert!(
+            md.contains("- ⚠️ capacity warning: MaxConnectionsPerUser is 16 on EX01. Add:\n\n  ```yaml\n      imap_settings:\n        MaxConnectionsPerUser: 42\n  ```\n"),
+            "{md}"
+        );
+        assert!(md.contains("- ❌ first line<br>second line"), "{md}");
+        assert!(!md.contains('⏎'), "{md}");
+        // Unlimited reads as unlimited; the order is explained once.
+        assert!(md.contains("| 16 | unlimited |"), "{md}");
+        assert_eq!(md.matches("registry values run first").count(), 1, "{md}");
+    }
+
+    #[test]
+    fn the_text_plan_shows_capacity_warnings_and_the_order_only_on_request() {
+        let t = text(&plan(), TextOptions::default());
+        assert!(
+            t.contains("  capacity warning: MaxConnectionsPerUser is 16 on EX01."),
+            "{t}"
+        );
+        assert!(t.contains("~ Value: 16 → unlimited"), "{t}");
+        assert!(!t.contains("registry values run first"), "{t}");
+        let t = text(
+            &plan(),
+            TextOptions {
+                explain: true,
+                ..TextOptions::default()
+            },
+        );
+        assert_eq!(t.matches("registry values run first").count(), 1, "{t}");
+        assert!(
+            t.contains("Order of the steps:\n  Registry values: registry values run first\n"),
+            "{t}"
+        );
     }
 }

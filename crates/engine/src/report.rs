@@ -18,7 +18,7 @@ use std::time::Duration;
 use exctl_exchange::kind::{Action, Service};
 
 use crate::plan::Step;
-use crate::render::{self, TextOptions, md_escape, summary_line};
+use crate::render::{self, TextOptions, md_escape, names_within, summary_line};
 use crate::rollout::{RepoPlan, SitePlan};
 
 /// The marker that starts every plan comment.
@@ -104,21 +104,6 @@ pub fn sites_line(plan: &RepoPlan) -> String {
     line
 }
 
-/// Names, joined, cut to about `budget` bytes with a count of the rest.
-fn names_within(names: &[&str], budget: usize) -> String {
-    let mut out = String::new();
-    for (i, n) in names.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
-        if out.len() + sep.len() + n.len() > budget {
-            let _ = write!(out, "{sep}… and {} more", names.len() - i);
-            return out;
-        }
-        out.push_str(sep);
-        out.push_str(n);
-    }
-    out
-}
-
 /// The changes a summarized run lists in its collapsed section when the comment would
 /// not fit with them all (see [`render::LIST_LIMIT`]).
 const LISTED_WHEN_CUT: usize = 100;
@@ -153,7 +138,9 @@ fn warnings(plan: &RepoPlan) -> String {
     let mut out = String::new();
     let mut by_service: Vec<(Service, Vec<String>)> = Vec::new();
     let mut unhealthy: Vec<String> = Vec::new();
-    let mut deletes = 0;
+    let whole = plan.plan();
+    let deleted = render::deleted(&whole);
+    let capacity = render::capacity_hosts(&whole);
     for s in &plan.sites {
         for h in &s.hosts {
             for st in &h.steps {
@@ -170,23 +157,18 @@ fn warnings(plan: &RepoPlan) -> String {
                             None => by_service.push((r.service, vec![who])),
                         }
                     }
-                    Step::Change(c) if c.actions.first() == Some(&Action::Delete) => deletes += 1,
                     Step::Change(_) => {}
                 }
             }
         }
     }
-    if by_service.is_empty() && deletes == 0 && unhealthy.is_empty() {
+    if by_service.is_empty() && deleted.is_empty() && unhealthy.is_empty() && capacity.is_empty() {
         return out;
     }
     by_service.sort_by_key(|(s, _)| *s);
     let _ = writeln!(out, "> [!WARNING]");
-    if deletes > 0 {
-        let _ = writeln!(
-            out,
-            "> {} will be **deleted**.",
-            plural(deletes, "resource", "resources")
-        );
+    if !deleted.is_empty() {
+        let _ = writeln!(out, "> {}", render::deletions_line(&deleted));
     }
     for (svc, hosts) in &by_service {
         let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
@@ -205,6 +187,9 @@ fn warnings(plan: &RepoPlan) -> String {
             md_escape(u)
         );
     }
+    if !capacity.is_empty() {
+        let _ = writeln!(out, "> {}", render::capacity_line(&capacity));
+    }
     out.push('\n');
     out
 }
@@ -215,18 +200,6 @@ fn capitalize(s: &str) -> String {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
     }
-}
-
-/// Cuts `s` to at most `max` bytes at a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The plan of many sites as a pull-request comment (see the module docs).
@@ -249,7 +222,7 @@ pub fn markdown(plan: &RepoPlan, opts: &MarkdownOptions) -> String {
         .filter(|s| !s.has_errors() && !s.has_changes())
         .map(|s| s.site.as_str())
         .collect();
-    let tail = if quiet.is_empty() {
+    let mut tail = if quiet.is_empty() {
         String::new()
     } else {
         format!(
@@ -258,6 +231,14 @@ pub fn markdown(plan: &RepoPlan, opts: &MarkdownOptions) -> String {
             md_escape(&names_within(&quiet, 4000))
         )
     };
+    // Why the steps run in this order: once per comment, collapsed.
+    let legend = render::markdown_legend(&whole);
+    if !legend.is_empty() {
+        if !tail.is_empty() {
+            tail.push('\n');
+        }
+        tail.push_str(&legend);
+    }
     let where_full = match &opts.full_plan {
         Some(url) => format!("[the full plan]({url})"),
         None => "the full plan in the job's artefacts (or run `exctl plan` locally)".to_string(),
@@ -306,12 +287,39 @@ pub fn markdown(plan: &RepoPlan, opts: &MarkdownOptions) -> String {
     out.push_str(&note(&left));
     out.push_str(&tail);
     if out.len() > opts.max_bytes {
-        // Only when even the summary does not fit a very small limit.
-        let pointer = format!("\n\n… (cut; see {where_full})\n");
-        let keep = opts.max_bytes.saturating_sub(pointer.len());
-        let mut cutted = cut(&out, keep).to_string();
-        cutted.push_str(&pointer);
-        return cut(&cutted, opts.max_bytes).to_string();
+        return smallest(plan, opts.max_bytes, &where_full);
+    }
+    out
+}
+
+/// The comment when even the summary and warnings do not fit `max` bytes: whole parts
+/// only, never a cut through markup (a cut marker would hide the comment, a cut
+/// `<details>` the rest of the page): the marker, the title, the summary, a pointer, as
+/// many as fit. Empty when not even the marker fits.
+fn smallest(plan: &RepoPlan, max: usize, where_full: &str) -> String {
+    let whole = plan.plan();
+    let mut out = String::new();
+    for p in [
+        format!("{COMMENT_MARKER}\n"),
+        "### exctl plan\n\n".to_string(),
+        format!("**{}** {}\n\n", summary_line(&whole), sites_line(plan)),
+    ] {
+        if out.len() + p.len() > max {
+            break;
+        }
+        out.push_str(&p);
+    }
+    if out.is_empty() {
+        return out;
+    }
+    for pointer in [
+        format!("This comment is cut to fit: see {where_full}.\n"),
+        "This comment is cut to fit.\n".to_string(),
+    ] {
+        if out.len() + pointer.len() <= max {
+            out.push_str(&pointer);
+            break;
+        }
     }
     out
 }
@@ -336,7 +344,14 @@ pub fn text(plan: &RepoPlan, opts: TextOptions) -> String {
                 site_counts(s)
             }
         );
-        let body = render::text(&s.plan(), opts);
+        // The legend is said once for the whole plan, below.
+        let body = render::text(
+            &s.plan(),
+            TextOptions {
+                explain: false,
+                ..opts
+            },
+        );
         // The per-site text ends with its own summary line; the whole plan has one.
         let body = body.trim_end();
         let body = body
@@ -353,7 +368,11 @@ pub fn text(plan: &RepoPlan, opts: TextOptions) -> String {
             quiet.join(", ")
         );
     }
-    let _ = writeln!(out, "{} {}", summary_line(&plan.plan()), sites_line(plan));
+    let whole = plan.plan();
+    if opts.explain {
+        out.push_str(&render::text_legend(&whole, opts));
+    }
+    let _ = writeln!(out, "{} {}", summary_line(&whole), sites_line(plan));
     out
 }
 
@@ -458,8 +477,17 @@ pub fn plan_rows(plan: &RepoPlan) -> Vec<Row> {
         .collect()
 }
 
-/// The summary rows of a rollout.
+/// The summary rows of a rollout: the changes and restarts that were done (a restart
+/// skipped by `--restart never`, a step not attempted or failed, a site not started
+/// count for nothing).
 pub fn rollout_rows(r: &crate::rollout::RolloutResult) -> Vec<Row> {
+    let done = |s: &crate::rollout::SiteResult, ty: &str| {
+        s.host_results
+            .iter()
+            .flat_map(|h| &h.steps)
+            .filter(|st| st.step_type == ty && st.status == crate::apply::StepStatus::Done)
+            .count()
+    };
     r.sites
         .iter()
         .map(|s| Row {
@@ -468,8 +496,8 @@ pub fn rollout_rows(r: &crate::rollout::RolloutResult) -> Vec<Row> {
             } else {
                 s.site.clone()
             },
-            changes: s.changes,
-            restarts: s.restarts,
+            changes: done(s, "change"),
+            restarts: done(s, "restart"),
             result: s.status.to_string(),
             duration: (s.status != crate::rollout::SiteStatus::NotStarted)
                 .then(|| Duration::from_millis(s.duration_ms)),

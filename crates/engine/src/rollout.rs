@@ -427,6 +427,7 @@ pub async fn plan_site(
                         t.as_secs()
                     )],
                     notes: Vec::new(),
+                    warnings: Vec::new(),
                 })
                 .collect(),
         },

@@ -61,7 +61,22 @@ impl WinRmRunner {
         // Whether the host may have acted is the transport's to say (a lost Receive, a
         // Command whose answer never came); apply re-observes on such failures.
         let at = |e: exctl_winrm::Error| {
-            let message = format!("{} ({}): {e}", host.name, host.endpoint);
+            let mut message = format!("{} ({}): {e}", host.name, host.endpoint);
+            // The transport's hint names exec's flag; here the CA comes from the inventory.
+            if matches!(e, exctl_winrm::Error::Tls { .. }) {
+                message = message.replace(
+                    "pass the issuing CA with --ca-file",
+                    &format!(
+                        "give the issuing CA as `ca_file:` of {} in the inventory{}",
+                        host.name,
+                        if host.ca_file.is_some() {
+                            " (the one it names did not verify this certificate)"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
             if e.is_outcome_unknown() {
                 RunError::outcome_unknown(message)
             } else {

@@ -501,6 +501,7 @@ fn host_plan(host: &str, steps: Vec<Step>) -> HostPlan {
         in_sync: 0,
         errors: Vec::new(),
         notes: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -813,7 +814,7 @@ fn the_plan_file_holds_what_apply_needs_and_no_secret() {
     assert!(!text.contains("Hunter2-Secret"), "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["format"], "exctl-plan");
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], 2);
     assert_eq!(
         v["hosts"][0]["endpoint"],
         "https://ex01.contoso.local:5986/wsman"

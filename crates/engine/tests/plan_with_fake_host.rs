@@ -99,7 +99,7 @@ async fn one_round_trip_and_an_ordered_plan() {
     assert!(plan.has_changes());
     insta::assert_snapshot!(
         "text",
-        normalise(&render::text(&plan, TextOptions { color: false }))
+        normalise(&render::text(&plan, TextOptions::default()))
     );
     insta::assert_snapshot!("markdown", normalise(&render::markdown(&plan)));
     let mut json = render::json(&plan);

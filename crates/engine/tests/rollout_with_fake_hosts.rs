@@ -894,9 +894,12 @@ async fn the_comment_has_a_section_per_site_with_changes_and_one_line_for_the_re
         .unwrap();
     assert!(err < s01);
     assert!(
-        md.ends_with("✅ **No changes** (4 sites): s02, s03, s05, s06\n"),
+        md.contains("✅ **No changes** (4 sites): s02, s03, s05, s06\n"),
         "{md}"
     );
+    // The order of the steps is explained once, at the end, collapsed.
+    assert_eq!(md.matches("Order of the steps").count(), 1, "{md}");
+    assert!(md.ends_with("</details>\n\n"), "{md}");
     assert!(!md.contains("<b>s02</b>"));
 }
 
@@ -948,4 +951,36 @@ async fn the_comment_of_two_hundred_sites_stays_within_the_limit_and_says_what_i
     );
     assert!(tiny.len() <= 300, "{}", tiny.len());
     assert!(tiny.starts_with("<!-- exctl-plan -->"));
+    // Every budget gives a well-formed comment: the marker whole (an unclosed `<!--`
+    // hides the whole comment) and every section closed.
+    for max in (0..3000).chain((3000..70_000).step_by(997)) {
+        let md = report::markdown(
+            &plan,
+            &MarkdownOptions {
+                max_bytes: max,
+                full_plan: Some("https://ci.example/run/42".into()),
+            },
+        );
+        assert_well_formed(&md, max);
+    }
+}
+
+/// A comment within `max` bytes, starting with the whole marker (or empty when not even
+/// the marker fits), with every `<details>` and code block closed.
+fn assert_well_formed(md: &str, max: usize) {
+    assert!(md.len() <= max, "{max}: {}", md.len());
+    if max > report::COMMENT_MARKER.len() {
+        assert!(md.starts_with(report::COMMENT_MARKER), "{max}: {md}");
+    }
+    assert_eq!(
+        md.matches("<!--").count(),
+        md.matches("-->").count(),
+        "{max}: {md}"
+    );
+    assert_eq!(
+        md.matches("<details").count(),
+        md.matches("</details>").count(),
+        "{max}: {md}"
+    );
+    assert_eq!(md.matches("```").count() % 2, 0, "{max}: {md}");
 }

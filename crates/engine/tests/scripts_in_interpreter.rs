@@ -703,6 +703,7 @@ fn store_plan() -> Plan {
         in_sync: 0,
         errors: Vec::new(),
         notes: Vec::new(),
+        warnings: Vec::new(),
     }])
 }
 

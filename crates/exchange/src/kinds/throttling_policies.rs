@@ -237,6 +237,22 @@ pub struct ThrottlingPolicies;
 
 type Read = (&'static str, Value, Node);
 
+/// The attributes as a person reads them: a blank (`$null`) throttling value means "no
+/// limit" on Exchange 2010 (the property is a `Nullable<UInt32>`, see
+/// learn.microsoft.com/powershell/module/exchange/set-throttlingpolicy), so it is shown
+/// as `unlimited`, the word the manifest and the receive connectors use. Called after the
+/// script is made: the command still passes `$null`, which is what the cmdlet takes.
+fn shown_unlimited(mut attrs: Vec<AttrChange>) -> Vec<AttrChange> {
+    for a in &mut attrs {
+        for v in [&mut a.before, &mut a.after].into_iter().flatten() {
+            if *v == Value::Null {
+                *v = Value::Unlimited;
+            }
+        }
+    }
+    attrs
+}
+
 fn find<'a>(attrs: &'a [Read], name: &str) -> Option<&'a Read> {
     attrs.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(name))
 }
@@ -566,6 +582,7 @@ impl Kind for ThrottlingPolicies {
                         "New-ThrottlingPolicy -Name {name}{}",
                         common::parameters(&attrs)
                     );
+                    let attrs = shown_unlimited(attrs);
                     out.push(common::change(r, &r.id, Action::Create, attrs, 0, script));
                 }
                 (Ensure::Present, true) => {
@@ -578,6 +595,7 @@ impl Kind for ThrottlingPolicies {
                         "Set-ThrottlingPolicy -Identity {name}{}",
                         common::parameters(&attrs)
                     );
+                    let attrs = shown_unlimited(attrs);
                     out.push(common::update(r, &r.id, attrs, unchanged, script));
                 }
             }
@@ -1166,7 +1184,8 @@ mod tests {
         assert_eq!(c[0].action, Action::Update);
         assert_eq!(c[0].unchanged, 1);
         assert_eq!(c[0].attrs[0].before, Some(Value::Int(20)));
-        assert_eq!(c[0].attrs[0].after, Some(Value::Null));
+        // Shown as unlimited; the command still passes $null.
+        assert_eq!(c[0].attrs[0].after, Some(Value::Unlimited));
         assert_eq!(
             c[0].script,
             "Set-ThrottlingPolicy -Identity 'UCCXThrottlingPolicy' -IMAPMaxConcurrency $null -RCAMaxConcurrency 100"

@@ -3,12 +3,12 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An Exchange 2010 release. Ordered, so `since <= sp` says whether a feature exists.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+/// Written as the command line and the manifests spell it (`2010-sp1`); read in that
+/// spelling and in the older ones (`Sp1`, `SP1`, `sp1`) of state files written before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Sp {
     /// The original release (14.0).
     Rtm,
@@ -39,15 +39,44 @@ impl Sp {
         "0.10 (14.0.100.0)"
     }
 
-    /// Parses `RTM`, `SP1`.. (any case).
+    /// The one spelling exctl uses everywhere: `2010-rtm`, `2010-sp1`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sp::Rtm => "2010-rtm",
+            Sp::Sp1 => "2010-sp1",
+            Sp::Sp2 => "2010-sp2",
+            Sp::Sp3 => "2010-sp3",
+        }
+    }
+
+    /// Parses `2010-sp1`, and the older `RTM`, `SP1`.. (any case).
     pub fn parse(s: &str) -> Option<Sp> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        let s = s.trim().to_ascii_lowercase();
+        let s = s.strip_prefix("2010-").unwrap_or(&s);
+        match s {
             "rtm" | "sp0" => Some(Sp::Rtm),
             "sp1" => Some(Sp::Sp1),
             "sp2" => Some(Sp::Sp2),
             "sp3" => Some(Sp::Sp3),
             _ => None,
         }
+    }
+}
+
+impl Serialize for Sp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Sp, D::Error> {
+        let s = String::deserialize(d)?;
+        Sp::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown Exchange 2010 release '{s}': one of 2010-rtm, 2010-sp1, 2010-sp2, 2010-sp3"
+            ))
+        })
     }
 }
 

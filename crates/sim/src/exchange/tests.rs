@@ -1322,6 +1322,7 @@ mailboxes:
     password: secret
 "#;
     let mut o = ExchangeOrg::from_yaml(yaml, r.clone()).unwrap();
+    // The old spelling (`Sp1`) is still read.
     assert_eq!(o.sp, Sp::Sp1);
     let g = o.get_imap_settings(Some("EXCAS1")).unwrap();
     assert_eq!(g.get("MaxConnectionsPerUser"), Some(&SimValue::Int(40)));
@@ -1346,6 +1347,13 @@ mailboxes:
     );
 
     let text = o.to_yaml().unwrap();
+    // Written in the CLI's spelling; read back, as every old spelling is.
+    assert!(text.contains("sp: 2010-sp1"), "{text}");
+    for old in ["SP1", "sp1", "2010-SP1"] {
+        let y = yaml.replace("sp: Sp1", &format!("sp: {old}"));
+        assert_eq!(ExchangeOrg::from_yaml(&y, r.clone()).unwrap().sp, Sp::Sp1);
+    }
+    assert!(ExchangeOrg::from_yaml(&yaml.replace("sp: Sp1", "sp: sp4"), r.clone()).is_err());
     let mut back = ExchangeOrg::from_yaml(&text, r.clone()).unwrap();
     assert_eq!(
         back.get_imap_settings(None).unwrap().properties,
