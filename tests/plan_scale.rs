@@ -2,7 +2,8 @@
 //! 5,000 mailboxes (`exctl sim --state`). The observe script grows by one line per
 //! identity and runs in one PowerShell process; the simulator answers each
 //! Get-ThrottlingPolicyAssociation from an index. The run is bounded generously (it must
-//! finish), and its time is printed, not asserted.
+//! finish), and its time is printed, not asserted. Then an apply of 2,000 associations,
+//! every step done and the next plan empty.
 
 mod common;
 
@@ -107,5 +108,89 @@ fn five_thousand_associations_plan_in_one_process() {
     assert_eq!(
         exchange["cmdlets"]["Get-ThrottlingPolicyAssociation"], MAILBOXES,
         "one targeted read per identity, no listing"
+    );
+}
+
+/// Apply at scale: 2,000 associations move to a declared policy in one apply script, each
+/// step reported done (apply follows the step records it streams by lookup, and verifies
+/// against the fresh plan by identity), and the next plan has nothing to do.
+#[test]
+fn two_thousand_associations_apply_and_converge() {
+    const N: usize = 2000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mailboxes: Vec<serde_json::Value> = (1..=N)
+        .map(|i| serde_json::json!({ "alias": format!("user{i:05}") }))
+        .collect();
+    let state = serde_json::json!({
+        "sp": "Sp3",
+        "servers": [{ "name": "EXCH01" }],
+        "mailboxes": mailboxes,
+    });
+    let state_file = dir.path().join("state.json");
+    std::fs::write(&state_file, state.to_string()).expect("state written");
+    let sim = Sim::start(&[
+        "--state",
+        state_file.to_str().expect("UTF-8 path"),
+        "--time-scale",
+        "0.001",
+    ]);
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).expect("directory");
+    std::fs::write(
+        manifests.join("inventory.yaml"),
+        format!(
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    auth: ntlm\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n",
+            sim.url
+        ),
+    )
+    .expect("inventory written");
+    let mut site = String::from(
+        "targets: [EXCH01]\nthrottling_policies:\n  Bulk:\n    IMAPMaxConcurrency: 100\nthrottling_associations:\n",
+    );
+    for i in 1..=N {
+        site.push_str(&format!("  - identity: user{i:05}\n    policy: Bulk\n"));
+    }
+    std::fs::write(manifests.join("site.yaml"), site).expect("site written");
+    let run = |args: &[&str]| {
+        exctl()
+            .args(args)
+            .current_dir(dir.path())
+            .env("EXCTL_SIM_PASSWORD", SIM_PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .expect("exctl runs")
+    };
+
+    let out = run(&[
+        "apply",
+        "manifests",
+        "--auto-approve",
+        "--format",
+        "json",
+        "--progress",
+        "none",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON result");
+    let host = &result["hosts"][0];
+    let steps = host["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 1 + N);
+    assert!(
+        steps.iter().all(|s| s["status"] == "done"),
+        "{}",
+        text(&out.stdout)
+    );
+    let state = sim.state();
+    assert_eq!(
+        state["sections"]["exchange"]["cmdlets"]["Set-ThrottlingPolicyAssociation"],
+        N
+    );
+
+    let again = run(&["plan", "manifests", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains(&format!("no changes ({} resources in sync)", N + 1)),
+        "{}",
+        text(&again.stdout)
     );
 }

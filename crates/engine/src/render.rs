@@ -131,6 +131,8 @@ struct Tally<'a> {
     total: usize,
     actions: Vec<(Action, usize)>,
     values: Vec<(&'a str, String, usize)>,
+    /// The changes that require each restart (its own step says when it runs).
+    restarts: Vec<(Service, usize)>,
 }
 
 fn tally(run: &[Step]) -> Tally<'_> {
@@ -140,6 +142,7 @@ fn tally(run: &[Step]) -> Tally<'_> {
         total: 0,
         actions: Vec::new(),
         values: Vec::new(),
+        restarts: Vec::new(),
     };
     let mut at: std::collections::HashMap<(&str, String), usize> = std::collections::HashMap::new();
     for s in run {
@@ -151,6 +154,12 @@ fn tally(run: &[Step]) -> Tally<'_> {
         match t.actions.iter_mut().find(|(a, _)| *a == action) {
             Some((_, n)) => *n += 1,
             None => t.actions.push((action, 1)),
+        }
+        if let Some(svc) = c.requires_restart {
+            match t.restarts.iter_mut().find(|(s, _)| *s == svc) {
+                Some((_, n)) => *n += 1,
+                None => t.restarts.push((svc, 1)),
+            }
         }
         for a in &c.attributes {
             let shown = show(&a.after, a.sensitive);
@@ -389,6 +398,13 @@ fn text_many(t: &Tally<'_>, p: &Paint, out: &mut String) {
                 "… and {} other values",
                 t.values.len() - VALUES_SHOWN
             ))
+        );
+    }
+    for (svc, n) in &t.restarts {
+        let _ = writeln!(
+            out,
+            "      {}",
+            p.dim(&format!("{n} of them require a restart of {svc}"))
         );
     }
     let _ = writeln!(
@@ -1074,6 +1090,24 @@ mod tests {
             text.matches("~ Throttling policy associations user")
                 .count(),
             LIST_LIMIT
+        );
+    }
+
+    #[test]
+    fn a_summarized_run_counts_the_restarts_its_changes_require() {
+        let mut p = plan(60);
+        for s in p.hosts[0].steps.iter_mut().take(7) {
+            if let Step::Change(c) = s {
+                c.requires_restart = Some(Service::InformationStore);
+            }
+        }
+        let text = text(&p, TextOptions::default());
+        assert!(
+            text.contains(&format!(
+                "      7 of them require a restart of {}\n",
+                Service::InformationStore
+            )),
+            "{text}"
         );
     }
 

@@ -154,11 +154,17 @@ async fn streamed(
             let buf = match stream {
                 Stream::Stdout => {
                     pending.extend_from_slice(bytes);
-                    while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = pending.drain(..=i).collect();
-                        let text = String::from_utf8_lossy(&line);
+                    // Each complete line handed over in place, and the consumed bytes
+                    // dropped once per chunk: draining line by line would move the rest
+                    // of the chunk for every line (thousands of step records a chunk).
+                    let mut start = 0;
+                    while let Some(i) = pending[start..].iter().position(|b| *b == b'\n') {
+                        let end = start + i;
+                        let text = String::from_utf8_lossy(&pending[start..=end]);
                         sink(text.trim_end_matches(['\r', '\n']));
+                        start = end + 1;
                     }
+                    pending.drain(..start);
                     &mut stdout
                 }
                 Stream::Stderr => &mut stderr,
