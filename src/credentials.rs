@@ -66,6 +66,22 @@ pub fn password(user: &str, entry: &str) -> Result<Secret, CredentialError> {
     })
 }
 
+/// The password for Kerberos on the command line: `EXCTL_PASSWORD`, else the keyring
+/// entry when one is named, else none (an empty secret: the operator's ticket cache).
+pub fn kerberos_password(entry: Option<&str>) -> Secret {
+    if let Ok(p) = std::env::var(PASSWORD_ENV)
+        && !p.is_empty()
+    {
+        return Secret::new(p);
+    }
+    if let Some(entry) = entry
+        && let Ok(p) = keyring::Entry::new(KEYRING_SERVICE, entry).and_then(|e| e.get_password())
+    {
+        return Secret::new(p);
+    }
+    Secret::new(String::new())
+}
+
 /// `none`: never use the OS keyring; `env`: read `keyring:NAME` from the environment
 /// variable [`keyring_env_var`] instead (CI runners have no keyring, jump hosts do: the
 /// same manifests serve both).

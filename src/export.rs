@@ -82,6 +82,7 @@ fn direct_target(a: &ExportArgs, endpoint: &str) -> Result<Target, String> {
         auth: match a.auth {
             AuthArg::Ntlm => "ntlm".into(),
             AuthArg::Basic => "basic".into(),
+            AuthArg::Kerberos => "kerberos".into(),
         },
         user,
         credential: None,
