@@ -178,6 +178,8 @@ pub enum AuthArg {
     /// Kerberos (Negotiate or Kerberos scheme) with the ticket in KRB5CCNAME, or one got
     /// in memory from EXCTL_PASSWORD; over HTTP every message is encrypted.
     Kerberos,
+    /// Kerberos when the server and the KDC can do it, else NTLM with the password.
+    Negotiate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -452,6 +454,11 @@ pub struct ExportArgs {
     /// With --endpoint: the authentication method.
     #[arg(long, value_enum, default_value_t = AuthArg::Ntlm, requires = "endpoint")]
     pub auth: AuthArg,
+
+    /// With --endpoint and Kerberos: the server's service principal (default
+    /// HTTP/<host of the endpoint>).
+    #[arg(long, value_name = "SPN", requires = "endpoint")]
+    pub spn: Option<String>,
 
     /// With --endpoint: the release the server runs (2010-rtm, 2010-sp1, 2010-sp2,
     /// 2010-sp3; checked against the server).

@@ -258,6 +258,10 @@ pub fn resolve_hosts(hosts: &[(&HostSpec, &str)]) -> Result<HashMap<String, Secr
     // Each distinct reference, with who uses it. `prompt` is one per account.
     let mut refs: BTreeMap<String, (Option<CredentialRef>, Users)> = BTreeMap::new();
     for &(host, site) in hosts {
+        if host.credential.is_none() && matches!(host.auth.as_str(), "kerberos" | "negotiate") {
+            // Kerberos with the operator's own ticket: no password to find.
+            continue;
+        }
         let id = match &host.credential {
             Some(CredentialRef::Prompt) => format!("prompt:{}", host.user.to_lowercase()),
             Some(r) => r.to_string(),

@@ -72,6 +72,7 @@ pub fn client_config(c: &ConnectArgs, password: exctl_secret::Secret) -> ClientC
         AuthArg::Ntlm => AuthMethod::Ntlm,
         AuthArg::Basic => AuthMethod::Basic,
         AuthArg::Kerberos => AuthMethod::Kerberos,
+        AuthArg::Negotiate => AuthMethod::Negotiate,
     };
     cfg.spn = c.spn.clone();
     cfg.kerberos_scheme = match c.kerberos_scheme {
@@ -165,7 +166,7 @@ fn job(args: &ExecArgs) -> Result<Job, ExecError> {
 async fn execute(args: ExecArgs) -> Result<i64, ExecError> {
     let job = job(&args)?;
     let c = &args.connect;
-    let password = if c.auth == AuthArg::Kerberos {
+    let password = if matches!(c.auth, AuthArg::Kerberos | AuthArg::Negotiate) {
         // Kerberos uses the operator's ticket; a password (EXCTL_PASSWORD, or the keyring
         // entry named explicitly) only gets a ticket in memory. Never a prompt: a jump
         // host's operator has run kinit.

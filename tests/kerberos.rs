@@ -300,3 +300,175 @@ fn a_host_without_kerberos_refuses_and_a_kerberos_only_host_refuses_ntlm() {
         .expect("exctl exec runs");
     fails_with(&out, &["refused the credentials", "NTLM, HTTP 401"]);
 }
+
+const IMAP_LIMITS: &str = "targets: [EXCH01]\nimap_settings:\n  MaxConnectionsPerUser: 250\n  MaxConnectionFromSingleIP: 250\n";
+
+#[test]
+fn plan_and_apply_a_site_whose_host_uses_kerberos_without_a_credential() {
+    let kdc = Kdc::start();
+    let cache = kdc.path("ops.ccache");
+    kdc.kinit(&cache, "10h");
+    let s = sim(
+        &kdc,
+        &[
+            "--auth",
+            "kerberos",
+            "--computer-name",
+            "EXCH01",
+            "--exchange",
+            "2010-sp3",
+            "--time-scale",
+            "0.002",
+        ],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("inventory.yaml"),
+        format!(
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    auth: kerberos\n    user: {USER}\n    exchange: 2010-sp3\n",
+            by_name(&s)
+        ),
+    )
+    .expect("inventory");
+    std::fs::write(dir.path().join("imap.yaml"), IMAP_LIMITS).expect("manifest");
+    let run = |args: &[&str]| {
+        common::exctl()
+            .args(args)
+            .current_dir(dir.path())
+            .envs(kdc.env())
+            .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+            .env("EXCTL_KEYRING", "none")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("exctl runs")
+    };
+    let show = |o: &Output| {
+        format!(
+            "exit {:?}\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let plan = run(&["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "changes expected: {}",
+        show(&plan)
+    );
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("MaxConnectionsPerUser"),
+        "{}",
+        show(&plan)
+    );
+    let apply = run(&["apply", ".", "--auto-approve"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", show(&apply));
+    let again = run(&["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "converged: {}", show(&again));
+    // export and doctor reach the host the same way, from the inventory ...
+    let export = run(&["export", "EXCH01", "."]);
+    assert_eq!(export.status.code(), Some(0), "{}", show(&export));
+    assert!(
+        String::from_utf8_lossy(&export.stdout).contains("MaxConnectionsPerUser: 250"),
+        "{}",
+        show(&export)
+    );
+    let doctor = run(&["doctor", "EXCH01", ".", "--format", "json"]);
+    // Findings about IMAP (no IMAP listener here) are fine; the credential check is not.
+    assert!(
+        String::from_utf8_lossy(&doctor.stdout).contains("\"detail\": \"ops@LAB.TEST accepted\""),
+        "{}",
+        show(&doctor)
+    );
+    // ... and export with --endpoint and --auth kerberos.
+    let endpoint = by_name(&s);
+    let direct = run(&[
+        "export",
+        "EXCH01",
+        "--endpoint",
+        &endpoint,
+        "--user",
+        USER,
+        "--exchange",
+        "2010-sp3",
+        "--auth",
+        "kerberos",
+    ]);
+    assert_eq!(direct.status.code(), Some(0), "{}", show(&direct));
+    assert!(
+        String::from_utf8_lossy(&direct.stdout).contains("MaxConnectionsPerUser: 250"),
+        "{}",
+        show(&direct)
+    );
+}
+
+#[test]
+fn an_inventory_host_given_by_address_is_refused_at_validation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("inventory.yaml"),
+        format!(
+            "hosts:\n  EXCH01:\n    endpoint: http://192.0.2.10:5985/wsman\n    auth: kerberos\n    user: {USER}\n    exchange: 2010-sp3\n"
+        ),
+    )
+    .expect("inventory");
+    std::fs::write(dir.path().join("imap.yaml"), IMAP_LIMITS).expect("manifest");
+    let out = common::exctl()
+        .args(["validate", "."])
+        .current_dir(dir.path())
+        .output()
+        .expect("exctl runs");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("Kerberos needs the server's name") && text.contains("spn:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn negotiate_uses_kerberos_and_falls_back_to_ntlm_where_kerberos_cannot_work() {
+    let kdc = Kdc::start();
+    let cache = kdc.path("ops.ccache");
+    kdc.kinit(&cache, "10h");
+    let negotiate = |endpoint: &str, user: &str, password: Option<&str>| {
+        let mut cmd = common::exctl();
+        cmd.args([
+            "exec",
+            "--endpoint",
+            endpoint,
+            "--user",
+            user,
+            "--auth",
+            "negotiate",
+        ])
+        .args(["--raw", "--", "cmd.exe", "/c", "echo", "hi"])
+        .envs(kdc.env())
+        .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .env("EXCTL_KEYRING", "none")
+        .stdin(std::process::Stdio::null());
+        if let Some(p) = password {
+            cmd.env("EXCTL_PASSWORD", p);
+        }
+        cmd.output().expect("exctl runs")
+    };
+    // A Kerberos-only host: Negotiate authenticates with the ticket (NTLM would be
+    // refused there, and there is no password for it anyway).
+    let krb_only = sim(&kdc, &["--auth", "kerberos"]);
+    says_hi(&negotiate(&by_name(&krb_only), USER, None));
+    // An NTLM-only host: Kerberos is refused, NTLM with the password works.
+    let ntlm_only = Sim::start_with_env(&["--auth", "ntlm"], &kdc.env());
+    says_hi(&negotiate(
+        &by_name(&ntlm_only),
+        common::SIM_USER,
+        Some(common::SIM_PASSWORD),
+    ));
+    // An address: NTLM from the start, as Windows does.
+    says_hi(&negotiate(
+        &ntlm_only.url,
+        common::SIM_USER,
+        Some(common::SIM_PASSWORD),
+    ));
+}

@@ -58,6 +58,9 @@ pub enum AuthMethod {
     /// in memory from the password), mutual authentication, and message encryption over
     /// HTTP; see [`KerberosScheme`] for the HTTP scheme.
     Kerberos,
+    /// Kerberos when the server and the KDC can do it, else NTLM with the password (as
+    /// Windows' Negotiate). An endpoint given as an address goes straight to NTLM.
+    Negotiate,
 }
 
 impl AuthMethod {
@@ -66,6 +69,7 @@ impl AuthMethod {
             AuthMethod::Ntlm => "NTLM",
             AuthMethod::Basic => "Basic",
             AuthMethod::Kerberos => "Kerberos",
+            AuthMethod::Negotiate => "Negotiate",
         }
     }
 }
@@ -240,6 +244,8 @@ pub(crate) struct Transport {
     /// Kerberos: the credential, acquired once per mechanism (a password costs the KDC
     /// one AS exchange, not one per connection).
     krb_cred: std::sync::Mutex<Option<(Mech, Arc<Credential>)>>,
+    /// Negotiate: Kerberos could not be used, NTLM is.
+    ntlm_fallback: std::sync::atomic::AtomicBool,
 }
 
 fn split_user(user: &str) -> (String, String) {
@@ -308,6 +314,10 @@ impl Transport {
         if config.user.is_empty() && config.auth != AuthMethod::Kerberos {
             return Err(Error::Config("no user name given".into()));
         }
+        // Negotiate to an address without an SPN: NTLM from the start, as Windows does.
+        let ntlm_fallback = config.auth == AuthMethod::Negotiate
+            && config.spn.as_deref().is_none_or(|s| s.trim().is_empty())
+            && host.parse::<std::net::IpAddr>().is_ok();
         let spn = match (&config.spn, config.auth) {
             (Some(spn), _) if !spn.trim().is_empty() => spn.trim().to_string(),
             (_, AuthMethod::Kerberos) if host.parse::<std::net::IpAddr>().is_ok() => {
@@ -337,6 +347,7 @@ impl Transport {
             state: Mutex::new(AuthState::default()),
             spn,
             krb_cred: std::sync::Mutex::new(None),
+            ntlm_fallback: std::sync::atomic::AtomicBool::new(ntlm_fallback),
         })
     }
 
@@ -438,108 +449,159 @@ impl Transport {
                 self.read_plain(reply)
             }
             AuthMethod::Kerberos => {
-                // One retry: a 401 on an established context means the server forgot us.
-                for attempt in 0..2 {
-                    let conn = self.connection(state, action).await?;
-                    if conn.krb.is_none() {
-                        let context = self.kerberos_handshake(conn, action, timeout).await?;
-                        conn.krb = Some(context);
-                    }
-                    let Some(krb) = conn.krb.as_mut() else {
-                        return Err(Error::Protocol {
-                            what: "the Kerberos context vanished".into(),
-                        });
-                    };
-                    let (content_type, body) = if self.https {
-                        (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec())
-                    } else {
-                        let (header, data) = krb
-                            .ctx
-                            .wrap_winrm(xml.as_bytes())
-                            .map_err(|e| Error::Encryption(e.to_string()))?;
-                        (
-                            krb.scheme.content_type(),
-                            framing::encode_with(krb.scheme.protocol(), &header, &data, xml.len()),
-                        )
-                    };
-                    *payload_sent = true;
-                    let reply = self
-                        .exchange(conn, None, content_type, body, action, timeout)
-                        .await?;
-                    if reply.status == StatusCode::UNAUTHORIZED {
-                        // A 401 means the server did not act on the request.
-                        *payload_sent = false;
-                        conn.krb = None;
-                        if attempt == 0 {
-                            continue;
-                        }
-                        return Err(self.unauthorized(&reply.headers));
-                    }
-                    return match (self.https, conn.krb.as_mut()) {
-                        (false, Some(krb)) => self.read_krb_sealed(reply, krb),
-                        _ => self.read_plain(reply),
-                    };
-                }
-                Err(Error::Unauthorized {
-                    user: self.config.user.clone(),
-                    scheme: "Kerberos",
-                    offered: String::new(),
-                })
+                self.send_kerberos(state, action, xml, timeout, payload_sent)
+                    .await
             }
             AuthMethod::Ntlm => {
-                // One retry: a 401 on an established context means the server forgot us.
-                for attempt in 0..2 {
-                    let conn = self.connection(state, action).await?;
-                    if conn.ntlm.is_none() {
-                        let context = self.ntlm_handshake(conn, action, timeout).await?;
-                        conn.ntlm = Some(context);
-                    }
-                    let mut prefetch = None;
-                    let (content_type, body) =
-                        match conn.ntlm.as_mut().and_then(|c| c.session.as_mut()) {
-                            Some(session) => {
-                                let (signature, sealed) = session.seal(xml.as_bytes());
-                                prefetch = Some(session.prefetch_inbound());
-                                (framing::CONTENT_TYPE, framing::encode(&signature, &sealed))
-                            }
-                            None => (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec()),
-                        };
-                    // While the server works on the answer, generate the keystream that
-                    // will decrypt it (a guess: as long as the last answer). Not worth a
-                    // thread for small answers.
-                    let prefetch = prefetch
-                        .filter(|p| p.len() >= MIN_PREFETCH)
-                        .map(|p| tokio::task::spawn_blocking(move || p.run()));
-                    *payload_sent = true;
-                    let reply = self
-                        .exchange(conn, None, content_type, body, action, timeout)
-                        .await?;
-                    if let Some(job) = prefetch {
-                        // Unsealing would wait for it anyway; awaiting does not block.
-                        let _ = job.await;
-                    }
-                    if reply.status == StatusCode::UNAUTHORIZED {
-                        // A 401 means the server did not act on the request.
-                        *payload_sent = false;
-                        conn.ntlm = None;
-                        if attempt == 0 {
-                            continue;
+                self.send_ntlm(state, action, xml, timeout, payload_sent)
+                    .await
+            }
+            AuthMethod::Negotiate => {
+                // Kerberos first; NTLM when the server or the KDC cannot do Kerberos (and
+                // there is a password to do NTLM with), as Windows' Negotiate does. The
+                // choice is kept for the client's life.
+                if !self
+                    .ntlm_fallback
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    match self
+                        .send_kerberos(state, action, xml, timeout, payload_sent)
+                        .await
+                    {
+                        Err(Error::Kerberos { .. })
+                            if !*payload_sent && !self.config.password.expose().is_empty() =>
+                        {
+                            self.ntlm_fallback
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                            // The connection saw a refused handshake: start NTLM afresh.
+                            state.conn = None;
                         }
-                        return Err(self.unauthorized(&reply.headers));
+                        other => return other,
                     }
-                    let session = conn.ntlm.as_mut().and_then(|c| c.session.as_mut());
-                    return match session {
-                        Some(session) => self.read_sealed(reply, session),
-                        None => self.read_plain(reply),
-                    };
                 }
-                Err(Error::Unauthorized {
-                    user: self.config.user.clone(),
-                    scheme: "NTLM",
-                    offered: String::new(),
-                })
+                self.send_ntlm(state, action, xml, timeout, payload_sent)
+                    .await
             }
         }
+    }
+
+    /// One request with Kerberos: authenticates the connection first when needed.
+    async fn send_kerberos(
+        &self,
+        state: &mut AuthState,
+        action: &'static str,
+        xml: &str,
+        timeout: Duration,
+        payload_sent: &mut bool,
+    ) -> Result<SoapResponse, Error> {
+        // One retry: a 401 on an established context means the server forgot us.
+        for attempt in 0..2 {
+            let conn = self.connection(state, action).await?;
+            if conn.krb.is_none() {
+                let context = self.kerberos_handshake(conn, action, timeout).await?;
+                conn.krb = Some(context);
+            }
+            let Some(krb) = conn.krb.as_mut() else {
+                return Err(Error::Protocol {
+                    what: "the Kerberos context vanished".into(),
+                });
+            };
+            let (content_type, body) = if self.https {
+                (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec())
+            } else {
+                let (header, data) = krb
+                    .ctx
+                    .wrap_winrm(xml.as_bytes())
+                    .map_err(|e| Error::Encryption(e.to_string()))?;
+                (
+                    krb.scheme.content_type(),
+                    framing::encode_with(krb.scheme.protocol(), &header, &data, xml.len()),
+                )
+            };
+            *payload_sent = true;
+            let reply = self
+                .exchange(conn, None, content_type, body, action, timeout)
+                .await?;
+            if reply.status == StatusCode::UNAUTHORIZED {
+                // A 401 means the server did not act on the request.
+                *payload_sent = false;
+                conn.krb = None;
+                if attempt == 0 {
+                    continue;
+                }
+                return Err(self.unauthorized(&reply.headers));
+            }
+            return match (self.https, conn.krb.as_mut()) {
+                (false, Some(krb)) => self.read_krb_sealed(reply, krb),
+                _ => self.read_plain(reply),
+            };
+        }
+        Err(Error::Unauthorized {
+            user: self.config.user.clone(),
+            scheme: "Kerberos",
+            offered: String::new(),
+        })
+    }
+
+    /// One request with NTLM: authenticates the connection first when needed.
+    async fn send_ntlm(
+        &self,
+        state: &mut AuthState,
+        action: &'static str,
+        xml: &str,
+        timeout: Duration,
+        payload_sent: &mut bool,
+    ) -> Result<SoapResponse, Error> {
+        // One retry: a 401 on an established context means the server forgot us.
+        for attempt in 0..2 {
+            let conn = self.connection(state, action).await?;
+            if conn.ntlm.is_none() {
+                let context = self.ntlm_handshake(conn, action, timeout).await?;
+                conn.ntlm = Some(context);
+            }
+            let mut prefetch = None;
+            let (content_type, body) = match conn.ntlm.as_mut().and_then(|c| c.session.as_mut()) {
+                Some(session) => {
+                    let (signature, sealed) = session.seal(xml.as_bytes());
+                    prefetch = Some(session.prefetch_inbound());
+                    (framing::CONTENT_TYPE, framing::encode(&signature, &sealed))
+                }
+                None => (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec()),
+            };
+            // While the server works on the answer, generate the keystream that
+            // will decrypt it (a guess: as long as the last answer). Not worth a
+            // thread for small answers.
+            let prefetch = prefetch
+                .filter(|p| p.len() >= MIN_PREFETCH)
+                .map(|p| tokio::task::spawn_blocking(move || p.run()));
+            *payload_sent = true;
+            let reply = self
+                .exchange(conn, None, content_type, body, action, timeout)
+                .await?;
+            if let Some(job) = prefetch {
+                // Unsealing would wait for it anyway; awaiting does not block.
+                let _ = job.await;
+            }
+            if reply.status == StatusCode::UNAUTHORIZED {
+                // A 401 means the server did not act on the request.
+                *payload_sent = false;
+                conn.ntlm = None;
+                if attempt == 0 {
+                    continue;
+                }
+                return Err(self.unauthorized(&reply.headers));
+            }
+            let session = conn.ntlm.as_mut().and_then(|c| c.session.as_mut());
+            return match session {
+                Some(session) => self.read_sealed(reply, session),
+                None => self.read_plain(reply),
+            };
+        }
+        Err(Error::Unauthorized {
+            user: self.config.user.clone(),
+            scheme: "NTLM",
+            offered: String::new(),
+        })
     }
 
     /// The open connection, or a new one when there is none or the server closed it (a
