@@ -472,3 +472,74 @@ fn negotiate_uses_kerberos_and_falls_back_to_ntlm_where_kerberos_cannot_work() {
         Some(common::SIM_PASSWORD),
     ));
 }
+
+/// pypsrp's WinRS client (Kerberos through pyspnego and python-gssapi), one command.
+const PYPSRP_EXEC: &str = r#"
+import sys
+from pypsrp.client import Client
+port, auth, ssl = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "https"
+user = sys.argv[4] if len(sys.argv) > 4 else None
+password = sys.argv[5] if len(sys.argv) > 5 else None
+c = Client("localhost", port=port, ssl=ssl, auth=auth, encryption="auto" if ssl else "always",
+           cert_validation=False, negotiate_service="HTTP", username=user, password=password)
+out, err, rc = c.execute_cmd("echo hi")
+print(out.strip(), rc)
+"#;
+
+fn python() -> std::path::PathBuf {
+    let py = std::env::var_os("EXCTL_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").into());
+    assert!(
+        py.exists(),
+        "Python peer interpreter {} not found: run scripts/test, or set EXCTL_PYTHON",
+        py.display()
+    );
+    py
+}
+
+fn pypsrp(kdc: &Kdc, cache: &Path, sim: &Sim, auth: &str, creds: Option<(&str, &str)>) {
+    let port = sim
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches("/wsman");
+    let scheme = if sim.url.starts_with("https") {
+        "https"
+    } else {
+        "http"
+    };
+    let mut cmd = std::process::Command::new(python());
+    cmd.args(["-c", PYPSRP_EXEC, port, auth, scheme])
+        .envs(kdc.env())
+        .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    if let Some((u, p)) = creds {
+        cmd.args([u, p]);
+    }
+    let out = cmd.output().expect("python runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "hi 0",
+        "pypsrp {auth} {scheme}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn pypsrp_kerberos_client_against_the_simulator() {
+    let kdc = Kdc::start();
+    let cache = kdc.path("ops.ccache");
+    kdc.kinit(&cache, "10h");
+    let http = sim(&kdc, &["--auth", "kerberos", "ntlm"]);
+    // With the ticket cache, by either scheme pypsrp knows, sealed over HTTP.
+    pypsrp(&kdc, &cache, &http, "kerberos", None);
+    pypsrp(&kdc, &cache, &http, "negotiate", None);
+    // With a password and no cache.
+    let empty = kdc.path("empty.ccache");
+    pypsrp(&kdc, &empty, &http, "kerberos", Some((USER, &kdc.password)));
+    // Over HTTPS with channel bindings required.
+    let https = sim(&kdc, &["--auth", "kerberos", "--tls", "--cbt-strict"]);
+    pypsrp(&kdc, &cache, &https, "kerberos", None);
+}
