@@ -543,3 +543,31 @@ fn pypsrp_kerberos_client_against_the_simulator() {
     let https = sim(&kdc, &["--auth", "kerberos", "--tls", "--cbt-strict"]);
     pypsrp(&kdc, &cache, &https, "kerberos", None);
 }
+
+#[test]
+fn without_the_gssapi_library_kerberos_says_what_to_install() {
+    // No realm needed: the library is loaded before anything else happens.
+    let s = Sim::start(&[]);
+    let out = common::exctl()
+        .args([
+            "exec",
+            "--endpoint",
+            &by_name(&s),
+            "--user",
+            USER,
+            "--auth",
+            "kerberos",
+        ])
+        .args(["--raw", "--", "cmd.exe", "/c", "echo", "hi"])
+        .env("EXCTL_GSSAPI_LIBRARY", "/nonexistent/libgssapi_krb5.so.2")
+        .env("EXCTL_KEYRING", "none")
+        .output()
+        .expect("exctl runs");
+    fails_with(
+        &out,
+        &[
+            "Kerberos needs MIT krb5's GSSAPI library (libgssapi_krb5.so.2)",
+            "krb5-user",
+        ],
+    );
+}
