@@ -571,3 +571,39 @@ fn without_the_gssapi_library_kerberos_says_what_to_install() {
         ],
     );
 }
+
+#[test]
+fn clock_skew_is_named_with_the_fix() {
+    let kdc = Kdc::start();
+    let cache = kdc.path("ops.ccache");
+    kdc.kinit(&cache, "10h");
+    let s = sim(&kdc, &["--auth", "kerberos"]);
+    // exctl runs two hours ahead (libfaketime, installed by scripts/test): the
+    // simulator's acceptor refuses the authenticator and its KRB-ERROR says why.
+    let faketime = common::kdc::tool("faketime");
+    let out = std::process::Command::new(faketime)
+        .args(["-f", "+2h", env!("CARGO_BIN_EXE_exctl")])
+        .args([
+            "exec",
+            "--endpoint",
+            &by_name(&s),
+            "--user",
+            USER,
+            "--auth",
+            "kerberos",
+        ])
+        .args(["--raw", "--", "cmd.exe", "/c", "echo", "hi"])
+        .envs(kdc.env())
+        .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .env("EXCTL_KEYRING", "none")
+        .env_remove("EXCTL_PASSWORD")
+        .output()
+        .expect("faketime runs");
+    fails_with(
+        &out,
+        &[
+            "the clocks of this machine and the KDC or HTTP/localhost differ by more than Kerberos allows",
+            "synchronise",
+        ],
+    );
+}

@@ -38,7 +38,7 @@ pub fn tool(name: &str) -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "MIT Kerberos tool '{name}' not found: run scripts/test, which installs krb5-kdc, krb5-admin-server and krb5-user (apt-get install krb5-kdc krb5-admin-server krb5-user)"
+                "tool '{name}' not found: run scripts/test, which installs MIT Kerberos and libfaketime (apt-get install krb5-kdc krb5-admin-server krb5-user faketime)"
             )
         })
 }

@@ -819,6 +819,9 @@ pub struct Acceptor {
     ctx: Context,
     credential: Arc<Credential>,
     peer: Option<String>,
+    /// The token the library made when a step failed (a KRB-ERROR, such as clock skew),
+    /// for the client to read the cause from.
+    error_token: Vec<u8>,
 }
 
 impl Acceptor {
@@ -833,7 +836,13 @@ impl Acceptor {
             },
             credential,
             peer: None,
+            error_token: Vec::new(),
         }
+    }
+
+    /// The error token of the last failed step, empty when the library made none.
+    pub fn error_token(&self) -> &[u8] {
+        &self.error_token
     }
 }
 
@@ -884,6 +893,9 @@ impl SecurityContext for Acceptor {
         unsafe { (api.release_buffer)(&mut m2, &mut out) };
         let src = Name { raw: src };
         if is_error(major) {
+            // MIT answers some failures (clock skew among them) with a KRB-ERROR token;
+            // Windows sends it back in the 401, and the client reads the cause from it.
+            self.error_token = token;
             return Err(failure(api, "gss_accept_sec_context", major, minor));
         }
         let complete = (major & ffi::GSS_S_CONTINUE_NEEDED) == 0;

@@ -605,7 +605,19 @@ fn authenticate_kerberos(
         Ok(step) => step,
         Err(_) => {
             drop(auth);
-            return Err(refuse(shared, conn));
+            shared.state.auth_failure();
+            let mut r = unauthorized(shared, conn.tls);
+            // The KRB-ERROR (clock skew, a ticket for another key) goes back to the client
+            // in place of the bare challenge, as HTTP.sys does.
+            if !acceptor.error_token().is_empty()
+                && let Ok(v) = HeaderValue::from_str(&format!(
+                    "{scheme} {}",
+                    B64.encode(acceptor.error_token())
+                ))
+            {
+                r.headers_mut().insert(WWW_AUTHENTICATE, v);
+            }
+            return Err(Box::new(r));
         }
     };
     let header = (!step.token.is_empty())
