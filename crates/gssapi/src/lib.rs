@@ -439,19 +439,12 @@ impl Credential {
             count: 1,
             elements: elements.as_mut_ptr(),
         };
-        let mut krb5 = oid(OID_KRB5);
-        let mut spnego = oid(OID_SPNEGO);
-        let mut list = [
-            gss_OID_desc {
-                length: krb5.length,
-                elements: krb5.elements,
-            },
-            gss_OID_desc {
-                length: spnego.length,
-                elements: spnego.elements,
-            },
-        ];
-        let _ = (&mut krb5, &mut spnego);
+        // Both mechanisms: the HTTP `Kerberos` scheme sends raw Kerberos tokens,
+        // `Negotiate` SPNEGO ones.
+        let mut list = [OID_KRB5, OID_SPNEGO].map(|bytes| gss_OID_desc {
+            length: bytes.len() as OM_uint32,
+            elements: bytes.as_ptr() as *mut c_void,
+        });
         let mut set = gss_OID_set_desc {
             count: 2,
             elements: list.as_mut_ptr(),
