@@ -607,3 +607,33 @@ fn clock_skew_is_named_with_the_fix() {
         ],
     );
 }
+
+/// pywinrm's Kerberos transport (pykerberos and its own message encryption), one command.
+const PYWINRM_EXEC: &str = r#"
+import sys, winrm
+s = winrm.Session(sys.argv[1], auth=(None, None), transport="kerberos",
+                  message_encryption="always", service="HTTP")
+r = s.run_cmd("cmd.exe", ["/c", "echo", "hi"])
+print(r.std_out.decode().strip(), r.status_code)
+"#;
+
+#[test]
+fn pywinrm_kerberos_client_against_the_simulator() {
+    let kdc = Kdc::start();
+    let cache = kdc.path("ops.ccache");
+    kdc.kinit(&cache, "10h");
+    let s = sim(&kdc, &["--auth", "kerberos"]);
+    let out = std::process::Command::new(python())
+        .args(["-c", PYWINRM_EXEC, &by_name(&s)])
+        .envs(kdc.env())
+        .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "hi 0",
+        "pywinrm kerberos: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

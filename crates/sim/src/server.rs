@@ -353,7 +353,12 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
                 ..
             } => match ctx.wrap_winrm(xml.as_bytes()) {
                 Ok((header, data)) => {
-                    let (protocol, content_type) = if *kerberos_scheme {
+                    // The answer names the protocol the request named (pywinrm sends
+                    // Kerberos-session-encrypted under the Negotiate scheme), else the
+                    // scheme's.
+                    let kerberos_protocol = *kerberos_scheme
+                        || content_type.contains(&framing::KERBEROS_PROTOCOL.to_ascii_lowercase());
+                    let (protocol, content_type) = if kerberos_protocol {
                         (framing::KERBEROS_PROTOCOL, framing::KERBEROS_CONTENT_TYPE)
                     } else {
                         (framing::SPNEGO_PROTOCOL, framing::ENCRYPTED_CONTENT_TYPE)
