@@ -637,3 +637,30 @@ fn pywinrm_kerberos_client_against_the_simulator() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_simulator_accepts_only_its_principal() {
+    let kdc = Kdc::start();
+    kdc.kadmin("addprinc -pw Other-Pa55 other@LAB.TEST");
+    let cache = kdc.path("other.ccache");
+    kdc.kinit_as("other@LAB.TEST", "Other-Pa55", &cache, "10h");
+    let s = sim(&kdc, &["--auth", "kerberos"]);
+    let out = common::exctl()
+        .args([
+            "exec",
+            "--endpoint",
+            &by_name(&s),
+            "--user",
+            "other@LAB.TEST",
+        ])
+        .args([
+            "--auth", "kerberos", "--raw", "--", "cmd.exe", "/c", "echo", "hi",
+        ])
+        .envs(kdc.env())
+        .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .env("EXCTL_KEYRING", "none")
+        .output()
+        .expect("exctl runs");
+    // A valid ticket of another account: refused as a host's ACL refuses it.
+    fails_with(&out, &["refused the Kerberos ticket of other@LAB.TEST"]);
+}

@@ -193,8 +193,13 @@ impl Kdc {
     /// `kinit ops@LAB.TEST` with the password on stdin, into the cache `cache` (a path).
     /// `lifetime` as kinit's `-l` (e.g. "10h").
     pub fn kinit(&self, cache: &Path, lifetime: &str) {
+        self.kinit_as(USER, &self.password, cache, lifetime);
+    }
+
+    /// `kinit` of another principal (made with [`Kdc::kadmin`]).
+    pub fn kinit_as(&self, principal: &str, password: &str, cache: &Path, lifetime: &str) {
         let mut child = Command::new(tool("kinit"))
-            .args(["-l", lifetime, USER])
+            .args(["-l", lifetime, principal])
             .envs(self.env())
             .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
             .stdin(Stdio::piped())
@@ -203,7 +208,7 @@ impl Kdc {
             .spawn()
             .expect("kinit runs");
         if let Some(mut stdin) = child.stdin.take() {
-            let _ = writeln!(stdin, "{}", self.password);
+            let _ = writeln!(stdin, "{password}");
         }
         let out = child.wait_with_output().expect("kinit finishes");
         assert!(
