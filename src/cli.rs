@@ -134,6 +134,9 @@ pub struct ManArgs {
 pub enum SimAuthArg {
     Basic,
     Ntlm,
+    /// Kerberos by Negotiate (SPNEGO) or Kerberos scheme; needs --keytab and --user
+    /// user@REALM (or REALM\user).
+    Kerberos,
 }
 
 #[cfg(feature = "sim")]
@@ -151,17 +154,21 @@ pub struct SimArgs {
     #[arg(long, value_name = "FILE", requires = "tls")]
     pub ca_out: Option<PathBuf>,
 
-    /// The accepted authentication schemes.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SimAuthArg::Basic, SimAuthArg::Ntlm])]
+    /// The accepted authentication schemes (`--auth kerberos ntlm` or `--auth kerberos,ntlm`).
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 1.., default_values_t = [SimAuthArg::Basic, SimAuthArg::Ntlm])]
     pub auth: Vec<SimAuthArg>,
 
-    /// The accepted account, DOMAIN\NAME.
+    /// The accepted account, DOMAIN\NAME; with Kerberos also user@REALM.
     #[arg(
         long,
         value_name = "DOMAIN\\NAME",
         default_value = "CONTOSO\\Administrator"
     )]
     pub user: String,
+
+    /// Kerberos: the keytab with the service's keys (HTTP/<host>@REALM).
+    #[arg(long, value_name = "FILE")]
+    pub keytab: Option<PathBuf>,
 
     /// The host's computer name, which is also the Exchange server's name.
     #[arg(long, value_name = "NAME", default_value = "EXCH01")]
@@ -202,6 +209,21 @@ pub enum AuthArg {
     Ntlm,
     /// HTTP Basic; HTTPS only (see --allow-basic-over-http).
     Basic,
+    /// Kerberos (Negotiate or Kerberos scheme) with the ticket in KRB5CCNAME, or one got
+    /// in memory from EXCTL_PASSWORD; over HTTP every message is encrypted.
+    Kerberos,
+    /// Kerberos when the server and the KDC can do it, else NTLM with the password.
+    Negotiate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KerberosSchemeArg {
+    /// Negotiate, or Kerberos when the server offers only that.
+    Auto,
+    /// `Authorization: Negotiate` (SPNEGO carrying Kerberos).
+    Negotiate,
+    /// `Authorization: Kerberos` (raw Kerberos tokens).
+    Kerberos,
 }
 
 /// Where and as whom to connect.
@@ -218,6 +240,15 @@ pub struct ConnectArgs {
     /// The authentication method.
     #[arg(long, value_enum, default_value_t = AuthArg::Ntlm)]
     pub auth: AuthArg,
+
+    /// Kerberos: the server's service principal (default HTTP/<host of the endpoint>).
+    #[arg(long, value_name = "SPN")]
+    pub spn: Option<String>,
+
+    /// Kerberos: the HTTP scheme; auto sends Negotiate and switches to Kerberos when the
+    /// server offers only that.
+    #[arg(long, value_enum, value_name = "SCHEME", default_value_t = KerberosSchemeArg::Auto)]
+    pub kerberos_scheme: KerberosSchemeArg,
 
     /// Trust only the CA certificates in this PEM file (HTTPS).
     #[arg(long, value_name = "FILE")]
@@ -522,6 +553,11 @@ pub struct ExportArgs {
     /// With --endpoint: the authentication method.
     #[arg(long, value_enum, default_value_t = AuthArg::Ntlm, requires = "endpoint")]
     pub auth: AuthArg,
+
+    /// With --endpoint and Kerberos: the server's service principal (default
+    /// HTTP/<host of the endpoint>).
+    #[arg(long, value_name = "SPN", requires = "endpoint")]
+    pub spn: Option<String>,
 
     /// With --endpoint: the release the server runs (2010-rtm, 2010-sp1, 2010-sp2,
     /// 2010-sp3; checked against the server).

@@ -73,6 +73,22 @@ pub fn password(user: &str, entry: &str) -> Result<Secret, CredentialError> {
     })
 }
 
+/// The password for Kerberos on the command line: `EXCTL_PASSWORD`, else the keyring
+/// entry when one is named, else none (an empty secret: the operator's ticket cache).
+pub fn kerberos_password(entry: Option<&str>) -> Secret {
+    if let Ok(p) = std::env::var(PASSWORD_ENV)
+        && !p.is_empty()
+    {
+        return Secret::new(p);
+    }
+    if let Some(entry) = entry
+        && let Ok(p) = keyring::Entry::new(KEYRING_SERVICE, entry).and_then(|e| e.get_password())
+    {
+        return Secret::new(p);
+    }
+    Secret::new(String::new())
+}
+
 /// `none`: never use the OS keyring; `env`: read `keyring:NAME` from the environment
 /// variable [`keyring_env_var`] instead (CI runners have no keyring, jump hosts do: the
 /// same manifests serve both).
@@ -310,6 +326,10 @@ fn resolve_hosts_each(hosts: &[(&HostSpec, &str)]) -> Resolved {
     // Each distinct reference, with who uses it. `prompt` is one per account.
     let mut refs: BTreeMap<String, (Option<CredentialRef>, Users)> = BTreeMap::new();
     for &(host, site) in hosts {
+        if host.credential.is_none() && matches!(host.auth.as_str(), "kerberos" | "negotiate") {
+            // Kerberos with the operator's own ticket: no password to find.
+            continue;
+        }
         let id = match &host.credential {
             Some(CredentialRef::Prompt) => format!("prompt:{}", host.user.to_lowercase()),
             Some(r) => r.to_string(),

@@ -12,10 +12,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use exctl_winrm::{
-    AuthMethod, Client, ClientConfig, Error as WinrmError, ShellOptions, Stream, TrustPolicy,
+    AuthMethod, Client, ClientConfig, Error as WinrmError, KerberosScheme, ShellOptions, Stream,
+    TrustPolicy,
 };
 
-use crate::cli::{AuthArg, ConnectArgs, ExecArgs};
+use crate::cli::{AuthArg, ConnectArgs, ExecArgs, KerberosSchemeArg};
 use crate::credentials::{self, CredentialError};
 
 use crate::exit::ExitStatus;
@@ -70,6 +71,14 @@ pub fn client_config(c: &ConnectArgs, password: exctl_secret::Secret) -> ClientC
     cfg.auth = match c.auth {
         AuthArg::Ntlm => AuthMethod::Ntlm,
         AuthArg::Basic => AuthMethod::Basic,
+        AuthArg::Kerberos => AuthMethod::Kerberos,
+        AuthArg::Negotiate => AuthMethod::Negotiate,
+    };
+    cfg.spn = c.spn.clone();
+    cfg.kerberos_scheme = match c.kerberos_scheme {
+        KerberosSchemeArg::Auto => KerberosScheme::Auto,
+        KerberosSchemeArg::Negotiate => KerberosScheme::Negotiate,
+        KerberosSchemeArg::Kerberos => KerberosScheme::Kerberos,
     };
     cfg.trust = if c.insecure_skip_verify {
         TrustPolicy::InsecureSkipVerify
@@ -157,7 +166,14 @@ fn job(args: &ExecArgs) -> Result<Job, ExecError> {
 async fn execute(args: ExecArgs) -> Result<i64, ExecError> {
     let job = job(&args)?;
     let c = &args.connect;
-    let password = credentials::password(&c.user, &keyring_entry(c))?;
+    let password = if matches!(c.auth, AuthArg::Kerberos | AuthArg::Negotiate) {
+        // Kerberos uses the operator's ticket; a password (EXCTL_PASSWORD, or the keyring
+        // entry named explicitly) only gets a ticket in memory. Never a prompt: a jump
+        // host's operator has run kinit.
+        credentials::kerberos_password(c.keyring_entry.as_deref())
+    } else {
+        credentials::password(&c.user, &keyring_entry(c))?
+    };
     if c.insecure_skip_verify {
         eprintln!(
             "warning: TLS certificate verification is OFF for {}: anyone on the network path can read this session, credentials included",

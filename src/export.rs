@@ -75,15 +75,22 @@ fn direct_target(a: &ExportArgs, endpoint: &str) -> Result<Target, String> {
             Version::NAMES.join(", ")
         )
     })?;
-    let password =
-        credentials::password(&user, &keyring_entry(&user, endpoint)).map_err(|e| e.to_string())?;
+    let password = if matches!(a.auth, AuthArg::Kerberos | AuthArg::Negotiate) {
+        // The operator's ticket, or a ticket from EXCTL_PASSWORD; never a prompt.
+        credentials::kerberos_password(None)
+    } else {
+        credentials::password(&user, &keyring_entry(&user, endpoint)).map_err(|e| e.to_string())?
+    };
     let host = HostSpec {
         name: a.host.clone(),
         endpoint: endpoint.to_string(),
         auth: match a.auth {
             AuthArg::Ntlm => "ntlm".into(),
             AuthArg::Basic => "basic".into(),
+            AuthArg::Kerberos => "kerberos".into(),
+            AuthArg::Negotiate => "negotiate".into(),
         },
+        spn: a.spn.clone(),
         user,
         credential: None,
         version,

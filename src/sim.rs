@@ -148,10 +148,36 @@ fn base_organization(a: &SimArgs) -> Result<ExchangeOrg, String> {
 pub const SIM_PASSWORD_ENV: &str = "EXCTL_SIM_PASSWORD";
 
 pub fn config(a: &SimArgs) -> Result<SimConfig, String> {
-    let (domain, name) = a
-        .user
-        .split_once('\\')
-        .ok_or_else(|| format!("--user must be DOMAIN\\NAME, not '{}'", a.user))?;
+    let kerberos = a.auth.contains(&SimAuthArg::Kerberos);
+    // DOMAIN\NAME, or with Kerberos user@REALM; the NetBIOS domain of a realm is its first
+    // label, as AD names them by default (LAB.TEST: LAB).
+    let (domain, name, principal) = if let Some((d, n)) = a.user.split_once('\\') {
+        (
+            d.split('.').next().unwrap_or(d).to_string(),
+            n.to_string(),
+            format!("{n}@{}", d.to_ascii_uppercase()),
+        )
+    } else if let Some((n, realm)) = a.user.split_once('@')
+        && kerberos
+    {
+        (
+            realm
+                .split('.')
+                .next()
+                .unwrap_or(realm)
+                .to_ascii_uppercase(),
+            n.to_string(),
+            format!("{n}@{}", realm.to_ascii_uppercase()),
+        )
+    } else {
+        return Err(format!(
+            "--user must be DOMAIN\\NAME (or user@REALM with --auth kerberos), not '{}'",
+            a.user
+        ));
+    };
+    if kerberos && a.keytab.is_none() {
+        return Err("--auth kerberos needs --keytab FILE with the service's keys".into());
+    }
     let mut cfg = SimConfig {
         listen: a.listen,
         tls: a.tls,
@@ -161,9 +187,12 @@ pub fn config(a: &SimArgs) -> Result<SimConfig, String> {
             .map(|s| match s {
                 SimAuthArg::Basic => AuthScheme::Basic,
                 SimAuthArg::Ntlm => AuthScheme::Ntlm,
+                SimAuthArg::Kerberos => AuthScheme::Kerberos,
             })
             .collect(),
-        user: (domain.to_string(), name.to_string()),
+        user: (domain, name),
+        keytab: a.keytab.clone(),
+        kerberos_principal: kerberos.then_some(principal),
         max_envelope_size_kb: a.max_envelope_kb,
         max_shells_per_user: a.max_shells,
         latency: Duration::from_millis(a.latency_ms),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kdc;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
@@ -40,11 +42,22 @@ impl Sim {
         Sim::spawn(extra, true)
     }
 
+    /// Like [`Sim::start`], with more environment variables (a test realm's
+    /// `KRB5_CONFIG`).
+    pub fn start_with_env(extra: &[&str], env: &[(String, String)]) -> Sim {
+        Sim::spawn_env(extra, false, env)
+    }
+
     fn spawn(extra: &[&str], keep_stderr: bool) -> Sim {
+        Sim::spawn_env(extra, keep_stderr, &[])
+    }
+
+    fn spawn_env(extra: &[&str], keep_stderr: bool, env: &[(String, String)]) -> Sim {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut child = exctl()
             .args(["sim", "--listen", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
             .env("EXCTL_SIM_PASSWORD", SIM_PASSWORD)
             .stdin(Stdio::null())

@@ -14,9 +14,11 @@
 //! hosts:
 //!   EX01:
 //!     endpoint: https://ex01.contoso.local:5986/wsman
-//!     auth: ntlm                      # ntlm (default) | basic
+//!     auth: ntlm                      # ntlm (default) | basic | kerberos | negotiate
 //!     user: CONTOSO\svc-exctl
 //!     credential: keyring:contoso-exchange   # or env:VAR, or prompt; never a password
+//!                                     # (kerberos without credential: the operator's ticket)
+//!     spn: HTTP/ex01.contoso.local    # kerberos/negotiate only; default HTTP/<endpoint host>
 //!     exchange: 2010-sp3              # 2010-rtm | 2010-sp1 | 2010-sp2 | 2010-sp3
 //!     access: snapin                  # snapin (default) | remote-session
 //!     session_uri: http://ex01.contoso.local/PowerShell/   # remote-session only; default http://EX01/PowerShell/
@@ -81,8 +83,11 @@ pub struct HostSpec {
     pub name: String,
     /// The WinRM endpoint.
     pub endpoint: String,
-    /// `ntlm` or `basic`.
+    /// `ntlm`, `basic`, `kerberos` or `negotiate`.
     pub auth: String,
+    /// Kerberos: the service principal, when not `HTTP/<host of the endpoint>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spn: Option<String>,
     /// The account.
     pub user: String,
     /// Where the password comes from.
@@ -233,6 +238,7 @@ impl DesiredState {
 const HOST_KEYS: &[&str] = &[
     "endpoint",
     "auth",
+    "spn",
     "user",
     "credential",
     "exchange",
@@ -699,9 +705,30 @@ fn read_hosts(
         };
         let endpoint = m.required("endpoint").and_then(|v| v.non_empty_string());
         let auth = m
-            .one_of("auth", &["ntlm", "basic"])
+            .one_of("auth", &["ntlm", "basic", "kerberos", "negotiate"])
             .unwrap_or("ntlm")
             .to_string();
+        let spn = m.string("spn");
+        if auth == "kerberos"
+            && spn.is_none()
+            && let Some(endpoint) = &endpoint
+            && endpoint_is_address(endpoint)
+        {
+            let span = m.node_of("endpoint").map(|n| n.span);
+            let mut d = Diagnostic::error(
+                "manifest::kerberos-address",
+                format!(
+                    "{path}: Kerberos needs the server's name, but the endpoint '{endpoint}' is an address"
+                ),
+            )
+            .with_hint(
+                "write the endpoint with the host's DNS name, or add 'spn: HTTP/<host's DNS name>' (tickets are issued for service principal names, never for addresses)",
+            );
+            if let Some(span) = span {
+                d = d.with_span(span);
+            }
+            m.diags().push(d);
+        }
         let user = m.required("user").and_then(|v| v.non_empty_string());
         let credential = m.credential("credential");
         let version = m
@@ -809,6 +836,7 @@ fn read_hosts(
                 name: name.text.clone(),
                 endpoint,
                 auth,
+                spn,
                 user,
                 credential,
                 version,
@@ -961,6 +989,18 @@ fn relabel(diags: Diagnostics, section_file: &str, sources: &SourceMap) -> Diagn
         out.push(d);
     }
     out
+}
+
+/// Whether an endpoint URL names its host by an IP address.
+fn endpoint_is_address(endpoint: &str) -> bool {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// The file name of a span's file, as resource paths name documents in messages.
@@ -1506,4 +1546,18 @@ fn merge_once(diags: &mut Diagnostics, new: Diagnostics) {
 /// The kind of a resource.
 pub fn kind_of(r: &Resource) -> Option<&'static dyn Kind> {
     kinds::by_key(r.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_is_address;
+
+    #[test]
+    fn endpoints_by_address_are_told_from_endpoints_by_name() {
+        assert!(endpoint_is_address("http://10.0.0.5:5985/wsman"));
+        assert!(endpoint_is_address("https://[2001:db8::1]:5986/wsman"));
+        assert!(endpoint_is_address("http://192.0.2.1/wsman"));
+        assert!(!endpoint_is_address("http://ex01.contoso.local:5985/wsman"));
+        assert!(!endpoint_is_address("https://localhost:5986/wsman"));
+    }
 }

@@ -1261,6 +1261,7 @@ mod tests {
             name: "EX01".into(),
             endpoint: "http://127.0.0.1:5985/wsman".into(),
             auth: "ntlm".into(),
+            spn: None,
             user: "CONTOSO\\Administrator".into(),
             credential: None,
             version: exctl_exchange::Version::Sp3,

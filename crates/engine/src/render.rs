@@ -1095,7 +1095,7 @@ mod tests {
 
     #[test]
     fn a_summarized_run_counts_the_restarts_its_changes_require() {
-        let mut p = plan(60);
+        let mut p = many(60);
         for s in p.hosts[0].steps.iter_mut().take(7) {
             if let Step::Change(c) = s {
                 c.requires_restart = Some(Service::InformationStore);

@@ -82,7 +82,8 @@ pub fn manifest_schema() -> Value {
         "required": ["endpoint", "user", "exchange"],
         "properties": {
             "endpoint": {"type": "string", "description": "http://host:5985/wsman or https://host:5986/wsman"},
-            "auth": {"type": "string", "enum": ["ntlm", "basic"]},
+            "auth": {"type": "string", "enum": ["ntlm", "basic", "kerberos", "negotiate"], "description": "kerberos: the operator's ticket (kinit) unless a credential is given; negotiate: Kerberos, else NTLM"},
+            "spn": {"type": "string", "description": "Kerberos: the server's service principal; default HTTP/<host of the endpoint>"},
             "user": {"type": "string", "description": "DOMAIN\\user, user@domain or a local user"},
             "credential": {"type": "string", "pattern": "^(?i)((keyring|env):.+|prompt)$", "description": "keyring:NAME, env:VAR or prompt; a password in clear is refused"},
             "exchange": {"type": "string", "enum": Version::NAMES},

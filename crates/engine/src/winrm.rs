@@ -31,17 +31,21 @@ impl WinRmRunner {
     }
 
     fn config(&self, host: &HostSpec) -> Result<ClientConfig, RunError> {
-        let password = self
-            .passwords
-            .get(&host.name.to_ascii_uppercase())
-            .cloned()
-            .ok_or_else(|| RunError::new(format!("no password for {}", host.name)))?;
-        let mut cfg = ClientConfig::new(host.endpoint.clone(), host.user.clone(), password);
-        cfg.auth = if host.auth == "basic" {
-            AuthMethod::Basic
-        } else {
-            AuthMethod::Ntlm
+        let kerberos = matches!(host.auth.as_str(), "kerberos" | "negotiate");
+        let password = match self.passwords.get(&host.name.to_ascii_uppercase()) {
+            Some(p) => p.clone(),
+            // Kerberos without a credential: the operator's ticket cache.
+            None if kerberos => Secret::new(String::new()),
+            None => return Err(RunError::new(format!("no password for {}", host.name))),
         };
+        let mut cfg = ClientConfig::new(host.endpoint.clone(), host.user.clone(), password);
+        cfg.auth = match host.auth.as_str() {
+            "basic" => AuthMethod::Basic,
+            "kerberos" => AuthMethod::Kerberos,
+            "negotiate" => AuthMethod::Negotiate,
+            _ => AuthMethod::Ntlm,
+        };
+        cfg.spn = host.spn.clone();
         cfg.trust = if self.insecure_skip_verify {
             TrustPolicy::InsecureSkipVerify
         } else if let Some(f) = &host.ca_file {

@@ -15,6 +15,9 @@ pub enum AuthScheme {
     Basic,
     /// NTLM, carried in `Authorization: Negotiate` (or `NTLM`).
     Ntlm,
+    /// Kerberos, carried in `Authorization: Negotiate` (SPNEGO) or `Kerberos`; needs
+    /// [`SimConfig::keytab`].
+    Kerberos,
 }
 
 /// How the simulator is set up. `Default` is a 2008 R2 host on `127.0.0.1:0`, plain HTTP,
@@ -31,6 +34,10 @@ pub struct SimConfig {
     pub user: (String, String),
     /// The account's password.
     pub password: String,
+    /// Kerberos: the keytab holding the service's keys (`HTTP/<name>@REALM`).
+    pub keytab: Option<std::path::PathBuf>,
+    /// Kerberos: the accepted client principal, `user@REALM`.
+    pub kerberos_principal: Option<String>,
     /// `MaxEnvelopeSizekb`: larger requests get HTTP 413.
     pub max_envelope_size_kb: u32,
     /// `Winrs/MaxShellsPerUser`.
@@ -63,6 +70,8 @@ impl Default for SimConfig {
             auth: vec![AuthScheme::Basic, AuthScheme::Ntlm],
             user: ("CONTOSO".to_string(), "Administrator".to_string()),
             password: "P@ssw0rd!".to_string(),
+            keytab: None,
+            kerberos_principal: None,
             max_envelope_size_kb: 150,
             max_shells_per_user: 30,
             max_timeout_ms: 60_000,
@@ -86,6 +95,8 @@ impl std::fmt::Debug for SimConfig {
             .field("auth", &self.auth)
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("keytab", &self.keytab)
+            .field("kerberos_principal", &self.kerberos_principal)
             .field("max_envelope_size_kb", &self.max_envelope_size_kb)
             .field("max_shells_per_user", &self.max_shells_per_user)
             .field("max_timeout_ms", &self.max_timeout_ms)
@@ -114,6 +125,25 @@ impl SimConfig {
             self.user.1.clone()
         } else {
             self.account()
+        }
+    }
+
+    /// Whether the Kerberos principal a client authenticated as (`user@REALM`, as
+    /// GSSAPI displays it) is the accepted one.
+    pub fn kerberos_principal_matches(&self, principal: &str) -> bool {
+        let Some(accepted) = &self.kerberos_principal else {
+            return false;
+        };
+        let split = |p: &str| {
+            p.rsplit_once('@')
+                .map(|(u, r)| (u.to_string(), r.to_string()))
+        };
+        match (split(accepted), split(principal)) {
+            // User names are case-insensitive in AD; realms are compared as AD does too.
+            (Some((au, ar)), Some((pu, pr))) => {
+                au.eq_ignore_ascii_case(&pu) && ar.eq_ignore_ascii_case(&pr)
+            }
+            _ => false,
         }
     }
 

@@ -21,6 +21,9 @@ pub enum SimError {
     /// Generating the self-signed certificate failed.
     #[error("cannot generate the TLS certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// The Kerberos acceptor could not be set up (no keytab, no GSSAPI library).
+    #[error("cannot accept Kerberos: {0}")]
+    Kerberos(String),
     /// Building the TLS configuration failed.
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] rustls::Error),

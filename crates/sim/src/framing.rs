@@ -11,6 +11,12 @@
 /// The protocol parameter for NTLM/Negotiate sealing.
 pub const SPNEGO_PROTOCOL: &str = "application/HTTP-SPNEGO-session-encrypted";
 
+/// The protocol parameter for Kerberos sealing under the `Kerberos` HTTP scheme.
+pub const KERBEROS_PROTOCOL: &str = "application/HTTP-Kerberos-session-encrypted";
+
+/// The Content-Type of a response sealed under the `Kerberos` HTTP scheme.
+pub const KERBEROS_CONTENT_TYPE: &str = "multipart/encrypted;protocol=\"application/HTTP-Kerberos-session-encrypted\";boundary=\"Encrypted Boundary\"";
+
 /// The Content-Type of a sealed request or response.
 pub const ENCRYPTED_CONTENT_TYPE: &str = "multipart/encrypted;protocol=\"application/HTTP-SPNEGO-session-encrypted\";boundary=\"Encrypted Boundary\"";
 
@@ -109,7 +115,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<SealedPart<'_>>, FramingError> {
             }
             let (line, next) = line_at(body, pos).ok_or(FramingError::MissingBoundary)?;
             if let Some(v) = header_value(line, "Content-Type") {
-                if !v.eq_ignore_ascii_case(SPNEGO_PROTOCOL) {
+                if !v.eq_ignore_ascii_case(SPNEGO_PROTOCOL)
+                    && !v.eq_ignore_ascii_case(KERBEROS_PROTOCOL)
+                {
                     return Err(FramingError::UnsupportedProtocol(v.to_string()));
                 }
                 protocol_ok = true;
@@ -160,10 +168,16 @@ pub fn parse(body: &[u8]) -> Result<Vec<SealedPart<'_>>, FramingError> {
 
 /// Writes one sealed message as Windows frames it.
 pub fn build(original_len: usize, signature: &[u8], sealed: &[u8]) -> Vec<u8> {
+    build_with(SPNEGO_PROTOCOL, original_len, signature, sealed)
+}
+
+/// Writes one sealed message of `protocol` (SPNEGO or Kerberos session encryption);
+/// with Kerberos `signature` is the GSS wrap token's header.
+pub fn build_with(protocol: &str, original_len: usize, signature: &[u8], sealed: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(sealed.len() + signature.len() + 256);
     out.extend_from_slice(b"--Encrypted Boundary\r\n");
     out.extend_from_slice(b"\tContent-Type: ");
-    out.extend_from_slice(SPNEGO_PROTOCOL.as_bytes());
+    out.extend_from_slice(protocol.as_bytes());
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(
         format!(
@@ -217,9 +231,9 @@ mod tests {
         assert!(parse(&body[..body.len() - 30]).is_err());
         assert!(parse(&body).is_err());
         assert_eq!(parse(b"<s:Envelope/>"), Err(FramingError::MissingBoundary));
-        let kerb = b"--Encrypted Boundary\r\n\tContent-Type: application/HTTP-Kerberos-session-encrypted\r\n";
+        let credssp = b"--Encrypted Boundary\r\n\tContent-Type: application/HTTP-CredSSP-session-encrypted\r\n";
         assert!(matches!(
-            parse(kerb),
+            parse(credssp),
             Err(FramingError::UnsupportedProtocol(_))
         ));
     }

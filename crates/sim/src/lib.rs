@@ -171,6 +171,21 @@ pub async fn serve_with_psrp(
     } else {
         None
     };
+    let kerberos = if config.auth.contains(&AuthScheme::Kerberos) {
+        let keytab = config.keytab.as_deref().ok_or_else(|| {
+            SimError::Kerberos("Kerberos needs the service's keytab (--keytab FILE)".into())
+        })?;
+        if config.kerberos_principal.is_none() {
+            return Err(SimError::Kerberos(
+                "Kerberos needs the accepted principal (--user user@REALM)".into(),
+            ));
+        }
+        let cred = exctl_gssapi::Credential::acceptor(keytab)
+            .map_err(|e| SimError::Kerberos(format!("{}: {e}", keytab.display())))?;
+        Some(Arc::new(cred))
+    } else {
+        None
+    };
     let scheme = if config.tls { "https" } else { "http" };
     let host = match addr {
         SocketAddr::V4(a) => a.ip().to_string(),
@@ -189,6 +204,7 @@ pub async fn serve_with_psrp(
         ),
         channel_binding: tls.as_ref().map(|t| t.channel_binding.clone()),
         endpoint: url.clone(),
+        kerberos,
     });
     let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
     let acceptor = tls.map(|t| t.acceptor);

@@ -36,6 +36,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use exctl_gssapi::SecurityContext as _;
 use exctl_ntlm::{Acceptor, AcceptorConfig, Session};
 
 use crate::config::{AuthScheme, SimConfig};
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     pub psrp: crate::psrp::PsrpService,
     pub channel_binding: Option<Vec<u8>>,
     pub endpoint: String,
+    /// The service's Kerberos keys, when Kerberos is accepted.
+    pub kerberos: Option<Arc<exctl_gssapi::Credential>>,
 }
 
 enum ConnAuth {
@@ -73,6 +76,24 @@ enum ConnAuth {
         account: String,
         session: Box<Session>,
     },
+    /// A Kerberos (SPNEGO) handshake that needs another round.
+    KerberosNegotiating(Box<exctl_gssapi::Acceptor>),
+    /// Kerberos done: the context seals this connection's messages with the protocol of
+    /// the scheme it was established under.
+    Kerberos {
+        account: String,
+        ctx: Box<exctl_gssapi::Acceptor>,
+        kerberos_scheme: bool,
+    },
+}
+
+impl ConnAuth {
+    fn account(&self) -> Option<&str> {
+        match self {
+            ConnAuth::Ntlm { account, .. } | ConnAuth::Kerberos { account, .. } => Some(account),
+            _ => None,
+        }
+    }
 }
 
 /// One TCP connection's authentication state.
@@ -80,6 +101,9 @@ struct Conn {
     tls: bool,
     peer: SocketAddr,
     auth: Mutex<ConnAuth>,
+    /// The `WWW-Authenticate` header with the server's final Kerberos token (mutual
+    /// authentication), for the response to the request that completed the handshake.
+    mutual: Mutex<Option<HeaderValue>>,
 }
 
 impl Conn {
@@ -118,6 +142,7 @@ where
         tls,
         peer,
         auth: Mutex::new(ConnAuth::None),
+        mutual: Mutex::new(None),
     });
     let served = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -126,6 +151,10 @@ where
         let served = served.clone();
         async move {
             let mut resp = handle(req, &conn, &shared).await;
+            let mutual = conn.mutual.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(token) = mutual {
+                resp.headers_mut().insert(WWW_AUTHENTICATE, token);
+            }
             if resp.extensions().get::<DropConnection>().is_some() {
                 // An error from the service makes hyper close the connection unanswered.
                 return Err(std::io::Error::other(
@@ -213,9 +242,9 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
             Ok(account) => account,
             Err(resp) => return count(shared, *resp),
         },
-        None => match &*conn.auth() {
-            ConnAuth::Ntlm { account, .. } => account.clone(),
-            _ => return count(shared, unauthorized(shared, conn.tls)),
+        None => match conn.auth().account() {
+            Some(account) => account.to_string(),
+            None => return count(shared, unauthorized(shared, conn.tls)),
         },
     };
 
@@ -231,7 +260,11 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
         .unwrap_or_default()
         .to_ascii_lowercase();
     let sealed_request = content_type.starts_with("multipart/encrypted");
-    let ntlm_connection = matches!(&*conn.auth(), ConnAuth::Ntlm { .. });
+    // NTLM or Kerberos: a connection whose messages can be sealed.
+    let ntlm_connection = matches!(
+        &*conn.auth(),
+        ConnAuth::Ntlm { .. } | ConnAuth::Kerberos { .. }
+    );
     let plaintext: Vec<u8> = if sealed_request {
         if !ntlm_connection {
             return count(shared, empty(StatusCode::BAD_REQUEST));
@@ -337,6 +370,27 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Shared) -> Resp {
                 let body = framing::build(xml.len(), &signature, &sealed);
                 respond(status, framing::ENCRYPTED_CONTENT_TYPE, body)
             }
+            ConnAuth::Kerberos {
+                ctx,
+                kerberos_scheme,
+                ..
+            } => match ctx.wrap_winrm(xml.as_bytes()) {
+                Ok((header, data)) => {
+                    // The answer names the protocol the request named (pywinrm sends
+                    // Kerberos-session-encrypted under the Negotiate scheme), else the
+                    // scheme's.
+                    let kerberos_protocol = *kerberos_scheme
+                        || content_type.contains(&framing::KERBEROS_PROTOCOL.to_ascii_lowercase());
+                    let (protocol, content_type) = if kerberos_protocol {
+                        (framing::KERBEROS_PROTOCOL, framing::KERBEROS_CONTENT_TYPE)
+                    } else {
+                        (framing::SPNEGO_PROTOCOL, framing::ENCRYPTED_CONTENT_TYPE)
+                    };
+                    let body = framing::build_with(protocol, xml.len(), &header, &data);
+                    respond(status, content_type, body)
+                }
+                Err(_) => empty(StatusCode::INTERNAL_SERVER_ERROR),
+            },
             // The connection re-authenticated meanwhile; nothing can be sealed.
             _ => empty(StatusCode::UNAUTHORIZED),
         }
@@ -407,9 +461,15 @@ fn host_without_port(host: &str) -> String {
 fn unauthorized(shared: &Shared, tls: bool) -> Resp {
     let mut r = empty(StatusCode::UNAUTHORIZED);
     let config = &shared.config;
-    if config.auth.contains(&AuthScheme::Ntlm) {
+    // Windows offers Negotiate when NTLM or Kerberos is on, and Kerberos on its own line
+    // when Kerberos is on.
+    if config.auth.contains(&AuthScheme::Ntlm) || config.auth.contains(&AuthScheme::Kerberos) {
         r.headers_mut()
             .append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
+    }
+    if config.auth.contains(&AuthScheme::Kerberos) {
+        r.headers_mut()
+            .append(WWW_AUTHENTICATE, HeaderValue::from_static("Kerberos"));
     }
     if config.auth.contains(&AuthScheme::Basic) && (tls || config.allow_unencrypted) {
         r.headers_mut().append(
@@ -448,14 +508,26 @@ fn authenticate(value: &str, conn: &Conn, shared: &Shared) -> Result<String, Box
         }
         return Ok(config.account());
     }
-    if !(scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM"))
-        || !config.auth.contains(&AuthScheme::Ntlm)
+    let kerberos_scheme = scheme.eq_ignore_ascii_case("Kerberos");
+    if !(scheme.eq_ignore_ascii_case("Negotiate")
+        || scheme.eq_ignore_ascii_case("NTLM")
+        || kerberos_scheme)
     {
         return Err(refuse(shared, conn));
     }
     let message = B64.decode(token).map_err(|_| refuse(shared, conn))?;
-    // Raw NTLMSSP only; an SPNEGO-wrapped token (Kerberos-capable clients) is refused.
-    if message.len() < 12 || &message[..8] != b"NTLMSSP\0" {
+    let ntlmssp = message.len() >= 12 && &message[..8] == b"NTLMSSP\0";
+    if !ntlmssp && !scheme.eq_ignore_ascii_case("NTLM") {
+        // A GSSAPI token: SPNEGO under Negotiate, raw Kerberos under Kerberos. A host
+        // without Kerberos refuses it, as a workgroup Windows host does.
+        if !config.auth.contains(&AuthScheme::Kerberos) {
+            return Err(refuse(shared, conn));
+        }
+        return authenticate_kerberos(&message, scheme, kerberos_scheme, conn, shared);
+    }
+    // NTLM, raw NTLMSSP only (an SPNEGO-wrapped NTLM token is refused); a host offering
+    // only Kerberos refuses NTLM as Windows does with Negotiate restricted to Kerberos.
+    if !ntlmssp || kerberos_scheme || !config.auth.contains(&AuthScheme::Ntlm) {
         return Err(refuse(shared, conn));
     }
     let kind = u32::from_le_bytes([message[8], message[9], message[10], message[11]]);
@@ -530,17 +602,100 @@ fn authenticate(value: &str, conn: &Conn, shared: &Shared) -> Result<String, Box
     }
 }
 
+/// One Kerberos handshake step (SPNEGO under `Negotiate`, raw Kerberos under
+/// `Kerberos`): `Ok(account)` once the client is authenticated as the accepted principal
+/// (the server's answer token then goes out with the response), or the 401 to send.
+fn authenticate_kerberos(
+    message: &[u8],
+    scheme: &str,
+    kerberos_scheme: bool,
+    conn: &Conn,
+    shared: &Shared,
+) -> Result<String, Box<Resp>> {
+    let config = &shared.config;
+    let Some(credential) = shared.kerberos.clone() else {
+        return Err(refuse(shared, conn));
+    };
+    let mut auth = conn.auth();
+    let mut acceptor = match std::mem::replace(&mut *auth, ConnAuth::None) {
+        ConnAuth::KerberosNegotiating(a) => a,
+        _ => {
+            // Channel bindings are checked when the host requires them, as for NTLM.
+            let bindings = if conn.tls && config.cbt_strict {
+                shared.channel_binding.clone()
+            } else {
+                None
+            };
+            Box::new(exctl_gssapi::Acceptor::new(credential, bindings))
+        }
+    };
+    let step = match acceptor.step(Some(message)) {
+        Ok(step) => step,
+        Err(_) => {
+            drop(auth);
+            shared.state.auth_failure();
+            let mut r = unauthorized(shared, conn.tls);
+            // The KRB-ERROR (clock skew, a ticket for another key) goes back to the client
+            // in place of the bare challenge, as HTTP.sys does.
+            if !acceptor.error_token().is_empty()
+                && let Ok(v) = HeaderValue::from_str(&format!(
+                    "{scheme} {}",
+                    B64.encode(acceptor.error_token())
+                ))
+            {
+                r.headers_mut().insert(WWW_AUTHENTICATE, v);
+            }
+            return Err(Box::new(r));
+        }
+    };
+    let header = (!step.token.is_empty())
+        .then(|| HeaderValue::from_str(&format!("{scheme} {}", B64.encode(&step.token))).ok())
+        .flatten();
+    if !step.complete {
+        *auth = ConnAuth::KerberosNegotiating(acceptor);
+        let mut r = empty(StatusCode::UNAUTHORIZED);
+        if let Some(v) = header {
+            r.headers_mut().insert(WWW_AUTHENTICATE, v);
+        }
+        return Err(Box::new(r));
+    }
+    let principal = acceptor.peer().unwrap_or_default().to_string();
+    if !config.kerberos_principal_matches(&principal) {
+        // A valid ticket of another account: the host's ACL refuses it.
+        drop(auth);
+        return Err(refuse(shared, conn));
+    }
+    let account = config.account();
+    *auth = ConnAuth::Kerberos {
+        account: account.clone(),
+        ctx: acceptor,
+        kerberos_scheme,
+    };
+    drop(auth);
+    if let Some(v) = header {
+        *conn.mutual.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+    }
+    Ok(account)
+}
+
 /// Unseals a multipart/encrypted body with the connection's session; `None` when the
 /// framing is bad or a signature does not verify.
 fn unseal(body: &[u8], conn: &Conn) -> Option<Vec<u8>> {
     let parts = framing::parse(body).ok()?;
     let mut auth = conn.auth();
-    let ConnAuth::Ntlm { session, .. } = &mut *auth else {
-        return None;
-    };
     let mut plaintext = Vec::new();
-    for part in parts {
-        plaintext.extend_from_slice(&session.unseal(part.signature, part.sealed).ok()?);
+    match &mut *auth {
+        ConnAuth::Ntlm { session, .. } => {
+            for part in parts {
+                plaintext.extend_from_slice(&session.unseal(part.signature, part.sealed).ok()?);
+            }
+        }
+        ConnAuth::Kerberos { ctx, .. } => {
+            for part in parts {
+                plaintext.extend_from_slice(&ctx.unwrap_winrm(part.signature, part.sealed).ok()?);
+            }
+        }
+        _ => return None,
     }
     Some(plaintext)
 }

@@ -523,7 +523,8 @@ impl WsmanService {
     fn get_config(&self, req: &SoapRequest) -> String {
         let c = &self.config;
         let basic = c.auth.contains(&crate::config::AuthScheme::Basic);
-        let negotiate = c.auth.contains(&crate::config::AuthScheme::Ntlm);
+        let negotiate = c.auth.contains(&crate::config::AuthScheme::Ntlm)
+            || c.auth.contains(&crate::config::AuthScheme::Kerberos);
         let cbt = if c.cbt_strict { "Strict" } else { "Relaxed" };
         let body = format!(
             "<cfg:Config xmlns:cfg=\"{NS_CFG}\"><cfg:MaxEnvelopeSizekb>{}</cfg:MaxEnvelopeSizekb>\

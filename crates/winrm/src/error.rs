@@ -233,6 +233,15 @@ pub enum Error {
     #[error("NTLM: {0}")]
     Ntlm(#[from] exctl_ntlm::NtlmError),
 
+    /// Kerberos authentication failed; the message names the cause and its fix.
+    #[error("{message}")]
+    Kerberos {
+        /// The cause, classified.
+        kind: exctl_gssapi::Kind,
+        /// What happened and what to do.
+        message: String,
+    },
+
     /// The encrypted framing of a response could not be read.
     #[error("cannot decrypt the server's response: {0}")]
     Encryption(String),

@@ -13,6 +13,15 @@
 /// The MIME protocol of NTLM/Negotiate session encryption.
 pub const SPNEGO_PROTOCOL: &str = "application/HTTP-SPNEGO-session-encrypted";
 
+/// The MIME protocol of session encryption under the `Kerberos` HTTP scheme ("Kerberos
+/// Encrypted Message", MS-WSMV 2.2.9.1,
+/// https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-wsmv/58421aa4-861a-4410-831a-c999f094cdb7);
+/// under `Negotiate` Kerberos uses [`SPNEGO_PROTOCOL`] as NTLM does.
+pub const KERBEROS_PROTOCOL: &str = "application/HTTP-Kerberos-session-encrypted";
+
+/// The Content-Type of a request encrypted under the `Kerberos` HTTP scheme.
+pub const KERBEROS_CONTENT_TYPE: &str = "multipart/encrypted;protocol=\"application/HTTP-Kerberos-session-encrypted\";boundary=\"Encrypted Boundary\"";
+
 /// The Content-Type of an encrypted request.
 pub const CONTENT_TYPE: &str = "multipart/encrypted;protocol=\"application/HTTP-SPNEGO-session-encrypted\";boundary=\"Encrypted Boundary\"";
 
@@ -36,13 +45,24 @@ pub enum FramingError {
 
 /// Frames one sealed message.
 pub fn encode(signature: &[u8], sealed: &[u8]) -> Vec<u8> {
+    encode_with(SPNEGO_PROTOCOL, signature, sealed, sealed.len())
+}
+
+/// Frames one sealed message of `protocol` (SPNEGO or Kerberos session encryption):
+/// `signature` is the NTLM signature or the GSS wrap token's header, `original_len` the
+/// length of the plaintext (the sealed data may carry padding after it).
+pub fn encode_with(
+    protocol: &str,
+    signature: &[u8],
+    sealed: &[u8],
+    original_len: usize,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(sealed.len() + 256);
     out.extend_from_slice(b"--Encrypted Boundary\r\n");
-    out.extend_from_slice(b"\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n");
+    out.extend_from_slice(format!("\tContent-Type: {protocol}\r\n").as_bytes());
     out.extend_from_slice(
         format!(
-            "\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={}\r\n",
-            sealed.len()
+            "\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={original_len}\r\n"
         )
         .as_bytes(),
     );
@@ -131,8 +151,13 @@ pub fn decode(body: &[u8]) -> Result<Sealed, FramingError> {
 
 /// Whether a Content-Type header names the SPNEGO encrypted framing.
 pub fn is_encrypted_content_type(content_type: &str) -> bool {
+    is_encrypted_as(content_type, SPNEGO_PROTOCOL)
+}
+
+/// Whether a Content-Type header names the encrypted framing of `protocol`.
+pub fn is_encrypted_as(content_type: &str, protocol: &str) -> bool {
     let ct = content_type.to_ascii_lowercase();
-    ct.starts_with("multipart/encrypted") && ct.contains(&SPNEGO_PROTOCOL.to_ascii_lowercase())
+    ct.starts_with("multipart/encrypted") && ct.contains(&protocol.to_ascii_lowercase())
 }
 
 #[cfg(test)]

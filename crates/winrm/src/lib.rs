@@ -54,11 +54,12 @@ mod xml;
 pub use envelope::{ShellOptions, SignalCode};
 pub use error::{Error, WsmanFault, codes};
 pub use resource_shell::{ResourceShell, ResourceShellSpec};
+pub use exctl_gssapi::Kind as KerberosFailure;
 pub use response::{CommandState, Received};
 pub use retry::RetryPolicy;
 pub use shell::{
     Client, ClientConfig, DEFAULT_MAX_BUFFERED_OUTPUT, Output, RunningCommand, Shell, Stream,
 };
 pub use tls::TrustPolicy;
-pub use transport::AuthMethod;
+pub use transport::{AuthMethod, KerberosScheme};
 pub use xml::XmlError;

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::response::{self, Checked, CommandState, Received};
 use crate::retry::{self, RetryPolicy};
 use crate::tls::TrustPolicy;
-use crate::transport::{AuthMethod, Transport, TransportConfig};
+use crate::transport::{AuthMethod, KerberosScheme, Transport, TransportConfig};
 use crate::xml::Element;
 
 /// The default limit on output buffered for one command: 64 MiB.
@@ -32,8 +32,13 @@ pub struct ClientConfig {
     pub auth: AuthMethod,
     /// `DOMAIN\user`, `user@domain` or a local user name.
     pub user: String,
-    /// The password.
+    /// The password. With Kerberos an empty password means the operator's ticket cache
+    /// (`KRB5CCNAME` or the default cache).
     pub password: Secret,
+    /// Kerberos: the service principal; `None` means `HTTP/<host of the endpoint>`.
+    pub spn: Option<String>,
+    /// Kerberos: the HTTP scheme (`Negotiate` or `Kerberos`).
+    pub kerberos_scheme: KerberosScheme,
     /// Which TLS certificates to trust (HTTPS).
     pub trust: TrustPolicy,
     /// Allow Basic over plain HTTP. Off by default: the password would travel in clear.
@@ -68,6 +73,8 @@ impl ClientConfig {
             auth: AuthMethod::Ntlm,
             user: user.into(),
             password,
+            spn: None,
+            kerberos_scheme: KerberosScheme::Auto,
             trust: TrustPolicy::SystemRoots,
             allow_basic_over_http: false,
             operation_timeout: Duration::from_secs(20),
@@ -127,6 +134,8 @@ impl Client {
             auth: config.auth,
             user: config.user.clone(),
             password: config.password.clone(),
+            spn: config.spn.clone(),
+            kerberos_scheme: config.kerberos_scheme,
             trust: config.trust.clone(),
             allow_basic_over_http: config.allow_basic_over_http,
             connect_timeout: config.connect_timeout,

@@ -22,6 +22,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
+use exctl_gssapi::{Credential, GssError, Kind, Mech, SecurityContext};
 use exctl_ntlm::{Initiator, InitiatorConfig, Session};
 use exctl_secret::Secret;
 use http::header::{
@@ -53,6 +54,13 @@ pub enum AuthMethod {
     Ntlm,
     /// HTTP Basic; allowed over HTTPS only unless explicitly opted in.
     Basic,
+    /// Kerberos through the system's GSSAPI, with the operator's ticket (or one obtained
+    /// in memory from the password), mutual authentication, and message encryption over
+    /// HTTP; see [`KerberosScheme`] for the HTTP scheme.
+    Kerberos,
+    /// Kerberos when the server and the KDC can do it, else NTLM with the password (as
+    /// Windows' Negotiate). An endpoint given as an address goes straight to NTLM.
+    Negotiate,
 }
 
 impl AuthMethod {
@@ -60,6 +68,52 @@ impl AuthMethod {
         match self {
             AuthMethod::Ntlm => "NTLM",
             AuthMethod::Basic => "Basic",
+            AuthMethod::Kerberos => "Kerberos",
+            AuthMethod::Negotiate => "Negotiate",
+        }
+    }
+}
+
+/// The HTTP scheme that carries Kerberos. Windows accepts both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KerberosScheme {
+    /// `Negotiate` (SPNEGO restricted to Kerberos), switching to `Kerberos` when the
+    /// server offers only that.
+    #[default]
+    Auto,
+    /// `Negotiate` only.
+    Negotiate,
+    /// `Kerberos` only (raw Kerberos tokens).
+    Kerberos,
+}
+
+impl KerberosScheme {
+    fn http_name(self) -> &'static str {
+        match self {
+            KerberosScheme::Kerberos => "Kerberos",
+            _ => "Negotiate",
+        }
+    }
+
+    fn mech(self) -> Mech {
+        match self {
+            KerberosScheme::Kerberos => Mech::Kerberos,
+            _ => Mech::Spnego,
+        }
+    }
+
+    /// The MIME protocol of message encryption under this scheme.
+    fn protocol(self) -> &'static str {
+        match self {
+            KerberosScheme::Kerberos => framing::KERBEROS_PROTOCOL,
+            _ => framing::SPNEGO_PROTOCOL,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            KerberosScheme::Kerberos => framing::KERBEROS_CONTENT_TYPE,
+            _ => framing::CONTENT_TYPE,
         }
     }
 }
@@ -73,8 +127,13 @@ pub struct TransportConfig {
     pub auth: AuthMethod,
     /// `DOMAIN\user`, `user@domain` or a local `user`.
     pub user: String,
-    /// The password.
+    /// The password. With Kerberos an empty password means the operator's ticket cache.
     pub password: Secret,
+    /// Kerberos: the service principal (`HTTP/host`); `None` derives it from the
+    /// endpoint's host.
+    pub spn: Option<String>,
+    /// Kerberos: the HTTP scheme.
+    pub kerberos_scheme: KerberosScheme,
     /// Which TLS certificates to trust.
     pub trust: TrustPolicy,
     /// Allow Basic over plain HTTP (sends the password in the clear).
@@ -105,6 +164,8 @@ struct Conn {
     peer_cert: Option<Vec<u8>>,
     /// The NTLM context, once the handshake on this connection succeeded.
     ntlm: Option<NtlmContext>,
+    /// The Kerberos context, once the handshake on this connection succeeded.
+    krb: Option<KrbContext>,
     /// The connection closed before a request could be written on it: that request was
     /// not sent, and the next attempt needs a new connection.
     dead: bool,
@@ -115,6 +176,13 @@ struct Conn {
 struct NtlmContext {
     /// The sealing session over HTTP; over HTTPS TLS protects the traffic, no sealing.
     session: Option<Session>,
+}
+
+struct KrbContext {
+    /// The established context; it seals over HTTP, over HTTPS TLS protects the traffic.
+    ctx: Box<dyn SecurityContext>,
+    /// The scheme it was established with, which names the encryption protocol.
+    scheme: KerberosScheme,
 }
 
 /// A whole response: status, headers and body (bounded by the response limit).
@@ -171,6 +239,13 @@ pub(crate) struct Transport {
     target: String,
     tls: Option<tokio_rustls::TlsConnector>,
     state: Mutex<AuthState>,
+    /// Kerberos: the service principal.
+    spn: String,
+    /// Kerberos: the credential, acquired once per mechanism (a password costs the KDC
+    /// one AS exchange, not one per connection).
+    krb_cred: std::sync::Mutex<Option<(Mech, Arc<Credential>)>>,
+    /// Negotiate: Kerberos could not be used, NTLM is.
+    ntlm_fallback: std::sync::atomic::AtomicBool,
 }
 
 fn split_user(user: &str) -> (String, String) {
@@ -236,9 +311,24 @@ impl Transport {
                 endpoint: config.endpoint.clone(),
             });
         }
-        if config.user.is_empty() {
+        if config.user.is_empty() && config.auth != AuthMethod::Kerberos {
             return Err(Error::Config("no user name given".into()));
         }
+        // Negotiate to an address without an SPN: NTLM from the start, as Windows does.
+        let ntlm_fallback = config.auth == AuthMethod::Negotiate
+            && config.spn.as_deref().is_none_or(|s| s.trim().is_empty())
+            && host.parse::<std::net::IpAddr>().is_ok();
+        let spn = match (&config.spn, config.auth) {
+            (Some(spn), _) if !spn.trim().is_empty() => spn.trim().to_string(),
+            (_, AuthMethod::Kerberos) if host.parse::<std::net::IpAddr>().is_ok() => {
+                // A ticket is issued for a service principal name, and an address is not
+                // one: Windows clients fall back to NTLM here, silently; we say so.
+                return Err(Error::Config(format!(
+                    "Kerberos needs the server's name, not the address {host}: tickets are issued for service principals like HTTP/ex01.contoso.local\nhint: use the host name in the endpoint, or set spn: HTTP/<name> in the inventory (--spn on the command line)"
+                )));
+            }
+            _ => format!("HTTP/{host}"),
+        };
         let tls = if https {
             let mut tls_config = tls::client_config(&config.trust)?;
             tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -255,6 +345,9 @@ impl Transport {
             tls,
             config,
             state: Mutex::new(AuthState::default()),
+            spn,
+            krb_cred: std::sync::Mutex::new(None),
+            ntlm_fallback: std::sync::atomic::AtomicBool::new(ntlm_fallback),
         })
     }
 
@@ -355,60 +448,160 @@ impl Transport {
                 }
                 self.read_plain(reply)
             }
+            AuthMethod::Kerberos => {
+                self.send_kerberos(state, action, xml, timeout, payload_sent)
+                    .await
+            }
             AuthMethod::Ntlm => {
-                // One retry: a 401 on an established context means the server forgot us.
-                for attempt in 0..2 {
-                    let conn = self.connection(state, action).await?;
-                    if conn.ntlm.is_none() {
-                        let context = self.ntlm_handshake(conn, action, timeout).await?;
-                        conn.ntlm = Some(context);
-                    }
-                    let mut prefetch = None;
-                    let (content_type, body) =
-                        match conn.ntlm.as_mut().and_then(|c| c.session.as_mut()) {
-                            Some(session) => {
-                                let (signature, sealed) = session.seal(xml.as_bytes());
-                                prefetch = Some(session.prefetch_inbound());
-                                (framing::CONTENT_TYPE, framing::encode(&signature, &sealed))
-                            }
-                            None => (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec()),
-                        };
-                    // While the server works on the answer, generate the keystream that
-                    // will decrypt it (a guess: as long as the last answer). Not worth a
-                    // thread for small answers.
-                    let prefetch = prefetch
-                        .filter(|p| p.len() >= MIN_PREFETCH)
-                        .map(|p| tokio::task::spawn_blocking(move || p.run()));
-                    *payload_sent = true;
-                    let reply = self
-                        .exchange(conn, None, content_type, body, action, timeout)
-                        .await?;
-                    if let Some(job) = prefetch {
-                        // Unsealing would wait for it anyway; awaiting does not block.
-                        let _ = job.await;
-                    }
-                    if reply.status == StatusCode::UNAUTHORIZED {
-                        // A 401 means the server did not act on the request.
-                        *payload_sent = false;
-                        conn.ntlm = None;
-                        if attempt == 0 {
-                            continue;
+                self.send_ntlm(state, action, xml, timeout, payload_sent)
+                    .await
+            }
+            AuthMethod::Negotiate => {
+                // Kerberos first; NTLM when the server or the KDC cannot do Kerberos (and
+                // there is a password to do NTLM with), as Windows' Negotiate does. The
+                // choice is kept for the client's life.
+                if !self
+                    .ntlm_fallback
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    match self
+                        .send_kerberos(state, action, xml, timeout, payload_sent)
+                        .await
+                    {
+                        Err(Error::Kerberos { .. })
+                            if !*payload_sent && !self.config.password.expose().is_empty() =>
+                        {
+                            self.ntlm_fallback
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                            // The connection saw a refused handshake: start NTLM afresh.
+                            state.conn = None;
                         }
-                        return Err(self.unauthorized(&reply.headers));
+                        other => return other,
                     }
-                    let session = conn.ntlm.as_mut().and_then(|c| c.session.as_mut());
-                    return match session {
-                        Some(session) => self.read_sealed(reply, session),
-                        None => self.read_plain(reply),
-                    };
                 }
-                Err(Error::Unauthorized {
-                    user: self.config.user.clone(),
-                    scheme: "NTLM",
-                    offered: String::new(),
-                })
+                self.send_ntlm(state, action, xml, timeout, payload_sent)
+                    .await
             }
         }
+    }
+
+    /// One request with Kerberos: authenticates the connection first when needed.
+    async fn send_kerberos(
+        &self,
+        state: &mut AuthState,
+        action: &'static str,
+        xml: &str,
+        timeout: Duration,
+        payload_sent: &mut bool,
+    ) -> Result<SoapResponse, Error> {
+        // One retry: a 401 on an established context means the server forgot us.
+        for attempt in 0..2 {
+            let conn = self.connection(state, action).await?;
+            if conn.krb.is_none() {
+                let context = self.kerberos_handshake(conn, action, timeout).await?;
+                conn.krb = Some(context);
+            }
+            let Some(krb) = conn.krb.as_mut() else {
+                return Err(Error::Protocol {
+                    what: "the Kerberos context vanished".into(),
+                });
+            };
+            let (content_type, body) = if self.https {
+                (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec())
+            } else {
+                let (header, data) = krb
+                    .ctx
+                    .wrap_winrm(xml.as_bytes())
+                    .map_err(|e| Error::Encryption(e.to_string()))?;
+                (
+                    krb.scheme.content_type(),
+                    framing::encode_with(krb.scheme.protocol(), &header, &data, xml.len()),
+                )
+            };
+            *payload_sent = true;
+            let reply = self
+                .exchange(conn, None, content_type, body, action, timeout)
+                .await?;
+            if reply.status == StatusCode::UNAUTHORIZED {
+                // A 401 means the server did not act on the request.
+                *payload_sent = false;
+                conn.krb = None;
+                if attempt == 0 {
+                    continue;
+                }
+                return Err(self.unauthorized(&reply.headers));
+            }
+            return match (self.https, conn.krb.as_mut()) {
+                (false, Some(krb)) => self.read_krb_sealed(reply, krb),
+                _ => self.read_plain(reply),
+            };
+        }
+        Err(Error::Unauthorized {
+            user: self.config.user.clone(),
+            scheme: "Kerberos",
+            offered: String::new(),
+        })
+    }
+
+    /// One request with NTLM: authenticates the connection first when needed.
+    async fn send_ntlm(
+        &self,
+        state: &mut AuthState,
+        action: &'static str,
+        xml: &str,
+        timeout: Duration,
+        payload_sent: &mut bool,
+    ) -> Result<SoapResponse, Error> {
+        // One retry: a 401 on an established context means the server forgot us.
+        for attempt in 0..2 {
+            let conn = self.connection(state, action).await?;
+            if conn.ntlm.is_none() {
+                let context = self.ntlm_handshake(conn, action, timeout).await?;
+                conn.ntlm = Some(context);
+            }
+            let mut prefetch = None;
+            let (content_type, body) = match conn.ntlm.as_mut().and_then(|c| c.session.as_mut()) {
+                Some(session) => {
+                    let (signature, sealed) = session.seal(xml.as_bytes());
+                    prefetch = Some(session.prefetch_inbound());
+                    (framing::CONTENT_TYPE, framing::encode(&signature, &sealed))
+                }
+                None => (SOAP_CONTENT_TYPE, xml.as_bytes().to_vec()),
+            };
+            // While the server works on the answer, generate the keystream that
+            // will decrypt it (a guess: as long as the last answer). Not worth a
+            // thread for small answers.
+            let prefetch = prefetch
+                .filter(|p| p.len() >= MIN_PREFETCH)
+                .map(|p| tokio::task::spawn_blocking(move || p.run()));
+            *payload_sent = true;
+            let reply = self
+                .exchange(conn, None, content_type, body, action, timeout)
+                .await?;
+            if let Some(job) = prefetch {
+                // Unsealing would wait for it anyway; awaiting does not block.
+                let _ = job.await;
+            }
+            if reply.status == StatusCode::UNAUTHORIZED {
+                // A 401 means the server did not act on the request.
+                *payload_sent = false;
+                conn.ntlm = None;
+                if attempt == 0 {
+                    continue;
+                }
+                return Err(self.unauthorized(&reply.headers));
+            }
+            let session = conn.ntlm.as_mut().and_then(|c| c.session.as_mut());
+            return match session {
+                Some(session) => self.read_sealed(reply, session),
+                None => self.read_plain(reply),
+            };
+        }
+        Err(Error::Unauthorized {
+            user: self.config.user.clone(),
+            scheme: "NTLM",
+            offered: String::new(),
+        })
     }
 
     /// The open connection, or a new one when there is none or the server closed it (a
@@ -488,6 +681,7 @@ impl Transport {
             sender,
             peer_cert,
             ntlm: None,
+            krb: None,
             dead: false,
             closing: false,
         })
@@ -622,6 +816,7 @@ impl Transport {
         if reply.is_err() {
             // Whatever is left of that exchange must not be read as the next response.
             conn.ntlm = None;
+            conn.krb = None;
         }
         reply
     }
@@ -694,6 +889,267 @@ impl Transport {
         let session = initiator.into_session()?;
         Ok(NtlmContext {
             session: if self.https { None } else { Some(session) },
+        })
+    }
+
+    /// The Kerberos credential for `mech`: a ticket from the password when one is given
+    /// (kept in memory by the library), else the operator's cache. Acquiring may ask the
+    /// KDC, so it runs off the async threads.
+    async fn kerberos_credential(&self, mech: Mech) -> Result<Arc<Credential>, Error> {
+        if let Ok(slot) = self.krb_cred.lock()
+            && let Some((m, cred)) = slot.as_ref()
+            && *m == mech
+        {
+            return Ok(cred.clone());
+        }
+        let user = (!self.config.user.is_empty()).then(|| self.config.user.clone());
+        let password = self.config.password.clone();
+        let user_for_call = user.clone();
+        let cred = tokio::task::spawn_blocking(move || {
+            let pw = password.expose();
+            Credential::initiator(
+                user_for_call.as_deref(),
+                (!pw.is_empty()).then_some(pw),
+                mech,
+            )
+        })
+        .await
+        .map_err(|e| Error::Protocol {
+            what: format!("the Kerberos credential lookup stopped: {e}"),
+        })?
+        .map_err(|e| self.kerberos_error(e, !self.config.password.expose().is_empty()))?;
+        let cred = Arc::new(cred);
+        if let Ok(mut slot) = self.krb_cred.lock() {
+            *slot = Some((mech, cred.clone()));
+        }
+        Ok(cred)
+    }
+
+    /// Authenticates the connection with Kerberos: the client's token in an empty POST,
+    /// then the server's answer token, which must prove the server knows the service's
+    /// key (mutual authentication): a 200 without it is refused.
+    async fn kerberos_handshake(
+        &self,
+        conn: &mut Conn,
+        action: &'static str,
+        timeout: Duration,
+    ) -> Result<KrbContext, Error> {
+        let mut scheme = match self.config.kerberos_scheme {
+            KerberosScheme::Auto => KerberosScheme::Negotiate,
+            other => other,
+        };
+        let mut switched = false;
+        'scheme: loop {
+            let credential = self.kerberos_credential(scheme.mech()).await?;
+            let bindings = conn.peer_cert.as_deref().map(tls::tls_server_end_point);
+            let mut ctx: Box<dyn SecurityContext> = Box::new(
+                exctl_gssapi::Initiator::new(exctl_gssapi::InitiatorConfig {
+                    target: self.spn.clone(),
+                    mech: scheme.mech(),
+                    credential,
+                    channel_bindings: bindings,
+                })
+                .map_err(|e| self.kerberos_error(e, false))?,
+            );
+            let mut input: Option<Vec<u8>> = None;
+            // SPNEGO may take more than one round; Kerberos takes one.
+            for _ in 0..4 {
+                // The first step asks the KDC for a service ticket: off the async threads.
+                let (back, step) = tokio::task::spawn_blocking(move || {
+                    let step = ctx.step(input.as_deref());
+                    (ctx, step)
+                })
+                .await
+                .map_err(|e| Error::Protocol {
+                    what: format!("the Kerberos handshake stopped: {e}"),
+                })?;
+                ctx = back;
+                let step = step.map_err(|e| self.kerberos_error(e, false))?;
+                let reply = self
+                    .exchange(
+                        conn,
+                        Some(format!(
+                            "{} {}",
+                            scheme.http_name(),
+                            B64.encode(&step.token)
+                        )),
+                        SOAP_CONTENT_TYPE,
+                        Vec::new(),
+                        action,
+                        timeout,
+                    )
+                    .await?;
+                let token = scheme_token(&reply.headers, scheme.http_name());
+                if reply.status == StatusCode::UNAUTHORIZED {
+                    let offered = offered_schemes(&reply.headers);
+                    let offers = |name: &str| offered.iter().any(|o| o.eq_ignore_ascii_case(name));
+                    if token.is_some() && !ctx.is_complete() {
+                        input = token;
+                        continue;
+                    }
+                    if self.config.kerberos_scheme == KerberosScheme::Auto
+                        && !switched
+                        && !offers(scheme.http_name())
+                        && offers("Kerberos")
+                    {
+                        // The server offers the Kerberos scheme only: speak that.
+                        switched = true;
+                        scheme = KerberosScheme::Kerberos;
+                        continue 'scheme;
+                    }
+                    if !offers("Negotiate") && !offers("Kerberos") {
+                        return Err(Error::Kerberos {
+                            kind: Kind::Other,
+                            message: format!(
+                                "{} does not offer Kerberos (it offers {})\nhint: enable it on the host ('winrm set winrm/config/service/auth @{{Kerberos=\"true\"}}'), or use auth: ntlm",
+                                self.config.endpoint,
+                                if offered.is_empty() {
+                                    "nothing".to_string()
+                                } else {
+                                    offered.join(", ")
+                                }
+                            ),
+                        });
+                    }
+                    if !offers(scheme.http_name()) {
+                        return Err(Error::Kerberos {
+                            kind: Kind::Other,
+                            message: format!(
+                                "{} does not offer the {} HTTP scheme (it offers {})\nhint: let exctl choose (--kerberos-scheme auto)",
+                                self.config.endpoint,
+                                scheme.http_name(),
+                                offered.join(", ")
+                            ),
+                        });
+                    }
+                    return Err(Error::Kerberos {
+                        kind: Kind::BadToken,
+                        message: format!(
+                            "{} refused the Kerberos ticket of {} for {} (HTTP 401; it offers {})\nhint: check that {} is the host's service principal (setspn -L <host>) and that the account may use WinRM; a host that accepts only NTLM refuses Kerberos this way",
+                            self.config.endpoint,
+                            self.user_display(),
+                            self.spn,
+                            offered.join(", "),
+                            self.spn
+                        ),
+                    });
+                }
+                if !reply.status.is_success() {
+                    return Err(Error::Http {
+                        status: reply.status.as_u16(),
+                        detail: ": the Kerberos authentication was not completed".into(),
+                    });
+                }
+                if conn.closing {
+                    return Err(Error::Protocol {
+                        what: "the server closed the connection right after Kerberos authentication; the context is bound to one kept-alive connection (is a proxy in between?)".into(),
+                    });
+                }
+                if !ctx.is_complete() {
+                    // Mutual authentication: the answer token proves the server's identity.
+                    let Some(token) = token else {
+                        return Err(Error::Kerberos {
+                            kind: Kind::BadToken,
+                            message: format!(
+                                "{} accepted the Kerberos ticket but did not prove its own identity (no answer token for mutual authentication); refusing to talk to it",
+                                self.config.endpoint
+                            ),
+                        });
+                    };
+                    let step = ctx
+                        .step(Some(&token))
+                        .map_err(|e| self.kerberos_error(e, false))?;
+                    if !step.complete {
+                        return Err(Error::Kerberos {
+                            kind: Kind::BadToken,
+                            message: format!(
+                                "{} did not complete mutual authentication",
+                                self.config.endpoint
+                            ),
+                        });
+                    }
+                }
+                return Ok(KrbContext { ctx, scheme });
+            }
+            return Err(Error::Protocol {
+                what: "the Kerberos handshake did not finish within four rounds".into(),
+            });
+        }
+    }
+
+    fn user_display(&self) -> String {
+        if self.config.user.is_empty() {
+            "the default principal".into()
+        } else {
+            exctl_gssapi::principal_name(&self.config.user)
+        }
+    }
+
+    /// A GSSAPI failure in words that name the fix.
+    fn kerberos_error(&self, e: GssError, with_password: bool) -> Error {
+        let user = self.user_display();
+        let spn = &self.spn;
+        let detail = e.to_string();
+        let kind = e.kind();
+        let config_file = std::env::var("KRB5_CONFIG").unwrap_or_else(|_| "/etc/krb5.conf".into());
+        let message = match (&e, kind) {
+            (GssError::Unavailable(_), _) => detail,
+            (_, Kind::NoCredentials) if with_password => format!(
+                "cannot get a Kerberos ticket for {user} with the password given ({detail})"
+            ),
+            (_, Kind::NoCredentials) if self.config.user.is_empty() => format!(
+                "no Kerberos ticket in the credential cache: run kinit user@REALM, or give the host a user and a credential ({detail})"
+            ),
+            (_, Kind::NoCredentials) => format!(
+                "no Kerberos ticket for {user}: run kinit {user}, or give the host a credential ({detail})"
+            ),
+            (_, Kind::Expired) => format!(
+                "the Kerberos ticket of {user} has expired: run kinit {user} again, or give the host a credential ({detail})"
+            ),
+            (_, Kind::KdcUnreachable) => format!(
+                "no Kerberos KDC answered for the realm of {user}: check the realm's kdc entries in {config_file} (or the domain's DNS SRV records) and that port 88 is reachable ({detail})"
+            ),
+            (_, Kind::ClockSkew) => format!(
+                "the clocks of this machine and the KDC or {spn} differ by more than Kerberos allows (5 minutes by default): synchronise this machine's clock with the domain (chrony, ntpd) ({detail})"
+            ),
+            (_, Kind::UnknownServer) => format!(
+                "{spn} is not in the Kerberos database: check the host name or set spn: ({detail})"
+            ),
+            (_, Kind::UnknownClient) => format!(
+                "{user} is not in the Kerberos database: check the user name and its realm ({detail})"
+            ),
+            (_, Kind::WrongPassword) => format!(
+                "the KDC refused the password of {user}: check the host's credential ({detail})"
+            ),
+            _ => format!("Kerberos authentication to {spn} failed: {detail}"),
+        };
+        Error::Kerberos { kind, message }
+    }
+
+    fn read_krb_sealed(&self, reply: Reply, krb: &mut KrbContext) -> Result<SoapResponse, Error> {
+        let status = reply.status;
+        let ct = content_type(&reply.headers);
+        if !framing::is_encrypted_as(&ct, krb.scheme.protocol()) {
+            if status.is_success() {
+                // An unencrypted answer on an encrypted channel could come from anyone
+                // between us and the server.
+                return Err(Error::Encryption(format!(
+                    "the server answered with unencrypted content ({ct}) on an encrypted session"
+                )));
+            }
+            return Err(self.status_error(status, &reply.body));
+        }
+        let framed = framing::decode(&reply.body).map_err(|e| Error::Encryption(e.to_string()))?;
+        let plain = krb
+            .ctx
+            .unwrap_winrm(&framed.signature, &framed.sealed)
+            .map_err(|e| Error::Encryption(e.to_string()))?;
+        let body = String::from_utf8(plain).map_err(|_| Error::Protocol {
+            what: "the decrypted response is not UTF-8".into(),
+        })?;
+        Ok(SoapResponse {
+            status: status.as_u16(),
+            body,
         })
     }
 
@@ -819,6 +1275,32 @@ fn content_type(h: &HeaderMap) -> String {
         .to_string()
 }
 
+/// The schemes a 401 offers, by name.
+fn offered_schemes(h: &HeaderMap) -> Vec<String> {
+    h.get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|c| c.split_whitespace().next())
+        .filter(|s| !s.contains('='))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The token of a `WWW-Authenticate: <scheme> <token>` header.
+fn scheme_token(h: &HeaderMap, scheme: &str) -> Option<Vec<u8>> {
+    h.get_all(WWW_AUTHENTICATE).iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        v.split(',').find_map(|c| {
+            let mut parts = c.split_whitespace();
+            if !parts.next()?.eq_ignore_ascii_case(scheme) {
+                return None;
+            }
+            B64.decode(parts.next()?.trim()).ok()
+        })
+    })
+}
+
 /// The token of a `WWW-Authenticate: Negotiate <token>` (or `NTLM <token>`) header.
 fn negotiate_token(h: &HeaderMap) -> Option<Vec<u8>> {
     h.get_all(WWW_AUTHENTICATE).iter().find_map(|v| {
@@ -907,6 +1389,8 @@ mod tests {
             auth: AuthMethod::Basic,
             user: "u".into(),
             password: Secret::new("p"),
+            spn: None,
+            kerberos_scheme: KerberosScheme::Auto,
             trust: TrustPolicy::SystemRoots,
             allow_basic_over_http: false,
             connect_timeout: Duration::from_secs(1),
