@@ -53,8 +53,8 @@ mod xml;
 
 pub use envelope::{ShellOptions, SignalCode};
 pub use error::{Error, WsmanFault, codes};
-pub use resource_shell::{ResourceShell, ResourceShellSpec};
 pub use exctl_gssapi::Kind as KerberosFailure;
+pub use resource_shell::{ResourceShell, ResourceShellSpec};
 pub use response::{CommandState, Received};
 pub use retry::RetryPolicy;
 pub use shell::{
