@@ -18,9 +18,8 @@
 //! Targets (issue 19): validate + plan client CPU under 0.5 s at N = 10,000, and
 //! t(10,000) / t(2,500) at most 5 for each of them (linear would be 4).
 
-// wait4 and sysconf (libc) measure each exctl process from outside: the only unsafe
-// code of the benchmark, each call with its SAFETY note.
-#![allow(unsafe_code)]
+mod measure;
+use measure::{env_num, median, proc_cpu, timeval};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -29,37 +28,6 @@ use std::time::Duration;
 
 const USER: &str = "CONTOSO\\Administrator";
 const PASSWORD: &str = "Bench-Pa55word!";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-/// user + system CPU time of a process so far, from `/proc/PID/stat`.
-fn proc_cpu(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    // The command name may hold spaces: the fields after it follow the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat(5); here 0-based after the name.
-    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks())
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
-fn timeval(t: libc::timeval) -> Duration {
-    Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-        + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-}
 
 /// The cost of one exctl process.
 #[derive(Clone, Copy, Default)]
@@ -95,19 +63,9 @@ fn run(dir: &Path, args: &[&str], ok: &[i32], sim_pid: u32) -> Cost {
     });
     let mut out = Vec::new();
     let _ = child.stdout.take().expect("stdout").read_to_end(&mut out);
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our child, status and usage point to live locals.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4 on exctl {}", args.join(" "));
+    let (code, usage) = measure::reap(pid);
     let sim_cpu = proc_cpu(sim_pid).saturating_sub(sim_before);
     let err = err_reader.join().unwrap_or_default();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
     assert!(
         ok.contains(&code),
         "exctl {} exited with {code}: {}",
@@ -240,15 +198,6 @@ fn write_inventory(dir: &Path, url: &str) {
         ),
     )
     .expect("inventory written");
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// The medians at one size.

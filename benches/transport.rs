@@ -33,9 +33,8 @@
 //! Targets: exctl at least 3x faster than pywinrm on large output, never slower on small
 //! commands, and its peak memory flat in the output size (exec streams).
 
-// wait4 and sysconf (libc) measure each client process from outside: the only unsafe
-// code of the benchmark, each call with its SAFETY note.
-#![allow(unsafe_code)]
+mod measure;
+use measure::{env_num, median, proc_cpu, timeval};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -105,13 +104,6 @@ with wsman, WinRS(wsman) as shell:
             sys.exit(p.rc)
         sys.stdout.buffer.write(p.stdout)
 "#;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
 
 fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("EXCTL_PYTHON") {
@@ -220,31 +212,6 @@ impl Cost {
     }
 }
 
-/// user + system CPU time of a process so far, from `/proc/PID/stat`.
-fn proc_cpu(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    // The command name may hold spaces: the fields after it follow the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat(5); here 0-based after the name.
-    let hz = clock_ticks();
-    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / hz)
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
-fn timeval(t: libc::timeval) -> Duration {
-    Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-        + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-}
-
 /// Runs one client process to its end, feeding its stdout to `check`; panics with its
 /// stderr when it fails.
 // The child is reaped by wait4 (for its rusage), not by `Child::wait`.
@@ -281,21 +248,10 @@ fn run(mut cmd: Command, check: &mut Checker, sim_pid: u32, what: &str) -> Cost 
             Err(e) => panic!("reading {what}'s stdout: {e}"),
         }
     }
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // Reaped here rather than by `Child::wait`, for the child's own rusage.
-    // SAFETY: pid is our child, status and usage point to live locals.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let (code, usage) = measure::reap(pid);
     let wall = t0.elapsed();
-    assert_eq!(r, pid, "wait4 on {what}");
     let sim_cpu = proc_cpu(sim_pid).saturating_sub(sim_before);
     let err = err_reader.join().unwrap_or_default();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
     assert!(
         code == 0,
         "{what} failed with {code}: {}",
@@ -422,15 +378,6 @@ fn measure(client: Client, work: Workload, url: &str, sim_pid: u32) -> Cost {
         panic!("{what} printed the wrong output: {wrong}");
     }
     cost
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// The medians of one client on one workload.

@@ -60,15 +60,7 @@ pub async fn run(a: DoctorArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(&e),
     };
-    let hosts: Vec<&exctl_engine::HostSpec> = match target.host {
-        Some(h) => vec![h],
-        None => target
-            .site
-            .hosts
-            .iter()
-            .filter_map(|k| state.hosts.get(k))
-            .collect(),
-    };
+    let hosts = crate::repo::target_hosts(&state, &target);
     if hosts.is_empty() {
         return fail(&format!("site {} has no hosts", target.site.name));
     }

@@ -31,6 +31,22 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 /// The site or host `name` of the inventory, or why not (with a did-you-mean hint).
+/// The hosts a target stands for: the host, or every host of the site.
+pub(crate) fn target_hosts<'a>(
+    state: &'a exctl_engine::DesiredState,
+    target: &show::Target<'a>,
+) -> Vec<&'a exctl_engine::HostSpec> {
+    match target.host {
+        Some(h) => vec![h],
+        None => target
+            .site
+            .hosts
+            .iter()
+            .filter_map(|k| state.hosts.get(k))
+            .collect(),
+    }
+}
+
 pub(crate) fn find_target<'a>(
     state: &'a exctl_engine::DesiredState,
     name: &str,

@@ -32,15 +32,7 @@ pub async fn run(a: UnlockArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(&e),
     };
-    let hosts: Vec<&exctl_engine::HostSpec> = match target.host {
-        Some(h) => vec![h],
-        None => target
-            .site
-            .hosts
-            .iter()
-            .filter_map(|k| state.hosts.get(k))
-            .collect(),
-    };
+    let hosts = crate::repo::target_hosts(&state, &target);
     let journal =
         match journal::directory(a.journal_dir.as_deref()).and_then(|d| Journal::create(&d)) {
             Ok(j) => j,
