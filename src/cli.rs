@@ -229,13 +229,15 @@ pub enum KerberosSchemeArg {
 /// Where and as whom to connect.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// The WinRM endpoint, e.g. http://mail01.example.local:5985/wsman or https://…:5986/wsman.
-    #[arg(long, value_name = "URL")]
-    pub endpoint: String,
+    /// The WinRM endpoint, e.g. http://mail01.example.local:5985/wsman or https://…:5986/wsman
+    /// (default with HOST: the inventory's).
+    #[arg(long, value_name = "URL", required_unless_present = "host")]
+    pub endpoint: Option<String>,
 
-    /// The account: DOMAIN\user, user@domain or a local user.
-    #[arg(long, value_name = "USER")]
-    pub user: String,
+    /// The account: DOMAIN\user, user@domain or a local user (default with HOST: the
+    /// inventory's).
+    #[arg(long, value_name = "USER", required_unless_present = "host")]
+    pub user: Option<String>,
 
     /// The authentication method.
     #[arg(long, value_enum, default_value_t = AuthArg::Ntlm)]
@@ -278,6 +280,25 @@ pub struct ConnectArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// A host of the inventory: its endpoint, account, authentication, CA file and
+    /// credential are used (flags given here win).
+    #[arg(value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// With HOST: the manifest files or directories of the inventory (default: .).
+    #[arg(value_name = "PATH", requires = "host")]
+    pub paths: Vec<PathBuf>,
+
+    /// With HOST and --psrp: run at the host's Exchange endpoint (its session_uri, by
+    /// default http://HOST/PowerShell/, configuration Microsoft.Exchange) instead of its
+    /// WinRM endpoint.
+    #[arg(long, requires = "host", requires = "psrp")]
+    pub exchange: bool,
+
+    /// The password found from the inventory host's credential (not a flag).
+    #[arg(skip)]
+    pub host_password: Option<exctl_secret::Secret>,
+
     #[command(flatten)]
     pub connect: ConnectArgs,
 

@@ -38,6 +38,13 @@ enum ExecError {
 }
 
 pub async fn run(args: ExecArgs) -> ExitCode {
+    let args = match from_inventory(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitStatus::ExecOwnFailure.into();
+        }
+    };
     if args.psrp {
         return crate::exec_psrp::run(args).await;
     }
@@ -66,8 +73,73 @@ pub fn exit_status(code: i64) -> u8 {
     }
 }
 
+/// `exctl exec HOST [PATH…]`: fills what the flags leave out from the inventory's host
+/// (endpoint, account, authentication, SPN, CA file) and reads the password of its
+/// credential reference; `--exchange` points a `--psrp` run at the host's Exchange
+/// endpoint.
+fn from_inventory(mut args: ExecArgs) -> Result<ExecArgs, String> {
+    let Some(name) = args.host.clone() else {
+        return Ok(args);
+    };
+    let paths = if args.paths.is_empty() {
+        vec![std::path::PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let Some((_, state)) = crate::plan::load(&paths, false, false) else {
+        return Err("the manifests have errors (above)".into());
+    };
+    let Some(host) = state.hosts.get(&name.to_ascii_uppercase()) else {
+        let names: Vec<&str> = state.hosts.values().map(|h| h.name.as_str()).collect();
+        return Err(format!(
+            "'{name}' is not a host of the inventory{}",
+            exctl_manifest::did_you_mean_hint(&name, &names)
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default()
+        ));
+    };
+    let c = &mut args.connect;
+    if c.endpoint.is_none() {
+        c.endpoint = Some(if args.exchange {
+            host.exchange_uri()
+        } else {
+            host.endpoint.clone()
+        });
+    }
+    if args.exchange {
+        args.configuration = "Microsoft.Exchange".to_string();
+    }
+    c.user.get_or_insert_with(|| host.user.clone());
+    c.auth = match host.auth.as_str() {
+        "basic" => AuthArg::Basic,
+        "kerberos" => AuthArg::Kerberos,
+        "negotiate" => AuthArg::Negotiate,
+        _ => c.auth,
+    };
+    if c.spn.is_none() {
+        c.spn = host.spn.clone();
+    }
+    if c.ca_file.is_none() {
+        c.ca_file = host.ca_file.clone();
+    }
+    let site = host.site.clone().unwrap_or_else(|| host.name.clone());
+    let mut found = credentials::resolve_hosts(&[(host, site.as_str())])?;
+    args.host_password = found.remove(&host.name.to_ascii_uppercase());
+    Ok(args)
+}
+
+/// The endpoint of the run (the flag's, or the inventory host's).
+pub fn endpoint_of(c: &ConnectArgs) -> &str {
+    c.endpoint.as_deref().unwrap_or_default()
+}
+
+/// The account of the run (the flag's, or the inventory host's).
+pub fn user_of(c: &ConnectArgs) -> &str {
+    c.user.as_deref().unwrap_or_default()
+}
+
 pub fn client_config(c: &ConnectArgs, password: exctl_secret::Secret) -> ClientConfig {
-    let mut cfg = ClientConfig::new(c.endpoint.clone(), c.user.clone(), password);
+    let mut cfg = ClientConfig::new(endpoint_of(c).to_string(), user_of(c).to_string(), password);
     cfg.auth = match c.auth {
         AuthArg::Ntlm => AuthMethod::Ntlm,
         AuthArg::Basic => AuthMethod::Basic,
@@ -97,8 +169,8 @@ pub(crate) fn keyring_entry(c: &ConnectArgs) -> String {
     if let Some(e) = &c.keyring_entry {
         return e.clone();
     }
-    let host = url_host(&c.endpoint).unwrap_or_else(|| c.endpoint.clone());
-    format!("{}@{}", c.user, host)
+    let host = url_host(endpoint_of(c)).unwrap_or_else(|| endpoint_of(c).to_string());
+    format!("{}@{}", user_of(c), host)
 }
 
 fn url_host(endpoint: &str) -> Option<String> {
@@ -166,18 +238,20 @@ fn job(args: &ExecArgs) -> Result<Job, ExecError> {
 async fn execute(args: ExecArgs) -> Result<i64, ExecError> {
     let job = job(&args)?;
     let c = &args.connect;
-    let password = if matches!(c.auth, AuthArg::Kerberos | AuthArg::Negotiate) {
+    let password = if let Some(p) = &args.host_password {
+        p.clone()
+    } else if matches!(c.auth, AuthArg::Kerberos | AuthArg::Negotiate) {
         // Kerberos uses the operator's ticket; a password (EXCTL_PASSWORD, or the keyring
         // entry named explicitly) only gets a ticket in memory. Never a prompt: a jump
         // host's operator has run kinit.
         credentials::kerberos_password(c.keyring_entry.as_deref())
     } else {
-        credentials::password(&c.user, &keyring_entry(c))?
+        credentials::password(user_of(c), &keyring_entry(c))?
     };
     if c.insecure_skip_verify {
         eprintln!(
             "warning: TLS certificate verification is OFF for {}: anyone on the network path can read this session, credentials included",
-            c.endpoint
+            endpoint_of(c)
         );
     }
     let client = Client::new(client_config(c, password))?;

@@ -186,15 +186,26 @@ fn spec(args: &ExecArgs) -> Result<PipelineSpec, PsrpExecError> {
 async fn execute(args: &ExecArgs) -> Result<bool, PsrpExecError> {
     let spec = spec(args)?;
     let c = &args.connect;
-    let password = credentials::password(&c.user, &crate::exec::keyring_entry(c))?;
+    // As for exec over WinRS: the inventory host's credential, else for Kerberos the
+    // operator's ticket (or EXCTL_PASSWORD), else EXCTL_PASSWORD, the keyring or a prompt.
+    let password = if let Some(p) = &args.host_password {
+        p.clone()
+    } else if matches!(
+        c.auth,
+        crate::cli::AuthArg::Kerberos | crate::cli::AuthArg::Negotiate
+    ) {
+        credentials::kerberos_password(c.keyring_entry.as_deref())
+    } else {
+        credentials::password(crate::exec::user_of(c), &crate::exec::keyring_entry(c))?
+    };
     if c.insecure_skip_verify {
         eprintln!(
             "warning: TLS certificate verification is OFF for {}: anyone on the network path can read this session, credentials included",
-            c.endpoint
+            crate::exec::endpoint_of(c)
         );
     }
     let mut cfg = crate::exec::client_config(c, password);
-    cfg.endpoint = endpoint(&c.endpoint, args.path.as_deref());
+    cfg.endpoint = endpoint(crate::exec::endpoint_of(c), args.path.as_deref());
     let client = Client::new(cfg)?;
     let mut pool =
         RunspacePool::open(&client, &PoolOptions::configuration(&args.configuration)).await?;

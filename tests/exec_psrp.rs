@@ -160,3 +160,84 @@ fn timeout_stops_the_pipeline() {
         text(&out.stderr)
     );
 }
+
+/// An inventory with one host on `sim`, its password read from `EXCTL_SIM_PASSWORD`;
+/// its Exchange endpoint (session_uri) is the simulator's `/PowerShell/`.
+fn inventory(dir: &std::path::Path, sim: &Sim) {
+    let base = sim.url.trim_end_matches("/wsman");
+    std::fs::write(
+        dir.join("inventory.yaml"),
+        format!(
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    access: remote-session\n    session_uri: {base}/PowerShell/\n",
+            sim.url,
+            common::SIM_USER
+        ),
+    )
+    .expect("inventory written");
+}
+
+fn exec_host(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    common::exctl()
+        .arg("exec")
+        .args(args)
+        .current_dir(dir)
+        .env("EXCTL_SIM_PASSWORD", SIM_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("exctl runs")
+}
+
+/// Issue 18: `exctl exec HOST [PATH…]` takes endpoint, account, authentication and
+/// credential from the inventory, over WinRS and over PSRP; `--exchange` sends a command
+/// to the host's Exchange endpoint.
+#[test]
+fn exec_by_inventory_host_over_winrs_psrp_and_the_exchange_endpoint() {
+    let sim = Sim::start(&["--computer-name", "EXCH01"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    inventory(dir.path(), &sim);
+    let d = dir.path().to_str().expect("utf-8 path");
+
+    let out = exec_host(
+        dir.path(),
+        &["EXCH01", d, "--", "Write-Output", "'hi there'"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi there\r\n");
+
+    let out = exec_host(dir.path(), &["exch01", "--psrp", "--", "'over psrp'"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "over psrp\n");
+
+    let out = exec_host(
+        dir.path(),
+        &[
+            "EXCH01",
+            "--psrp",
+            "--exchange",
+            "--command",
+            "Get-ImapSettings",
+            "--",
+            "-Server",
+            "EXCH01",
+        ],
+    );
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}{}", text(&out.stderr));
+    assert!(shown.contains("MaxConnectionsPerUser"), "{shown}");
+    assert_eq!(sim.exchange_state()["exchange_sessions"], 1);
+
+    // A script is refused by the Exchange endpoint (NoLanguage): exit 1, the server's error.
+    let out = exec_host(dir.path(), &["EXCH01", "--psrp", "--exchange", "--", "1+1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+
+    let out = exec_host(dir.path(), &["EXCH99", "--", "1"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        text(&out.stderr).contains("'EXCH99' is not a host of the inventory"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --exchange needs --psrp (and a host): a usage error, exec's 255.
+    let out = exec_host(dir.path(), &["EXCH01", "--exchange", "--", "1"]);
+    assert_eq!(out.status.code(), Some(255));
+}
