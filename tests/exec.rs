@@ -51,6 +51,9 @@ fn wrong_password_is_refused_without_echoing_it() {
         err.contains("the server refused the credentials for 'CONTOSO\\Administrator'"),
         "{err}"
     );
+    // Issue 17: a wrong password says so, not which schemes the server offers.
+    assert!(err.contains("the user name or password is wrong"), "{err}");
+    assert!(!err.contains("the server offers"), "{err}");
     assert!(!err.contains("Wrong-Secret-42") && !text(&out.stdout).contains("Wrong-Secret-42"));
 }
 

@@ -205,7 +205,7 @@ async fn basic_offered_over_http_is_never_answered_with_the_password() {
         let err = open(config(&url)).await.unwrap_err();
         assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(msg.contains("the server offers Basic"), "{msg}");
+        assert!(msg.contains("the server offers only Basic"), "{msg}");
         assert_no_secret(&err);
         // Configured for Basic over plain HTTP: refused before anything is sent.
         let mut cfg = config(&url);

@@ -1161,13 +1161,30 @@ impl Transport {
             .map(|v| v.split_whitespace().next().unwrap_or_default().to_string())
             .filter(|s| !s.is_empty())
             .collect();
+        // A scheme the server offers that carries ours: then it is the credentials it
+        // refused (a wrong password, a locked account, no right to use WinRM), not the
+        // scheme; otherwise say what it would take.
+        let carries = |s: &str| match self.config.auth {
+            AuthMethod::Ntlm => {
+                s.eq_ignore_ascii_case("Negotiate") || s.eq_ignore_ascii_case("NTLM")
+            }
+            AuthMethod::Basic => s.eq_ignore_ascii_case("Basic"),
+            AuthMethod::Kerberos | AuthMethod::Negotiate => {
+                s.eq_ignore_ascii_case("Negotiate") || s.eq_ignore_ascii_case("Kerberos")
+            }
+        };
         Error::Unauthorized {
             user: self.config.user.clone(),
             scheme: self.config.auth.name(),
             offered: if offered.is_empty() {
                 String::new()
+            } else if offered.iter().any(|o| carries(o)) {
+                ": the user name or password is wrong, or the account is locked or may not use WinRM".to_string()
             } else {
-                format!("; the server offers {}", offered.join(", "))
+                format!(
+                    "; the server offers only {}: choose that authentication (auth: in the inventory, --auth on the command line)",
+                    offered.join(", ")
+                )
             },
         }
     }

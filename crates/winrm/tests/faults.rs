@@ -54,8 +54,9 @@ async fn unauthorized_names_the_user_and_what_the_server_offers() {
         text.contains("the server refused the credentials for 'DOM\\svc'"),
         "{text}"
     );
+    // Basic is not among them: the message says what the server would take.
     assert!(
-        text.contains("the server offers Negotiate, Kerberos"),
+        text.contains("the server offers only Negotiate, Kerberos: choose that authentication"),
         "{text}"
     );
     assert_no_secret(&err);
