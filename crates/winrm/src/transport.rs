@@ -1197,13 +1197,22 @@ impl Transport {
         }
         let text = String::from_utf8_lossy(body);
         let excerpt: String = text.trim().chars().take(200).collect();
+        let mut detail = if excerpt.is_empty() {
+            String::new()
+        } else {
+            format!(": {excerpt}")
+        };
+        // What a web server that is not WinRM answers a POST to an unknown path or with
+        // an unknown method (IIS: 404, 405, 501): not a WinRM listener.
+        if matches!(status.as_u16(), 400 | 404 | 405 | 501) {
+            detail.push_str(&format!(
+                "\nhint: {} is not a WinRM endpoint: check the port (5985 for HTTP, 5986 for HTTPS) and the /wsman path",
+                self.config.endpoint
+            ));
+        }
         Error::Http {
             status: status.as_u16(),
-            detail: if excerpt.is_empty() {
-                String::new()
-            } else {
-                format!(": {excerpt}")
-            },
+            detail,
         }
     }
 

@@ -204,3 +204,21 @@ async fn basic_over_http_is_refused_before_connecting() {
     assert!(matches!(err, Error::InsecureBasic { .. }));
     assert!(err.to_string().contains("in the clear"));
 }
+
+/// Issue 17: a web server that is not WinRM (a wrong port or path) is named as such.
+#[tokio::test]
+async fn a_server_that_is_not_winrm_is_named_as_such() {
+    for status in [404, 405, 501] {
+        let s = server_answering(ResponseTemplate::new(status).set_body_string("Not here")).await;
+        let err = client(format!("{}/", s.uri()))
+            .open_shell(&ShellOptions::default())
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("HTTP {status}"))
+                && text.contains("is not a WinRM endpoint: check the port"),
+            "{text}"
+        );
+    }
+}
