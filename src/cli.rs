@@ -154,6 +154,11 @@ pub struct SimArgs {
     #[arg(long, value_name = "FILE", requires = "tls")]
     pub ca_out: Option<PathBuf>,
 
+    /// With --tls: present one self-issued certificate with CA:TRUE (as `openssl req
+    /// -x509` makes) instead of a leaf of a simulator CA; --ca-out writes it.
+    #[arg(long, requires = "tls")]
+    pub tls_self_issued: bool,
+
     /// The accepted authentication schemes (`--auth kerberos ntlm` or `--auth kerberos,ntlm`).
     #[arg(long, value_enum, value_delimiter = ',', num_args = 1.., default_values_t = [SimAuthArg::Basic, SimAuthArg::Ntlm])]
     pub auth: Vec<SimAuthArg>,
@@ -252,9 +257,15 @@ pub struct ConnectArgs {
     #[arg(long, value_enum, value_name = "SCHEME", default_value_t = KerberosSchemeArg::Auto)]
     pub kerberos_scheme: KerberosSchemeArg,
 
-    /// Trust only the CA certificates in this PEM file (HTTPS).
+    /// Trust only the CA certificates in this PEM file (HTTPS); a self-issued listener
+    /// certificate in it is trusted for its names and dates.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+
+    /// Trust exactly the listener certificate with this SHA-256 fingerprint (sha256:…),
+    /// whatever its issuer, names or dates: a pin.
+    #[arg(long, value_name = "sha256:HEX", value_parser = parse_pin)]
+    pub tls_fingerprint: Option<String>,
 
     /// Do not verify the server's TLS certificate. Anyone on the path can then read the
     /// traffic, credentials included: for labs only.
@@ -792,6 +803,14 @@ pub struct ApplyArgs {
 fn parse_window(s: &str) -> Result<MaintenanceWindow, String> {
     s.parse()
         .map_err(|e: exctl_engine::apply::ApplyError| e.to_string())
+}
+
+fn parse_pin(s: &str) -> Result<String, String> {
+    exctl_winrm::tls::parse_fingerprint(s)
+        .map(|_| s.to_string())
+        .ok_or_else(|| {
+            "expected sha256: followed by 64 hexadecimal digits (colons allowed)".to_string()
+        })
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {

@@ -122,6 +122,9 @@ fn from_inventory(mut args: ExecArgs) -> Result<ExecArgs, String> {
     if c.ca_file.is_none() {
         c.ca_file = host.ca_file.clone();
     }
+    if c.tls_fingerprint.is_none() {
+        c.tls_fingerprint = host.tls_fingerprint.clone();
+    }
     let site = host.site.clone().unwrap_or_else(|| host.name.clone());
     let mut found = credentials::resolve_hosts(&[(host, site.as_str())])?;
     args.host_password = found.remove(&host.name.to_ascii_uppercase());
@@ -154,6 +157,12 @@ pub fn client_config(c: &ConnectArgs, password: exctl_secret::Secret) -> ClientC
     };
     cfg.trust = if c.insecure_skip_verify {
         TrustPolicy::InsecureSkipVerify
+    } else if let Some(pin) = c
+        .tls_fingerprint
+        .as_deref()
+        .and_then(exctl_winrm::tls::parse_fingerprint)
+    {
+        TrustPolicy::Pinned(vec![pin])
     } else if let Some(f) = &c.ca_file {
         TrustPolicy::CaFile(f.clone())
     } else {

@@ -101,6 +101,7 @@ fn direct_target(a: &ExportArgs, endpoint: &str) -> Result<Target, String> {
         site: None,
         baselines: None,
         ca_file: a.ca_file.clone(),
+        tls_fingerprint: None,
         span: exctl_manifest::Span::point(exctl_manifest::FileId(0), Default::default()),
     };
     let passwords = HashMap::from([(host.name.to_ascii_uppercase(), password)]);

@@ -181,6 +181,7 @@ pub fn config(a: &SimArgs) -> Result<SimConfig, String> {
     let mut cfg = SimConfig {
         listen: a.listen,
         tls: a.tls,
+        tls_self_issued: a.tls_self_issued,
         auth: a
             .auth
             .iter()

@@ -185,3 +185,40 @@ fn a_closed_connection_means_authenticating_again_transparently() {
         text(&out.stderr)
     );
 }
+
+/// Issue 17: a listener with a self-issued certificate (CA:TRUE, as `openssl req -x509`
+/// makes) given as --ca-file is trusted, as curl and pywinrm trust it; a pinned
+/// fingerprint trusts exactly that certificate, and another pin is refused.
+#[test]
+fn a_self_issued_listener_certificate_as_ca_file_or_pinned() {
+    let sim = Sim::start(&["--tls", "--tls-self-issued", "--ca-out", "self.pem"]);
+    common::wait_for(&sim.path("self.pem"));
+    let pem_path = sim.path("self.pem");
+    let pem = pem_path.to_str().unwrap();
+    let run = |trust: &[&str]| {
+        let mut args = vec!["--auth", "basic"];
+        args.extend_from_slice(trust);
+        args.extend_from_slice(&["--raw", "--", "cmd.exe", "/c", "echo", "tls"]);
+        exec(&sim, SIM_PASSWORD, &args)
+    };
+    let out = run(&["--ca-file", pem]);
+    assert_eq!(
+        (text(&out.stdout).as_str(), out.status.code()),
+        ("tls\r\n", Some(0)),
+        "{}",
+        text(&out.stderr)
+    );
+    let pin = exctl_winrm::tls::pem_fingerprints(&pem_path)
+        .expect("the PEM reads")
+        .remove(0);
+    let out = run(&["--tls-fingerprint", &pin]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let wrong = format!("sha256:{}", "AB".repeat(32));
+    let out = run(&["--tls-fingerprint", &wrong]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        text(&out.stderr).contains("is not the pinned one"),
+        "{}",
+        text(&out.stderr)
+    );
+}

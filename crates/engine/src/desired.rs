@@ -108,6 +108,10 @@ pub struct HostSpec {
     pub baselines: Option<Vec<(String, Span)>>,
     /// A CA file to trust for HTTPS.
     pub ca_file: Option<PathBuf>,
+    /// The SHA-256 fingerprint of the listener's certificate to trust, whatever its
+    /// issuer (a pin), as `sha256:…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
     /// Where the inventory declares the host.
     #[serde(skip)]
     pub span: Span,
@@ -247,6 +251,7 @@ const HOST_KEYS: &[&str] = &[
     "site",
     "baselines",
     "ca_file",
+    "tls_fingerprint",
 ];
 
 const SITE_KEYS: &[&str] = &["labels", "baselines", "hosts"];
@@ -770,6 +775,20 @@ fn read_hosts(
         let baselines = m
             .node_of("baselines")
             .map(|n| read_names(n, &format!("{path}.baselines"), m.diags()));
+        let pin_span = m.node_of("tls_fingerprint").map(|n| n.span);
+        let tls_fingerprint = m.string("tls_fingerprint");
+        if let (Some(pin), Some(span)) = (&tls_fingerprint, pin_span)
+            && exctl_winrm::tls::parse_fingerprint(pin).is_none()
+        {
+            m.diags().push(
+                Diagnostic::error(
+                    "manifest::tls-fingerprint",
+                    format!("{path}.tls_fingerprint '{pin}' is not a SHA-256 fingerprint"),
+                )
+                .with_span(span)
+                .with_hint("write sha256: followed by the 64 hexadecimal digits (colons allowed), e.g. from: Get-ChildItem Cert:\\LocalMachine\\My | ForEach-Object { [BitConverter]::ToString((New-Object Security.Cryptography.SHA256Managed).ComputeHash($_.RawData)) }"),
+            );
+        }
         let ca_span = m.node_of("ca_file").map(|n| n.span);
         let ca_file = m.string("ca_file").map(|f| base.join(f));
         if let (Some(ep), Some(span)) = (&endpoint, m.node_of("endpoint").map(|n| n.span)) {
@@ -845,6 +864,7 @@ fn read_hosts(
                 site,
                 baselines,
                 ca_file,
+                tls_fingerprint,
                 span: name.span,
                 capacity: None,
                 declared_limits: None,

@@ -1270,6 +1270,7 @@ mod tests {
             site: Some("lon".into()),
             baselines: None,
             ca_file: None,
+            tls_fingerprint: None,
             span: exctl_manifest::Span::point(exctl_manifest::FileId(0), Default::default()),
             capacity: None,
             declared_limits: None,

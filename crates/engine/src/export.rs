@@ -330,6 +330,7 @@ mod tests {
             site: Some("lab".into()),
             baselines: None,
             ca_file: None,
+            tls_fingerprint: None,
             span: exctl_manifest::Span::point(exctl_manifest::FileId(0), Default::default()),
         }
     }

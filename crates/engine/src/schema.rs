@@ -91,7 +91,8 @@ pub fn manifest_schema() -> Value {
             "session_uri": {"type": "string", "pattern": "^(?i)https?://.+/powershell/?$", "description": "remote-session only: Exchange's PowerShell virtual directory; default http://<host>/PowerShell/"},
             "site": {"type": "string"},
             "baselines": string_list(),
-            "ca_file": {"type": "string"}
+            "ca_file": {"type": "string"},
+            "tls_fingerprint": {"type": "string", "pattern": "^(sha256|SHA256):[0-9A-Fa-f: ]{64,95}$"}
         }
     });
     let site = json!({

@@ -48,6 +48,12 @@ impl WinRmRunner {
         cfg.spn = host.spn.clone();
         cfg.trust = if self.insecure_skip_verify {
             TrustPolicy::InsecureSkipVerify
+        } else if let Some(pin) = host
+            .tls_fingerprint
+            .as_deref()
+            .and_then(exctl_winrm::tls::parse_fingerprint)
+        {
+            TrustPolicy::Pinned(vec![pin])
         } else if let Some(f) = &host.ca_file {
             TrustPolicy::CaFile(f.clone())
         } else {

@@ -28,6 +28,10 @@ pub struct SimConfig {
     pub listen: SocketAddr,
     /// Serve HTTPS with a certificate generated at start.
     pub tls: bool,
+    /// With `tls`: serve one self-issued certificate with CA:TRUE (as `openssl req -x509`
+    /// and `New-SelfSignedCertificate` make, and many Windows listeners use) instead of a
+    /// leaf issued by a simulator CA.
+    pub tls_self_issued: bool,
     /// Accepted schemes.
     pub auth: Vec<AuthScheme>,
     /// The account: (NetBIOS domain, user name).
@@ -67,6 +71,7 @@ impl Default for SimConfig {
         SimConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             tls: false,
+            tls_self_issued: false,
             auth: vec![AuthScheme::Basic, AuthScheme::Ntlm],
             user: ("CONTOSO".to_string(), "Administrator".to_string()),
             password: "P@ssw0rd!".to_string(),

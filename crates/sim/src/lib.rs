@@ -166,7 +166,9 @@ pub async fn serve_with_psrp(
         addr: config.listen,
         source,
     })?;
-    let tls = if config.tls {
+    let tls = if config.tls && config.tls_self_issued {
+        Some(tls::generate_self_issued()?)
+    } else if config.tls {
         Some(tls::generate()?)
     } else {
         None

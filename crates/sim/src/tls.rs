@@ -24,6 +24,34 @@ pub struct TlsMaterial {
     pub channel_binding: Vec<u8>,
 }
 
+/// One self-issued certificate with CA:TRUE for `localhost` and `127.0.0.1`, served alone:
+/// what `openssl req -x509` and many Windows listeners present. Clients that trust it
+/// (`--ca-file` with this very certificate) meet a CA certificate used as an end entity.
+pub fn generate_self_issued() -> Result<TlsMaterial, SimError> {
+    let key = KeyPair::generate()?;
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.self_signed(&key)?;
+    let der: CertificateDer<'static> = cert.der().clone();
+    let mut channel_binding = b"tls-server-end-point:".to_vec();
+    channel_binding.extend_from_slice(&Sha256::digest(der.as_ref()));
+    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![der], private)?;
+    Ok(TlsMaterial {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        ca_pem: cert.pem(),
+        channel_binding,
+    })
+}
+
 /// Generates the CA, the server certificate and the acceptor.
 pub fn generate() -> Result<TlsMaterial, SimError> {
     let ca_key = KeyPair::generate()?;

@@ -23,8 +23,14 @@ pub enum TrustPolicy {
     /// The operating system's root certificates.
     #[default]
     SystemRoots,
-    /// Only the CA certificates in this PEM file.
+    /// Only the CA certificates in this PEM file. A certificate of the file that the
+    /// server presents itself (a self-issued one with CA:TRUE, as `openssl req -x509` and
+    /// many Windows listeners make) is trusted for its names and validity, as curl and
+    /// pywinrm do.
     CaFile(PathBuf),
+    /// Exactly the certificates with these SHA-256 fingerprints (of their DER), whatever
+    /// their issuer, names or dates: a pin.
+    Pinned(Vec<[u8; 32]>),
     /// Any certificate. Only for labs; a man in the middle can read everything.
     InsecureSkipVerify,
 }
@@ -55,9 +61,29 @@ pub(crate) fn client_config(policy: &TrustPolicy) -> Result<rustls::ClientConfig
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         TrustPolicy::CaFile(path) => {
-            let roots = load_ca_file(path)?;
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let (roots, certs) = load_ca_file(path)?;
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(CaFileVerifier {
+                    webpki,
+                    certs,
+                    provider,
+                }))
+                .with_no_client_auth()
         }
+        TrustPolicy::Pinned(pins) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
+                pins: pins.clone(),
+                provider,
+            }))
+            .with_no_client_auth(),
         TrustPolicy::InsecureSkipVerify => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
@@ -66,8 +92,11 @@ pub(crate) fn client_config(policy: &TrustPolicy) -> Result<rustls::ClientConfig
     Ok(config)
 }
 
-fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, Error> {
+fn load_ca_file(
+    path: &Path,
+) -> Result<(rustls::RootCertStore, Vec<CertificateDer<'static>>), Error> {
     let mut roots = rustls::RootCertStore::empty();
+    let mut certs = Vec::new();
     let iter = CertificateDer::pem_file_iter(path)
         .map_err(|e| Error::Config(format!("cannot read the CA file {}: {e}", path.display())))?;
     for cert in iter {
@@ -77,6 +106,7 @@ fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, Error> {
                 path.display()
             ))
         })?;
+        certs.push(cert.clone());
         roots.add(cert).map_err(|e| {
             Error::Config(format!(
                 "the CA file {} holds a certificate that cannot be used: {e}",
@@ -90,7 +120,252 @@ fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, Error> {
             path.display()
         )));
     }
-    Ok(roots)
+    Ok((roots, certs))
+}
+
+/// Reads `sha256:` followed by 64 hexadecimal digits (colons and spaces between them
+/// allowed, as Windows and openssl print fingerprints).
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let hex: String = text
+        .trim()
+        .strip_prefix("sha256:")
+        .or_else(|| text.trim().strip_prefix("SHA256:"))?
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' '))
+        .collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The fingerprints ([`fingerprint`]) of the certificates of a PEM file.
+pub fn pem_fingerprints(path: &Path) -> Result<Vec<String>, Error> {
+    let (_, certs) = load_ca_file(path)?;
+    Ok(certs.iter().map(|c| fingerprint(c.as_ref())).collect())
+}
+
+/// The SHA-256 fingerprint of a certificate, as `sha256:AB:CD:…`.
+pub fn fingerprint(cert_der: &[u8]) -> String {
+    let hex: Vec<String> = sha2::Sha256::digest(cert_der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    format!("sha256:{}", hex.join(":"))
+}
+
+/// The CA file's verifier: the usual chain check, and for a certificate of the file
+/// presented as it is (self-issued, CA:TRUE, which WebPKI refuses as an end entity) its
+/// names and validity.
+#[derive(Debug)]
+struct CaFileVerifier {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    certs: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for CaFileVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(v) => Ok(v),
+            Err(e) if self.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                // The very certificate the operator trusts: still its names and dates.
+                let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| e.clone())?;
+                cert.verify_is_valid_for_subject_name(server_name)
+                    .map_err(|_| {
+                        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+                    })?;
+                match validity(end_entity.as_ref()) {
+                    Some((from, until)) if from <= now.as_secs() && now.as_secs() <= until => {
+                        Ok(ServerCertVerified::assertion())
+                    }
+                    Some((from, _)) if now.as_secs() < from => Err(
+                        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYet),
+                    ),
+                    Some(_) => Err(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::Expired,
+                    )),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A pin: the certificate must be one of these, nothing else is checked (the handshake
+/// signatures still are, so the connection is bound to that certificate's key).
+#[derive(Debug)]
+struct PinnedVerifier {
+    pins: Vec<[u8; 32]>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        if self.pins.contains(&got) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the certificate's fingerprint {} is not the pinned one",
+                fingerprint(end_entity.as_ref())
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// `notBefore` and `notAfter` of a DER certificate, in seconds since 1970.
+fn validity(cert: &[u8]) -> Option<(u64, u64)> {
+    let (tag, start, _) = der_header(cert, 0)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, mut pos, _) = der_header(cert, start)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let skip = |pos: usize| -> Option<usize> {
+        let (_, s, l) = der_header(cert, pos)?;
+        s.checked_add(l)
+    };
+    // [0] version (optional), serialNumber, signature, issuer, then validity.
+    if cert.get(pos) == Some(&0xa0) {
+        pos = skip(pos)?;
+    }
+    for _ in 0..3 {
+        pos = skip(pos)?;
+    }
+    let (tag, vstart, _) = der_header(cert, pos)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let time = |pos: usize| -> Option<(u64, usize)> {
+        let (tag, s, l) = der_header(cert, pos)?;
+        let text = std::str::from_utf8(cert.get(s..s.checked_add(l)?)?).ok()?;
+        let text = text.strip_suffix('Z')?;
+        let (year, rest) = match tag {
+            // UTCTime: YYMMDDHHMMSS, years 1950..2049 (RFC 5280).
+            0x17 => {
+                let yy: i64 = text.get(0..2)?.parse().ok()?;
+                (if yy >= 50 { 1900 + yy } else { 2000 + yy }, text.get(2..)?)
+            }
+            // GeneralizedTime: YYYYMMDDHHMMSS.
+            0x18 => (text.get(0..4)?.parse().ok()?, text.get(4..)?),
+            _ => return None,
+        };
+        let n = |a: usize| -> Option<i64> { rest.get(a..a + 2)?.parse().ok() };
+        let (m, d, hh, mm, ss) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
+        let days = days_from_civil(year, m, d);
+        let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+        Some((u64::try_from(secs).unwrap_or(0), s.checked_add(l)?))
+    };
+    let (from, next) = time(vstart)?;
+    let (until, _) = time(next)?;
+    Some((from, until))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Accepts every certificate, but still checks the handshake signatures so that the
