@@ -273,7 +273,7 @@ impl Progress {
         match e {
             SiteEvent::Started { site, phase, hosts } => {
                 let detail = format!("{hosts} host{}", if *hosts == 1 { "" } else { "s" });
-                if self.mode == Mode::Lines && *phase != Phase::Plan {
+                if self.mode == Mode::Lines {
                     self.line(&format!("[{site}] {phase}: {detail}"));
                 }
                 self.set(&mut inner, site, *phase, detail);
