@@ -664,3 +664,58 @@ fn the_simulator_accepts_only_its_principal() {
     // A valid ticket of another account: refused as a host's ACL refuses it.
     fails_with(&out, &["refused the Kerberos ticket of other@LAB.TEST"]);
 }
+
+/// Issue 18: `exec --psrp` with the operator's ticket, on both simulator endpoints
+/// (Microsoft.PowerShell on /wsman, Microsoft.Exchange on /PowerShell/), sealed over HTTP.
+#[test]
+fn exec_over_psrp_with_the_operators_ticket_on_both_endpoints() {
+    let kdc = Kdc::start();
+    let cache = kdc.path("ops.ccache");
+    kdc.kinit(&cache, "10h");
+    let s = sim(&kdc, &["--auth", "kerberos"]);
+    let run = |extra: &[&str]| {
+        common::exctl()
+            .args([
+                "exec",
+                "--endpoint",
+                &by_name(&s),
+                "--user",
+                USER,
+                "--auth",
+                "kerberos",
+                "--psrp",
+            ])
+            .args(extra)
+            .envs(kdc.env())
+            .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+            .env("EXCTL_KEYRING", "none")
+            .output()
+            .expect("exctl exec runs")
+    };
+    let out = run(&["--", "'hi over psrp'"]);
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&out.stdout).trim(),
+            out.status.code()
+        ),
+        ("hi over psrp", Some(0)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "--path",
+        "PowerShell/",
+        "--configuration",
+        "Microsoft.Exchange",
+        "--command",
+        "Get-ImapSettings",
+    ]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shown.contains("MaxConnectionsPerUser"), "{shown}");
+}
