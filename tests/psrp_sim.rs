@@ -104,6 +104,29 @@ async fn the_wsman_endpoint_runs_scripts_and_commands() {
         .await
         .unwrap();
     assert!(r.succeeded(), "{r:?}");
+    // Pipelines run in the runspace's global scope: what one defines at its top level,
+    // the next sees (as `Invoke-Command -Session` does on Windows); another pool does not.
+    let r = pool
+        .run(&PipelineSpec::script(
+            "$kept = 41; function Add-One($x) { $x + 1 }",
+        ))
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "{r:?}");
+    let r = pool
+        .run(&PipelineSpec::script("Add-One $kept"))
+        .await
+        .unwrap();
+    assert_eq!(r.output, vec![Value::I32(42)], "{r:?}");
+    let mut other = RunspacePool::open(&c, &PoolOptions::powershell())
+        .await
+        .unwrap();
+    let r = other
+        .run(&PipelineSpec::script("$kept -eq $null"))
+        .await
+        .unwrap();
+    assert_eq!(r.output, vec![Value::Bool(true)], "{r:?}");
+    other.close().await.unwrap();
     pool.close().await.unwrap();
 }
 

@@ -105,6 +105,10 @@ struct Pool {
     pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
     /// The runspace between pipelines (taken while one runs).
     runspace: Mutex<Option<SimHost>>,
+    /// Its global scope between pipelines: a pipeline's script runs in the runspace's
+    /// global scope, so what it defines at its top level the next one sees (as
+    /// `Invoke-Command -Session` shows on Windows).
+    session: Mutex<exctl_pwsh::lang::SessionState>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -274,6 +278,7 @@ impl PsrpService {
             fragmenter: Mutex::new(Fragmenter::new()),
             pipelines: Mutex::new(HashMap::new()),
             runspace: Mutex::new(None),
+            session: Mutex::new(exctl_pwsh::lang::SessionState::default()),
         });
         {
             let mut ob = lock(&pool.outbox);
@@ -1022,7 +1027,14 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    let status = interpreter.run(&script, (!input.is_empty()).then_some(input), &mut sink);
+    let mut session = std::mem::take(&mut *lock(&pool.session));
+    let status = interpreter.run_in(
+        &mut session,
+        &script,
+        (!input.is_empty()).then_some(input),
+        &mut sink,
+    );
+    *lock(&pool.session) = session;
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = watcher.join();
     *lock(&pool.runspace) = Some(interpreter.into_host());

@@ -78,6 +78,20 @@ pub struct ExitStatus {
     pub reason: ExitReason,
 }
 
+/// The global scope of a runspace kept between scripts: the variables and functions a
+/// script defines at its top level, which the next script of the same runspace sees (as
+/// in a PowerShell remoting session, whose pipelines run in the runspace's global scope).
+#[derive(Default)]
+pub struct SessionState(Option<Scope>);
+
+impl std::fmt::Debug for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionState")
+            .field("kept", &self.0.is_some())
+            .finish()
+    }
+}
+
 /// Runs scripts against a host.
 pub struct Interpreter<H: Host> {
     host: H,
@@ -132,17 +146,30 @@ impl<H: Host + Send> Interpreter<H> {
         input: Option<Vec<String>>,
         sink: &mut (dyn OutputSink + Send),
     ) -> ExitStatus {
+        self.run_in(&mut SessionState::default(), script, input, sink)
+    }
+
+    /// Runs `script` like [`Interpreter::run`], in the global scope `session` kept from
+    /// the scripts before it, and keeps that scope for the next.
+    pub fn run_in(
+        &mut self,
+        session: &mut SessionState,
+        script: &str,
+        input: Option<Vec<String>>,
+        sink: &mut (dyn OutputSink + Send),
+    ) -> ExitStatus {
         let host: &mut (dyn Host + Send) = &mut self.host;
         let limits = &self.limits;
         let stop = &self.stop;
+        let session = &mut session.0;
         match limits.stack_size {
-            None => run_script(host, sink, limits, stop, script, input),
+            None => run_script(host, sink, limits, stop, script, input, session),
             Some(size) => std::thread::scope(|s| {
                 let handle = std::thread::Builder::new()
                     .name("pwsh-interpreter".into())
                     .stack_size(size)
                     .spawn_scoped(s, move || {
-                        run_script(host, sink, limits, stop, script, input)
+                        run_script(host, sink, limits, stop, script, input, session)
                     });
                 match handle {
                     Ok(h) => h.join().unwrap_or(ExitStatus {
@@ -166,6 +193,7 @@ fn run_script(
     stop: &StopSignal,
     script: &str,
     input: Option<Vec<String>>,
+    session: &mut Option<Scope>,
 ) -> ExitStatus {
     let parsed = match parse(script) {
         Ok(p) => p,
@@ -178,6 +206,9 @@ fn run_script(
         }
     };
     let mut it = Interp::new(host, sink, limits, stop);
+    if let Some(global) = session.take() {
+        it.scopes = vec![global];
+    }
     let lines: Vec<Value> = input
         .unwrap_or_default()
         .into_iter()
@@ -213,8 +244,11 @@ fn run_script(
             reason: ExitReason::Completed,
         },
     };
-    // Drop the script's values here, on the big stack: deeply nested values drop
-    // recursively.
+    // Keep the global scope for the session's next script; drop the rest here, on the
+    // big stack: deeply nested values drop recursively.
+    if !it.scopes.is_empty() {
+        *session = Some(it.scopes.swap_remove(0));
+    }
     it.scopes.clear();
     status
 }

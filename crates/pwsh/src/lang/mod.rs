@@ -111,6 +111,6 @@ pub use host::{
     ActionPreference, ArgumentError, BoundArguments, Call, CollectSink, CommandInfo, Host,
     InputMode, OutputSink, ParamType, ParameterInfo, StopSignal,
 };
-pub use interp::{ExitReason, ExitStatus, Interpreter, Limits};
+pub use interp::{ExitReason, ExitStatus, Interpreter, Limits, SessionState};
 pub use parser::parse;
 pub use value::{Hashtable, PsObject, Value};
