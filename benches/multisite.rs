@@ -24,7 +24,7 @@
 //!
 //! Targets: within 1.2× of the ideal; one PowerShell process per host.
 
-#[path = "../tests/fleet/mod.rs"]
+#[path = "../tests/it/fleet/mod.rs"]
 mod fleet;
 
 use std::path::Path;

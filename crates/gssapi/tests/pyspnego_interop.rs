@@ -4,12 +4,12 @@
 //! (raw Kerberos and SPNEGO), then messages both ways in WinRM's layout
 //! (`wrap_winrm`/`unwrap_winrm`: the wrap token's header apart, then the data).
 //!
-//! The realm is a throwaway one (`tests/common/kdc.rs` of the workspace). GSSAPI reads
+//! The realm is a throwaway one (`tests/it/common/kdc.rs` of the workspace). GSSAPI reads
 //! `KRB5_CONFIG` from the environment of the process, so the test runs itself again as a
 //! child with the realm's environment instead of changing its own. A missing KDC, Python
 //! or pyspnego fails the test with what to install.
 
-#[path = "../../../tests/common/kdc.rs"]
+#[path = "../../../tests/it/common/kdc.rs"]
 mod kdc;
 
 use std::io::{BufRead, BufReader, Write};

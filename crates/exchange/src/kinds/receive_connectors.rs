@@ -61,7 +61,7 @@
 //! (AdvertiseClientSettings and MessageRateSource are in the EXCHG.140 syntax,
 //! SuppressXAnonymousTls has its RTM-set task page `dd876856(v=exchg.140)`,
 //! TlsDomainCapabilities is documented for 2010 with no service pack named). The
-//! simulator holds the same table (`tests/schema_sim_agreement.rs`).
+//! simulator holds the same table (`tests/it/schema_sim_agreement.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -5,8 +5,8 @@
 //! two broken sites are reported with their names and everything else converges. Then
 //! every output of the run, files included, is searched for the password.
 
-mod common;
-mod fleet;
+use crate::common;
+use crate::fleet;
 
 use std::path::Path;
 use std::process::{Output, Stdio};

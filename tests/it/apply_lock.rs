@@ -3,7 +3,7 @@
 //! an expired one is taken over; `exctl unlock HOST --force` removes one left by a killed
 //! run; two applies started together restart the Information Store once.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -2,7 +2,7 @@
 //! remoting endpoints, `Microsoft.PowerShell` on `/wsman` and Exchange's
 //! `Microsoft.Exchange` on `/PowerShell/`.
 
-mod common;
+use crate::common;
 
 use common::{SIM_PASSWORD, Sim, exec, exec_ok, text};
 

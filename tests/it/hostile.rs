@@ -7,7 +7,7 @@
 //! `exctl_sim::serve` that rewrites responses; the broken servers are a few lines of raw
 //! HTTP on loopback. Every test is bounded in time.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::net::SocketAddr;

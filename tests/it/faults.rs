@@ -8,7 +8,7 @@
 //! binary against `exctl sim`, planning faults through its `/sim/faults` endpoint. Every
 //! test is bounded in time.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::io::{Read, Write};

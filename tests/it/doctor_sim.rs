@@ -5,7 +5,7 @@
 //! events and the limits below the declared capacity, with the manifest lines that fix
 //! them; after `exctl apply` of the sample baselines it reports the host healthy.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

@@ -7,7 +7,7 @@
 //! The KDC tools come from `scripts/test` (krb5-kdc, krb5-admin-server, krb5-user); a
 //! missing tool fails the test, it never skips.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

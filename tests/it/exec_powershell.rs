@@ -2,7 +2,7 @@
 //! simulator's `powershell.exe` (NTLM with message encryption over HTTP), with stderr
 //! decoded from CLIXML and the exit code passed through.
 
-mod common;
+use crate::common;
 
 use common::{Sim, exec_ok, text};
 

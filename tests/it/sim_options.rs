@@ -1,7 +1,7 @@
 //! `exctl sim`'s organization options end to end: a state file in and out, the IMAP4
 //! listener, the snap-in's load time, and restarts on the scaled clock.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};

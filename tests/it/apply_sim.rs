@@ -5,7 +5,7 @@
 //! `--restart never` leaves the restart pending and visible; dropped connections during
 //! the restart are survived.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

@@ -5,7 +5,7 @@
 //! finish), and its time is printed, not asserted. Then an apply of 2,000 associations,
 //! every step done and the next plan empty.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! path against the declared demand (and the Exchange default of an undeclared one);
 //! `plan` reads the server's value of the limits the manifests leave out.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Output, Stdio};

@@ -6,7 +6,7 @@
 //! per host and plan, whatever the number of resources, and no cmdlet that changes
 //! anything.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

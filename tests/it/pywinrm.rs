@@ -6,7 +6,7 @@
 //! creates it from `tests/peers/requirements.txt`). A missing interpreter or module fails
 //! the test; it never skips.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

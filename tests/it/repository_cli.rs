@@ -2,7 +2,7 @@
 //! without any host: `validate`, `show`, `sites`, selections that match nothing, and
 //! `login`/`logout` where no keyring can be used (a clear message, never a panic).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};

@@ -1,7 +1,7 @@
 //! `exctl exec` end to end: the real binary against the simulator, over HTTP with NTLM
 //! message encryption and over HTTPS with Basic and NTLM (channel binding).
 
-mod common;
+use crate::common;
 
 use common::{SIM_PASSWORD, Sim, exec, text};
 

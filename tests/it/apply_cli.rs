@@ -3,7 +3,7 @@
 //! changed, and option validation. (Applying to a host is covered by the engine's tests
 //! with a fake host, and will be against the simulator once it interprets PowerShell.)
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -1,7 +1,7 @@
 //! `exctl completions SHELL` and `exctl man [COMMAND]`: made from the command-line
 //! definition, so every command and flag is in them.
 
-mod common;
+use crate::common;
 
 use common::{exctl, text};
 

@@ -1,7 +1,7 @@
 //! `exctl demo`, the README's first command: against the sample repository it plans,
 //! applies and converges every host, with nothing leaving 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use common::{exctl, text};
 

@@ -6,7 +6,7 @@
 //! changes anything); and a change made on the server afterwards shows in the plan, so the
 //! round trip is no plan that never looks.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
