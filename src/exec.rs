@@ -183,17 +183,9 @@ pub(crate) fn keyring_entry(c: &ConnectArgs) -> String {
 }
 
 fn url_host(endpoint: &str) -> Option<String> {
-    let rest = endpoint.split_once("://")?.1;
-    let authority = rest.split('/').next()?;
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => authority,
-    };
-    Some(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase(),
-    )
+    let parts = exctl_engine::desired::EndpointParts::of(endpoint);
+    parts.scheme?;
+    Some(parts.host.to_ascii_lowercase())
 }
 
 fn script_text(args: &ExecArgs) -> Result<String, ExecError> {

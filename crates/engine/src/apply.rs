@@ -653,7 +653,7 @@ fn restart_run(r: &crate::plan::RestartStep, opts: &ApplyOptions) -> RestartRun 
     match &r.recover {
         Some(rec) if rec.service_down => RestartRun::Recover,
         Some(_) if opts.restart == RestartPolicy::Never => RestartRun::Recover,
-        Some(_) if r.required_by.is_empty() && r.pending.is_none() => RestartRun::Recover,
+        Some(_) if !r.restart_owed() => RestartRun::Recover,
         _ if opts.restart == RestartPolicy::Never => RestartRun::Skip,
         _ => RestartRun::Restart,
     }

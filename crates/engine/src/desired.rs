@@ -893,7 +893,8 @@ fn endpoint_diagnostics(
             .with_hint(hint.to_string())
     };
     let example = "write it as http://SERVER:5985/wsman or https://SERVER:5986/wsman";
-    let Some((scheme, rest)) = endpoint.split_once("://") else {
+    let parts = EndpointParts::of(endpoint);
+    let Some(scheme) = parts.scheme else {
         out.push(err(
             "manifest::endpoint",
             format!("{path}.endpoint '{endpoint}' has no scheme"),
@@ -910,21 +911,13 @@ fn endpoint_diagnostics(
         ));
         return out;
     }
-    let (authority, tail) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        match v6.split_once(']') {
-            Some((h, p)) => (h, p.strip_prefix(':')),
-            None => ("", None),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
+    let EndpointParts {
+        authority,
+        host,
+        port,
+        tail,
+        ..
+    } = parts;
     if authority.contains('@') {
         out.push(err(
             "manifest::endpoint",
@@ -1013,14 +1006,58 @@ fn relabel(diags: Diagnostics, section_file: &str, sources: &SourceMap) -> Diagn
 
 /// Whether an endpoint URL names its host by an IP address.
 fn endpoint_is_address(endpoint: &str) -> bool {
-    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    host.parse::<std::net::IpAddr>().is_ok()
+    EndpointParts::of(endpoint)
+        .host
+        .parse::<std::net::IpAddr>()
+        .is_ok()
+}
+
+/// The parts of an endpoint URL, as written (nothing checked; see
+/// [`endpoint_diagnostics`] for that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointParts<'a> {
+    /// `http`, `https`, anything else; `None` without `://`.
+    pub scheme: Option<&'a str>,
+    /// Between `://` and the path: `[user@]host[:port]`.
+    pub authority: &'a str,
+    /// The host, without the brackets of an IPv6 address.
+    pub host: &'a str,
+    /// The port as written, if any.
+    pub port: Option<&'a str>,
+    /// The path, query and fragment (`/wsman`).
+    pub tail: &'a str,
+}
+
+impl<'a> EndpointParts<'a> {
+    /// Splits `endpoint`.
+    pub fn of(endpoint: &'a str) -> EndpointParts<'a> {
+        let (scheme, rest) = match endpoint.split_once("://") {
+            Some((s, r)) => (Some(s), r),
+            None => (None, endpoint),
+        };
+        let (authority, tail) = match rest.find(['/', '?', '#']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            match v6.split_once(']') {
+                Some((h, p)) => (h, p.strip_prefix(':')),
+                None => ("", None),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        EndpointParts {
+            scheme,
+            authority,
+            host,
+            port,
+            tail,
+        }
+    }
 }
 
 /// The file name of a span's file, as resource paths name documents in messages.

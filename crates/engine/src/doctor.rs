@@ -220,25 +220,17 @@ impl Report {
 
 /// The host and port of a WinRM endpoint URL (`http://h:5985/wsman`).
 pub fn endpoint_address(endpoint: &str) -> Option<(String, u16)> {
-    let (scheme, rest) = endpoint.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    let default = if scheme.eq_ignore_ascii_case("https") {
+    let parts = crate::desired::EndpointParts::of(endpoint);
+    let default = if parts.scheme?.eq_ignore_ascii_case("https") {
         5986
     } else {
         5985
     };
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (h, tail) = v6.split_once(']')?;
-        let port = match tail.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None => default,
-        };
-        return Some((h.to_string(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
-        None => Some((authority.to_string(), default)),
-    }
+    let port = match parts.port {
+        Some(p) => p.parse().ok()?,
+        None => default,
+    };
+    Some((parts.host.to_string(), port))
 }
 
 fn join(host: &str, port: u16) -> String {

@@ -176,9 +176,15 @@ impl RestartStep {
     pub fn verb(&self) -> &'static str {
         match &self.recover {
             Some(r) if r.service_down => "start",
-            Some(_) if self.required_by.is_empty() && self.pending.is_none() => "recover",
+            Some(_) if !self.restart_owed() => "recover",
             _ => "restart",
         }
+    }
+
+    /// Whether a restart is owed: changes of this plan require it, or it is pending
+    /// from before (a host that is only unhealthy owes none).
+    pub fn restart_owed(&self) -> bool {
+        !self.required_by.is_empty() || self.pending.is_some()
     }
 }
 
@@ -327,17 +333,24 @@ pub fn order_steps_for(
     let at = |span: exctl_manifest::Span| {
         format!("{}:{}", sources.path(span.file).display(), span.start.line)
     };
+    // The resource each change comes from, by declaration or by identity: indexed, so
+    // thousands of changes stay linear. The first declaration wins, as in a scan.
+    let mut by_span: std::collections::HashMap<(&str, exctl_manifest::Span), &Resource> =
+        std::collections::HashMap::new();
+    let mut by_id: std::collections::HashMap<(&str, String), &Resource> =
+        std::collections::HashMap::new();
+    for r in resources {
+        by_span.entry((r.kind, r.span)).or_insert(r);
+        by_id
+            .entry((r.kind, r.id.to_ascii_lowercase()))
+            .or_insert(r);
+    }
     for (i, c) in changes.iter().enumerate() {
         let kind = kinds::by_key(c.kind);
-        // The resource the change comes from: by declaration, or by identity.
-        let resource = resources
-            .iter()
-            .find(|r| r.kind == c.kind && r.span == c.span)
-            .or_else(|| {
-                resources
-                    .iter()
-                    .find(|r| r.kind == c.kind && r.id.eq_ignore_ascii_case(&c.id))
-            });
+        let resource = by_span
+            .get(&(c.kind, c.span))
+            .or_else(|| by_id.get(&(c.kind, c.id.to_ascii_lowercase())))
+            .copied();
         let origins: Vec<(AttrOrigin, exctl_manifest::FileId)> = c
             .attrs
             .iter()

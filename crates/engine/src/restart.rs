@@ -374,20 +374,40 @@ fn recovery_sequence(
 /// those an earlier restart by exctl stopped and did not see start again (recorded under
 /// [`UNDERWAY_KEY`]).
 fn dependents_to_start(svc: &str) -> String {
+    let mut s = recorded_dependents(svc);
+    s.push_str(&dependents_where(
+        svc,
+        "__deps",
+        "[string]$__x.Status -eq 'Running' -or ($__xm -eq 'Auto') -or ($__rec -contains [string]$__x.Name)",
+    ));
+    s
+}
+
+/// The statements that make `$__rec` the dependants of `svc` an unfinished restart by
+/// exctl recorded as stopped ([`UNDERWAY_KEY`]; `$__p` is the record, `$null` without).
+fn recorded_dependents(svc: &str) -> String {
     format!(
         "$__rec = @()\n\
          try {{\n\
          $__p = Get-ItemProperty -Path {k} -Name {n} -ErrorAction SilentlyContinue\n\
-         if ($__p -ne $null) {{ $__rec = @(([string]$__p.{prop}) -split ',') }}\n\
-         }} catch {{ }}\n\
-         $__deps = @(foreach ($__x in @(Get-Service -Name {n} -DependentServices)) {{\n\
-         $__xm = ''\n\
-         try {{ $__xm = [string](Get-WmiObject -Class Win32_Service -Filter (\"Name='\" + [string]$__x.Name + \"'\")).StartMode }} catch {{ }}\n\
-         if ([string]$__x.Status -eq 'Running' -or ($__xm -eq 'Auto') -or ($__rec -contains [string]$__x.Name)) {{ [string]$__x.Name }}\n\
-         }})\n",
+         if ($__p -ne $null) {{ $__rec = @(([string]$__p.{svc}) -split ',') }}\n\
+         }} catch {{ }}\n",
         k = quote(UNDERWAY_KEY),
         n = quote(svc),
-        prop = svc,
+    )
+}
+
+/// The statements that make `$var` the names of the dependants of `svc` for which
+/// `condition` holds (`$__x` the dependant, `$__xm` its WMI start mode, `$__rec` from
+/// [`recorded_dependents`]).
+fn dependents_where(svc: &str, var: &str, condition: &str) -> String {
+    format!(
+        "${var} = @(foreach ($__x in @(Get-Service -Name {n} -DependentServices)) {{\n\
+         $__xm = ''\n\
+         try {{ $__xm = [string](Get-WmiObject -Class Win32_Service -Filter (\"Name='\" + [string]$__x.Name + \"'\")).StartMode }} catch {{ }}\n\
+         if ({condition}) {{ [string]$__x.Name }}\n\
+         }})\n",
+        n = quote(svc),
     )
 }
 
@@ -396,24 +416,34 @@ fn dependents_to_start(svc: &str) -> String {
 /// the next observation knows the service and those dependants must run (see
 /// [`Health`]). Cleared when the service and its dependants are back.
 fn record_underway(svc: &str, n: usize) -> String {
-    let parent = UNDERWAY_KEY
-        .rsplit_once('\\')
-        .map(|(p, _)| p)
-        .unwrap_or(UNDERWAY_KEY);
+    set_value_or_note(
+        UNDERWAY_KEY,
+        svc,
+        "($__deps -join ',')",
+        n,
+        &format!(
+            "could not record on the server that {svc} is being restarted (should it not come back, the next plan cannot name the dependent services to start): "
+        ),
+    )
+}
+
+/// Statements that set the registry value `name` of `key` (created with its parent when
+/// absent) to the PowerShell expression `value`; a failure is a note of step `n` starting
+/// with `failure`, not a failure of the step.
+fn set_value_or_note(key: &str, name: &str, value: &str, n: usize, failure: &str) -> String {
+    let parent = key.rsplit_once('\\').map(|(p, _)| p).unwrap_or(key);
     format!(
         "try {{\n\
          if (-not (Test-Path -Path {p})) {{ $null = New-Item -Path {p} }}\n\
          if (-not (Test-Path -Path {k})) {{ $null = New-Item -Path {k} }}\n\
-         Set-ItemProperty -Path {k} -Name {s} -Value ($__deps -join ',')\n\
+         Set-ItemProperty -Path {k} -Name {s} -Value {value}\n\
          }} catch {{ __exctl_emit '{note}' {step} ({msg} + (__exctl_error_text $_)) }}\n",
         p = quote(parent),
-        k = quote(UNDERWAY_KEY),
-        s = quote(svc),
+        k = quote(key),
+        s = quote(name),
         note = record::NOTE,
         step = quote(&n.to_string()),
-        msg = quote(&format!(
-            "could not record on the server that {svc} is being restarted (should it not come back, the next plan cannot name the dependent services to start): "
-        )),
+        msg = quote(failure),
     )
 }
 
@@ -509,24 +539,14 @@ fn start_phase(svc: &str, n: usize, host: Option<&str>, opts: &RestartScriptOpti
 /// on the server when that restart became due (see the module docs). A failure to mark
 /// is a note, not a failure of the change, which has been made.
 pub fn mark_restart_due(svc: Service, n: usize) -> String {
-    let parent = MARKER_KEY
-        .rsplit_once('\\')
-        .map(|(p, _)| p)
-        .unwrap_or(MARKER_KEY);
-    format!(
-        "try {{\n\
-         if (-not (Test-Path -Path {p})) {{ $null = New-Item -Path {p} }}\n\
-         if (-not (Test-Path -Path {k})) {{ $null = New-Item -Path {k} }}\n\
-         Set-ItemProperty -Path {k} -Name {s} -Value ((Get-Date).ToUniversalTime().ToString('s'))\n\
-         }} catch {{ __exctl_emit '{note}' {step} ({msg} + (__exctl_error_text $_)) }}\n",
-        p = quote(parent),
-        k = quote(MARKER_KEY),
-        s = quote(svc.name()),
-        note = record::NOTE,
-        step = quote(&n.to_string()),
-        msg = quote(&format!(
+    set_value_or_note(
+        MARKER_KEY,
+        svc.name(),
+        "((Get-Date).ToUniversalTime().ToString('s'))",
+        n,
+        &format!(
             "could not record on the server that {svc} needs a restart (the next plan cannot show it as pending): "
-        )),
+        ),
     )
 }
 
@@ -597,23 +617,21 @@ pub fn observe_health(host: &str) -> String {
              __exctl_emit {r} 'Status' ([string]$__hs[0].Status)\n\
              $__hw = @(Get-WmiObject -Class Win32_Service -Filter {f})\n\
              if ($__hw.Count -gt 0) {{ __exctl_emit {r} 'StartMode' ([string]$__hw[0].StartMode) }}\n\
-             $__rec = @()\n\
-             $__p = Get-ItemProperty -Path {k} -Name {n} -ErrorAction SilentlyContinue\n\
-             if ($__p -ne $null) {{\n\
-             $__rec = @(([string]$__p.{name}) -split ',')\n\
-             __exctl_emit {r} 'Underway' 'True'\n\
-             }}\n\
-             $__down = @(foreach ($__x in @(Get-Service -Name {n} -DependentServices)) {{\n\
-             $__xm = ''\n\
-             try {{ $__xm = [string](Get-WmiObject -Class Win32_Service -Filter (\"Name='\" + [string]$__x.Name + \"'\")).StartMode }} catch {{ }}\n\
-             if ([string]$__x.Status -ne 'Running' -and (($__xm -eq 'Auto') -or ($__rec -contains [string]$__x.Name))) {{ [string]$__x.Name }}\n\
-             }})\n\
+             $__p = $null\n\
+             {recorded}\
+             if ($__p -ne $null) {{ __exctl_emit {r} 'Underway' 'True' }}\n\
+             {down}\
              __exctl_emit {r} 'DependentsDown' $__down\n",
             wild = quote(&format!("{name}*")),
             n = quote(name),
             r = quote(&health_key(svc)),
             f = quote(&format!("Name='{name}'")),
-            k = quote(UNDERWAY_KEY),
+            recorded = recorded_dependents(name),
+            down = dependents_where(
+                name,
+                "__down",
+                "[string]$__x.Status -ne 'Running' -and (($__xm -eq 'Auto') -or ($__rec -contains [string]$__x.Name))",
+            ),
         );
         if svc == Service::InformationStore {
             body.push_str(&format!(

@@ -70,23 +70,25 @@ pub(crate) fn client_config(policy: &TrustPolicy) -> Result<rustls::ClientConfig
             .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(CaFileVerifier {
-                    webpki,
-                    certs,
+                .with_custom_certificate_verifier(Arc::new(Verifier {
+                    check: Check::CaFile { webpki, certs },
                     provider,
                 }))
                 .with_no_client_auth()
         }
         TrustPolicy::Pinned(pins) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
-                pins: pins.clone(),
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                check: Check::Pinned(pins.clone()),
                 provider,
             }))
             .with_no_client_auth(),
         TrustPolicy::InsecureSkipVerify => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                check: Check::Any,
+                provider,
+            }))
             .with_no_client_auth(),
     };
     Ok(config)
@@ -158,155 +160,6 @@ pub fn fingerprint(cert_der: &[u8]) -> String {
     format!("sha256:{}", hex.join(":"))
 }
 
-/// The CA file's verifier: the usual chain check, and for a certificate of the file
-/// presented as it is (self-issued, CA:TRUE, which WebPKI refuses as an end entity) its
-/// names and validity.
-#[derive(Debug)]
-struct CaFileVerifier {
-    webpki: Arc<rustls::client::WebPkiServerVerifier>,
-    certs: Vec<CertificateDer<'static>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for CaFileVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(v) => Ok(v),
-            Err(e) if self.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
-                // The very certificate the operator trusts: still its names and dates.
-                let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| e.clone())?;
-                cert.verify_is_valid_for_subject_name(server_name)
-                    .map_err(|_| {
-                        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
-                    })?;
-                match validity(end_entity.as_ref()) {
-                    Some((from, until)) if from <= now.as_secs() && now.as_secs() <= until => {
-                        Ok(ServerCertVerified::assertion())
-                    }
-                    Some((from, _)) if now.as_secs() < from => Err(
-                        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYet),
-                    ),
-                    Some(_) => Err(rustls::Error::InvalidCertificate(
-                        rustls::CertificateError::Expired,
-                    )),
-                    None => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A pin: the certificate must be one of these, nothing else is checked (the handshake
-/// signatures still are, so the connection is bound to that certificate's key).
-#[derive(Debug)]
-struct PinnedVerifier {
-    pins: Vec<[u8; 32]>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
-        if self.pins.contains(&got) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "the certificate's fingerprint {} is not the pinned one",
-                fingerprint(end_entity.as_ref())
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// `notBefore` and `notAfter` of a DER certificate, in seconds since 1970.
 fn validity(cert: &[u8]) -> Option<(u64, u64)> {
     let (tag, start, _) = der_header(cert, 0)?;
@@ -368,23 +221,69 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Accepts every certificate, but still checks the handshake signatures so that the
-/// connection is at least bound to the key the server presented.
+/// What a [`Verifier`] checks of the server's certificate.
 #[derive(Debug)]
-struct AcceptAnyCertificate {
+enum Check {
+    /// Nothing (`--insecure-skip-verify`).
+    Any,
+    /// The usual chain to the CA file's certificates; and a certificate of the file
+    /// presented as it is (self-issued with CA:TRUE, which WebPKI refuses as an end
+    /// entity) for its names and dates.
+    CaFile {
+        webpki: Arc<rustls::client::WebPkiServerVerifier>,
+        certs: Vec<CertificateDer<'static>>,
+    },
+    /// The certificate is one of these (SHA-256 of the DER); nothing else.
+    Pinned(Vec<[u8; 32]>),
+}
+
+/// The verifiers that are not rustls' own: whatever [`Check`] says of the certificate,
+/// the handshake signatures are always checked, so the connection is bound to the key
+/// the server presented.
+#[derive(Debug)]
+struct Verifier {
+    check: Check,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for AcceptAnyCertificate {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match &self.check {
+            Check::Any => Ok(ServerCertVerified::assertion()),
+            Check::Pinned(pins) => {
+                let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+                if pins.contains(&got) {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(rustls::Error::General(format!(
+                        "the certificate's fingerprint {} is not the pinned one",
+                        fingerprint(end_entity.as_ref())
+                    )))
+                }
+            }
+            Check::CaFile { webpki, certs } => {
+                match webpki.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                ) {
+                    Ok(v) => Ok(v),
+                    Err(e) if certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                        self_issued(end_entity, server_name, now).ok_or(e)?
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
     }
 
     fn verify_tls12_signature(
@@ -420,6 +319,37 @@ impl ServerCertVerifier for AcceptAnyCertificate {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// The very certificate the operator trusts, presented as it is: still its names and
+/// dates. `None` when it cannot be read (the chain check's error then stands).
+fn self_issued(
+    cert: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Option<Result<ServerCertVerified, rustls::Error>> {
+    let parsed = webpki::EndEntityCert::try_from(cert).ok()?;
+    if parsed
+        .verify_is_valid_for_subject_name(server_name)
+        .is_err()
+    {
+        return Some(Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName,
+        )));
+    }
+    let (from, until) = validity(cert.as_ref())?;
+    let now = now.as_secs();
+    Some(if now < from {
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidYet,
+        ))
+    } else if now > until {
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired,
+        ))
+    } else {
+        Ok(ServerCertVerified::assertion())
+    })
 }
 
 /// The hash a certificate's signature algorithm names, as RFC 5929 section 4.1 uses it.
