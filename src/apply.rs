@@ -17,6 +17,7 @@ use exctl_engine::apply::{
     self as engine, ApplyError, ApplyOptions, ApplyResult, Clock, Event, FixedClock, HostStatus,
     LocalClock, RestartPolicy, Service, StepStatus,
 };
+use exctl_engine::observe::Runner as _;
 use exctl_engine::plan::Step;
 use exctl_engine::planfile::PlanFile;
 use exctl_engine::render::{self, TextOptions, for_people};
@@ -470,6 +471,34 @@ async fn apply_journaled(
         inner: winrm,
         missing: resolved.missing,
     };
+    let code = apply_with(
+        a, out, clock, saved, sources, state, sites, journal, &runner,
+    )
+    .await;
+    // One session per host for the whole run (observe, change, restart, verify, release
+    // the lock): ended here, whatever the outcome.
+    runner.close().await;
+    code
+}
+
+/// [`apply_journaled`] once the hosts' runner exists.
+#[allow(clippy::too_many_arguments)]
+async fn apply_with(
+    a: &ApplyArgs,
+    out: Out,
+    clock: Arc<dyn Clock>,
+    saved: &Option<(PathBuf, PlanFile)>,
+    sources: &exctl_manifest::SourceMap,
+    state: &exctl_engine::DesiredState,
+    sites: &[&exctl_engine::desired::SiteSpec],
+    journal: &Arc<Journal>,
+    runner: &dyn exctl_engine::observe::Runner,
+) -> u8 {
+    let fail = |msg: &str| {
+        eprintln!("error: {msg}");
+        journal.record("refused", json!({ "reason": msg }));
+        1
+    };
     if a.insecure_skip_verify {
         eprintln!("warning: TLS certificate verification is OFF for every host");
     }
@@ -479,7 +508,7 @@ async fn apply_journaled(
     };
     let repo = crate::plan::with_progress(a.progress, sites.len(), async |p: &Arc<Progress>| {
         let sink = |e: &SiteEvent<'_>| p.event(e);
-        rollout::plan_sites(state, sites, &runner, sources, plan_opts, &sink).await
+        rollout::plan_sites(state, sites, runner, sources, plan_opts, &sink).await
     })
     .await;
     let text_opts = TextOptions {
@@ -534,7 +563,7 @@ async fn apply_journaled(
             let r = rollout::apply_sites(
                 &nothing,
                 state,
-                &runner,
+                runner,
                 sources,
                 &ApplyOptions::new(clock),
                 RolloutOptions::default(),
@@ -630,7 +659,7 @@ async fn apply_journaled(
             rollout::apply_sites(
                 &repo,
                 state,
-                &runner,
+                runner,
                 sources,
                 &opts,
                 rollout_opts,

@@ -473,6 +473,10 @@ impl<R: Runner> Runner for WithCredentials<R> {
             None => self.inner.run_streaming(host, script, on_line),
         }
     }
+
+    fn close<'a>(&'a self) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        self.inner.close()
+    }
 }
 
 fn prompt(text: &str) -> Result<Secret, String> {

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use exctl_engine::apply::{ApplyOptions, FixedClock};
+use exctl_engine::observe::Runner as _;
 use exctl_engine::render::{self, TextOptions};
 use exctl_engine::winrm::WinRmRunner;
 use exctl_exchange::Version;
@@ -76,12 +77,12 @@ pub async fn run(a: DemoArgs) -> ExitCode {
             ..SimConfig::default()
         };
         let clock = ClockRef(Arc::new(ScaledClock::with_scale(a.time_scale)));
+        let state = Arc::new(SimState::default());
         let org = OrgHandle::with_state(
             ExchangeOrg::seed_named(sp(host.version), clock, &host.name),
-            Arc::new(SimState::default()),
+            state.clone(),
         );
-        let executor = exctl_sim::exchange_host(&config, org);
-        let sim = match exctl_sim::serve(config, executor).await {
+        let sim = match exctl_sim::serve_exchange(config, org, Default::default(), state).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: cannot start the simulator for {}: {e}", host.name);
@@ -115,6 +116,7 @@ pub async fn run(a: DemoArgs) -> ExitCode {
         )
     );
     if plan.has_errors() {
+        runner.close().await;
         return ExitStatus::Failure.into();
     }
 
@@ -129,10 +131,12 @@ pub async fn run(a: DemoArgs) -> ExitCode {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
+                runner.close().await;
                 return ExitStatus::Failure.into();
             }
         };
     let fresh = exctl_engine::observe::plan(&state, &runner, &sources, 8).await;
+    runner.close().await;
     exctl_engine::apply::verify(&mut result, &fresh);
     print!("{}", text_report(&result));
 

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use exctl_engine::doctor::{self, Login, Options, Report};
+use exctl_engine::observe::Runner as _;
 use exctl_engine::winrm::WinRmRunner;
 use exctl_manifest::CredentialRef;
 use exctl_secret::Secret;
@@ -100,6 +101,7 @@ pub async fn run(a: DoctorArgs) -> ExitCode {
         eprintln!("checking {} ...", h.name);
         reports.push(doctor::diagnose_host(h, &runner, &opts).await);
     }
+    runner.close().await;
     let report = Report::new(reports);
     let mut out = std::io::stdout().lock();
     match a.format {

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 
 use exctl_engine::desired::{Access, HostSpec};
 use exctl_engine::export::{self, ExportRequest, Provenance};
+use exctl_engine::observe::Runner as _;
 use exctl_engine::planfile::rfc3339;
 use exctl_engine::winrm::WinRmRunner;
 use exctl_exchange::kind::Kind;
@@ -209,7 +210,9 @@ pub async fn run(a: ExportArgs) -> ExitCode {
         mailboxes: &a.mailboxes,
         users: &a.users,
     };
-    let exported = match export::export_host(&host, &site, &req, &runner).await {
+    let exported = export::export_host(&host, &site, &req, &runner).await;
+    runner.close().await;
+    let exported = match exported {
         Ok(e) => e,
         Err(e) => return fail(&format!("cannot export {}: {e}", host.name)),
     };

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use exctl_engine::desired::{self, DesiredState};
+use exctl_engine::observe::Runner as _;
 use exctl_engine::planfile::PlanFile;
 use exctl_engine::render::{self, TextOptions};
 use exctl_engine::report::{self, MarkdownOptions};
@@ -139,6 +140,7 @@ pub async fn plan(a: PlanArgs) -> ExitCode {
         rollout::plan_sites(&state, &sites, &runner, &sources, opts, &sink).await
     })
     .await;
+    runner.close().await;
     let md_opts = MarkdownOptions {
         max_bytes: a.markdown_max_bytes,
         full_plan: a.full_plan_url.clone(),

@@ -234,9 +234,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
         snapin_delay: Duration::from_millis(a.exchange.startup_ms),
         account: None,
     };
-    let psrp = exctl_sim::psrp::PsrpHost::new(org.clone(), options.clone());
-    let executor = exctl_sim::exchange_host_with(&cfg, org.clone(), options);
-    let sim = match exctl_sim::serve_with_psrp(cfg, executor, state, Some(psrp)).await {
+    let sim = match exctl_sim::serve_exchange(cfg, org.clone(), options, state).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -84,6 +84,7 @@ pub async fn run(a: UnlockArgs) -> ExitCode {
             }
         }
     }
+    runner.close().await;
     journal.record("exited", json!({ "failed": failed }));
     if failed {
         ExitStatus::Failure.into()

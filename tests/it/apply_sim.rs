@@ -744,14 +744,16 @@ fn remote_session_access_plans_and_applies_through_the_exchange_endpoint() {
         serde_json::Value::Null,
         "{ex}"
     );
-    assert!(
-        ex["cmdlets"]["Import-PSSession"].as_u64() >= Some(3),
-        "{ex}"
-    );
+    // One session per run, whatever the run does: apply (observe, change, restart,
+    // verify, release the lock) imports the Exchange session once, plan once; each
+    // removed when its run ends.
+    assert_eq!(ex["cmdlets"]["Import-PSSession"], 2, "{ex}");
+    assert_eq!(ex["cmdlets"]["New-PSSession"], 2, "{ex}");
     assert_eq!(
         ex["cmdlets"]["Import-PSSession"],
         ex["cmdlets"]["Remove-PSSession"]
     );
+    assert_eq!(ex["powershell_processes"], 2, "{ex}");
     assert_eq!(restarts(&sim, "MSExchangeIS"), 1);
     assert_eq!(agents_log_in(&imap, 40), (40, 0));
 }
@@ -1058,4 +1060,58 @@ fn with_restart_never_the_table_counts_no_restart() {
     }
     // --progress none: nothing on stderr but the notes apply owes the operator.
     assert!(!text(&out.stderr).contains("[s1]"), "{}", text(&out.stderr));
+}
+
+/// What one exctl run cost the host, from the simulator's counters before and after.
+fn sessions_used(sim: &Sim, run: impl FnOnce()) -> [u64; 4] {
+    let count = |s: &serde_json::Value, path: &[&str]| {
+        path.iter().fold(s, |v, k| &v[*k]).as_u64().unwrap_or(0)
+    };
+    let before = sim.state();
+    run();
+    let after = sim.state();
+    let delta = |path: &[&str]| count(&after, path) - count(&before, path);
+    assert_eq!(after["shells_open"], 0, "every session was closed: {after}");
+    [
+        delta(&["shells_created"]),
+        delta(&["sections", "exchange", "powershell_processes"]),
+        delta(&["sections", "exchange", "exchange_sessions"]),
+        delta(&["commands"]),
+    ]
+}
+
+#[test]
+fn apply_runs_in_one_session_per_host_from_a_directory_and_from_a_plan_file() {
+    let (sim, _imap) = sim("2010-sp2", &["--time-scale", "0.002"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp2", UCCX);
+    // apply DIR: observe, every change, both restarts, the verification and the lock's
+    // release, in one shell, one PowerShell process, one snap-in load.
+    let [shells, processes, loads, scripts] = sessions_used(&sim, || {
+        let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    });
+    assert_eq!((shells, processes, loads), (1, 1, 1));
+    // observe, apply, verify, release: several scripts, one session.
+    assert!(scripts >= 3, "{scripts}");
+    // apply plan.json re-observes the host (the stale-plan check) in the same session.
+    let more = UCCX.replace("MaxConnectionsPerUser: 250", "MaxConnectionsPerUser: 260");
+    repo(dir.path(), &sim, "2010-sp2", &more);
+    let plan = run(dir.path(), &["plan", ".", "--out", "plan.json"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    let [shells, processes, loads, _] = sessions_used(&sim, || {
+        let out = run(dir.path(), &["apply", "plan.json", "--auto-approve"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    });
+    assert_eq!((shells, processes, loads), (1, 1, 1));
+    // doctor, however many checks it makes: one session too.
+    let [shells, processes, loads, _] = sessions_used(&sim, || {
+        let out = run(dir.path(), &["doctor", "EXCH01", ".", "--imaps-port", "0"]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 2)),
+            "{}",
+            text(&out.stderr)
+        );
+    });
+    assert_eq!((shells, processes, loads), (1, 1, 1));
 }

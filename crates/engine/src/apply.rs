@@ -2,12 +2,12 @@
 //!
 //! # One script per host
 //!
-//! Each host gets one apply script, run in one PowerShell process in one WinRS shell:
+//! Each host gets one apply script, run in the host's PowerShell session (see [`crate::winrm`]):
 //!
 //! ```text
 //! <record PRELUDE>                 __exctl_emit (see exctl_exchange::record)
 //! function __exctl_error_text ...  the server's own error text of an error record
-//! try { <Exchange prologue> } catch { __exctl_emit '__apply_error' '0' <text>; exit 1 }
+//! try { <Exchange prologue> } catch { __exctl_emit '__apply_error' '0' <text>; throw }
 //! $__exctl_ok = $true
 //! # exctl step 1: IMAP4 settings EX01
 //! if ($__exctl_ok) {
@@ -574,7 +574,7 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
     let prologue = exchange_prologue(host);
     if !prologue.is_empty() {
         s.push_str(&format!(
-            "try {{\n{prologue}}} catch {{ __exctl_emit '{APPLY_ERROR_RECORD}' '0' (__exctl_error_text $_); exit 1 }}\n"
+            "try {{\n{prologue}}} catch {{ __exctl_emit '{APPLY_ERROR_RECORD}' '0' (__exctl_error_text $_); throw }}\n"
         ));
     }
     s.push_str("$__exctl_ok = $true\n");

@@ -81,10 +81,12 @@ impl RunError {
 /// break).
 pub type LineSink<'a> = &'a mut (dyn FnMut(&str) + Send);
 
-/// Runs scripts on hosts. The WinRM implementation is [`crate::winrm::WinRmRunner`];
-/// tests may use their own.
+/// Runs scripts on hosts. The WinRM implementation is [`crate::winrm::WinRmRunner`],
+/// which runs every script for a host in one session until [`Runner::close`]; tests may
+/// use their own.
 pub trait Runner: Send + Sync {
-    /// Runs `script` on `host` in one PowerShell process.
+    /// Runs `script` on `host` (in the host's session: what an earlier script of the same
+    /// command defined, it finds).
     fn run<'a>(
         &'a self,
         host: &'a HostSpec,
@@ -109,6 +111,13 @@ pub trait Runner: Send + Sync {
             Ok(out)
         })
     }
+
+    /// Ends whatever the runner keeps open between scripts (the sessions of
+    /// [`crate::winrm::WinRmRunner`]). Called once when a command is done with its
+    /// hosts; a runner without sessions has nothing to do.
+    fn close<'a>(&'a self) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async {})
+    }
 }
 
 /// The variable the runner sets, before the script, to the host's password when the
@@ -117,6 +126,12 @@ pub const PASSWORD_VARIABLE: &str = "__exctl_password";
 
 /// The statements that make the Exchange cmdlets available.
 ///
+/// Every script of a command runs in one PowerShell session per host (see
+/// [`crate::winrm`]), so these statements find what an earlier script of the same
+/// session set up and leave it be: loading the snap-in a second time is PowerShell's
+/// "already added" error, and a second remote session would count twice against the
+/// account's PowerShellMaxConcurrency.
+///
 /// - `snapin`: the Exchange snap-in in this PowerShell process.
 /// - `remote-session`: a session to Exchange's remote PowerShell endpoint
 ///   (`http://<server>/PowerShell/`, ConfigurationName Microsoft.Exchange, Kerberos, the
@@ -124,31 +139,45 @@ pub const PASSWORD_VARIABLE: &str = "__exctl_password";
 ///   own logon cannot be delegated to it (the double hop), so the session is opened with
 ///   an explicit credential: the host's account, whose password the runner puts in
 ///   `$__exctl_password` before the script (never in the script text exctl builds, shows
-///   or saves) and which is cleared once the credential holds it.
+///   or saves) and which is cleared whether or not it was needed.
 pub fn exchange_prologue(host: &HostSpec) -> String {
     match host.access {
-        Access::Snapin => {
-            "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010 -ErrorAction Stop\n"
-                .to_string()
-        }
+        // `Get-PSSnapin -Name` of a snap-in not added is a non-terminating error ("No
+        // Windows PowerShell snap-ins matching the pattern … were found"), silenced here.
+        Access::Snapin => format!(
+            "if (@(Get-PSSnapin -Name {SNAPIN} -ErrorAction SilentlyContinue).Count -eq 0) {{ Add-PSSnapin {SNAPIN} -ErrorAction Stop }}\n"
+        ),
         Access::RemoteSession => format!(
-            "$__exctl_cred = New-Object System.Management.Automation.PSCredential -ArgumentList {user}, (ConvertTo-SecureString ${PASSWORD_VARIABLE} -AsPlainText -Force)\n\
+            "if ($__exctl_session -eq $null) {{\n\
+             $__exctl_cred = New-Object System.Management.Automation.PSCredential -ArgumentList {user}, (ConvertTo-SecureString ${PASSWORD_VARIABLE} -AsPlainText -Force)\n\
              ${PASSWORD_VARIABLE} = $null\n\
              $__exctl_session = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri {uri} -Authentication Kerberos -Credential $__exctl_cred -ErrorAction Stop\n\
-             $null = Import-PSSession $__exctl_session -DisableNameChecking -AllowClobber -ErrorAction Stop\n",
+             $null = Import-PSSession $__exctl_session -DisableNameChecking -AllowClobber -ErrorAction Stop\n\
+             }}\n\
+             ${PASSWORD_VARIABLE} = $null\n",
             user = exctl_pwsh::quote(&host.user),
             uri = exctl_pwsh::quote(&host.exchange_uri()),
         ),
     }
 }
 
-/// The statements that end what [`exchange_prologue`] opened: a remote session counts
-/// against the account's PowerShellMaxConcurrency until it is closed.
-pub fn exchange_epilogue(host: &HostSpec) -> String {
+/// The Exchange snap-in of Exchange 2010.
+const SNAPIN: &str = "Microsoft.Exchange.Management.PowerShell.E2010";
+
+/// What a script ends with after [`exchange_prologue`]: nothing, since the session it
+/// runs in outlives it; [`session_epilogue`] ends what the prologue opened when the
+/// session closes.
+pub fn exchange_epilogue(_host: &HostSpec) -> String {
+    String::new()
+}
+
+/// The statements run once before a host's session closes: a remote Exchange session
+/// counts against the account's PowerShellMaxConcurrency until it is removed.
+pub fn session_epilogue(host: &HostSpec) -> String {
     match host.access {
         Access::Snapin => String::new(),
         Access::RemoteSession => {
-            "if ($__exctl_session -ne $null) { Remove-PSSession $__exctl_session }\n".to_string()
+            "if ($__exctl_session -ne $null) { Remove-PSSession $__exctl_session; $__exctl_session = $null }\n".to_string()
         }
     }
 }

@@ -1,14 +1,26 @@
-//! The [`Runner`] that runs scripts over WinRM: one shell and one PowerShell process per
-//! script, through the stdin runner of `exctl-pwsh`. [`Runner::run_streaming`] hands
-//! stdout lines over as the Receive responses bring them, so apply reports each step as
-//! it completes.
+//! The [`Runner`] that runs scripts over WinRM: one PowerShell session per host for the
+//! whole command.
+//!
+//! The first script for a host opens a runspace pool of one runspace on the host's WinRM
+//! endpoint (PowerShell remoting, configuration `Microsoft.PowerShell`: one shell and one
+//! `wsmprovhost.exe` process on the server); every later script of the same command runs
+//! as a pipeline in that runspace, so plan's observation, apply's re-observation, its
+//! changes and restarts, the verification and the lock's release share one session, one
+//! snap-in load (or one imported Exchange session) and one domain controller's view.
+//! [`Runner::close`] ends them all. A session whose script was abandoned mid-way (a
+//! timeout dropped it) or whose connection failed is not reused: the next script opens a
+//! new one. [`Runner::run_streaming`] hands output lines over as the pipeline writes
+//! them, so apply reports each step as it completes.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
+use exctl_psrp::protocol::{PipelineSpec, PipelineState, ServerEvent};
+use exctl_psrp::{PoolOptions, RunspacePool};
 use exctl_secret::Secret;
-use exctl_winrm::{AuthMethod, Client, ClientConfig, ShellOptions, Stream, TrustPolicy};
+use exctl_winrm::{AuthMethod, Client, ClientConfig, TrustPolicy};
 use zeroize::Zeroizing;
 
 use crate::desired::{Access, HostSpec};
@@ -19,6 +31,23 @@ pub struct WinRmRunner {
     passwords: HashMap<String, Secret>,
     /// Applied to every host (`--insecure-skip-verify`).
     pub insecure_skip_verify: bool,
+    /// The open session of each host (upper-case name).
+    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+}
+
+/// A host's session, if one is open, and whether a script is running in it.
+#[derive(Default)]
+struct Slot {
+    session: Option<Session>,
+    /// Set while a script runs; still set afterwards when its future was dropped (a
+    /// timeout), whose pipeline may still be running on the host.
+    busy: bool,
+}
+
+/// One runspace pool on a host, with the host it was opened for (for closing it).
+struct Session {
+    pool: RunspacePool,
+    host: HostSpec,
 }
 
 impl WinRmRunner {
@@ -27,6 +56,7 @@ impl WinRmRunner {
         WinRmRunner {
             passwords,
             insecure_skip_verify: false,
+            sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -62,37 +92,24 @@ impl WinRmRunner {
         Ok(cfg)
     }
 
+    /// The slot of a host's session.
+    fn slot(&self, host: &HostSpec) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut map = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(host.name.to_ascii_uppercase())
+            .or_default()
+            .clone()
+    }
+
     async fn run_script(
         &self,
         host: &HostSpec,
         script: &str,
         on_line: Option<LineSink<'_>>,
     ) -> Result<ScriptOutput, RunError> {
-        // Whether the host may have acted is the transport's to say (a lost Receive, a
-        // Command whose answer never came); apply re-observes on such failures.
-        let at = |e: exctl_winrm::Error| {
-            let mut message = format!("{} ({}): {e}", host.name, host.endpoint);
-            // The transport's hint names exec's flag; here the CA comes from the inventory.
-            if matches!(e, exctl_winrm::Error::Tls { .. }) {
-                message = message.replace(
-                    "pass the issuing CA with --ca-file",
-                    &format!(
-                        "give the issuing CA as `ca_file:` of {} in the inventory{}",
-                        host.name,
-                        if host.ca_file.is_some() {
-                            " (the one it names did not verify this certificate)"
-                        } else {
-                            ""
-                        }
-                    ),
-                );
-            }
-            if e.is_outcome_unknown() {
-                RunError::outcome_unknown(message)
-            } else {
-                RunError::new(message)
-            }
-        };
+        let at = |e: exctl_psrp::Error| self.run_error(host, e);
         let config = self.config(host)?;
         // A remote Exchange session needs the password in the script (see
         // `observe::exchange_prologue`): set here, in front, and nowhere else.
@@ -109,24 +126,44 @@ impl WinRmRunner {
             script
         };
         let secret = Zeroizing::new(config.password.expose().to_string());
-        let client = Client::new(config).map_err(at)?;
-        let shell = client
-            .open_shell(&ShellOptions::default())
-            .await
-            .map_err(at)?;
-        let mut inv = exctl_pwsh::invocation(script);
-        let result = match on_line {
-            None => shell
-                .run(&inv.command, &inv.arguments, Some(&inv.stdin), None)
+        let slot = self.slot(host);
+        let mut slot = slot.lock().await;
+        if slot.busy {
+            // The last script was abandoned while it ran: its pipeline may still hold
+            // the runspace. That session is given up (best effort) for a new one.
+            slot.busy = false;
+            if let Some(old) = slot.session.take() {
+                let _ = old.pool.close().await;
+            }
+        }
+        if slot.session.is_none() {
+            let client = Client::new(config)
+                .map_err(|e| self.run_error(host, exctl_psrp::Error::Winrm(e)))?;
+            let pool = RunspacePool::open(&client, &PoolOptions::powershell())
                 .await
-                .map(|o| (o.stdout, o.stderr, o.exit_code)),
-            Some(sink) => streamed(&shell, &inv, sink).await,
+                .map_err(at)?;
+            slot.session = Some(Session {
+                pool,
+                host: host.clone(),
+            });
+        }
+        let slot = &mut *slot;
+        let Some(session) = slot.session.as_mut() else {
+            return Err(RunError::new(format!("{}: no session", host.name)));
         };
-        // The script on stdin may carry the password (remote-session hosts).
-        zeroize::Zeroize::zeroize(&mut inv.stdin);
-        // Close whatever happened: an open shell counts against MaxShellsPerUser.
-        let _ = shell.close().await;
-        let (stdout, stderr, exit_code) = result.map_err(at)?;
+        slot.busy = true;
+        let ran = run_pipeline(&mut session.pool, script, on_line).await;
+        slot.busy = false;
+        let out = match ran {
+            Ok(out) => out,
+            Err(e) => {
+                // A session whose connection failed is not trusted again.
+                if let Some(old) = slot.session.take() {
+                    let _ = old.pool.close().await;
+                }
+                return Err(at(e));
+            }
+        };
         // Whatever the host echoes (an error quoting a script line), the password does
         // not come back out.
         let hide = |t: String| {
@@ -137,71 +174,139 @@ impl WinRmRunner {
             }
         };
         Ok(ScriptOutput {
-            stdout: hide(String::from_utf8_lossy(&stdout).into_owned()),
-            stderr: hide(readable_stderr(&stderr)),
-            exit_code,
+            stdout: hide(out.stdout),
+            stderr: hide(out.stderr),
+            exit_code: out.exit_code,
         })
+    }
+
+    /// A failure on `host`, in words an operator can act on, and whether the host may
+    /// have acted on the script anyway.
+    fn run_error(&self, host: &HostSpec, e: exctl_psrp::Error) -> RunError {
+        let unknown = match &e {
+            exctl_psrp::Error::Winrm(w) => w.is_outcome_unknown(),
+            // The pipeline was sent; what it did is not known.
+            exctl_psrp::Error::Deadline(_) => true,
+            _ => false,
+        };
+        let mut message = format!("{} ({}): {e}", host.name, host.endpoint);
+        // The transport's hint names exec's flag; here the CA comes from the inventory.
+        if matches!(e, exctl_psrp::Error::Winrm(exctl_winrm::Error::Tls { .. })) {
+            message = message.replace(
+                "pass the issuing CA with --ca-file",
+                &format!(
+                    "give the issuing CA as `ca_file:` of {} in the inventory{}",
+                    host.name,
+                    if host.ca_file.is_some() {
+                        " (the one it names did not verify this certificate)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        if unknown {
+            RunError::outcome_unknown(message)
+        } else {
+            RunError::new(message)
+        }
+    }
+
+    /// Ends every open session: first what the Exchange prologue opened in it (see
+    /// [`crate::observe::session_epilogue`]), then the runspace pool itself (its shell
+    /// counts against the host's MaxShellsPerUser until closed).
+    async fn close_all(&self) {
+        let slots: Vec<_> = {
+            let mut map = self
+                .sessions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.drain().map(|(_, s)| s).collect()
+        };
+        for slot in slots {
+            let mut slot = slot.lock().await;
+            let Some(mut s) = slot.session.take() else {
+                continue;
+            };
+            let epilogue = crate::observe::session_epilogue(&s.host);
+            if !slot.busy && !epilogue.is_empty() {
+                let _ = run_pipeline(&mut s.pool, &epilogue, None).await;
+            }
+            let _ = s.pool.close().await;
+        }
     }
 }
 
-/// stdout and stderr beyond this are not kept (apply's records are small; a runaway
-/// script must not exhaust memory).
-const MAX_STREAMED: usize = 64 * 1024 * 1024;
+/// Output beyond this is not kept (apply's records are small; a runaway script must not
+/// exhaust memory).
+const MAX_OUTPUT: usize = 64 * 1024 * 1024;
 
-/// Runs the invocation, handing each complete stdout line to `sink` as it arrives.
-async fn streamed(
-    shell: &exctl_winrm::Shell,
-    inv: &exctl_pwsh::Invocation,
-    sink: LineSink<'_>,
-) -> Result<(Vec<u8>, Vec<u8>, i64), exctl_winrm::Error> {
-    let mut cmd = shell.start(&inv.command, &inv.arguments, false).await?;
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    let mut pending: Vec<u8> = Vec::new();
-    let work = async {
-        cmd.send(&inv.stdin, true).await?;
-        cmd.wait(|stream, bytes| {
-            let buf = match stream {
-                Stream::Stdout => {
-                    pending.extend_from_slice(bytes);
-                    // Each complete line handed over in place, and the consumed bytes
-                    // dropped once per chunk: draining line by line would move the rest
-                    // of the chunk for every line (thousands of step records a chunk).
-                    let mut start = 0;
-                    while let Some(i) = pending[start..].iter().position(|b| *b == b'\n') {
-                        let end = start + i;
-                        let text = String::from_utf8_lossy(&pending[start..=end]);
-                        sink(text.trim_end_matches(['\r', '\n']));
-                        start = end + 1;
-                    }
-                    pending.drain(..start);
-                    &mut stdout
-                }
-                Stream::Stderr => &mut stderr,
+/// What a pipeline wrote, in the shape of a process's: output objects as text lines,
+/// error records as PowerShell renders them, and 1 as the exit code when the pipeline
+/// failed (an error nobody caught ends it, as it ends `powershell.exe` with 1).
+struct PipelineText {
+    stdout: String,
+    stderr: String,
+    exit_code: i64,
+}
+
+/// What every script runs under, as under the WinRS runner's bootstrap (see
+/// `exctl_pwsh::runner`): no progress records, and every error terminating unless the
+/// script tolerates it locally. The script runs in the runspace's global scope (a
+/// pipeline's script does unless it asks for a local one), so what the Exchange
+/// prologue set up stays for the next script.
+const SESSION_PREAMBLE: &str =
+    "$ProgressPreference = 'SilentlyContinue'\n$ErrorActionPreference = 'Stop'\n";
+
+async fn run_pipeline(
+    pool: &mut RunspacePool,
+    script: &str,
+    mut on_line: Option<LineSink<'_>>,
+) -> Result<PipelineText, exctl_psrp::Error> {
+    let mut stdout = String::new();
+    let mut too_large = false;
+    let script = Zeroizing::new(format!("{SESSION_PREAMBLE}{script}"));
+    let result = pool
+        .run_with(&PipelineSpec::script(script.as_str()), |ev| {
+            let ServerEvent::Output(v) = ev else {
+                return;
             };
-            if buf.len() + bytes.len() > MAX_STREAMED {
-                return Err(exctl_winrm::Error::OutputTooLarge {
-                    limit: MAX_STREAMED,
-                });
+            let text = exctl_psrp::clixml::deserialized(v).display();
+            for line in text.split('\n') {
+                let line = line.trim_end_matches('\r');
+                if let Some(sink) = on_line.as_mut() {
+                    sink(line);
+                }
+                if stdout.len() + line.len() < MAX_OUTPUT {
+                    stdout.push_str(line);
+                    stdout.push('\n');
+                } else {
+                    too_large = true;
+                }
             }
-            buf.extend_from_slice(bytes);
-            Ok(())
         })
-        .await
-    };
-    let code = match work.await {
-        Ok(code) => code,
-        Err(e) => {
-            // Best effort: do not leave the process running on the host.
-            let _ = cmd.terminate().await;
-            return Err(e);
-        }
-    };
-    if !pending.is_empty() {
-        let text = String::from_utf8_lossy(&pending);
-        sink(text.trim_end_matches('\r'));
+        .await?;
+    let mut stderr: Vec<String> = result
+        .warnings
+        .iter()
+        .map(|w| format!("WARNING: {}", w.message))
+        .collect();
+    stderr.extend(result.errors.iter().map(|e| e.render()));
+    if let Some(f) = &result.failure {
+        stderr.push(f.render());
     }
-    Ok((stdout, stderr, code))
+    if too_large {
+        stderr.push(format!("output beyond {MAX_OUTPUT} bytes was dropped"));
+    }
+    let exit_code = match result.state {
+        PipelineState::Completed if result.failure.is_none() => 0,
+        _ => 1,
+    };
+    Ok(PipelineText {
+        stdout,
+        stderr: stderr.join("\n"),
+        exit_code,
+    })
 }
 
 /// stderr with CLIXML decoded into PowerShell's own error text.
@@ -235,5 +340,9 @@ impl Runner for WinRmRunner {
         on_line: LineSink<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<ScriptOutput, RunError>> + Send + 'a>> {
         Box::pin(self.run_script(host, script, Some(on_line)))
+    }
+
+    fn close<'a>(&'a self) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.close_all())
     }
 }

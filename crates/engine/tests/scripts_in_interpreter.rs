@@ -168,6 +168,12 @@ impl Host for PsHost {
                 "Microsoft.PowerShell.Commands.AddPSSnapinCommand",
             )
             .param(p("Name", String).position(0)),
+            // Each script runs in a new process here: no snap-in is ever added yet.
+            "get-pssnapin" => CommandInfo::new(
+                "Get-PSSnapin",
+                "Microsoft.PowerShell.Commands.GetPSSnapinCommand",
+            )
+            .param(p("Name", String).position(0)),
             "get-exchangeserver" => CommandInfo::new("Get-ExchangeServer", "x.GetExchangeServer")
                 .param(p("Identity", String).position(0)),
             "get-imapsettings" => {

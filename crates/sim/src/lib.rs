@@ -143,6 +143,22 @@ pub async fn serve_with_state(
     serve_with_psrp(config, executor, state, None).await
 }
 
+/// A simulated Exchange server, as a real one answers: WinRS commands run in simulated
+/// `powershell.exe` processes, and PowerShell remoting is served on `/wsman`
+/// (`Microsoft.PowerShell`) and `/PowerShell` (`Microsoft.Exchange`), all on the one
+/// organization `org`, with the host's account for its remote Exchange sessions.
+pub async fn serve_exchange(
+    config: SimConfig,
+    org: exchange::OrgHandle,
+    options: HostOptions,
+    state: Arc<SimState>,
+) -> Result<RunningSim, SimError> {
+    let options = powershell::with_account(&config, options);
+    let psrp = psrp::PsrpHost::new(org.clone(), options.clone());
+    let executor = powershell::exchange_host_with(&config, org, options);
+    serve_with_psrp(config, executor, state, Some(psrp)).await
+}
+
 /// Like [`serve_with_state`], also serving PowerShell remoting (MS-PSRP) with `psrp`
 /// running the pipelines: `Microsoft.PowerShell` on `/wsman` and Exchange's
 /// `Microsoft.Exchange` on `/PowerShell` (see [`psrp`]). Without it, those resources

@@ -621,8 +621,16 @@ pub fn exchange_host_with(
     options: HostOptions,
 ) -> Arc<dyn Executor> {
     let mut exec = CmdExecutor::new(config.computer_name.clone());
-    let mut options = options;
-    // The account the Exchange remote PowerShell endpoint accepts: the host's own.
+    exec.register(
+        "powershell",
+        Arc::new(PowerShellProgram::new(org, with_account(config, options))),
+    );
+    Arc::new(exec)
+}
+
+/// `options` with the account the Exchange remote PowerShell endpoint accepts: the
+/// host's own, unless one is given.
+pub fn with_account(config: &SimConfig, mut options: HostOptions) -> HostOptions {
     options
         .account
         .get_or_insert_with(|| crate::pshost::Account {
@@ -630,8 +638,7 @@ pub fn exchange_host_with(
             password: config.password.clone(),
             dns_domain: config.dns_domain.clone(),
         });
-    exec.register("powershell", Arc::new(PowerShellProgram::new(org, options)));
-    Arc::new(exec)
+    options
 }
 
 #[cfg(test)]

@@ -115,6 +115,18 @@ impl std::fmt::Debug for SimHost {
     }
 }
 
+/// The snap-ins PowerShell 2.0 loads into every process (`Get-PSSnapin` on a fresh
+/// Windows Server 2008 R2 console).
+const CORE_SNAPINS: &[&str] = &[
+    "Microsoft.PowerShell.Diagnostics",
+    "Microsoft.WSMan.Management",
+    "Microsoft.PowerShell.Core",
+    "Microsoft.PowerShell.Utility",
+    "Microsoft.PowerShell.Host",
+    "Microsoft.PowerShell.Management",
+    "Microsoft.PowerShell.Security",
+];
+
 /// Aliases Windows PowerShell 2.0 defines for the host's cmdlets.
 const ALIASES: &[(&str, &str)] = &[
     ("gi", "Get-Item"),
@@ -126,6 +138,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("sasv", "Start-Service"),
     ("spsv", "Stop-Service"),
     ("asnp", "Add-PSSnapin"),
+    ("gsnp", "Get-PSSnapin"),
     ("gwmi", "Get-WmiObject"),
     ("gps", "Get-Process"),
     ("ps", "Get-Process"),
@@ -506,6 +519,82 @@ impl SimHost {
             }
             Err(e) => self.report(call, &e),
         }
+    }
+
+    /// `Get-PSSnapin [-Name PATTERN] [-Registered]`: the snap-ins added to this process
+    /// (PowerShell 2.0's own core snap-ins, and Exchange's once added), or with
+    /// `-Registered` those installed and not built in. A pattern that matches none is a
+    /// non-terminating error, as `Get-PSSnapin` reports it (its resource string
+    /// NoPSSnapInsFound: "No Windows PowerShell snap-ins matching the pattern '{0}' were
+    /// found. Check the pattern and then try the command again.").
+    #[allow(clippy::result_large_err)]
+    fn get_snapin(
+        &mut self,
+        call: &mut Call<'_>,
+        args: &[(String, SimValue)],
+    ) -> Result<(), ErrorRecord> {
+        let registered = args
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("Registered") && v.to_text() != "False");
+        let mut present: Vec<&str> = if registered {
+            Vec::new()
+        } else {
+            CORE_SNAPINS.to_vec()
+        };
+        if registered || self.snapin_loaded {
+            present.push(EXCHANGE_SNAPIN);
+        }
+        if registered {
+            present.push("Microsoft.Exchange.Management.PowerShell.Support");
+        }
+        let patterns: Vec<String> = args
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Name"))
+            .flat_map(|(_, v)| v.items())
+            .map(|v| v.to_text())
+            .collect();
+        let matching = |p: &str, n: &str| crate::exchange::glob(p, n);
+        let mut shown: Vec<&str> = Vec::new();
+        if patterns.is_empty() {
+            shown = present.clone();
+        }
+        for pat in &patterns {
+            let hits: Vec<&str> = present
+                .iter()
+                .copied()
+                .filter(|n| matching(pat, n))
+                .collect();
+            if hits.is_empty() {
+                let record = ErrorRecord::new(
+                    format!(
+                        "No Windows PowerShell snap-ins matching the pattern '{pat}' were found. Check the pattern and then try the command again."
+                    ),
+                    "System.Management.Automation.PSArgumentException",
+                    PsCategory::InvalidArgument,
+                    "NoPSSnapInsFound,Microsoft.PowerShell.Commands.GetPSSnapinCommand",
+                )
+                .with_target(Value::from(pat.as_str()))
+                .with_command("Get-PSSnapin");
+                call.write_error(record)?;
+            }
+            for h in hits {
+                if !shown.contains(&h) {
+                    shown.push(h);
+                }
+            }
+        }
+        for name in shown {
+            call.write_output(
+                PsObject::new(["System.Management.Automation.PSSnapInInfo", "System.Object"])
+                    .with("Name", Value::from(name))
+                    .with("PSVersion", Value::from("2.0"))
+                    .with(
+                        "IsDefault",
+                        Value::Bool(name.starts_with("Microsoft.PowerShell.")),
+                    ),
+            );
+        }
+        Ok(())
     }
 
     /// `ConvertTo-SecureString TEXT -AsPlainText -Force`.
@@ -897,6 +986,9 @@ impl Host for SimHost {
         }
         if name == "Add-PSSnapin" {
             return self.add_snapin(call, &args);
+        }
+        if name == "Get-PSSnapin" {
+            return self.get_snapin(call, &args);
         }
         let (result, now) = {
             let mut org = self.org.lock();

@@ -307,6 +307,15 @@ impl PsrpService {
         }
         lock(&self.pools).insert(id.clone(), pool);
         self.state.count("psrp_pools_opened", 1);
+        // A pool is a WinRM shell (Windows lists it among the shells and counts it
+        // against MaxShellsPerUser); on /wsman its runspace lives in a wsmprovhost.exe
+        // process, a PowerShell host.
+        self.state.shell_created();
+        if endpoint == Endpoint::Wsman
+            && let Some(h) = &self.host
+        {
+            h.org.lock().count_powershell_process();
+        }
         if endpoint == Endpoint::Exchange {
             self.state.count("psrp_exchange_sessions_opened", 1);
             // The organization counts Exchange sessions of every kind (snap-in loads,
@@ -402,6 +411,8 @@ impl PsrpService {
         });
         lock(&pool.pipelines).insert(id.clone(), pipeline);
         self.state.count("psrp_pipelines", 1);
+        // A pipeline is a Command of the pool's shell.
+        self.state.command();
         self.take_in(&pool, &raw)?;
         Ok(envelope(
             NsSet::Shell,
@@ -537,7 +548,9 @@ impl PsrpService {
             .selector("ShellId")
             .unwrap_or_default()
             .to_ascii_uppercase();
-        lock(&self.pools).remove(&id);
+        if lock(&self.pools).remove(&id).is_some() {
+            self.state.shell_closed();
+        }
         self.state.count("psrp_pools_closed", 1);
         Ok(envelope(
             NsSet::Delete,

@@ -81,17 +81,17 @@ pub async fn start(setup: &HostSetup, password: &str) -> SimHost {
     let org = OrgHandle::with_state(org, state.clone());
     let live = org.clone();
     state.set_provider("exchange", Arc::new(move || live.lock().state_section()));
-    let executor = exctl_sim::exchange_host_with(
-        &config,
+    let sim = exctl_sim::serve_exchange(
+        config,
         org.clone(),
         HostOptions {
             snapin_delay: setup.snapin_delay,
             account: None,
         },
-    );
-    let sim = exctl_sim::serve_with_state(config, executor, state)
-        .await
-        .expect("the simulator starts");
+        state,
+    )
+    .await
+    .expect("the simulator starts");
     SimHost {
         name: setup.name.clone(),
         sim,

@@ -645,6 +645,14 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
             ],
         ),
         (
+            "Get-PSSnapin",
+            Core,
+            vec![
+                pos("Name", T::StringArray, 0, false, P::No),
+                p("Registered", T::Switch),
+            ],
+        ),
+        (
             "Remove-PSSession",
             Core,
             vec![pos("Session", T::Object, 0, false, P::ByValue)],
