@@ -843,7 +843,7 @@ fn an_edited_plan_file_is_refused_and_a_plan_applies_from_anywhere() {
         "{file}"
     );
 
-    // A value changed (consistently: after, after_text and script).
+    // A value changed (consistently: after, after_text and the command's parameter).
     let steps = file["hosts"][0]["steps"].as_array_mut().expect("steps");
     let imap = steps
         .iter_mut()
@@ -855,11 +855,13 @@ fn an_edited_plan_file_is_refused_and_a_plan_applies_from_anywhere() {
             a["after_text"] = serde_json::json!("999");
         }
     }
-    let script = imap["script"]
-        .as_str()
-        .expect("script")
-        .replace("250", "999");
-    imap["script"] = serde_json::json!(script);
+    for c in imap["commands"].as_array_mut().expect("commands") {
+        for p in c["params"].as_array_mut().expect("params") {
+            if p["name"] == "MaxConnectionsPerUser" {
+                p["value"] = serde_json::json!(999);
+            }
+        }
+    }
     std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).expect("written");
     let out = run(dir.path(), &["apply", "plan.json"]);
     let err = text(&out.stderr);

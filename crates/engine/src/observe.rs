@@ -21,9 +21,10 @@ use exctl_exchange::record::{self, Observations};
 use exctl_exchange::{Version, kinds};
 use exctl_manifest::{SourceMap, Span};
 
-use crate::desired::{Access, DesiredState, HostSpec};
+use crate::desired::{DesiredState, HostSpec};
 use crate::plan::{HostPlan, Plan, order_steps_for};
 use crate::restart;
+use crate::script::ScriptBuilder;
 
 /// The pseudo-resource under which the observe script reports facts about the host.
 pub const HOST_RESOURCE: &str = "__host";
@@ -111,54 +112,13 @@ pub trait Runner: Send + Sync {
     }
 }
 
-/// The variable the runner sets, before the script, to the host's password when the
-/// script opens a remote Exchange session (see [`exchange_prologue`]).
-pub const PASSWORD_VARIABLE: &str = "__exctl_password";
-
-/// The statements that make the Exchange cmdlets available.
-///
-/// - `snapin`: the Exchange snap-in in this PowerShell process.
-/// - `remote-session`: a session to Exchange's remote PowerShell endpoint
-///   (`http://<server>/PowerShell/`, ConfigurationName Microsoft.Exchange, Kerberos, the
-///   only method it accepts by default), imported into this process. The WinRS shell's
-///   own logon cannot be delegated to it (the double hop), so the session is opened with
-///   an explicit credential: the host's account, whose password the runner puts in
-///   `$__exctl_password` before the script (never in the script text exctl builds, shows
-///   or saves) and which is cleared once the credential holds it.
-pub fn exchange_prologue(host: &HostSpec) -> String {
-    match host.access {
-        Access::Snapin => {
-            "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010 -ErrorAction Stop\n"
-                .to_string()
-        }
-        Access::RemoteSession => format!(
-            "$__exctl_cred = New-Object System.Management.Automation.PSCredential -ArgumentList {user}, (ConvertTo-SecureString ${PASSWORD_VARIABLE} -AsPlainText -Force)\n\
-             ${PASSWORD_VARIABLE} = $null\n\
-             $__exctl_session = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri {uri} -Authentication Kerberos -Credential $__exctl_cred -ErrorAction Stop\n\
-             $null = Import-PSSession $__exctl_session -DisableNameChecking -AllowClobber -ErrorAction Stop\n",
-            user = exctl_pwsh::quote(&host.user),
-            uri = exctl_pwsh::quote(&host.exchange_uri()),
-        ),
-    }
-}
-
-/// The statements that end what [`exchange_prologue`] opened: a remote session counts
-/// against the account's PowerShellMaxConcurrency until it is closed.
-pub fn exchange_epilogue(host: &HostSpec) -> String {
-    match host.access {
-        Access::Snapin => String::new(),
-        Access::RemoteSession => {
-            "if ($__exctl_session -ne $null) { Remove-PSSession $__exctl_session }\n".to_string()
-        }
-    }
-}
+pub use crate::script::{PASSWORD_VARIABLE, exchange_epilogue, exchange_prologue};
 
 /// The observe script for one host.
 pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
-    let mut s = String::from(record::PRELUDE);
-    s.push_str(&exchange_prologue(host));
+    let mut s = ScriptBuilder::new(host);
     let h = exctl_pwsh::quote(HOST_RESOURCE);
-    s.push_str(&record::guarded(
+    s.raw(&record::guarded(
         HOST_RESOURCE,
         &format!(
             // The computer name first: when Exchange knows no server by the inventory's
@@ -175,18 +135,17 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
     for kind in kinds::ALL {
         let mine: Vec<&Resource> = resources.iter().filter(|r| r.kind == kind.key()).collect();
         if !mine.is_empty() {
-            s.push_str(&kind.observe(&mine, &ctx));
+            s.raw(&kind.observe(&mine, &ctx));
         }
     }
-    s.push_str(&restart::observe_facts(&host.name, &services_of(resources)));
-    s.push_str(&restart::observe_health(&host.name));
-    s.push_str(&crate::lock::observe_script());
+    s.raw(&restart::observe_facts(&host.name, &services_of(resources)));
+    s.raw(&restart::observe_health(&host.name));
+    s.raw(&crate::lock::observe_script());
     // The limits a declared demand meets, for the capacity warnings of the plan.
     if let Some(d) = &host.capacity {
-        s.push_str(&crate::capacity::observe_script(&host.name, &d.account));
+        s.raw(&crate::capacity::observe_script(&host.name, &d.account));
     }
-    s.push_str(&exchange_epilogue(host));
-    s
+    s.finish()
 }
 
 /// The services whose restart the resources may require.
