@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use exctl_engine::observe::Runner;
+use exctl_engine::script::ScriptBuilder;
 use exctl_engine::winrm::WinRmRunner;
-use exctl_exchange::record::{Observations, PRELUDE};
+use exctl_exchange::record::Observations;
 use serde_json::json;
 
 use crate::cli::UnlockArgs;
@@ -47,7 +48,9 @@ pub async fn run(a: UnlockArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let runner = WinRmRunner::new(passwords);
-    let script = format!("{PRELUDE}{}", exctl_engine::lock::unlock_script());
+    let mut script = ScriptBuilder::host_only();
+    script.raw(&exctl_engine::lock::unlock_script());
+    let script = script.finish();
     let mut failed = false;
     for h in hosts {
         match runner.run(h, &script).await {

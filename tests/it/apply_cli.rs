@@ -51,7 +51,7 @@ fn plan_file(dir: &std::path::Path, digest: &str) -> String {
     let lon = dir.join("lon.yaml").display().to_string();
     serde_json::json!({
         "format": "exctl-plan",
-        "format_version": 2,
+        "format_version": 3,
         "exctl_version": "0.1.0",
         "created_utc": "2024-05-01T09:00:00Z",
         "inputs": [dir.display().to_string()],
@@ -121,6 +121,19 @@ fn damaged_or_mixed_plan_files_are_refused() {
         "{}",
         text(&out.stderr)
     );
+
+    // Format 2 held each change as script text: made by an older exctl.
+    let older = dir.path().join("older.json");
+    std::fs::write(
+        &older,
+        "{\"format\": \"exctl-plan\", \"format_version\": 2, \"hosts\": []}",
+    )
+    .unwrap();
+    let out = apply(&[older.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("made by an older exctl"), "{err}");
+    assert!(err.contains("run plan again"), "{err}");
 
     let good = dir.path().join("good.plan");
     std::fs::write(&good, plan_file(dir.path(), &"0".repeat(64))).unwrap();

@@ -208,3 +208,151 @@ async fn the_exchange_endpoint_runs_exchange_cmdlets_only() {
         "no snap-in load: {ex}"
     );
 }
+
+/// Issue 13: the changes exctl plans are plain commands, so they run as they are on
+/// Exchange's NoLanguage endpoint, sent as commands with parameters (no script text):
+/// switches, booleans, numbers, lists and `$null` bind there as the cmdlets expect.
+#[tokio::test]
+async fn planned_changes_run_on_the_exchange_endpoint_as_commands() {
+    use exctl_exchange::kind::{Kind, ObserveContext, ParseContext};
+    use exctl_exchange::kinds::ad_permissions::AdPermissions;
+    use exctl_exchange::kinds::imap::ImapSettings;
+    use exctl_exchange::kinds::throttling_associations::ThrottlingAssociations;
+    use exctl_exchange::kinds::throttling_policies::ThrottlingPolicies;
+    use exctl_exchange::record::Observations;
+    use exctl_exchange::{RawValue, Version};
+
+    let yaml = "imap_settings:\n  MaxConnectionsPerUser: 40\n  ProtocolLogEnabled: true\n  SSLBindings: ['0.0.0.0:993', '[::]:993']\nthrottling_policies:\n  Agents:\n    IMAPMaxConcurrency: unlimited\n    EWSMaxConcurrency: 20\nthrottling_associations:\n  - identity: Administrator\n    policy: Agents\nad_permissions:\n  - {target: organization, user: 'CONTOSO\\uccx-agent', extended_rights: [ms-Exch-Store-Visible], deny: true}\n";
+    let (_, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
+    let root = &docs[0].root;
+    let pctx = ParseContext {
+        version: Version::Sp3,
+        hosts: vec!["EXCH01".into()],
+        path: "site.yaml".into(),
+    };
+    let section = |key: &str| {
+        root.as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.text == key).map(|(_, v)| v))
+            .expect("section")
+    };
+    let kinds: [&dyn Kind; 4] = [
+        &AdPermissions,
+        &ThrottlingPolicies,
+        &ThrottlingAssociations,
+        &ImapSettings,
+    ];
+    let resources: Vec<_> = kinds
+        .iter()
+        .map(|k| k.parse(section(k.key()), &pctx, "EXCH01", &mut diags))
+        .collect();
+    assert!(!diags.iter().any(|d| d.is_error()), "{diags:?}");
+
+    let (sim, _org) = start().await;
+    let c = client(&exchange_url(&sim), |_| {});
+    let mut pool = RunspacePool::open(&c, &PoolOptions::exchange())
+        .await
+        .unwrap();
+    let r = pool
+        .run(&PipelineSpec::command(Command::new(
+            "Get-OrganizationConfig",
+        )))
+        .await
+        .unwrap();
+    let dn = r.output[0]
+        .property("DistinguishedName")
+        .map(Value::display)
+        .expect("a distinguished name");
+
+    // What the server has now, as the observe script would report it.
+    let s = |v: &str| RawValue::Str(v.into());
+    let mut o = Observations::default();
+    let perm = "ad_permissions:organization|CONTOSO\\uccx-agent";
+    o.insert(perm, "__exists", s("True"));
+    o.insert(perm, "TargetDistinguishedName", s(&dn));
+    for attr in ["Deny", "InheritanceType", "AccessRights", "ExtendedRights"] {
+        o.insert(perm, attr, RawValue::List(Vec::new()));
+    }
+    o.insert("EXCH01", "__exists", s("True"));
+    o.insert("EXCH01", "MaxConnectionsPerUser", s("16"));
+    o.insert("EXCH01", "ProtocolLogEnabled", s("False"));
+    o.insert(
+        "EXCH01",
+        "SSLBindings",
+        RawValue::List(vec!["[::]:993".into()]),
+    );
+    o.insert("throttling_policies:Agents", "__exists", s("False"));
+    o.insert(
+        "throttling_associations:policy:Agents",
+        "__exists",
+        s("False"),
+    );
+    o.insert("Administrator", "ThrottlingPolicyId", RawValue::Null);
+    let octx = ObserveContext {
+        host: "EXCH01",
+        version: Version::Sp3,
+    };
+    let mut commands = Vec::new();
+    for (kind, rs) in kinds.iter().zip(&resources) {
+        let refs: Vec<_> = rs.iter().collect();
+        for c in kind.diff(&refs, &o, &octx).expect("diff") {
+            commands.extend(c.commands);
+        }
+    }
+    assert_eq!(commands.len(), 4, "{commands:?}");
+    // The permission: the organization by its name, the deny as a switch.
+    assert_eq!(
+        commands[0].get("Identity"),
+        Some(&exctl_pwsh::Arg::Str(dn.clone()))
+    );
+    assert_eq!(commands[0].get("Deny"), Some(&exctl_pwsh::Arg::Switch));
+    for cmd in &commands {
+        let r = pool
+            .run(&PipelineSpec::command(Command::from(cmd)))
+            .await
+            .unwrap();
+        assert!(r.succeeded(), "{cmd}: {r:?}");
+    }
+    let r = pool
+        .run(&PipelineSpec::command(
+            Command::new("Get-ImapSettings").param("Server", "EXCH01"),
+        ))
+        .await
+        .unwrap();
+    let imap = &r.output[0];
+    assert_eq!(
+        imap.property("MaxConnectionsPerUser")
+            .and_then(Value::as_i64),
+        Some(40)
+    );
+    assert_eq!(
+        imap.property("ProtocolLogEnabled"),
+        Some(&Value::Bool(true))
+    );
+    let r = pool
+        .run(&PipelineSpec::command(
+            Command::new("Get-ThrottlingPolicyAssociation").param("Identity", "Administrator"),
+        ))
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "{r:?}");
+    let id = r.output[0]
+        .property("ThrottlingPolicyId")
+        .map(Value::display)
+        .unwrap_or_default();
+    assert!(id.contains("Agents"), "{id}");
+    let r = pool
+        .run(&PipelineSpec::command(
+            Command::new("Get-ADPermission")
+                .param("Identity", dn.as_str())
+                .param("User", "uccx-agent"),
+        ))
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "{r:?}");
+    let denied = r.output.iter().any(|a| {
+        a.property("Deny") == Some(&Value::Bool(true))
+            && a.property("IsInherited") == Some(&Value::Bool(false))
+    });
+    assert!(denied, "{:?}", r.output);
+    pool.close().await.unwrap();
+}

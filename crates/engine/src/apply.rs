@@ -5,6 +5,7 @@
 //! Each host gets one apply script, run in the host's PowerShell session (see [`crate::winrm`]):
 //!
 //! ```text
+//! (made by crate::script::ScriptBuilder, which owns the preamble and the end)
 //! <record PRELUDE>                 __exctl_emit (see exctl_exchange::record)
 //! function __exctl_error_text ...  the server's own error text of an error record
 //! try { <Exchange prologue> } catch { __exctl_emit '__apply_error' '0' <text>; throw }
@@ -13,7 +14,7 @@
 //! if ($__exctl_ok) {
 //!   __exctl_emit '__apply' '1' 'start'
 //!   try {
-//!     Set-ImapSettings -Server 'EX01' -MaxConnectionsPerUser 40   (the step's script)
+//!     $null = Set-ImapSettings -Server 'EX01' -MaxConnectionsPerUser 40   (the step's commands)
 //!     <mark MSExchangeIMAP4 restart due>                         (changes that need one)
 //!     __exctl_emit '__apply' '1' 'ok'
 //!   } catch {
@@ -76,9 +77,10 @@ use exctl_exchange::record::{self, Observations};
 use exctl_exchange::value::{RawValue, Value};
 
 use crate::desired::HostSpec;
-use crate::observe::{Runner, exchange_prologue};
+use crate::observe::Runner;
 use crate::plan::{HostPlan, Plan, Step};
 use crate::restart::{self, RestartScriptOptions};
+use crate::script::{ScriptBuilder, command_lines};
 
 /// The version of the JSON apply result. Bumped only on incompatible changes.
 pub const RESULT_FORMAT_VERSION: u32 = 1;
@@ -569,21 +571,18 @@ pub fn describe(step: &Step) -> String {
 /// The apply script for one host (see the module docs).
 pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> String {
     let ro = opts.script_options();
-    let mut s = String::from(record::PRELUDE);
-    s.push_str(restart::ERROR_TEXT_FUNCTION);
-    let prologue = exchange_prologue(host);
-    if !prologue.is_empty() {
-        s.push_str(&format!(
-            "try {{\n{prologue}}} catch {{ __exctl_emit '{APPLY_ERROR_RECORD}' '0' (__exctl_error_text $_); throw }}\n"
-        ));
-    }
-    s.push_str("$__exctl_ok = $true\n");
+    let mut s = ScriptBuilder::guarded(
+        host,
+        restart::ERROR_TEXT_FUNCTION,
+        &format!("__exctl_emit '{APPLY_ERROR_RECORD}' '0' (__exctl_error_text $_); throw"),
+    );
+    s.raw("$__exctl_ok = $true\n");
     if let Some(owner) = &opts.lock {
         let restarts = steps
             .iter()
             .filter(|s| matches!(s, Step::Restart(_)))
             .count();
-        s.push_str(&crate::lock::acquire_script(
+        s.raw(&crate::lock::acquire_script(
             owner,
             crate::lock::ttl_for(restarts, opts.restart_timeout),
         ));
@@ -592,10 +591,7 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
         let n = i + 1;
         let body = match step {
             Step::Change(c) => {
-                let mut b = c.script.clone();
-                if !b.ends_with('\n') {
-                    b.push('\n');
-                }
+                let mut b = command_lines(&c.commands);
                 if let Some(svc) = c.requires_restart {
                     b.push_str(&restart::mark_restart_due(svc, n));
                 }
@@ -603,7 +599,7 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
             }
             Step::Restart(r) => match restart_run(r, opts) {
                 RestartRun::Skip => {
-                    s.push_str(&format!(
+                    s.raw(&format!(
                         "# exctl step {n}: restart {} skipped (--restart never)\n",
                         r.service
                     ));
@@ -623,13 +619,12 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
                 },
             },
         };
-        s.push_str(&format!(
+        s.raw(&format!(
             "# exctl step {n}: {}\nif ($__exctl_ok) {{\n__exctl_emit '{APPLY_RECORD}' '{n}' 'start'\ntry {{\n{body}__exctl_emit '{APPLY_RECORD}' '{n}' 'ok'\n}} catch {{\n$__exctl_ok = $false\n__exctl_emit '{APPLY_ERROR_RECORD}' '{n}' (__exctl_error_text $_)\n}}\n}}\n",
             comment(&describe(step))
         ));
     }
-    s.push_str(&crate::observe::exchange_epilogue(host));
-    s
+    s.finish()
 }
 
 /// How a restart step runs.

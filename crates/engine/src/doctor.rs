@@ -29,8 +29,9 @@ use tokio::net::TcpStream;
 
 use crate::capacity::{self, Demand, Effective, Limit, LimitValue};
 use crate::desired::HostSpec;
-use crate::observe::{Runner, exchange_epilogue, exchange_prologue};
+use crate::observe::Runner;
 use crate::restart;
+use crate::script::ScriptBuilder;
 
 /// The record resource the doctor script reports under.
 pub const RECORD: &str = "__doctor";
@@ -245,9 +246,8 @@ fn join(host: &str, port: u16) -> String {
 pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String {
     let r = quote(RECORD);
     let h = quote(&host.name);
-    let mut s = String::from(record::PRELUDE);
-    s.push_str(&exchange_prologue(host));
-    s.push_str(&record::guarded(
+    let mut s = ScriptBuilder::new(host);
+    s.raw(&record::guarded(
         &format!("{RECORD}:server"),
         &format!(
             "$__x = Get-ExchangeServer -Identity {h}\n\
@@ -255,7 +255,7 @@ pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String
              __exctl_emit {r} 'ServerRole' ([string]$__x.ServerRole)"
         ),
     ));
-    s.push_str(&record::guarded(
+    s.raw(&record::guarded(
         &format!("{RECORD}:imap4"),
         &format!(
             "$__svc = Get-Service -Name {n}\n\
@@ -269,7 +269,7 @@ pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String
     // Events: read by source and filtered on EventID (a real log's InstanceId carries
     // severity bits), newest first, at most 1000 of each.
     let secs = since.as_secs().max(1);
-    s.push_str(&format!("$__since = (Get-Date).AddSeconds(-{secs})\n"));
+    s.raw(&format!("$__since = (Get-Date).AddSeconds(-{secs})\n"));
     for (key, source, filter) in [
         ("E9646", "MSExchangeIS", "$__e.EventID -eq 9646"),
         (
@@ -278,7 +278,7 @@ pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String
             "[string]$__e.EntryType -eq 'Error' -or [string]$__e.EntryType -eq 'Warning'",
         ),
     ] {
-        s.push_str(&record::guarded(
+        s.raw(&record::guarded(
             &format!("{RECORD}:{key}"),
             &format!(
                 "$__all = @()\n\
@@ -292,17 +292,18 @@ pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String
         ));
     }
     match account {
-        Some(a) => s.push_str(&capacity::observe_script(&host.name, a)),
+        Some(a) => {
+            s.raw(&capacity::observe_script(&host.name, a));
+        }
         None => {
             let both = [Service::Imap4, Service::InformationStore]
                 .into_iter()
                 .collect();
-            s.push_str(&restart::observe_facts(&host.name, &both));
+            s.raw(&restart::observe_facts(&host.name, &both));
         }
     }
-    s.push_str(&restart::observe_health(&host.name));
-    s.push_str(&exchange_epilogue(host));
-    s
+    s.raw(&restart::observe_health(&host.name));
+    s.finish()
 }
 
 /// How the IMAP login went.

@@ -18,7 +18,8 @@ use exctl_exchange::record::{self, Observations, RecordError};
 use exctl_exchange::{RawValue, Version};
 
 use crate::desired::HostSpec;
-use crate::observe::{HOST_RESOURCE, Runner, exchange_epilogue, exchange_prologue};
+use crate::observe::{HOST_RESOURCE, Runner};
+use crate::script::ScriptBuilder;
 
 /// What to export from a host.
 #[derive(Clone, Copy)]
@@ -107,10 +108,9 @@ fn context<'a>(host: &'a HostSpec, req: &ExportRequest<'a>) -> ExportContext<'a>
 
 /// The export script for one host.
 pub fn export_script(host: &HostSpec, req: &ExportRequest<'_>) -> String {
-    let mut s = String::from(record::PRELUDE);
-    s.push_str(&exchange_prologue(host));
+    let mut s = ScriptBuilder::new(host);
     let h = exctl_pwsh::quote(HOST_RESOURCE);
-    s.push_str(&record::guarded(
+    s.raw(&record::guarded(
         HOST_RESOURCE,
         &format!(
             "__exctl_emit {h} 'AdminDisplayVersion' ([string](Get-ExchangeServer -Identity {}).AdminDisplayVersion)",
@@ -119,10 +119,9 @@ pub fn export_script(host: &HostSpec, req: &ExportRequest<'_>) -> String {
     ));
     let ctx = context(host, req);
     for kind in req.kinds {
-        s.push_str(&kind.export_script(&ctx));
+        s.raw(&kind.export_script(&ctx));
     }
-    s.push_str(&exchange_epilogue(host));
-    s
+    s.finish()
 }
 
 /// Exports one host of site `site`.

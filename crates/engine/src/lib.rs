@@ -12,7 +12,8 @@
 //! them with bounded parallelism ([`pool`]) and rolls apply out with a canary, batches
 //! and a failure budget; [`report`] renders many sites (text, a pull-request comment
 //! within GitHub's limit, JSON, the summary table). [`export`] writes a host's current
-//! state as a manifest. [`lock`] keeps one apply at a time per host.
+//! state as a manifest. [`lock`] keeps one apply at a time per host. Every script sent to
+//! a host is made by [`script::ScriptBuilder`], which owns its preamble.
 
 pub mod apply;
 pub mod capacity;
@@ -29,6 +30,7 @@ pub mod report;
 pub mod restart;
 pub mod rollout;
 pub mod schema;
+pub mod script;
 pub mod show;
 pub mod winrm;
 

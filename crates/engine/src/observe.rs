@@ -21,9 +21,10 @@ use exctl_exchange::record::{self, Observations};
 use exctl_exchange::{Version, kinds};
 use exctl_manifest::{SourceMap, Span};
 
-use crate::desired::{Access, DesiredState, HostSpec};
+use crate::desired::{DesiredState, HostSpec};
 use crate::plan::{HostPlan, Plan, order_steps_for};
 use crate::restart;
+use crate::script::ScriptBuilder;
 
 /// The pseudo-resource under which the observe script reports facts about the host.
 pub const HOST_RESOURCE: &str = "__host";
@@ -120,74 +121,13 @@ pub trait Runner: Send + Sync {
     }
 }
 
-/// The variable the runner sets, before the script, to the host's password when the
-/// script opens a remote Exchange session (see [`exchange_prologue`]).
-pub const PASSWORD_VARIABLE: &str = "__exctl_password";
-
-/// The statements that make the Exchange cmdlets available.
-///
-/// Every script of a command runs in one PowerShell session per host (see
-/// [`crate::winrm`]), so these statements find what an earlier script of the same
-/// session set up and leave it be: loading the snap-in a second time is PowerShell's
-/// "already added" error, and a second remote session would count twice against the
-/// account's PowerShellMaxConcurrency.
-///
-/// - `snapin`: the Exchange snap-in in this PowerShell process.
-/// - `remote-session`: a session to Exchange's remote PowerShell endpoint
-///   (`http://<server>/PowerShell/`, ConfigurationName Microsoft.Exchange, Kerberos, the
-///   only method it accepts by default), imported into this process. The WinRS shell's
-///   own logon cannot be delegated to it (the double hop), so the session is opened with
-///   an explicit credential: the host's account, whose password the runner puts in
-///   `$__exctl_password` before the script (never in the script text exctl builds, shows
-///   or saves) and which is cleared whether or not it was needed.
-pub fn exchange_prologue(host: &HostSpec) -> String {
-    match host.access {
-        // `Get-PSSnapin -Name` of a snap-in not added is a non-terminating error ("No
-        // Windows PowerShell snap-ins matching the pattern … were found"), silenced here.
-        Access::Snapin => format!(
-            "if (@(Get-PSSnapin -Name {SNAPIN} -ErrorAction SilentlyContinue).Count -eq 0) {{ Add-PSSnapin {SNAPIN} -ErrorAction Stop }}\n"
-        ),
-        Access::RemoteSession => format!(
-            "if ($__exctl_session -eq $null) {{\n\
-             $__exctl_cred = New-Object System.Management.Automation.PSCredential -ArgumentList {user}, (ConvertTo-SecureString ${PASSWORD_VARIABLE} -AsPlainText -Force)\n\
-             ${PASSWORD_VARIABLE} = $null\n\
-             $__exctl_session = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri {uri} -Authentication Kerberos -Credential $__exctl_cred -ErrorAction Stop\n\
-             $null = Import-PSSession $__exctl_session -DisableNameChecking -AllowClobber -ErrorAction Stop\n\
-             }}\n\
-             ${PASSWORD_VARIABLE} = $null\n",
-            user = exctl_pwsh::quote(&host.user),
-            uri = exctl_pwsh::quote(&host.exchange_uri()),
-        ),
-    }
-}
-
-/// The Exchange snap-in of Exchange 2010.
-const SNAPIN: &str = "Microsoft.Exchange.Management.PowerShell.E2010";
-
-/// What a script ends with after [`exchange_prologue`]: nothing, since the session it
-/// runs in outlives it; [`session_epilogue`] ends what the prologue opened when the
-/// session closes.
-pub fn exchange_epilogue(_host: &HostSpec) -> String {
-    String::new()
-}
-
-/// The statements run once before a host's session closes: a remote Exchange session
-/// counts against the account's PowerShellMaxConcurrency until it is removed.
-pub fn session_epilogue(host: &HostSpec) -> String {
-    match host.access {
-        Access::Snapin => String::new(),
-        Access::RemoteSession => {
-            "if ($__exctl_session -ne $null) { Remove-PSSession $__exctl_session; $__exctl_session = $null }\n".to_string()
-        }
-    }
-}
+pub use crate::script::{PASSWORD_VARIABLE, exchange_epilogue, exchange_prologue};
 
 /// The observe script for one host.
 pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
-    let mut s = String::from(record::PRELUDE);
-    s.push_str(&exchange_prologue(host));
+    let mut s = ScriptBuilder::new(host);
     let h = exctl_pwsh::quote(HOST_RESOURCE);
-    s.push_str(&record::guarded(
+    s.raw(&record::guarded(
         HOST_RESOURCE,
         &format!(
             // The computer name first: when Exchange knows no server by the inventory's
@@ -204,18 +144,17 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
     for kind in kinds::ALL {
         let mine: Vec<&Resource> = resources.iter().filter(|r| r.kind == kind.key()).collect();
         if !mine.is_empty() {
-            s.push_str(&kind.observe(&mine, &ctx));
+            s.raw(&kind.observe(&mine, &ctx));
         }
     }
-    s.push_str(&restart::observe_facts(&host.name, &services_of(resources)));
-    s.push_str(&restart::observe_health(&host.name));
-    s.push_str(&crate::lock::observe_script());
+    s.raw(&restart::observe_facts(&host.name, &services_of(resources)));
+    s.raw(&restart::observe_health(&host.name));
+    s.raw(&crate::lock::observe_script());
     // The limits a declared demand meets, for the capacity warnings of the plan.
     if let Some(d) = &host.capacity {
-        s.push_str(&crate::capacity::observe_script(&host.name, &d.account));
+        s.raw(&crate::capacity::observe_script(&host.name, &d.account));
     }
-    s.push_str(&exchange_epilogue(host));
-    s
+    s.finish()
 }
 
 /// The services whose restart the resources may require.

@@ -122,9 +122,9 @@ pub struct ChangeStep {
     /// `declared_at` (a baseline sets one, a site override another).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attributes_declared_at: Vec<AttrOrigin>,
-    /// The PowerShell that converges it.
+    /// The commands that converge it.
     #[serde(skip)]
-    pub script: String,
+    pub commands: Vec<exctl_pwsh::Command>,
 }
 
 /// Where one attribute's value is declared.
@@ -393,7 +393,7 @@ pub fn order_steps_for(
             requires_restart: c.restart,
             declared_at,
             attributes_declared_at,
-            script: c.script.clone(),
+            commands: c.commands.clone(),
         }));
         place(Some(i), &mut steps);
     }

@@ -1,14 +1,14 @@
 //! Plan files: a plan saved by `exctl plan --out FILE` and applied later by
 //! `exctl apply FILE`, refused when the servers or the manifests moved in between.
 //!
-//! # Format (`format_version` 2)
+//! # Format (`format_version` 3)
 //!
 //! A JSON object, recognised by its content (the `format` marker), never by its name:
 //!
 //! ```json
 //! {
 //!   "format": "exctl-plan",
-//!   "format_version": 2,
+//!   "format_version": 3,
 //!   "exctl_version": "0.1.0",
 //!   "created_utc": "2024-05-01T09:00:00Z",
 //!   "inputs": ["manifests"],
@@ -28,7 +28,10 @@
 //!           "attributes": [
 //!             { "name": "MaxConnectionsPerUser", "before": "16", "after": 40,
 //!               "before_text": "16", "after_text": "40", "sensitive": false } ],
-//!           "script": "Set-ImapSettings -Server 'EX01' -MaxConnectionsPerUser 40" },
+//!           "commands": [
+//!             { "name": "Set-ImapSettings",
+//!               "params": [ { "name": "Server", "value": "EX01" },
+//!                           { "name": "MaxConnectionsPerUser", "value": 40 } ] } ] },
 //!         { "type": "restart", "service": "MSExchangeIMAP4",
 //!           "required_by": ["imap_settings EX01"], "pending": null }
 //!       ]
@@ -55,7 +58,10 @@
 //!   order; `exctl apply FILE` applies to those sites only, observing each again just
 //!   before its turn ([`PlanFile::check_fresh_hosts`]). Absent in older plans: every site.
 //! - **No secret is ever written**: no password (none is part of a plan), and for a
-//!   sensitive attribute neither value, and no script for its step (`"script": null`).
+//!   sensitive attribute neither value, and no commands for its step (`"commands": null`).
+//! - `commands` are each change's commands as data ([`exctl_pwsh::Command`]: a name and
+//!   named parameters whose values are JSON literals; a switch is `{"switch": true}`),
+//!   compared structurally with the commands this exctl would run now.
 //!
 //! # Applying a plan file
 //!
@@ -64,11 +70,11 @@
 //! 2. The hosts are observed again and planned from the same manifests;
 //!    [`PlanFile::check_fresh`] compares that plan with the saved one: every observed
 //!    value the saved plan relied on must be unchanged, nothing new may differ, the same
-//!    restarts must be due, and each step's script must be the same. Otherwise the plan
+//!    restarts must be due, and each step's commands must be the same. Otherwise the plan
 //!    is stale and each thing that moved is named
 //!    (`EX01 imap_settings EX01 MaxConnectionsPerUser: the plan expected 16, the server
 //!    now has 20`).
-//! 3. The fresh plan, identical to the saved one, is applied (it alone holds the scripts
+//! 3. The fresh plan, identical to the saved one, is applied (it alone holds the commands
 //!    of sensitive steps).
 
 use std::collections::BTreeMap;
@@ -85,7 +91,8 @@ use crate::plan::{Plan, Step};
 pub const FORMAT: &str = "exctl-plan";
 /// The plan file version this exctl writes and reads.
 // 2: throttling values without limit are `"unlimited"` (as in the JSON plan 2).
-pub const FORMAT_VERSION: u32 = 2;
+// 3: each change's commands as data (`commands`), no longer script text (`script`).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Why a plan file cannot be written or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +103,14 @@ pub enum PlanFileError {
     /// The file is a plan file but not valid.
     #[error("this looks like an exctl plan file, but it cannot be read: {0}")]
     Damaged(String),
+    /// A plan file of an earlier format, which this exctl no longer reads.
+    #[error(
+        "this plan file was made by an older exctl (format_version {found}; this exctl reads version {FORMAT_VERSION}): run plan again"
+    )]
+    Older {
+        /// The version found.
+        found: u64,
+    },
     /// A version this exctl does not read.
     #[error(
         "this plan file has format_version {found}; this exctl reads version {FORMAT_VERSION}: make the plan again with this exctl"
@@ -149,8 +164,8 @@ pub struct SavedChange {
     pub requires_restart: Option<String>,
     /// `file:line` of the declaration.
     pub declared_at: String,
-    /// The PowerShell that converges it; null when it carries a sensitive value.
-    pub script: Option<String>,
+    /// The commands that converge it; null when it carries a sensitive value.
+    pub commands: Option<Vec<exctl_pwsh::Command>>,
 }
 
 /// A saved restart.
@@ -457,6 +472,9 @@ impl PlanFile {
         }
         match value.get("format_version").and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            Some(found) if found < u64::from(FORMAT_VERSION) => {
+                return Err(PlanFileError::Older { found });
+            }
             Some(found) => return Err(PlanFileError::Unsupported { found }),
             None => {
                 return Err(PlanFileError::Damaged(
@@ -652,11 +670,11 @@ impl PlanFile {
                     ));
                 }
             }
-            // With the same attributes to set, the command must be the one reviewed (it
+            // With the same attributes to set, the commands must be those reviewed (they
             // can differ only when another exctl made the plan).
             if moved.len() == moved_before
-                && let Some(script) = &sc.script
-                && *script != nc.script
+                && let Some(commands) = &sc.commands
+                && !same_commands(commands, &nc.commands)
             {
                 moved.push(format!(
                     "{head}: the plan's command differs from the one this exctl ({}) would run; the plan was made by exctl {}",
@@ -769,8 +787,14 @@ fn step_edits(host: &str, n: usize, a: &SavedStep, b: &SavedStep, out: &mut Vec<
                     ));
                 }
             }
-            if a.script != b.script {
-                out.push(format!("{head}: its script was edited"));
+            match (&a.commands, &b.commands) {
+                (Some(x), Some(y)) if !same_commands(x, y) => {
+                    out.push(format!("{head}: its commands were edited"));
+                }
+                (Some(_), None) | (None, Some(_)) => {
+                    out.push(format!("{head}: its commands were edited"));
+                }
+                _ => {}
             }
         }
         (SavedStep::Restart(a), SavedStep::Restart(b)) if a.service == b.service => {}
@@ -778,6 +802,21 @@ fn step_edits(host: &str, n: usize, a: &SavedStep, b: &SavedStep, out: &mut Vec<
             "host {host} step {n}: the file's step is not the one the manifests plan"
         )),
     }
+}
+
+/// Whether two lists of commands do the same: the same commands in the same order, each
+/// with the same parameters in the same order and the same values. Names compare ignoring
+/// case, as PowerShell resolves commands and binds parameters; values exactly.
+fn same_commands(a: &[exctl_pwsh::Command], b: &[exctl_pwsh::Command]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.name.eq_ignore_ascii_case(&y.name)
+                && x.params.len() == y.params.len()
+                && x.params
+                    .iter()
+                    .zip(&y.params)
+                    .all(|(p, q)| p.name.eq_ignore_ascii_case(&q.name) && p.value == q.value)
+        })
 }
 
 fn shown(text: &str, sensitive: bool) -> String {
@@ -827,7 +866,7 @@ fn save_step(step: &Step) -> SavedStep {
                     .collect(),
                 requires_restart: c.requires_restart.map(|s| s.name().to_string()),
                 declared_at: c.declared_at.clone(),
-                script: (!sensitive).then(|| c.script.clone()),
+                commands: (!sensitive).then(|| c.commands.clone()),
             })
         }
         Step::Restart(r) => SavedStep::Restart(SavedRestart {
@@ -844,6 +883,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn commands_compare_by_structure() {
+        use exctl_pwsh::{Arg, Command};
+        let a = vec![
+            Command::new("Set-ImapSettings")
+                .param("Server", "EX01")
+                .param("MaxConnectionsPerUser", 40),
+        ];
+        let same = vec![
+            Command::new("set-imapsettings")
+                .param("server", "EX01")
+                .param("MaxConnectionsPerUser", 40),
+        ];
+        assert!(same_commands(&a, &same));
+        for other in [
+            vec![
+                Command::new("Set-ImapSettings")
+                    .param("Server", "EX01")
+                    .param("MaxConnectionsPerUser", "40"),
+            ],
+            vec![Command::new("Set-ImapSettings").param("Server", "EX01")],
+            vec![
+                Command::new("Set-ImapSettings")
+                    .param("Server", "ex01")
+                    .param("MaxConnectionsPerUser", 40),
+            ],
+            vec![
+                Command::new("Set-PopSettings")
+                    .param("Server", "EX01")
+                    .param("MaxConnectionsPerUser", 40),
+            ],
+            vec![
+                Command::new("Set-ImapSettings")
+                    .param("Server", "EX01")
+                    .param("MaxConnectionsPerUser", Arg::List(vec![Arg::Int(40)])),
+            ],
+            [a.clone(), a.clone()].concat(),
+        ] {
+            assert!(!same_commands(&a, &other), "{other:?}");
+        }
+    }
+
+    #[test]
     fn rfc3339_of_known_times() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let t = UNIX_EPOCH + std::time::Duration::from_secs(1_709_209_800);
@@ -858,6 +939,12 @@ mod tests {
             PlanFile::read("{\"format\": \"exctl-plan\", \"format_version\": 9}"),
             Err(PlanFileError::Unsupported { found: 9 })
         ));
+        // Format 2 stored script text: such a file is refused with what to do.
+        let old = PlanFile::read("{\"format\": \"exctl-plan\", \"format_version\": 2}");
+        assert_eq!(old, Err(PlanFileError::Older { found: 2 }));
+        let message = old.unwrap_err().to_string();
+        assert!(message.contains("made by an older exctl"), "{message}");
+        assert!(message.contains("run plan again"), "{message}");
         assert!(matches!(
             PlanFile::read("{\"format\": \"exctl-plan\", \"format_ver"),
             Err(PlanFileError::Damaged(_))

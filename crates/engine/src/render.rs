@@ -990,7 +990,7 @@ mod tests {
             requires_restart: None,
             declared_at: format!("site.yaml:{}", 3 + 2 * i),
             attributes_declared_at: Vec::new(),
-            script: String::new(),
+            commands: Vec::new(),
         })
     }
 
@@ -1025,7 +1025,7 @@ mod tests {
             requires_restart: None,
             declared_at: "manifests/lon.yaml:3".into(),
             attributes_declared_at: Vec::new(),
-            script: String::new(),
+            commands: Vec::new(),
         })
     }
 

@@ -213,7 +213,7 @@ impl WinRmRunner {
     }
 
     /// Ends every open session: first what the Exchange prologue opened in it (see
-    /// [`crate::observe::session_epilogue`]), then the runspace pool itself (its shell
+    /// [`crate::script::session_epilogue`]), then the runspace pool itself (its shell
     /// counts against the host's MaxShellsPerUser until closed).
     async fn close_all(&self) {
         let slots: Vec<_> = {
@@ -228,7 +228,7 @@ impl WinRmRunner {
             let Some(mut s) = slot.session.take() else {
                 continue;
             };
-            let epilogue = crate::observe::session_epilogue(&s.host);
+            let epilogue = crate::script::session_epilogue(&s.host);
             if !slot.busy && !epilogue.is_empty() {
                 let _ = run_pipeline(&mut s.pool, &epilogue, None).await;
             }

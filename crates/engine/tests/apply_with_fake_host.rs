@@ -22,6 +22,10 @@ use exctl_engine::render::{self, TextOptions};
 use exctl_exchange::kind::{Action, AttrChange, Service};
 use exctl_exchange::record::encode;
 use exctl_exchange::{RawValue, Value};
+use exctl_pwsh::Command;
+
+mod support;
+use support::{command_in, text};
 
 // ---------------------------------------------------------------------------------------
 // The fake host.
@@ -107,30 +111,6 @@ fn list(v: &[String]) -> RawValue {
     RawValue::List(v.to_vec())
 }
 
-/// Reads `-Name value` pairs after `-Server 'X'` of a Set-ImapSettings line.
-fn set_params(line: &str) -> Vec<(String, String)> {
-    let rest = line.split_once("-Server ").map(|x| x.1).unwrap_or("");
-    let rest = rest.split_once(' ').map(|x| x.1).unwrap_or("");
-    let mut out = Vec::new();
-    for pair in rest.split(" -").map(str::trim) {
-        let pair = pair.trim_start_matches('-');
-        if let Some((name, value)) = pair.split_once(' ') {
-            out.push((
-                name.to_string(),
-                value.trim_matches('\'').replace("''", "'"),
-            ));
-        }
-    }
-    out
-}
-
-/// The argument after `marker`, as a quoted literal.
-fn quoted_after<'a>(body: &'a str, marker: &str) -> Option<&'a str> {
-    let rest = body.split_once(marker)?.1;
-    let rest = rest.strip_prefix('\'')?;
-    Some(&rest[..rest.find('\'')?])
-}
-
 impl HostState {
     fn observe(&self, name: &str, script: &str) -> Vec<String> {
         let mut out = vec![
@@ -211,8 +191,13 @@ impl HostState {
         out: &mut Vec<String>,
     ) -> Result<(), String> {
         let t = self.tick();
-        if let Some(line) = body.lines().find(|l| l.starts_with("Set-ImapSettings")) {
-            for (k, v) in set_params(line) {
+        if let Some(c) = command_in(body, "Set-ImapSettings") {
+            let set = c
+                .params
+                .iter()
+                .filter(|p| !p.name.eq_ignore_ascii_case("Server"))
+                .map(|p| (p.name.clone(), text(&p.value)));
+            for (k, v) in set {
                 if let Some((p, text)) = &self.refuse
                     && p == &k
                 {
@@ -222,17 +207,17 @@ impl HostState {
                 self.imap.insert(k, v);
             }
         }
-        if let Some(line) = body
-            .lines()
-            .find(|l| l.starts_with("Set-ItemProperty -Path 'HKLM:\\SYSTEM"))
+        if let Some(c) = command_in(body, "Set-ItemProperty")
+            && c.get("Path")
+                .is_some_and(|p| text(p).starts_with("HKLM:\\SYSTEM"))
         {
-            let name = quoted_after(line, "-Name ").unwrap_or("?").to_string();
+            let name = c.get("Name").map_or_else(|| "?".to_string(), text);
             if let Some((p, text)) = &self.refuse_registry
                 && *p == name
             {
                 return Err(text.clone());
             }
-            let value = line.rsplit(' ').next().unwrap_or("").to_string();
+            let value = c.get("Value").map(text).unwrap_or_default();
             self.log.push(format!("registry {name}={value}"));
             self.registry.insert(name, value);
         }
@@ -474,9 +459,15 @@ fn store_limit(name: &str, value: i64) -> Step {
         requires_restart: Some(Service::InformationStore),
         declared_at: "lon.yaml:9".into(),
         attributes_declared_at: Vec::new(),
-        script: format!(
-            "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem' -Name '{name}' -Value {value}"
-        ),
+        commands: vec![
+            Command::new("Set-ItemProperty")
+                .param(
+                    "Path",
+                    "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem",
+                )
+                .param("Name", name)
+                .param("Value", value),
+        ],
     })
 }
 
@@ -799,7 +790,7 @@ fn the_plan_file_holds_what_apply_needs_and_no_secret() {
     if let Step::Change(c) = &mut secret {
         c.attributes[0].sensitive = true;
         c.attributes[0].after = Some(Value::Str("Hunter2-Secret".into()));
-        c.script = "Set-Thing -Password 'Hunter2-Secret'".into();
+        c.commands = vec![Command::new("Set-Thing").param("Password", "Hunter2-Secret")];
     }
     let plan = Plan::new(vec![host_plan(
         "EX01",
@@ -814,7 +805,7 @@ fn the_plan_file_holds_what_apply_needs_and_no_secret() {
     assert!(!text.contains("Hunter2-Secret"), "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["format"], "exctl-plan");
-    assert_eq!(v["format_version"], 2);
+    assert_eq!(v["format_version"], 3);
     assert_eq!(
         v["hosts"][0]["endpoint"],
         "https://ex01.contoso.local:5986/wsman"
@@ -822,13 +813,11 @@ fn the_plan_file_holds_what_apply_needs_and_no_secret() {
     assert_eq!(v["hosts"][0]["user"], "CONTOSO\\svc-exctl");
     let steps = &v["hosts"][0]["steps"];
     assert_eq!(steps[0]["attributes"][0]["before"], 16);
-    assert!(
-        steps[0]["script"]
-            .as_str()
-            .unwrap()
-            .starts_with("Set-ItemProperty")
-    );
-    assert_eq!(steps[1]["script"], serde_json::Value::Null);
+    // The commands as data, each parameter with its typed value.
+    assert_eq!(steps[0]["commands"][0]["name"], "Set-ItemProperty");
+    assert_eq!(steps[0]["commands"][0]["params"][2]["name"], "Value");
+    assert_eq!(steps[0]["commands"][0]["params"][2]["value"], 64);
+    assert_eq!(steps[1]["commands"], serde_json::Value::Null);
     assert_eq!(steps[1]["attributes"][0]["after_text"], "(sensitive)");
     assert_eq!(steps[2]["type"], "restart");
     assert_eq!(steps[2]["service"], "MSExchangeIS");

@@ -26,6 +26,9 @@ use exctl_exchange::RawValue;
 use exctl_exchange::record::encode;
 use exctl_manifest::{Diagnostics, SourceMap};
 
+mod support;
+use support::command_in;
+
 // ---------------------------------------------------------------------------------------
 // Fake hosts.
 
@@ -102,18 +105,17 @@ impl Host {
             let n = head.split(':').next().unwrap_or("").to_string();
             out.push(encode("__apply", &n, &s("start")));
             self.clock += 10;
-            if let Some(line) = body.lines().find(|l| l.starts_with("Set-ImapSettings")) {
+            if let Some(c) = command_in(body, "Set-ImapSettings") {
                 if let Some(text) = &self.refuse {
                     out.push(encode("__apply_error", &n, &s(text)));
                     return out;
                 }
-                let rest = line.split_once("-Server ").map(|x| x.1).unwrap_or("");
-                let rest = rest.split_once(' ').map(|x| x.1).unwrap_or("");
-                for pair in rest.split(" -").map(|p| p.trim().trim_start_matches('-')) {
-                    if let Some((k, v)) = pair.split_once(' ') {
-                        self.imap
-                            .insert(k.to_string(), v.trim_matches('\'').to_string());
-                    }
+                for p in c
+                    .params
+                    .iter()
+                    .filter(|p| !p.name.eq_ignore_ascii_case("Server"))
+                {
+                    self.imap.insert(p.name.clone(), support::text(&p.value));
                 }
                 self.marked = Some(self.clock);
             }

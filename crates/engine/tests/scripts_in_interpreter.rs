@@ -683,9 +683,15 @@ fn store_limit(value: i64) -> Step {
         requires_restart: Some(Service::InformationStore),
         declared_at: "lon.yaml:9".into(),
         attributes_declared_at: Vec::new(),
-        script: format!(
-            "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem' -Name 'Maximum Allowed Service Sessions Per User' -Value {value}"
-        ),
+        commands: vec![
+            exctl_pwsh::Command::new("Set-ItemProperty")
+                .param(
+                    "Path",
+                    "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem",
+                )
+                .param("Name", "Maximum Allowed Service Sessions Per User")
+                .param("Value", value),
+        ],
     })
 }
 
@@ -796,7 +802,13 @@ async fn a_refused_value_stops_the_host_with_exchanges_text() {
     // A server stricter than the manifest's range (documented ranges disagree).
     let mut plan = plan;
     if let Step::Change(c) = &mut plan.hosts[0].steps[0] {
-        c.script = c.script.replace("20000", "30000");
+        for cmd in &mut c.commands {
+            for p in &mut cmd.params {
+                if p.value == exctl_pwsh::Arg::Int(20000) {
+                    p.value = exctl_pwsh::Arg::Int(30000);
+                }
+            }
+        }
     }
     let (r, _) = run_apply(&plan, &state, &runner, &options(RestartPolicy::Auto)).await;
     assert_eq!(r.hosts[0].status, HostStatus::Failed);

@@ -11,6 +11,7 @@
 use std::fmt;
 
 use exctl_manifest::{Diagnostics, Node, Span};
+use exctl_pwsh::Command;
 
 use crate::export::{ExportContext, Section};
 use crate::record::Observations;
@@ -175,10 +176,24 @@ pub struct Change {
     pub unchanged: usize,
     /// The restart this change requires.
     pub restart: Option<Service>,
-    /// The PowerShell that converges it (uses the record PRELUDE; throws on failure).
-    pub script: String,
+    /// The commands that converge it, in order: plain commands with literal parameter
+    /// values (no variables, no script blocks), so that they run on a NoLanguage endpoint
+    /// too. Each throws on failure where it runs (apply's scripts stop on errors).
+    pub commands: Vec<Command>,
     /// Where the manifest declares the resource.
     pub span: Span,
+}
+
+impl Change {
+    /// The commands as PowerShell text, one line each (for messages and tests; apply
+    /// renders them through its script builder).
+    pub fn script(&self) -> String {
+        self.commands
+            .iter()
+            .map(Command::to_script)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// What the server reported for one host, handed to [`Kind::diff`].
@@ -264,7 +279,7 @@ pub trait Kind: Send + Sync {
     /// fragments of every kind can run in one script per host.
     fn observe(&self, resources: &[&Resource], ctx: &ObserveContext<'_>) -> String;
 
-    /// Compares and returns the changes, each with its converging script. `observed` is
+    /// Compares and returns the changes, each with its converging commands. `observed` is
     /// what the host's observe script reported for every kind (one script per host), so a
     /// kind may read another kind's records (the association kind learns from the policy
     /// kind's records whether a policy it names is declared).

@@ -93,6 +93,22 @@ impl fmt::Display for Value {
 }
 
 impl Value {
+    /// This value as a command's argument: what [`Value::to_powershell`] writes, as data
+    /// (Unlimited, timespans and byte quantities are the text Exchange's parameters parse).
+    pub fn to_arg(&self) -> exctl_pwsh::Arg {
+        use exctl_pwsh::Arg;
+        match self {
+            Value::Int(i) => Arg::Int(*i),
+            Value::Unlimited => Arg::Str("Unlimited".into()),
+            Value::Null => Arg::Null,
+            Value::Bool(b) => Arg::Bool(*b),
+            Value::Str(s) => Arg::Str(s.clone()),
+            Value::List(l) => Arg::List(l.iter().map(|s| Arg::Str(s.clone())).collect()),
+            Value::Seconds(s) => Arg::Str(format_timespan(*s)),
+            Value::Bytes(b) => Arg::Str(format!("{b}B")),
+        }
+    }
+
     /// The PowerShell literal of this value as a cmdlet argument. Every value reaches a
     /// script through here (and `exctl_pwsh::literal`), never by concatenation.
     pub fn to_powershell(&self) -> String {

@@ -191,6 +191,40 @@ impl From<bool> for Value {
     }
 }
 
+/// A change's command, sent as a command with parameters (what a NoLanguage endpoint
+/// such as Exchange's accepts): strings as `S`, whole numbers as `I32` when they fit (the
+/// type PowerShell gives such a literal) and `I64` otherwise, `$null` as `Nil`, lists as
+/// `Object[]`, a switch as `$true` (which binds a switch parameter).
+impl From<&exctl_pwsh::Command> for Command {
+    fn from(c: &exctl_pwsh::Command) -> Self {
+        let mut out = Command::new(c.name.clone());
+        for p in &c.params {
+            out = out.param(p.name.clone(), value_of(&p.value));
+        }
+        out
+    }
+}
+
+fn value_of(a: &exctl_pwsh::Arg) -> Value {
+    use exctl_pwsh::Arg;
+    match a {
+        Arg::Str(s) => Value::Str(s.clone()),
+        Arg::Int(i) => i32::try_from(*i).map_or(Value::I64(*i), Value::I32),
+        Arg::Bool(b) => Value::Bool(*b),
+        Arg::Null => Value::Nil,
+        Arg::List(items) => Value::object(PsObject {
+            type_names: vec![
+                "System.Object[]".to_string(),
+                "System.Array".to_string(),
+                "System.Object".to_string(),
+            ],
+            list: Some(items.iter().map(value_of).collect()),
+            ..PsObject::default()
+        }),
+        Arg::Switch => Value::Bool(true),
+    }
+}
+
 /// A pipeline: commands piped into one another, and optional input objects.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PipelineSpec {
@@ -712,6 +746,43 @@ pub fn read_event(m: &Message) -> Result<ServerEvent, Error> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_change_command_becomes_a_command_with_parameters() {
+        let c = exctl_pwsh::Command::new("Set-ImapSettings")
+            .param("Server", "EX01")
+            .param("MaxConnections", 20)
+            .param("Big", 5_000_000_000i64)
+            .param("Banner", exctl_pwsh::Arg::Null)
+            .param("SSLBindings", vec!["0.0.0.0:993", "[::]:993"])
+            .param("Confirm", false)
+            .switch("Force");
+        let p = Command::from(&c);
+        assert_eq!(p.name, "Set-ImapSettings");
+        assert!(!p.is_script);
+        let got: Vec<(Option<&str>, &Value)> = p
+            .parameters
+            .iter()
+            .map(|p| (p.name.as_deref(), &p.value))
+            .collect();
+        assert_eq!(got[0], (Some("Server"), &Value::Str("EX01".into())));
+        assert_eq!(got[1], (Some("MaxConnections"), &Value::I32(20)));
+        assert_eq!(got[2], (Some("Big"), &Value::I64(5_000_000_000)));
+        assert_eq!(got[3], (Some("Banner"), &Value::Nil));
+        let list = got[4].1.as_object().and_then(|o| o.list.clone());
+        assert_eq!(
+            list,
+            Some(vec![
+                Value::Str("0.0.0.0:993".into()),
+                Value::Str("[::]:993".into())
+            ])
+        );
+        assert_eq!(got[5], (Some("Confirm"), &Value::Bool(false)));
+        assert_eq!(got[6], (Some("Force"), &Value::Bool(true)));
+        // It serializes as CLIXML like any other pipeline.
+        assert!(clixml::to_clixml(got[4].1).contains("<LST>"));
+    }
+
     use super::*;
 
     #[test]

@@ -1,5 +1,7 @@
 //! PowerShell for exctl: literals, the stdin script runner, and CLIXML decoding.
 //!
+//! - [`command`]: commands as data (a name, named parameters, typed literal values) and
+//!   their one rendering to PowerShell text.
 //! - [`literal`](mod@literal): the one function that turns a manifest value into PowerShell source.
 //! - [`runner`]: the `powershell.exe` invocation that runs a script of any length, with its
 //!   exit code contract and the PowerShell subset its bootstrap uses.
@@ -11,11 +13,15 @@
 //! the WinRM client and the simulated host share it.
 
 pub mod clixml;
+pub mod command;
 #[cfg(feature = "interpreter")]
 pub mod lang;
 pub mod literal;
 pub mod runner;
 
 pub use clixml::{ClixmlError, ErrorRecord, Stderr, decode_stderr, is_clixml};
+#[cfg(feature = "interpreter")]
+pub use command::CommandParseError;
+pub use command::{Arg, Command, Param};
 pub use literal::{Value, literal, quote};
 pub use runner::{Invocation, decode_command, encode_command, invocation};

@@ -978,6 +978,26 @@ fn arb_string() -> impl Strategy<Value = String> {
         .prop_map(|v| v.into_iter().collect())
 }
 
+fn arb_arg() -> impl Strategy<Value = exctl_pwsh::Arg> {
+    use exctl_pwsh::Arg;
+    let leaf = prop_oneof![
+        Just(Arg::Null),
+        any::<bool>().prop_map(Arg::Bool),
+        any::<i64>().prop_map(Arg::Int),
+        prop_oneof![
+            Just(i64::MIN),
+            Just(i64::MAX),
+            Just(-1),
+            Just(i64::from(i32::MIN))
+        ]
+        .prop_map(Arg::Int),
+        arb_string().prop_map(Arg::Str),
+    ];
+    leaf.prop_recursive(2, 12, 4, |inner| {
+        proptest::collection::vec(inner, 0..4).prop_map(Arg::List)
+    })
+}
+
 fn arb_literal() -> impl Strategy<Value = literal::Value> {
     let leaf = prop_oneof![
         Just(literal::Value::Null),
@@ -1030,6 +1050,25 @@ proptest! {
         prop_assert_eq!(got.len(), 2);
         for g in &got {
             prop_assert!(same(g, &expected), "{} evaluated to {:?}, expected {:?}", lit, g, expected);
+        }
+    }
+
+    /// A command's every argument binds as exactly its value: hostile strings stay one
+    /// string, lists (also of one element or none) stay arrays, whatever the numbers.
+    #[test]
+    fn command_arguments_round_trip(a in arb_arg()) {
+        let cmd = exctl_pwsh::Command::new("Capture-Value").param("Value", a.clone());
+        let script = format!("{cmd}\n$null = {cmd}\n");
+        let host = TestHost::default();
+        let captured = host.captured.clone();
+        let (sink, status, _) = run_with(&script, host);
+        prop_assert!(sink.errors.is_empty(), "{}: {:?}", cmd, sink.errors);
+        prop_assert_eq!(status.code, 0);
+        let got = captured.lock().map(|c| c.clone()).unwrap_or_default();
+        let expected = Value::from(&a.to_value());
+        prop_assert_eq!(got.len(), 2);
+        for g in &got {
+            prop_assert!(same(g, &expected), "{} bound {:?}, expected {:?}", cmd, g, expected);
         }
     }
 

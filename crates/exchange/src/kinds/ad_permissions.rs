@@ -13,7 +13,9 @@
 //!
 //! Each entry is a set of grants of one user on one target: each extended right (with
 //! the access rights, if declared), or, without extended rights, the access rights alone.
-//! `target: organization` means `(Get-OrganizationConfig).DistinguishedName`.
+//! `target: organization` means `(Get-OrganizationConfig).DistinguishedName`, read when
+//! observing (reported as `TargetDistinguishedName`) so that the changes are plain commands
+//! with that name literally in `-Identity`.
 //!
 //! Comparison is on the user's explicit (not inherited) entries of the target, as the
 //! idempotent check of the reference does (`Get-ADPermission -User` filtered on
@@ -57,7 +59,7 @@ use std::collections::{HashMap, HashSet};
 use exctl_manifest::{
     Diagnostic, Diagnostics, MapReader, Node, NodeKind, Span, ValueReader, did_you_mean,
 };
-use exctl_pwsh::quote;
+use exctl_pwsh::{Command, quote};
 
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
@@ -301,9 +303,39 @@ fn obs_key(r: &Resource) -> String {
     common::obs_key("ad_permissions", &format!("{}|{}", target(r), user(r)))
 }
 
+/// The attribute under which the observation reports the organization's distinguished
+/// name (for `target: organization`).
+const TARGET_DN: &str = "TargetDistinguishedName";
+
+/// Whether a target is the organization configuration.
+fn is_organization(t: &str) -> bool {
+    t.eq_ignore_ascii_case("organization")
+}
+
+/// The `-Identity` of the commands of `r`: the target as written, or for the
+/// organization the distinguished name the observation reported.
+fn target_identity(
+    kind: &'static str,
+    r: &Resource,
+    observed: &Observations,
+) -> Result<String, DiffError> {
+    let t = target(r);
+    if !is_organization(t) {
+        return Ok(t.to_string());
+    }
+    match observed.get(&obs_key(r), TARGET_DN) {
+        Some(RawValue::Str(dn)) if !dn.trim().is_empty() => Ok(dn.clone()),
+        _ => Err(DiffError {
+            kind,
+            id: r.id.clone(),
+            message: "the server did not report the organization's distinguished name ((Get-OrganizationConfig).DistinguishedName)".into(),
+        }),
+    }
+}
+
 /// The statement that sets `$t` to the target's identity.
 fn target_statement(t: &str) -> String {
-    if t.eq_ignore_ascii_case("organization") {
+    if is_organization(t) {
         "$t = (Get-OrganizationConfig).DistinguishedName".to_string()
     } else {
         format!("$t = {}", quote(t))
@@ -766,6 +798,11 @@ impl Kind for AdPermissions {
                 target_statement(target(r)),
                 quote(user(r)),
             );
+            if is_organization(target(r)) {
+                // The changes name the organization by this distinguished name: they are
+                // plain commands, with no lookup of their own.
+                body.push_str(&format!("__exctl_emit {k} '{TARGET_DN}' $t\n"));
+            }
             for (var, attr, none, each) in [
                 ("d", "Deny", "$a.Deny", "$a.Deny"),
                 (
@@ -833,17 +870,20 @@ impl Kind for AdPermissions {
                     })
                     .collect()
             };
-            let t = target_statement(target(r));
-            let u = quote(user(r));
-            let access_arg = if want_access.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " -AccessRights {}",
-                    Value::List(want_access.clone()).to_powershell()
-                )
+            // Add-/Remove-ADPermission: -Identity, -User, then the rights.
+            let base = |verb: &str| -> Result<Command, DiffError> {
+                Ok(Command::new(verb)
+                    .param("Identity", target_identity(kind, r, observed)?)
+                    .param("User", user(r)))
             };
-            let deny_arg = if deny(r) { " -Deny" } else { "" };
+            let with_access = |c: Command| {
+                if want_access.is_empty() {
+                    c
+                } else {
+                    c.param("AccessRights", want_access.clone())
+                }
+            };
+            let with_deny = |c: Command| if deny(r) { c.switch("Deny") } else { c };
             let present: Vec<String> = status
                 .iter()
                 .filter(|(_, p)| *p)
@@ -875,19 +915,15 @@ impl Kind for AdPermissions {
                     if missing.is_empty() {
                         continue;
                     }
-                    let ext_arg = if ext.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            " -ExtendedRights {}",
-                            Value::List(missing.clone()).to_powershell()
-                        )
-                    };
-                    let inh_arg = inheritance(r)
-                        .map_or_else(String::new, |i| format!(" -InheritanceType {}", quote(i)));
-                    let script = format!(
-                        "{t}\nAdd-ADPermission -Identity $t -User {u}{ext_arg}{access_arg}{inh_arg}{deny_arg}"
-                    );
+                    let mut cmd = base("Add-ADPermission")?;
+                    if !ext.is_empty() {
+                        cmd = cmd.param("ExtendedRights", missing.clone());
+                    }
+                    cmd = with_access(cmd);
+                    if let Some(i) = inheritance(r) {
+                        cmd = cmd.param("InheritanceType", i);
+                    }
+                    let cmd = with_deny(cmd);
                     let action = if present.is_empty() {
                         Action::Create
                     } else {
@@ -907,7 +943,7 @@ impl Kind for AdPermissions {
                         action,
                         attrs,
                         status.len() - missing.len(),
-                        script,
+                        vec![cmd],
                     ));
                 }
                 Ensure::Absent => {
@@ -925,32 +961,28 @@ impl Kind for AdPermissions {
                         if !carries {
                             continue;
                         }
-                        let ext_arg = if ext.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" -ExtendedRights {}", quote(&a.right))
-                        };
+                        let mut cmd = base("Remove-ADPermission")?;
+                        if !ext.is_empty() {
+                            cmd = cmd.param("ExtendedRights", a.right.as_str());
+                        }
                         let inh = if a.inheritance.is_empty() {
                             "None"
                         } else {
                             a.inheritance.as_str()
                         };
-                        commands.push(format!(
-                            "Remove-ADPermission -Identity $t -User {u}{ext_arg}{access_arg} -InheritanceType {}{deny_arg} -Confirm:$false",
-                            quote(inh)
-                        ));
+                        cmd = with_access(cmd).param("InheritanceType", inh);
+                        commands.push(with_deny(cmd).param("Confirm", false));
                     }
                     if commands.is_empty() {
                         continue;
                     }
-                    let script = format!("{t}\n{}", commands.join("\n"));
                     let attrs = vec![AttrChange {
                         name: name.into(),
                         before: Some(shown(&present)),
                         after: None,
                         sensitive: false,
                     }];
-                    out.push(common::change(r, &r.id, Action::Delete, attrs, 0, script));
+                    out.push(common::change(r, &r.id, Action::Delete, attrs, 0, commands));
                 }
             }
         }
@@ -1007,7 +1039,7 @@ mod tests {
 
     fn parse_all(changes: &[Change]) {
         for c in changes {
-            crate::kinds::common::testutil::assert_parses(&c.script);
+            crate::kinds::common::testutil::assert_plain(c);
         }
     }
 
@@ -1037,10 +1069,16 @@ mod tests {
         }
     }
 
+    /// The organization's distinguished name the observations report.
+    const ORG_DN: &str = "CN=First Organization,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=local";
+
     fn obs(r: &Resource, aces: &[(&str, &str, &str, &str)]) -> Observations {
         let key = obs_key(r);
         let mut o = Observations::default();
         o.insert(&key, "__exists", RawValue::Str("True".into()));
+        if is_organization(target(r)) {
+            o.insert(&key, TARGET_DN, RawValue::Str(ORG_DN.into()));
+        }
         let col = |n: usize| {
             RawValue::List(
                 aces.iter()
@@ -1218,6 +1256,9 @@ mod tests {
         crate::kinds::common::testutil::assert_parses(&s);
         assert_eq!(s.matches("Get-ADPermission").count(), 1);
         assert!(s.contains("$t = (Get-OrganizationConfig).DistinguishedName"));
+        assert!(s.contains(
+            "__exctl_emit 'ad_permissions:organization|CONTOSO\\svc-uccx' 'TargetDistinguishedName' $t"
+        ));
         assert!(
             s.contains("Get-ADPermission -Identity $t -User 'CONTOSO\\svc-uccx' -ErrorAction Stop")
         );
@@ -1238,9 +1279,14 @@ mod tests {
         parse_all(&c);
         assert_eq!(c[0].action, Action::Create);
         assert_eq!(
-            c[0].script,
-            "$t = (Get-OrganizationConfig).DistinguishedName\nAdd-ADPermission -Identity $t -User 'CONTOSO\\svc-uccx' -ExtendedRights @(,'View Information Store status')"
+            c[0].script(),
+            "Add-ADPermission -Identity 'CN=First Organization,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=local' -User 'CONTOSO\\svc-uccx' -ExtendedRights @(,'View Information Store status')"
         );
+        // Without the distinguished name there is no command to make.
+        let mut o = obs(&r[0], &[]);
+        o.insert(&obs_key(&r[0]), TARGET_DN, RawValue::Null);
+        let e = AdPermissions.diff(&refs, &o, &ctx()).unwrap_err();
+        assert!(e.message.contains("distinguished name"), "{e}");
         for right in ["ms-Exch-Store-Visible", "VIEW INFORMATION STORE STATUS"] {
             let o = obs(&r[0], &[("False", "All", "ExtendedRight", right)]);
             assert!(
@@ -1278,8 +1324,8 @@ mod tests {
         assert_eq!(c[0].action, Action::Update);
         assert_eq!(c[0].unchanged, 1);
         assert_eq!(
-            c[0].script,
-            "$t = 'CN=DB1,CN=Databases'\nAdd-ADPermission -Identity $t -User 'u' -ExtendedRights @(,'Receive-As') -AccessRights @(,'ExtendedRight') -InheritanceType 'All'"
+            c[0].script(),
+            "Add-ADPermission -Identity 'CN=DB1,CN=Databases' -User 'u' -ExtendedRights @(,'Receive-As') -AccessRights @(,'ExtendedRight') -InheritanceType 'All'"
         );
         assert_eq!(
             c[0].attrs[0].before,
@@ -1312,8 +1358,8 @@ mod tests {
         parse_all(&c);
         assert_eq!(c[0].action, Action::Delete);
         assert_eq!(
-            c[0].script,
-            "$t = (Get-OrganizationConfig).DistinguishedName\nRemove-ADPermission -Identity $t -User 'u' -ExtendedRights 'ms-Exch-Store-Visible' -InheritanceType 'Descendents' -Confirm:$false"
+            c[0].script(),
+            "Remove-ADPermission -Identity 'CN=First Organization,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=local' -User 'u' -ExtendedRights 'ms-Exch-Store-Visible' -InheritanceType 'Descendents' -Confirm:$false"
         );
     }
 
@@ -1358,7 +1404,7 @@ mod tests {
             let refs: Vec<&Resource> = r.iter().collect();
             let observe = AdPermissions.observe(&refs, &ctx());
             let apply = AdPermissions.diff(&refs, &obs(&r[0], &[]), &ctx()).unwrap()[0]
-                .script
+                .script()
                 .clone();
             (observe, apply)
         };

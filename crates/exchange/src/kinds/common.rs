@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use exctl_manifest::{Diagnostic, Diagnostics, Span};
-use exctl_pwsh::quote;
+use exctl_pwsh::{Command, quote};
 
 use crate::kind::{Action, AttrChange, Change, DesiredAttr, DiffError, ParseContext, Resource};
 use crate::record::Observations;
@@ -173,25 +173,24 @@ pub fn not_reported(kind: &'static str, id: &str) -> DiffError {
     }
 }
 
-/// ` -Name value` for each changed attribute, rendered as PowerShell literals.
-pub fn parameters(attrs: &[AttrChange]) -> String {
-    let mut s = String::new();
+/// `cmd` with `-Name value` for each changed attribute's desired value.
+pub fn with_parameters(mut cmd: Command, attrs: &[AttrChange]) -> Command {
     for a in attrs {
         if let Some(v) = &a.after {
-            s.push_str(&format!(" -{} {}", a.name, v.to_powershell()));
+            cmd = cmd.param(a.name.clone(), v.to_arg());
         }
     }
-    s
+    cmd
 }
 
-/// A change with its script.
+/// A change with its commands.
 pub fn change(
     res: &Resource,
     id: &str,
     action: Action,
     attrs: Vec<AttrChange>,
     unchanged: usize,
-    script: String,
+    commands: Vec<Command>,
 ) -> Change {
     Change {
         kind: res.kind,
@@ -200,20 +199,20 @@ pub fn change(
         attrs,
         unchanged,
         restart: res.restart,
-        script,
+        commands,
         span: res.span,
     }
 }
 
-/// An update change with its script.
+/// An update change with its commands.
 pub fn update(
     res: &Resource,
     id: &str,
     attrs: Vec<AttrChange>,
     unchanged: usize,
-    script: String,
+    commands: Vec<Command>,
 ) -> Change {
-    change(res, id, Action::Update, attrs, unchanged, script)
+    change(res, id, Action::Update, attrs, unchanged, commands)
 }
 
 /// Server-scoped kinds read a document once per target host, but what is wrong with a
@@ -377,6 +376,21 @@ pub mod testutil {
         }
         out.push('"');
         out
+    }
+
+    /// Checks that a change is plain commands, valid on a NoLanguage endpoint: each
+    /// rendered command reads back as exactly itself (named literal parameters only, no
+    /// variables or script blocks), and the whole parses after the PRELUDE.
+    pub fn assert_plain(change: &crate::kind::Change) {
+        assert!(!change.commands.is_empty(), "a change without commands");
+        for c in &change.commands {
+            assert_eq!(
+                exctl_pwsh::Command::parse(&c.to_script()).as_ref(),
+                Ok(c),
+                "not a plain command: {c}"
+            );
+        }
+        assert_parses(&change.script());
     }
 
     /// Parses `script` (after the record PRELUDE) with the PowerShell 2.0 subset parser

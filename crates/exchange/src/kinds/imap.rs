@@ -6,7 +6,7 @@
 //! The connection limits are plain Int32 values: there is no `unlimited` for them.
 
 use exctl_manifest::{Diagnostics, MapReader, Node};
-use exctl_pwsh::quote;
+use exctl_pwsh::{Command, quote};
 
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
@@ -176,12 +176,11 @@ impl Kind for ImapSettings {
             if attrs.is_empty() {
                 continue;
             }
-            let script = format!(
-                "Set-ImapSettings -Server {}{}",
-                quote(&r.id),
-                common::parameters(&attrs)
+            let cmd = common::with_parameters(
+                Command::new("Set-ImapSettings").param("Server", &r.id),
+                &attrs,
             );
-            out.push(common::update(r, &r.id, attrs, unchanged, script));
+            out.push(common::update(r, &r.id, attrs, unchanged, vec![cmd]));
         }
         Ok(out)
     }
@@ -315,7 +314,7 @@ mod tests {
         assert_eq!(changes[0].unchanged, 1);
         assert_eq!(changes[0].restart, Some(Service::Imap4));
         assert_eq!(
-            changes[0].script,
+            changes[0].script(),
             "Set-ImapSettings -Server 'EX01' -MaxConnectionsPerUser 40"
         );
         let script = ImapSettings.observe(&refs, &ctx);

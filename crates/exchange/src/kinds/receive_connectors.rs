@@ -66,7 +66,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span};
-use exctl_pwsh::quote;
+use exctl_pwsh::{Command, quote};
 
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
@@ -639,12 +639,11 @@ impl Kind for ReceiveConnectors {
                 if changes.is_empty() {
                     continue;
                 }
-                let script = format!(
-                    "Set-ReceiveConnector -Identity {}{}",
-                    quote(m),
-                    common::parameters(&changes)
+                let cmd = common::with_parameters(
+                    Command::new("Set-ReceiveConnector").param("Identity", m.as_str()),
+                    &changes,
                 );
-                out.push(common::update(res, m, changes, unchanged, script));
+                out.push(common::update(res, m, changes, unchanged, vec![cmd]));
             }
         }
         Ok(out)
@@ -781,7 +780,7 @@ mod tests {
 
     fn parse_all(changes: &[Change]) {
         for c in changes {
-            crate::kinds::common::testutil::assert_parses(&c.script);
+            crate::kinds::common::testutil::assert_plain(c);
         }
     }
 
@@ -1101,7 +1100,7 @@ mod tests {
         assert_eq!(c.attrs[1].before, Some(Value::Int(20)));
         assert_eq!(c.attrs[1].after, Some(Value::Unlimited));
         assert_eq!(
-            c.script,
+            c.script(),
             "Set-ReceiveConnector -Identity 'EX01\\Default EX01' -MaxInboundConnectionPercentagePerSource 100 -MaxInboundConnectionPerSource 'Unlimited'"
         );
         assert_eq!(c.restart, None);
@@ -1206,7 +1205,7 @@ mod tests {
             o.insert(&format!("EX01\\{name}"), "Banner", s("220 hello"));
             let changes = ReceiveConnectors.diff(&refs, &o, &ctx()).unwrap();
             parse_all(&changes);
-            (observe, changes[0].script.clone())
+            (observe, changes[0].script())
         };
         let (ob, ab) = build("benign");
         let (oh, ah) = build(HOSTILE);

@@ -32,12 +32,12 @@
 //! with `GetValue(<name>, $null, 'DoNotExpandEnvironmentNames')`, since Get-ItemProperty
 //! expands `%variables%`. A DWORD reads back as a signed Int32 and a QWORD as an Int64:
 //! negative numbers are their unsigned values. Reported under `registry_values:<identity>`:
-//! `__exists`, `Type`, `Value`, `Raw`.
+//! `KeyExists` (the key, from the Test-Path probe), `__exists`, `Type`, `Value`, `Raw`.
 //!
 //! Comparison is of the value AND its type: a REG_SZ "80" is not a DWORD 80; the change
 //! then says `Type: string → dword` and re-creates the value with its type. Changes:
-//! - create/update: `New-Item -Path <key> -Force` when the key is missing (only then:
-//!   `New-Item -Force` on an existing key would replace it), then `New-ItemProperty
+//! - create/update: `New-Item -Path <key> -Force` when the observation found the key
+//!   missing (only then: `New-Item -Force` on an existing key would replace it), then `New-ItemProperty
 //!   -Path <key> -Name <name> -PropertyType <DWord|QWord|String|ExpandString|MultiString>
 //!   -Value <v> -Force`;
 //! - delete (`ensure: absent`): `Remove-ItemProperty -Path <key> -Name <name>`.
@@ -61,8 +61,7 @@ use std::collections::HashMap;
 use exctl_manifest::{
     Diagnostic, Diagnostics, MapReader, Node, NodeKind, Span, Style, ValueReader, edit_distance,
 };
-use exctl_pwsh::Value as Ps;
-use exctl_pwsh::{literal, quote};
+use exctl_pwsh::{Arg, Command, quote};
 
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
@@ -289,17 +288,35 @@ impl Data {
         })
     }
 
-    /// The literal for `-Value`. DWORDs above Int32 and QWORDs above Int64 are written as
+    /// The argument of `-Value`. DWORDs above Int32 and QWORDs above Int64 are written as
     /// their two's-complement negative numbers, which is what the registry provider stores.
-    fn literal(&self, ty: RegType) -> String {
+    fn arg(&self, ty: RegType) -> Arg {
         match (self, ty) {
-            (Data::Number(n), RegType::Dword) => literal(&Ps::Int(i64::from(*n as u32 as i32))),
-            (Data::Number(n), _) => literal(&Ps::Int(*n as i64)),
-            (Data::Text(s), _) => quote(s),
-            (Data::Lines(l), _) => {
-                literal(&Ps::Array(l.iter().map(|s| Ps::Str(s.clone())).collect()))
-            }
+            (Data::Number(n), RegType::Dword) => Arg::Int(i64::from(*n as u32 as i32)),
+            (Data::Number(n), _) => Arg::Int(*n as i64),
+            (Data::Text(s), _) => Arg::Str(s.clone()),
+            (Data::Lines(l), _) => Arg::List(l.iter().map(|s| Arg::Str(s.clone())).collect()),
         }
+    }
+}
+
+/// The attribute under which the observation reports whether the value's key exists.
+const KEY_EXISTS: &str = "KeyExists";
+
+/// Whether the key of `r` exists, as observed (a value that exists implies it).
+fn key_exists(
+    kind: &'static str,
+    r: &Resource,
+    key: &str,
+    observed: &Observations,
+) -> Result<bool, DiffError> {
+    match observed.get(key, KEY_EXISTS) {
+        Some(RawValue::Str(s)) => Ok(s.eq_ignore_ascii_case("true")),
+        _ => Err(DiffError {
+            kind,
+            id: r.id.clone(),
+            message: "the server did not report whether the key exists".into(),
+        }),
     }
 }
 
@@ -721,7 +738,7 @@ impl Kind for RegistryValues {
                 String::new()
             };
             let body = format!(
-                "if (Test-Path -Path {p}) {{\n$v = Get-ItemProperty -Path {p} -Name {n} -ErrorAction SilentlyContinue\nif ($null -eq $v) {{ __exctl_emit {key} '__exists' $false }} else {{\n__exctl_emit {key} '__exists' $true\n$k = Get-Item -Path {p}\n$t = $k.GetValueKind({n})\n__exctl_emit {key} 'Type' $t\n$d = $v.{n}\n__exctl_emit {key} 'Value' $d\n{raw}}}\n}} else {{ __exctl_emit {key} '__exists' $false }}"
+                "if (Test-Path -Path {p}) {{\n__exctl_emit {key} '{KEY_EXISTS}' $true\n$v = Get-ItemProperty -Path {p} -Name {n} -ErrorAction SilentlyContinue\nif ($null -eq $v) {{ __exctl_emit {key} '__exists' $false }} else {{\n__exctl_emit {key} '__exists' $true\n$k = Get-Item -Path {p}\n$t = $k.GetValueKind({n})\n__exctl_emit {key} 'Type' $t\n$d = $v.{n}\n__exctl_emit {key} 'Value' $d\n{raw}}}\n}} else {{\n__exctl_emit {key} '{KEY_EXISTS}' $false\n__exctl_emit {key} '__exists' $false\n}}"
             );
             s.push_str(&guarded(&common::obs_key(self.key(), &r.id), &body));
         }
@@ -756,7 +773,6 @@ impl Kind for RegistryValues {
                 };
                 decode_observed(&observed_kind, raw.unwrap_or(&RawValue::Null))
             };
-            let (p, n) = (quote(path), quote(name));
             match r.ensure {
                 Ensure::Absent => {
                     if exists {
@@ -772,7 +788,11 @@ impl Kind for RegistryValues {
                                 sensitive: r.sensitive.iter().any(|a| a == "Value"),
                             }],
                             0,
-                            format!("Remove-ItemProperty -Path {p} -Name {n}"),
+                            vec![
+                                Command::new("Remove-ItemProperty")
+                                    .param("Path", path)
+                                    .param("Name", name),
+                            ],
                         ));
                     }
                 }
@@ -842,12 +862,21 @@ impl Kind for RegistryValues {
                     if attrs.is_empty() {
                         continue;
                     }
-                    let script = format!(
-                        "if ((Test-Path -Path {p}) -eq $false) {{ $null = New-Item -Path {p} -Force }}\n$null = New-ItemProperty -Path {p} -Name {n} -PropertyType {} -Value {} -Force",
-                        ty.property_type(),
-                        want.literal(ty)
+                    let mut commands = Vec::new();
+                    // Only a missing key is created: on the registry provider `New-Item
+                    // -Force` replaces an existing key, values and subkeys included.
+                    if !exists && !key_exists(kind, r, &key, observed)? {
+                        commands.push(Command::new("New-Item").param("Path", path).switch("Force"));
+                    }
+                    commands.push(
+                        Command::new("New-ItemProperty")
+                            .param("Path", path)
+                            .param("Name", name)
+                            .param("PropertyType", ty.property_type())
+                            .param("Value", want.arg(ty))
+                            .switch("Force"),
                     );
-                    out.push(common::change(r, &r.id, action, attrs, unchanged, script));
+                    out.push(common::change(r, &r.id, action, attrs, unchanged, commands));
                 }
             }
         }
@@ -928,7 +957,7 @@ mod tests {
 
     fn parse_all(changes: &[Change]) {
         for c in changes {
-            crate::kinds::common::testutil::assert_parses(&c.script);
+            crate::kinds::common::testutil::assert_plain(c);
         }
     }
 
@@ -984,6 +1013,13 @@ mod tests {
         o.insert(
             &key,
             "__exists",
+            RawValue::Str(if kind.is_some() { "True" } else { "False" }.into()),
+        );
+        // Without the value, without its key too (see `a_missing_value_is_created_with_its_key`
+        // for a value missing from an existing key).
+        o.insert(
+            &key,
+            KEY_EXISTS,
             RawValue::Str(if kind.is_some() { "True" } else { "False" }.into()),
         );
         if let Some(k) = kind {
@@ -1159,6 +1195,10 @@ mod tests {
         let s = RegistryValues.observe(&refs, &ctx());
         crate::kinds::common::testutil::assert_parses(&s);
         assert!(s.contains(&format!("if (Test-Path -Path '{STORE_KEY}') {{")));
+        let key =
+            format!("'registry_values:{STORE_KEY}\\Maximum Allowed Service Sessions Per User'");
+        assert!(s.contains(&format!("__exctl_emit {key} 'KeyExists' $true")));
+        assert!(s.contains(&format!("__exctl_emit {key} 'KeyExists' $false")));
         assert!(s.contains("Get-ItemProperty -Path"));
         assert!(s.contains(
             "-Name 'Maximum Allowed Service Sessions Per User' -ErrorAction SilentlyContinue"
@@ -1179,11 +1219,34 @@ mod tests {
         assert_eq!(c[0].action, Action::Create);
         assert_eq!(c[0].restart, Some(Service::InformationStore));
         assert_eq!(
-            c[0].script,
+            c[0].script(),
             format!(
-                "if ((Test-Path -Path '{STORE_KEY}') -eq $false) {{ $null = New-Item -Path '{STORE_KEY}' -Force }}\n$null = New-ItemProperty -Path '{STORE_KEY}' -Name 'Maximum Allowed Service Sessions Per User' -PropertyType DWord -Value 80 -Force"
+                "New-Item -Path '{STORE_KEY}' -Force\nNew-ItemProperty -Path '{STORE_KEY}' -Name 'Maximum Allowed Service Sessions Per User' -PropertyType 'DWord' -Value 80 -Force"
             )
         );
+        // An existing key is never created again: New-Item -Force would replace it.
+        let mut o = obs(&r[0], None, RawValue::Null);
+        let key = common::obs_key("registry_values", &r[0].id);
+        o.insert(&key, KEY_EXISTS, RawValue::Str("True".into()));
+        let c = RegistryValues.diff(&refs, &o, &ctx()).unwrap();
+        parse_all(&c);
+        assert_eq!(c[0].action, Action::Create);
+        assert_eq!(
+            c[0].commands,
+            vec![
+                Command::new("New-ItemProperty")
+                    .param("Path", STORE_KEY)
+                    .param("Name", "Maximum Allowed Service Sessions Per User")
+                    .param("PropertyType", "DWord")
+                    .param("Value", 80)
+                    .switch("Force")
+            ]
+        );
+        // Not knowing whether the key exists is an error, not a guess.
+        let mut o = Observations::default();
+        o.insert(&key, "__exists", RawValue::Str("False".into()));
+        let e = RegistryValues.diff(&refs, &o, &ctx()).unwrap_err();
+        assert!(e.message.contains("whether the key exists"), "{e}");
     }
 
     #[test]
@@ -1205,7 +1268,10 @@ mod tests {
         assert_eq!(c[0].attrs[0].after, Some(Value::Str("dword".into())));
         assert_eq!(c[0].attrs[1].before, Some(Value::Str("80".into())));
         assert_eq!(c[0].attrs[1].after, Some(Value::Int(80)));
-        assert!(c[0].script.contains("-PropertyType DWord -Value 80 -Force"));
+        assert!(
+            c[0].script()
+                .contains("-PropertyType 'DWord' -Value 80 -Force")
+        );
         // Same type and value: nothing to do; other value: an update of the value only.
         let none = RegistryValues
             .diff(
@@ -1248,9 +1314,10 @@ mod tests {
             .unwrap();
         parse_all(&c);
         assert!(
-            c[0].script.contains("-PropertyType DWord -Value -1 -Force"),
+            c[0].script()
+                .contains("-PropertyType 'DWord' -Value -1 -Force"),
             "{}",
-            c[0].script
+            c[0].script()
         );
         let refs = vec![&r[1]];
         assert!(
@@ -1290,8 +1357,8 @@ mod tests {
         let c = RegistryValues.diff(&refs, &other, &ctx()).unwrap();
         parse_all(&c);
         assert!(
-            c[0].script
-                .contains("-PropertyType MultiString -Value @('a', 'b') -Force")
+            c[0].script()
+                .contains("-PropertyType 'MultiString' -Value 'a','b' -Force")
         );
         let refs = vec![&r[1]];
         assert!(
@@ -1326,7 +1393,7 @@ mod tests {
         parse_all(&c);
         assert_eq!(c[0].action, Action::Delete);
         assert_eq!(
-            c[0].script,
+            c[0].script(),
             "Remove-ItemProperty -Path 'HKLM:\\S' -Name 'old'"
         );
         assert!(
@@ -1384,7 +1451,7 @@ mod tests {
             let apply = RegistryValues
                 .diff(&refs, &obs(&r, None, RawValue::Null), &ctx())
                 .unwrap()[0]
-                .script
+                .script()
                 .clone();
             (observe, apply)
         };

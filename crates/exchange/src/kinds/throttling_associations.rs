@@ -23,9 +23,11 @@
 //! or a distinguished name (`CN=<name>,CN=Global Settings,...`), so its leaf name is
 //! compared. A blank id and any `DefaultThrottlingPolicy_<GUID>` both mean the default
 //! policy. The change is `Set-ThrottlingPolicyAssociation -Identity <id> -ThrottlingPolicy
-//! <policy>`; to return to the default policy the script assigns it by name, found with
-//! `Get-ThrottlingPolicy` by its `IsDefault`, as the 2010 help's Remove-ThrottlingPolicy
-//! example does (`-ThrottlingPolicy $null` is not documented for 2010).
+//! <policy>`; to return to the default policy the command assigns it by name, as the 2010
+//! help's Remove-ThrottlingPolicy example does (`-ThrottlingPolicy $null` is not documented
+//! for 2010). That name is found when observing, with `Get-ThrottlingPolicy` by its
+//! `IsDefault` (only when some identity returns to the default policy), reported as `Name`
+//! of `throttling_associations:policy:default`, so the change is a plain command.
 //!
 //! Rules (each with its code):
 //! - `exchange::duplicate-resource`: an identity associated twice (in one document or
@@ -39,7 +41,7 @@
 use std::collections::{HashMap, HashSet};
 
 use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, NodeKind, ValueReader};
-use exctl_pwsh::quote;
+use exctl_pwsh::{Command, quote};
 
 use super::common;
 use super::throttling_policies::is_default_name;
@@ -59,10 +61,29 @@ const ERROR: &str = "ThrottlingPolicyIdError";
 /// The word for the default policy.
 pub const DEFAULT: &str = "default";
 
-/// Sets `$exctlDefaultPolicy` to the name of the organization's default policy (the one
-/// Get-ThrottlingPolicy marks `IsDefault`), in the PowerShell 2.0 constructs the scripts
-/// use (no Where-Object).
-const DEFAULT_POLICY_LOOKUP: &str = "$exctlDefaultPolicy = $null\nforeach ($p in @(Get-ThrottlingPolicy -ErrorAction Stop)) { if ($p.IsDefault) { $exctlDefaultPolicy = $p.Name } }";
+/// The attribute under which the observation reports the name of the organization's
+/// default policy (the one Get-ThrottlingPolicy marks `IsDefault`), under
+/// [`default_policy_key`].
+const DEFAULT_NAME: &str = "Name";
+
+/// The observation key of the default policy's name (no declared policy is looked up
+/// under `policy:default`: `default` names the default policy).
+fn default_policy_key() -> String {
+    policy_key(DEFAULT)
+}
+
+/// Statements reporting the default policy's name, in the PowerShell 2.0 constructs the
+/// scripts use (no Where-Object).
+fn default_policy_lookup() -> String {
+    let key = default_policy_key();
+    crate::record::guarded(
+        &key,
+        &format!(
+            "foreach ($p in @(Get-ThrottlingPolicy -ErrorAction Stop)) {{ if ($p.IsDefault) {{ __exctl_emit {} '{DEFAULT_NAME}' $p.Name }} }}",
+            quote(&key)
+        ),
+    )
+}
 
 /// Associations of objects with throttling policies.
 pub struct ThrottlingAssociations;
@@ -110,6 +131,30 @@ pub fn policy_name(id: &str) -> Option<String> {
         t.rsplit(['\\', '/']).next().unwrap_or(t).to_string()
     };
     (!is_default_name(&name)).then_some(name)
+}
+
+/// The name of the organization's default policy, as the observation reported it.
+fn default_policy_name(
+    kind: &'static str,
+    r: &Resource,
+    observed: &Observations,
+) -> Result<String, DiffError> {
+    let key = default_policy_key();
+    if let Some(e) = observed.error(&key) {
+        return Err(DiffError {
+            kind,
+            id: r.id.clone(),
+            message: format!("the default throttling policy could not be read: {e}"),
+        });
+    }
+    match observed.get(&key, DEFAULT_NAME) {
+        Some(RawValue::Str(n)) if !n.trim().is_empty() => Ok(n.clone()),
+        _ => Err(DiffError {
+            kind,
+            id: r.id.clone(),
+            message: "the server reported no default throttling policy (none that Get-ThrottlingPolicy marks IsDefault)".into(),
+        }),
+    }
 }
 
 fn policy_key(p: &str) -> String {
@@ -294,6 +339,10 @@ impl Kind for ThrottlingAssociations {
                 policies.push(p);
             }
         }
+        // The default policy's name, for the changes back to it: they name it literally.
+        if resources.iter().any(|r| is_default(policy(r))) {
+            s.push_str(&default_policy_lookup());
+        }
         for p in policies {
             let key = policy_key(p);
             s.push_str(&common::observe_object(
@@ -374,23 +423,21 @@ impl Kind for ThrottlingAssociations {
                 after: Some(shown(Some(want))),
                 sensitive: false,
             }];
-            let set = |target: &str| {
-                format!(
-                    "Set-ThrottlingPolicyAssociation -Identity {} -ThrottlingPolicy {target}",
-                    quote(&r.id)
-                )
-            };
-            let script = if is_default(want) {
+            let target = if is_default(want) {
                 // Back to the default policy by assigning it, as the 2010 help does
                 // (Remove-ThrottlingPolicy, Example 2: `$defaultPolicy = Get-ThrottlingPolicy
                 // | where-object {$_.IsDefault -eq $true}` then `-ThrottlingPolicy
                 // $defaultPolicy`); `-ThrottlingPolicy $null` is not documented for 2010.
-                // The default policy is found by IsDefault: its name carries a GUID.
-                format!("{DEFAULT_POLICY_LOOKUP}\n{}", set("$exctlDefaultPolicy"))
+                // The default policy is found by IsDefault (its name carries a GUID) when
+                // observing, so the command names it literally.
+                default_policy_name(kind, r, observed)?
             } else {
-                set(&quote(want))
+                want.to_string()
             };
-            out.push(common::update(r, &r.id, attrs, 0, script));
+            let cmd = Command::new("Set-ThrottlingPolicyAssociation")
+                .param("Identity", r.id.as_str())
+                .param("ThrottlingPolicy", target);
+            out.push(common::update(r, &r.id, attrs, 0, vec![cmd]));
         }
         Ok(out)
     }
@@ -459,7 +506,7 @@ mod tests {
 
     fn parse_all(changes: &[Change]) {
         for c in changes {
-            crate::kinds::common::testutil::assert_parses(&c.script);
+            crate::kinds::common::testutil::assert_plain(c);
         }
     }
 
@@ -668,7 +715,7 @@ mod tests {
         parse_all(&c);
         assert_eq!(c[0].attrs[0].before, Some(Value::Str("default".into())));
         assert_eq!(
-            c[0].script,
+            c[0].script(),
             "Set-ThrottlingPolicyAssociation -Identity 'uccx-agent@contoso.local' -ThrottlingPolicy 'UCCXThrottlingPolicy'"
         );
         // Back to the default policy: blank and DefaultThrottlingPolicy_<GUID> are the default.
@@ -685,17 +732,30 @@ mod tests {
                     .is_empty()
             );
         }
-        let c = ThrottlingAssociations
-            .diff(
-                &refs,
-                &observed("d", RawValue::Str("Other".into()), None),
-                &ctx(),
-            )
-            .unwrap();
+        // The default policy is named by what the observation found marked IsDefault.
+        let s = ThrottlingAssociations.observe(&refs, &ctx());
+        assert!(s.contains(
+            "foreach ($p in @(Get-ThrottlingPolicy -ErrorAction Stop)) { if ($p.IsDefault) { __exctl_emit 'throttling_associations:policy:default' 'Name' $p.Name } }"
+        ));
+        let mut o = observed("d", RawValue::Str("Other".into()), None);
+        let e = ThrottlingAssociations.diff(&refs, &o, &ctx()).unwrap_err();
+        assert!(e.message.contains("no default throttling policy"), "{e}");
+        o.insert(
+            &default_policy_key(),
+            DEFAULT_NAME,
+            RawValue::Str("DefaultThrottlingPolicy_1f2e".into()),
+        );
+        let c = ThrottlingAssociations.diff(&refs, &o, &ctx()).unwrap();
         parse_all(&c);
         assert_eq!(
-            c[0].script,
-            "$exctlDefaultPolicy = $null\nforeach ($p in @(Get-ThrottlingPolicy -ErrorAction Stop)) { if ($p.IsDefault) { $exctlDefaultPolicy = $p.Name } }\nSet-ThrottlingPolicyAssociation -Identity 'd' -ThrottlingPolicy $exctlDefaultPolicy"
+            c[0].script(),
+            "Set-ThrottlingPolicyAssociation -Identity 'd' -ThrottlingPolicy 'DefaultThrottlingPolicy_1f2e'"
+        );
+        // No lookup when no identity returns to the default policy.
+        assert!(
+            !ThrottlingAssociations
+                .observe(&[&r[0]], &ctx())
+                .contains("IsDefault")
         );
     }
 
@@ -768,7 +828,7 @@ mod tests {
             let apply = ThrottlingAssociations
                 .diff(&refs, &observed(v, RawValue::Null, Some((v, true))), &ctx())
                 .unwrap()[0]
-                .script
+                .script()
                 .clone();
             (observe, apply)
         };

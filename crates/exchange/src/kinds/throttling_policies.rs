@@ -64,7 +64,7 @@
 use std::collections::HashMap;
 
 use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span};
-use exctl_pwsh::quote;
+use exctl_pwsh::{Command, quote};
 
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
@@ -549,7 +549,7 @@ impl Kind for ThrottlingPolicies {
         for r in resources {
             let key = common::obs_key(kind, &r.id);
             let exists = common::existence(kind, &r.id, &key, observed)?;
-            let name = quote(&r.id);
+            let name = r.id.as_str();
             match (r.ensure, exists) {
                 (Ensure::Absent, true) => out.push(common::change(
                     r,
@@ -557,7 +557,11 @@ impl Kind for ThrottlingPolicies {
                     Action::Delete,
                     Vec::new(),
                     0,
-                    format!("Remove-ThrottlingPolicy -Identity {name} -Confirm:$false"),
+                    vec![
+                        Command::new("Remove-ThrottlingPolicy")
+                            .param("Identity", name)
+                            .param("Confirm", false),
+                    ],
                 )),
                 (Ensure::Absent, false) => {}
                 (Ensure::Present, false) => {
@@ -578,12 +582,19 @@ impl Kind for ThrottlingPolicies {
                             sensitive: false,
                         })
                         .collect();
-                    let script = format!(
-                        "New-ThrottlingPolicy -Name {name}{}",
-                        common::parameters(&attrs)
+                    let cmd = common::with_parameters(
+                        Command::new("New-ThrottlingPolicy").param("Name", name),
+                        &attrs,
                     );
                     let attrs = shown_unlimited(attrs);
-                    out.push(common::change(r, &r.id, Action::Create, attrs, 0, script));
+                    out.push(common::change(
+                        r,
+                        &r.id,
+                        Action::Create,
+                        attrs,
+                        0,
+                        vec![cmd],
+                    ));
                 }
                 (Ensure::Present, true) => {
                     let (attrs, unchanged) =
@@ -591,12 +602,12 @@ impl Kind for ThrottlingPolicies {
                     if attrs.is_empty() {
                         continue;
                     }
-                    let script = format!(
-                        "Set-ThrottlingPolicy -Identity {name}{}",
-                        common::parameters(&attrs)
+                    let cmd = common::with_parameters(
+                        Command::new("Set-ThrottlingPolicy").param("Identity", name),
+                        &attrs,
                     );
                     let attrs = shown_unlimited(attrs);
-                    out.push(common::update(r, &r.id, attrs, unchanged, script));
+                    out.push(common::update(r, &r.id, attrs, unchanged, vec![cmd]));
                 }
             }
         }
@@ -743,7 +754,7 @@ mod tests {
 
     fn parse_all(changes: &[Change]) {
         for c in changes {
-            crate::kinds::common::testutil::assert_parses(&c.script);
+            crate::kinds::common::testutil::assert_plain(c);
         }
     }
 
@@ -1145,7 +1156,7 @@ mod tests {
         parse_all(&c);
         assert_eq!(c[0].action, Action::Create);
         assert_eq!(
-            c[0].script,
+            c[0].script(),
             "New-ThrottlingPolicy -Name 'UCCXThrottlingPolicy' -IMAPMaxConcurrency $null -IMAPPercentTimeInCAS $null -RCAMaxConcurrency 100"
         );
     }
@@ -1187,7 +1198,7 @@ mod tests {
         // Shown as unlimited; the command still passes $null.
         assert_eq!(c[0].attrs[0].after, Some(Value::Unlimited));
         assert_eq!(
-            c[0].script,
+            c[0].script(),
             "Set-ThrottlingPolicy -Identity 'UCCXThrottlingPolicy' -IMAPMaxConcurrency $null -RCAMaxConcurrency 100"
         );
     }
@@ -1202,7 +1213,7 @@ mod tests {
         parse_all(&c);
         assert_eq!(c[0].action, Action::Delete);
         assert_eq!(
-            c[0].script,
+            c[0].script(),
             "Remove-ThrottlingPolicy -Identity 'OldPolicy' -Confirm:$false"
         );
         assert!(
@@ -1241,7 +1252,7 @@ mod tests {
             let new = ThrottlingPolicies
                 .diff(&refs, &observed(v, false, &[]), &ctx())
                 .unwrap()[0]
-                .script
+                .script()
                 .clone();
             let set = ThrottlingPolicies
                 .diff(
@@ -1250,7 +1261,7 @@ mod tests {
                     &ctx(),
                 )
                 .unwrap()[0]
-                .script
+                .script()
                 .clone();
             (observe, new, set)
         };
