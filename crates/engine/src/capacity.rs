@@ -1039,7 +1039,7 @@ mod tests {
     fn the_observe_script_parses() {
         let s = observe_script("EX01", "CONTOSO\\uccx-agent");
         let full = format!("{}{s}", record::PRELUDE);
-        if let Err(e) = exctl_pwsh::lang::parse(&full) {
+        if let Err(e) = exctl_pwsh_interp::parse(&full) {
             panic!("{e:?}\n{full}");
         }
         assert!(s.contains("Get-ThrottlingPolicyAssociation -Identity 'uccx-agent'"));

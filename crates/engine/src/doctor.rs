@@ -1425,7 +1425,7 @@ mod tests {
     #[test]
     fn the_script_parses() {
         let s = script(&host(), Some("uccx-agent"), Duration::from_secs(3600));
-        if let Err(e) = exctl_pwsh::lang::parse(&s) {
+        if let Err(e) = exctl_pwsh_interp::parse(&s) {
             panic!("{e:?}\n{s}");
         }
     }

@@ -345,7 +345,7 @@ mod tests {
             users: &users,
         };
         let script = export_script(&host(Version::Sp3), &req);
-        exctl_pwsh::lang::parse(&script).expect("the script parses");
+        exctl_pwsh_interp::parse(&script).expect("the script parses");
         for cmdlet in [
             "Get-ReceiveConnector -Server 'EX01'",
             "Get-ImapSettings -Server 'EX01'",

@@ -4,15 +4,13 @@
 //! - [`runner`]: the `powershell.exe` invocation that runs a script of any length, with its
 //!   exit code contract and the PowerShell subset its bootstrap uses.
 //! - [`clixml`]: decoding what powershell.exe writes to stderr.
-//! - [`lang`]: a parser and interpreter for the PowerShell 2.0 subset those scripts use, for
-//!   the simulated host (commands come from a [`lang::Host`]).
 //!
-//! Everything here is pure: no I/O (the interpreter's I/O goes through its host and sink), so
-//! the WinRM client and the simulated host share it.
+//! The parser and interpreter of the PowerShell 2.0 subset those scripts use is the crate
+//! `exctl-pwsh-interp`, for the simulated host and tests only.
+//!
+//! Everything here is pure: no I/O, so the WinRM client and the simulated host share it.
 
 pub mod clixml;
-#[cfg(feature = "interpreter")]
-pub mod lang;
 pub mod literal;
 pub mod runner;
 

@@ -383,7 +383,7 @@ pub mod testutil {
     /// the simulator uses, so every generated script stays inside that subset.
     pub fn assert_parses(script: &str) {
         let text = format!("{}{script}", crate::record::PRELUDE);
-        if let Err(e) = exctl_pwsh::lang::parse(&text) {
+        if let Err(e) = exctl_pwsh_interp::parse(&text) {
             panic!("generated script does not parse: {e}\n{script}");
         }
     }

@@ -2,6 +2,9 @@
 //! can run the scripts exctl sends (and other clients' test scripts) with PowerShell's
 //! semantics and error texts.
 //!
+//! A crate of its own so that the client (`exctl-pwsh`, the jump-host binary) does not carry
+//! it: only the simulator (`exctl-sim`) and tests depend on it.
+//!
 //! - [`parse`] turns text into an [`ast::Script`], or a [`ParseError`] with PowerShell's
 //!   message, line and column. Syntax outside the subset is refused with
 //!   [`ParseErrorKind::Unsupported`], never guessed at.
