@@ -1252,7 +1252,7 @@ mod tests {
         HostSpec {
             name: "EX01".into(),
             endpoint: "http://127.0.0.1:5985/wsman".into(),
-            auth: "ntlm".into(),
+            auth: crate::Auth::Ntlm,
             spn: None,
             user: "CONTOSO\\Administrator".into(),
             credential: None,

@@ -32,5 +32,5 @@ pub mod schema;
 pub mod show;
 pub mod winrm;
 
-pub use desired::{DesiredState, HostSpec};
+pub use desired::{Auth, DesiredState, HostSpec};
 pub use plan::Plan;
