@@ -786,7 +786,7 @@ fn limit_checks(
                 fix: "declare the demand (then exctl validate and plan check every limit against it)".into(),
                 manifest_lines: Some(format!(
                     "capacity:\n  account: {}\n  desktops: 20                 # agent desktops logged in at peak\n  connections_per_desktop: 2   # UCCX/CAD\n  server_connections: 2        # held by the contact-centre server\n",
-                    account
+                    exctl_manifest::yaml::scalar(account)
                 )),
             });
         }
