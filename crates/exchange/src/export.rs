@@ -32,28 +32,6 @@ pub struct ExportContext<'a> {
     pub users: &'a [String],
 }
 
-impl ExportContext<'_> {
-    /// The observe context of the same host, for kinds that export what their
-    /// observation of some resources reports.
-    pub fn observe_context(&self) -> crate::kind::ObserveContext<'_> {
-        crate::kind::ObserveContext {
-            host: self.host,
-            version: self.version,
-        }
-    }
-
-    /// The script that observes `resources` as `kind` observes declared ones: the export
-    /// script of a kind that exports what it reads of resources it makes up.
-    pub fn observe(
-        &self,
-        kind: &dyn crate::kind::Kind,
-        resources: &[crate::kind::Resource],
-    ) -> String {
-        let refs: Vec<&crate::kind::Resource> = resources.iter().collect();
-        kind.observe(&refs, &self.observe_context())
-    }
-}
-
 /// A node of an exported manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Yaml {
