@@ -326,7 +326,7 @@ fn resolve_hosts_each(hosts: &[(&HostSpec, &str)]) -> Resolved {
     // Each distinct reference, with who uses it. `prompt` is one per account.
     let mut refs: BTreeMap<String, (Option<CredentialRef>, Users)> = BTreeMap::new();
     for &(host, site) in hosts {
-        if host.credential.is_none() && matches!(host.auth.as_str(), "kerberos" | "negotiate") {
+        if host.credential.is_none() && host.auth.is_kerberos() {
             // Kerberos with the operator's own ticket: no password to find.
             continue;
         }

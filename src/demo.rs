@@ -96,7 +96,7 @@ pub async fn run(a: DemoArgs) -> ExitCode {
             sim.url()
         );
         host.endpoint = sim.url().to_string();
-        host.auth = "ntlm".into();
+        host.auth = exctl_engine::Auth::Ntlm;
         host.ca_file = None;
         passwords.insert(key.clone(), Secret::new(DEMO_PASSWORD));
         sims.push(sim);

@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use exctl_engine::Auth;
 use exctl_winrm::{
     AuthMethod, Client, ClientConfig, Error as WinrmError, KerberosScheme, ShellOptions, Stream,
     TrustPolicy,
@@ -110,11 +111,12 @@ fn from_inventory(mut args: ExecArgs) -> Result<ExecArgs, String> {
         args.configuration = "Microsoft.Exchange".to_string();
     }
     c.user.get_or_insert_with(|| host.user.clone());
-    c.auth = match host.auth.as_str() {
-        "basic" => AuthArg::Basic,
-        "kerberos" => AuthArg::Kerberos,
-        "negotiate" => AuthArg::Negotiate,
-        _ => c.auth,
+    c.auth = match host.auth {
+        Auth::Basic => AuthArg::Basic,
+        Auth::Kerberos => AuthArg::Kerberos,
+        Auth::Negotiate => AuthArg::Negotiate,
+        // NTLM is the flag's default: an explicit --auth stays.
+        Auth::Ntlm => c.auth,
     };
     if c.spn.is_none() {
         c.spn = host.spn.clone();

@@ -15,7 +15,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use exctl_engine::desired::{Access, HostSpec};
+use exctl_engine::desired::{Access, Auth, HostSpec};
 use exctl_engine::export::{self, ExportRequest, Provenance};
 use exctl_engine::observe::Runner as _;
 use exctl_engine::planfile::rfc3339;
@@ -86,10 +86,10 @@ fn direct_target(a: &ExportArgs, endpoint: &str) -> Result<Target, String> {
         name: a.host.clone(),
         endpoint: endpoint.to_string(),
         auth: match a.auth {
-            AuthArg::Ntlm => "ntlm".into(),
-            AuthArg::Basic => "basic".into(),
-            AuthArg::Kerberos => "kerberos".into(),
-            AuthArg::Negotiate => "negotiate".into(),
+            AuthArg::Ntlm => Auth::Ntlm,
+            AuthArg::Basic => Auth::Basic,
+            AuthArg::Kerberos => Auth::Kerberos,
+            AuthArg::Negotiate => Auth::Negotiate,
         },
         spn: a.spn.clone(),
         user,

@@ -8,34 +8,14 @@
 
 use crate::exit::ExitStatus;
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
 use exctl_sim::exchange::{ClockRef, ExchangeOrg, OrgHandle, ScaledClock, Sp};
 use exctl_sim::{AuthScheme, HostOptions, SimConfig, SimState};
 
-use crate::cli::{SimArgs, SimAuthArg};
-
-/// An Exchange 2010 release, as the inventory spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExchangeRelease {
-    /// Exchange 2010 RTM (14.0).
-    #[value(name = "2010-rtm")]
-    Rtm,
-    /// Service Pack 1 (14.1).
-    #[value(name = "2010-sp1")]
-    Sp1,
-    /// Service Pack 2 (14.2).
-    #[value(name = "2010-sp2")]
-    Sp2,
-    /// Service Pack 3 (14.3).
-    #[value(name = "2010-sp3")]
-    Sp3,
-}
+use crate::cli::{ExchangeRelease, SimArgs, SimAuthArg};
 
 impl ExchangeRelease {
     fn sp(self) -> Sp {
@@ -45,68 +25,6 @@ impl ExchangeRelease {
             ExchangeRelease::Sp2 => Sp::Sp2,
             ExchangeRelease::Sp3 => Sp::Sp3,
         }
-    }
-}
-
-/// The options of the simulated Exchange organization (flattened into `exctl sim`'s
-/// arguments; kept here, next to their only user).
-#[derive(Debug, Args)]
-pub struct ExchangeSimArgs {
-    /// The Exchange 2010 release the server runs [default: 2010-sp3, or the state file's].
-    #[arg(long, value_enum, value_name = "RELEASE")]
-    pub exchange: Option<ExchangeRelease>,
-
-    /// Start from this organization state (YAML; JSON when it ends in .json) instead of
-    /// the seed; parts it leaves out get Setup's defaults. It must have a server named
-    /// --computer-name.
-    #[arg(long, value_name = "FILE")]
-    pub state: Option<PathBuf>,
-
-    /// When stopped (Ctrl+C, SIGTERM), write the organization back to the --state file.
-    #[arg(long, requires = "state")]
-    pub write_state_on_exit: bool,
-
-    /// Also serve the server's IMAP4 listener on this loopback address (port 0 picks a
-    /// free one); its address is printed on stderr.
-    #[arg(long, value_name = "ADDR")]
-    pub imap_listen: Option<SocketAddr>,
-
-    /// Real seconds per simulated second: service restarts, Start-Sleep and Get-Date run
-    /// on simulated time (0.001 makes the Information Store's 45 s restart take 45 ms).
-    #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_scale)]
-    pub time_scale: f64,
-
-    /// How long loading the Exchange snap-in takes, in milliseconds (real servers take
-    /// seconds; for benchmarks that should feel them).
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    pub startup_ms: u64,
-
-    /// How long a service of the host takes to stop and to start, in simulated seconds
-    /// (default: MSExchangeIS 15,30; MSExchangeIMAP4 2,3; others 1,2). Repeatable; e.g.
-    /// MSExchangeIS=15,3600 for a store that does not come back in time.
-    #[arg(long, value_name = "NAME=STOP,START", value_parser = parse_service_timing)]
-    pub service_timing: Vec<(String, f64, f64)>,
-}
-
-fn parse_service_timing(s: &str) -> Result<(String, f64, f64), String> {
-    let bad = || format!("'{s}' is not NAME=STOP,START (seconds, e.g. MSExchangeIS=15,3600)");
-    let (name, secs) = s.split_once('=').ok_or_else(bad)?;
-    let (stop, start) = secs.split_once(',').ok_or_else(bad)?;
-    let secs = |x: &str| match x.trim().parse::<f64>() {
-        Ok(f) if f.is_finite() && (0.0..=86_400.0).contains(&f) => Ok(f),
-        _ => Err(bad()),
-    };
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(bad());
-    }
-    Ok((name.to_string(), secs(stop)?, secs(start)?))
-}
-
-fn parse_scale(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
-        _ => Err(format!("'{s}' is not a positive number")),
     }
 }
 

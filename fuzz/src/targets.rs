@@ -290,14 +290,14 @@ pub fn psrp_message(data: &[u8]) {
 /// and the parser of the PowerShell 2.0 subset that runs what they carry.
 pub fn pwsh_parse(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Err(e) = exctl_pwsh::lang::parse(&text) {
+    if let Err(e) = exctl_pwsh_interp::parse(&text) {
         let _ = e.to_string();
     }
     if let Ok(script) = exctl_pwsh::runner::decode_command(&text) {
-        let _ = exctl_pwsh::lang::parse(&script);
+        let _ = exctl_pwsh_interp::parse(&script);
     }
     if let Ok(script) = exctl_pwsh::runner::decode_stdin(data) {
-        let _ = exctl_pwsh::lang::parse(&script);
+        let _ = exctl_pwsh_interp::parse(&script);
     }
 }
 

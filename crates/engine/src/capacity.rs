@@ -41,7 +41,7 @@ use exctl_exchange::kind::{Ensure, Resource, Service};
 use exctl_exchange::kinds::registry_values::STORE_KEY;
 use exctl_exchange::record::{self, Observations};
 use exctl_exchange::value::Value;
-use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span};
+use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span, yaml};
 use exctl_pwsh::quote;
 
 use crate::restart;
@@ -330,15 +330,15 @@ impl Limit {
             Limit::ImapMaxConcurrency => match policy {
                 Some(p) => format!(
                     "throttling_policies:\n  {}:\n    IMAPMaxConcurrency: {need}\n",
-                    yaml_key(p)
+                    yaml::key(p)
                 ),
                 None => {
                     let p = format!("{}-imap", alias(account));
                     format!(
                         "throttling_policies:\n  {}:\n    IMAPMaxConcurrency: {need}\nthrottling_associations:\n  - identity: {}\n    policy: {}\n",
-                        yaml_key(&p),
-                        yaml_scalar(alias(account)),
-                        yaml_scalar(&p)
+                        yaml::key(&p),
+                        yaml::scalar(alias(account)),
+                        yaml::scalar(&p)
                     )
                 }
             },
@@ -353,24 +353,6 @@ impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// A plain YAML scalar, quoted when it would not read back as the same text.
-fn yaml_scalar(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '\\' | '@' | ' '))
-        && !s.starts_with([' ', '-'])
-        && !s.ends_with(' ');
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "''"))
-    }
-}
-
-fn yaml_key(s: &str) -> String {
-    yaml_scalar(s)
 }
 
 /// A limit's value as the manifests declare it.
@@ -946,7 +928,9 @@ mod tests {
         assert!(store.contains(
             "name: Maximum Allowed Service Sessions Per User\n    type: dword\n    value: 42\n"
         ));
-        assert_eq!(yaml_scalar("a'b:c"), "'a''b:c'");
+        // Names YAML would read as something else are quoted.
+        let lines = Limit::ImapMaxConcurrency.manifest_lines(40, "yes", Some("0755"));
+        assert!(lines.contains("\n  '0755':\n"), "{lines}");
     }
 
     fn obs(records: &[(&str, RawValue)]) -> Observations {
@@ -1039,7 +1023,7 @@ mod tests {
     fn the_observe_script_parses() {
         let s = observe_script("EX01", "CONTOSO\\uccx-agent");
         let full = format!("{}{s}", record::PRELUDE);
-        if let Err(e) = exctl_pwsh::lang::parse(&full) {
+        if let Err(e) = exctl_pwsh_interp::parse(&full) {
             panic!("{e:?}\n{full}");
         }
         assert!(s.contains("Get-ThrottlingPolicyAssociation -Identity 'uccx-agent'"));

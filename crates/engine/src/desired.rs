@@ -76,6 +76,53 @@ pub enum Access {
     RemoteSession,
 }
 
+/// How exctl authenticates to a host's WinRM endpoint (the inventory's `auth:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    /// NTLM (the default): domain or local accounts, with message encryption over HTTP.
+    #[default]
+    Ntlm,
+    /// Basic: local accounts only, and only over HTTPS.
+    Basic,
+    /// Kerberos: the operator's ticket or a password, by the server's name.
+    Kerberos,
+    /// Negotiate carrying Kerberos (SPNEGO), as Windows offers it.
+    Negotiate,
+}
+
+impl Auth {
+    /// Every value, in the inventory's spelling.
+    pub const ALL: [Auth; 4] = [Auth::Ntlm, Auth::Basic, Auth::Kerberos, Auth::Negotiate];
+
+    /// The inventory's spelling (`ntlm`, `basic`, `kerberos`, `negotiate`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Auth::Ntlm => "ntlm",
+            Auth::Basic => "basic",
+            Auth::Kerberos => "kerberos",
+            Auth::Negotiate => "negotiate",
+        }
+    }
+
+    /// The value spelt `s` (exactly, as [`Auth::as_str`] writes it).
+    pub fn from_name(s: &str) -> Option<Auth> {
+        Auth::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// Whether the host authenticates with Kerberos (either HTTP scheme), which can use
+    /// the operator's own ticket instead of a password.
+    pub fn is_kerberos(self) -> bool {
+        matches!(self, Auth::Kerberos | Auth::Negotiate)
+    }
+}
+
+impl std::fmt::Display for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One host of the inventory.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HostSpec {
@@ -83,8 +130,8 @@ pub struct HostSpec {
     pub name: String,
     /// The WinRM endpoint.
     pub endpoint: String,
-    /// `ntlm`, `basic`, `kerberos` or `negotiate`.
-    pub auth: String,
+    /// How exctl authenticates.
+    pub auth: Auth,
     /// Kerberos: the service principal, when not `HTTP/<host of the endpoint>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spn: Option<String>,
@@ -709,12 +756,13 @@ fn read_hosts(
             continue;
         };
         let endpoint = m.required("endpoint").and_then(|v| v.non_empty_string());
+        let names = Auth::ALL.map(Auth::as_str);
         let auth = m
-            .one_of("auth", &["ntlm", "basic", "kerberos", "negotiate"])
-            .unwrap_or("ntlm")
-            .to_string();
+            .one_of("auth", &names)
+            .and_then(Auth::from_name)
+            .unwrap_or_default();
         let spn = m.string("spn");
-        if auth == "kerberos"
+        if auth == Auth::Kerberos
             && spn.is_none()
             && let Some(endpoint) = &endpoint
             && endpoint_is_address(endpoint)
@@ -793,7 +841,7 @@ fn read_hosts(
         let ca_file = m.string("ca_file").map(|f| base.join(f));
         if let (Some(ep), Some(span)) = (&endpoint, m.node_of("endpoint").map(|n| n.span)) {
             let ca = ca_file.as_deref().zip(ca_span);
-            for d in endpoint_diagnostics(&path, ep, &auth, ca, span) {
+            for d in endpoint_diagnostics(&path, ep, auth, ca, span) {
                 m.diags().push(d);
             }
         }
@@ -882,7 +930,7 @@ fn read_hosts(
 fn endpoint_diagnostics(
     path: &str,
     endpoint: &str,
-    auth: &str,
+    auth: Auth,
     ca_file: Option<(&Path, Span)>,
     span: Span,
 ) -> Vec<Diagnostic> {
@@ -955,7 +1003,7 @@ fn endpoint_diagnostics(
             example,
         ));
     }
-    if auth.eq_ignore_ascii_case("basic") && !https {
+    if auth == Auth::Basic && !https {
         out.push(err(
             "manifest::basic-over-http",
             format!("{path}: auth: basic over http:// would send the password in the clear, and exctl refuses it"),

@@ -787,7 +787,7 @@ fn limit_checks(
                 fix: "declare the demand (then exctl validate and plan check every limit against it)".into(),
                 manifest_lines: Some(format!(
                     "capacity:\n  account: {}\n  desktops: 20                 # agent desktops logged in at peak\n  connections_per_desktop: 2   # UCCX/CAD\n  server_connections: 2        # held by the contact-centre server\n",
-                    account
+                    exctl_manifest::yaml::scalar(account)
                 )),
             });
         }
@@ -1253,7 +1253,7 @@ mod tests {
         HostSpec {
             name: "EX01".into(),
             endpoint: "http://127.0.0.1:5985/wsman".into(),
-            auth: "ntlm".into(),
+            auth: crate::Auth::Ntlm,
             spn: None,
             user: "CONTOSO\\Administrator".into(),
             credential: None,
@@ -1426,7 +1426,7 @@ mod tests {
     #[test]
     fn the_script_parses() {
         let s = script(&host(), Some("uccx-agent"), Duration::from_secs(3600));
-        if let Err(e) = exctl_pwsh::lang::parse(&s) {
+        if let Err(e) = exctl_pwsh_interp::parse(&s) {
             panic!("{e:?}\n{s}");
         }
     }

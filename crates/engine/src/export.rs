@@ -317,7 +317,7 @@ mod tests {
         HostSpec {
             name: "EX01".into(),
             endpoint: "http://127.0.0.1:5985/wsman".into(),
-            auth: "ntlm".into(),
+            auth: crate::Auth::Ntlm,
             spn: None,
             user: "CONTOSO\\Administrator".into(),
             credential: None,
@@ -344,7 +344,7 @@ mod tests {
             users: &users,
         };
         let script = export_script(&host(Version::Sp3), &req);
-        exctl_pwsh::lang::parse(&script).expect("the script parses");
+        exctl_pwsh_interp::parse(&script).expect("the script parses");
         for cmdlet in [
             "Get-ReceiveConnector -Server 'EX01'",
             "Get-ImapSettings -Server 'EX01'",

@@ -34,5 +34,5 @@ pub mod script;
 pub mod show;
 pub mod winrm;
 
-pub use desired::{DesiredState, HostSpec};
+pub use desired::{Auth, DesiredState, HostSpec};
 pub use plan::Plan;

@@ -337,7 +337,7 @@ impl PlanFile {
             hosts.push(SavedHost {
                 name: hp.host.clone(),
                 endpoint: spec.map(|s| s.endpoint.clone()).unwrap_or_default(),
-                auth: spec.map(|s| s.auth.clone()).unwrap_or_default(),
+                auth: spec.map(|s| s.auth.to_string()).unwrap_or_default(),
                 user: spec.map(|s| s.user.clone()).unwrap_or_default(),
                 site: hp.site.clone(),
                 exchange: hp.expected_version.as_str().to_string(),

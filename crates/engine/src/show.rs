@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 
 use exctl_exchange::kind::Scope;
 use exctl_exchange::kinds;
-use exctl_manifest::{Merged, Node, NodeKind, SourceMap, Span};
+use exctl_manifest::{Merged, Node, NodeKind, SourceMap, Span, yaml};
 use serde_json::{Value, json};
 
 use crate::desired::{DesiredState, HostSpec, SiteSpec};
@@ -54,20 +54,6 @@ fn at(sources: &SourceMap, span: Span) -> String {
     format!("{}:{}", sources.path(span.file).display(), span.start.line)
 }
 
-/// A key as YAML can read it back.
-fn yaml_key(k: &str) -> String {
-    let plain = !k.is_empty()
-        && !k.starts_with(|c: char| "*&!|>'\"%@`-?:,[]{}# ".contains(c))
-        && !k.contains(": ")
-        && !k.contains(" #")
-        && !k.ends_with([':', ' ']);
-    if plain {
-        k.to_string()
-    } else {
-        format!("'{}'", k.replace('\'', "''"))
-    }
-}
-
 /// A scalar as written (one line).
 fn scalar(node: &Node) -> String {
     let raw = node.raw.trim();
@@ -75,14 +61,8 @@ fn scalar(node: &Node) -> String {
         return "~".to_string();
     }
     if raw.contains('\n') {
-        // A block scalar: its value, quoted, on one line.
-        return format!(
-            "'{}'",
-            node.as_str()
-                .unwrap_or(raw)
-                .replace('\'', "''")
-                .replace('\n', "\\n")
-        );
+        // A block scalar or one folded over lines: its value, quoted, on one line.
+        return yaml::scalar(node.as_str().unwrap_or(raw));
     }
     raw.to_string()
 }
@@ -116,7 +96,7 @@ impl Lines<'_> {
         } else {
             pad.clone()
         };
-        let head = key.map(|k| format!("{}:", yaml_key(k)));
+        let head = key.map(|k| format!("{}:", yaml::key(k)));
         match m {
             Merged::Value { node, .. } => {
                 let text = match &head {
@@ -320,7 +300,7 @@ pub fn text(state: &DesiredState, sources: &SourceMap, t: &Target<'_>) -> String
                 ));
                 for a in &r.attrs {
                     lines.rows.push((
-                        format!("    {}: {}", yaml_key(&a.name), a.value),
+                        format!("    {}: {}", yaml::key(&a.name), a.value),
                         Some(format!("{:<18}{}", "targets", at(sources, a.span))),
                     ));
                 }

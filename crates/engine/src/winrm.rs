@@ -69,11 +69,11 @@ impl WinRmRunner {
             None => return Err(RunError::new(format!("no password for {}", host.name))),
         };
         let mut cfg = ClientConfig::new(host.endpoint.clone(), host.user.clone(), password);
-        cfg.auth = match host.auth.as_str() {
-            "basic" => AuthMethod::Basic,
-            "kerberos" => AuthMethod::Kerberos,
-            "negotiate" => AuthMethod::Negotiate,
-            _ => AuthMethod::Ntlm,
+        cfg.auth = match host.auth {
+            crate::Auth::Basic => AuthMethod::Basic,
+            crate::Auth::Kerberos => AuthMethod::Kerberos,
+            crate::Auth::Negotiate => AuthMethod::Negotiate,
+            crate::Auth::Ntlm => AuthMethod::Ntlm,
         };
         cfg.spn = host.spn.clone();
         cfg.trust = if self.insecure_skip_verify {

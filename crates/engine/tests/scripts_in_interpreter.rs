@@ -21,9 +21,9 @@ use exctl_engine::observe::{self, RunError, Runner, ScriptOutput};
 use exctl_engine::plan::{ChangeStep, HostPlan, Plan, RestartStep, Step};
 use exctl_exchange::kind::{Action, AttrChange, Service};
 use exctl_exchange::{Value as XValue, Version};
-use exctl_pwsh::lang::convert::datetime_ticks;
-use exctl_pwsh::lang::value::Value;
-use exctl_pwsh::lang::*;
+use exctl_pwsh_interp::convert::datetime_ticks;
+use exctl_pwsh_interp::value::Value;
+use exctl_pwsh_interp::*;
 
 const TICKS_PER_SEC: i64 = 10_000_000;
 

@@ -8,11 +8,12 @@
 //! the rendering of typed values so that `exctl plan` reads every exported value back as
 //! the same value by meaning (`unlimited`, `$null`, sizes, time spans, flag sets).
 //!
-//! Scalars are written plain only when no YAML reader (1.2 nor 1.1) could read them as
-//! anything but that text: numbers, booleans, `null`, `yes`/`no`/`on`/`off`, time spans
-//! (sexagesimal in YAML 1.1), and anything with YAML syntax in it are quoted.
+//! Scalars are written by [`exctl_manifest::yaml`]: plain only when no YAML reader (1.2
+//! nor 1.1) could read them as anything but that text.
 
 use std::fmt::Write as _;
+
+use exctl_manifest::yaml;
 
 use crate::value::{ParamSpec, ParamType, Value, format_timespan};
 use crate::version::Version;
@@ -31,28 +32,6 @@ pub struct ExportContext<'a> {
     pub users: &'a [String],
 }
 
-impl ExportContext<'_> {
-    /// The observe context of the same host, for kinds that export what their
-    /// observation of some resources reports.
-    pub fn observe_context(&self) -> crate::kind::ObserveContext<'_> {
-        crate::kind::ObserveContext {
-            host: self.host,
-            version: self.version,
-        }
-    }
-
-    /// The script that observes `resources` as `kind` observes declared ones: the export
-    /// script of a kind that exports what it reads of resources it makes up.
-    pub fn observe(
-        &self,
-        kind: &dyn crate::kind::Kind,
-        resources: &[crate::kind::Resource],
-    ) -> String {
-        let refs: Vec<&crate::kind::Resource> = resources.iter().collect();
-        kind.observe(&refs, &self.observe_context())
-    }
-}
-
 /// A node of an exported manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Yaml {
@@ -67,7 +46,7 @@ pub enum Yaml {
 /// One line group of a map.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
-    /// `key: value` (the key is rendered by [`string`]).
+    /// `key: value` (the key is rendered by [`yaml::key`]).
     Entry(String, Yaml),
     /// A comment (one `# ` line per line of text).
     Comment(String),
@@ -139,7 +118,7 @@ fn render_block(node: &Yaml, indent: usize, out: &mut String) {
                 match item {
                     Item::Comment(c) => comment_lines(c, indent, out),
                     Item::Entry(k, v) => {
-                        let key = string(k);
+                        let key = yaml::key(k);
                         match v {
                             Yaml::Scalar(s) => {
                                 let _ = writeln!(out, "{:indent$}{key}: {s}", "");
@@ -184,61 +163,10 @@ fn render_block(node: &Yaml, indent: usize, out: &mut String) {
     }
 }
 
-/// YAML 1.1 spellings of booleans and null: a 1.1 reader would not read them as text.
-const YAML11_WORDS: &[&str] = &[
-    "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
-];
-
-/// Whether `s` can be written plain and is read back as this text by any YAML reader.
-fn plain_ok(s: &str) -> bool {
-    let mut chars = s.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    first.is_ascii_alphabetic()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || " _-./\\()".contains(c))
-        && !s.ends_with(' ')
-        && !s.contains("  ")
-        && !YAML11_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
-}
-
-/// Characters YAML does not allow raw in a quoted scalar, or that a reader would change
-/// (line separators, a byte-order mark).
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
-        )
-}
-
-/// A string as a YAML scalar that reads back as exactly this text: plain when safe,
-/// else single-quoted, else (control characters, line breaks) double-quoted with escapes.
+/// A string as a YAML scalar that reads back as exactly this text (see
+/// [`exctl_manifest::yaml::scalar`], the one writer of the workspace).
 pub fn string(s: &str) -> String {
-    if plain_ok(s) {
-        return s.to_string();
-    }
-    let needs_escapes = s.chars().any(needs_escape);
-    if !needs_escapes {
-        return format!("'{}'", s.replace('\'', "''"));
-    }
-    let mut out = String::from('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if needs_escape(c) => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    yaml::scalar(s)
 }
 
 /// A flow sequence of strings (`[a, 'b:c']`).
@@ -272,11 +200,11 @@ pub fn value(ty: &ParamType, v: &Value) -> String {
         (_, Value::Unlimited) => "unlimited".into(),
         (ParamType::NullableInt(_) | ParamType::UnlimitedInt(_), Value::Null) => "unlimited".into(),
         (ParamType::StrList | ParamType::Flags(_), Value::Null) => "[]".into(),
-        (_, Value::Null) => "''".into(),
+        (_, Value::Null) => yaml::scalar(""),
         (_, Value::Bool(b)) => b.to_string(),
         (_, Value::Str(s)) => string(s),
         (_, Value::List(l)) => flow_list(l),
-        (_, Value::Seconds(s)) => format!("'{}'", format_timespan(*s)),
+        (_, Value::Seconds(s)) => yaml::scalar(&format_timespan(*s)),
         (_, Value::Bytes(b)) => bytes(*b),
     }
 }

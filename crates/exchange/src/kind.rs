@@ -205,6 +205,26 @@ pub struct ObserveContext<'a> {
     pub version: Version,
 }
 
+// Here rather than in `export`, which knows nothing of kinds (`kind` uses `export`'s
+// YAML tree, not the other way round).
+impl ExportContext<'_> {
+    /// The observe context of the same host, for kinds that export what their
+    /// observation of some resources reports.
+    pub fn observe_context(&self) -> ObserveContext<'_> {
+        ObserveContext {
+            host: self.host,
+            version: self.version,
+        }
+    }
+
+    /// The script that observes `resources` as `kind` observes declared ones: the export
+    /// script of a kind that exports what it reads of resources it makes up.
+    pub fn observe(&self, kind: &dyn Kind, resources: &[Resource]) -> String {
+        let refs: Vec<&Resource> = resources.iter().collect();
+        kind.observe(&refs, &self.observe_context())
+    }
+}
+
 /// A difference that could not be computed (the server could not read a resource, or
 /// reported something that is not a value of its type).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -30,6 +30,7 @@
 //! - [`reader`] and [`value`]: typed reading;
 //! - [`units`]: Exchange's time spans, byte quantities, Unlimited and `$null`;
 //! - [`secret`]: credential references and the secrets-in-clear check;
+//! - [`yaml`]: writing YAML scalars and keys that every reader reads back as written;
 //! - `fancy` (feature `miette`): diagnostics as `miette::Diagnostic`s.
 
 pub mod diag;
@@ -46,6 +47,7 @@ pub mod source;
 pub mod suggest;
 pub mod units;
 pub mod value;
+pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{collect_files, load_paths, load_paths_with};

@@ -379,6 +379,16 @@ impl<'n, 'd> MapReader<'n, 'd> {
     }
 }
 
+// Here rather than in `value`, so that `value` (one value) knows nothing of maps of them.
+impl<'n, 'd> ValueReader<'n, 'd> {
+    /// A map, read with a [`MapReader`] (an empty value counts as an empty map).
+    #[must_use]
+    pub fn map(self) -> Option<MapReader<'n, 'd>> {
+        let (node, what, diags) = self.into_parts();
+        MapReader::new(node, what, diags)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,9 +10,9 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::node::{Node, NodeKind};
-use crate::value::credential_diagnostic;
+use crate::source::Span;
 
 /// Where a credential is read from at run time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -150,6 +150,18 @@ fn walk(node: &Node, secret: bool, path: &str, diags: &mut Diagnostics) {
         }
         _ => {}
     }
+}
+
+/// The diagnostic for a refused credential reference (never shows the value).
+pub(crate) fn credential_diagnostic(what: &str, span: Span, e: &CredentialRefError) -> Diagnostic {
+    let code = match e {
+        CredentialRefError::Literal => "manifest::secret-in-clear",
+        _ => "manifest::bad-credential-ref",
+    };
+    Diagnostic::error(code, format!("{what}: {e}"))
+        .with_span(span)
+        .with_hint("use `keyring:NAME` (OS keyring) or `env:VAR` (environment variable)")
+        .without_source()
 }
 
 #[cfg(test)]

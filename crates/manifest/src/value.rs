@@ -25,8 +25,7 @@ use std::time::Duration;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::node::{Node, NodeKind, Style, excerpt};
-use crate::reader::MapReader;
-use crate::secret::{CredentialRef, CredentialRefError};
+use crate::secret::{CredentialRef, credential_diagnostic};
 use crate::source::Span;
 use crate::suggest::{did_you_mean_hint, find_ignore_case};
 use crate::units::{
@@ -375,10 +374,10 @@ impl<'n, 'd> ValueReader<'n, 'd> {
         ok.then_some(out)
     }
 
-    /// A map, read with a [`MapReader`] (an empty value counts as an empty map).
-    #[must_use]
-    pub fn map(self) -> Option<MapReader<'n, 'd>> {
-        MapReader::new(self.node, self.what, self.diags)
+    /// The node, its name in messages and the collector: for [`crate::reader`], which
+    /// reads a value that is a map (`ValueReader::map`).
+    pub(crate) fn into_parts(self) -> (&'n Node, String, &'d mut Diagnostics) {
+        (self.node, self.what, self.diags)
     }
 
     /// A time span (`hh:mm:ss` or `d.hh:mm:ss`, optional `.fffffff`).
@@ -525,18 +524,6 @@ impl<'n, 'd> ValueReader<'n, 'd> {
             }
         }
     }
-}
-
-/// The diagnostic for a refused credential reference (never shows the value).
-pub(crate) fn credential_diagnostic(what: &str, span: Span, e: &CredentialRefError) -> Diagnostic {
-    let code = match e {
-        CredentialRefError::Literal => "manifest::secret-in-clear",
-        _ => "manifest::bad-credential-ref",
-    };
-    Diagnostic::error(code, format!("{what}: {e}"))
-        .with_span(span)
-        .with_hint("use `keyring:NAME` (OS keyring) or `env:VAR` (environment variable)")
-        .without_source()
 }
 
 fn looks_like_int(s: &str) -> bool {

@@ -6,22 +6,18 @@
 //! - [`runner`]: the `powershell.exe` invocation that runs a script of any length, with its
 //!   exit code contract and the PowerShell subset its bootstrap uses.
 //! - [`clixml`]: decoding what powershell.exe writes to stderr.
-//! - [`lang`]: a parser and interpreter for the PowerShell 2.0 subset those scripts use, for
-//!   the simulated host (commands come from a [`lang::Host`]).
 //!
-//! Everything here is pure: no I/O (the interpreter's I/O goes through its host and sink), so
-//! the WinRM client and the simulated host share it.
+//! The parser and interpreter of the PowerShell 2.0 subset those scripts use is the crate
+//! `exctl-pwsh-interp`, for the simulated host and tests only.
+//!
+//! Everything here is pure: no I/O, so the WinRM client and the simulated host share it.
 
 pub mod clixml;
 pub mod command;
-#[cfg(feature = "interpreter")]
-pub mod lang;
 pub mod literal;
 pub mod runner;
 
 pub use clixml::{ClixmlError, ErrorRecord, Stderr, decode_stderr, is_clixml};
-#[cfg(feature = "interpreter")]
-pub use command::CommandParseError;
 pub use command::{Arg, Command, Param};
 pub use literal::{Value, literal, quote};
 pub use runner::{Invocation, decode_command, encode_command, invocation};

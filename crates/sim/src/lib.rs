@@ -8,7 +8,7 @@
 //! an [`Executor`]'s business; the built-in [`CmdExecutor`] is a small `cmd.exe`, and the
 //! PowerShell/Exchange layer plugs in behind the same trait: [`exchange_host`] is that
 //! `cmd.exe` with a `powershell.exe` ([`powershell`]) whose interpreter
-//! (`exctl_pwsh::lang`) runs scripts against the Exchange model ([`exchange`]) through
+//! (`exctl_pwsh_interp`) runs scripts against the Exchange model ([`exchange`]) through
 //! [`pshost::SimHost`]. It deliberately shares no
 //! code with the client crate `exctl-winrm`, so that it checks the client instead of
 //! agreeing with its mistakes.

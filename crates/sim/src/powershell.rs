@@ -53,7 +53,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use exctl_pwsh::lang::{ErrorRecord, Interpreter, Limits, OutputSink, StopSignal};
+use exctl_pwsh_interp::{ErrorRecord, Interpreter, Limits, OutputSink, StopSignal};
 use tokio::sync::Notify;
 
 use crate::cmd::{CmdExecutor, ExitFuture, Invocation, Program};

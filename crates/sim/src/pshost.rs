@@ -1,4 +1,4 @@
-//! The binding between the PowerShell interpreter (`exctl_pwsh::lang`) and the Exchange
+//! The binding between the PowerShell interpreter (`exctl_pwsh_interp`) and the Exchange
 //! model: [`SimHost`] is the [`Host`] of one simulated `powershell.exe` process.
 //!
 //! - Commands: every cmdlet of the model's tables for the organization's release
@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use exctl_pwsh::lang::{
+use exctl_pwsh_interp::{
     ArgumentError, Call, CommandInfo, ErrorCategory as PsCategory, ErrorRecord, Host,
     ParamType as PsType, ParameterInfo, PsObject, StopSignal, Value,
 };
@@ -74,7 +74,7 @@ pub const EXCHANGE_CONFIGURATION: &str = "Microsoft.Exchange";
 
 /// The `DateTime` ticks of 1970-01-01T00:00:00.
 fn epoch_ticks() -> i64 {
-    exctl_pwsh::lang::convert::datetime_ticks(1970, 1, 1, 0, 0, 0)
+    exctl_pwsh_interp::convert::datetime_ticks(1970, 1, 1, 0, 0, 0)
 }
 
 /// A simulated time as `DateTime` ticks (the host runs in UTC).
@@ -886,7 +886,7 @@ impl SimHost {
                     Some(Value::TimeSpan(t)) => Some(Duration::from_millis(
                         u64::try_from(*t / 10_000).unwrap_or(0),
                     )),
-                    Some(other) => exctl_pwsh::lang::convert::parse_timespan(&other.to_text())
+                    Some(other) => exctl_pwsh_interp::convert::parse_timespan(&other.to_text())
                         .map(|t| Duration::from_millis(u64::try_from(t / 10_000).unwrap_or(0))),
                     None => None,
                 };

@@ -32,7 +32,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use exctl_psrp::clixml::{self, PsObject as Obj, Value as Cv};
 use exctl_psrp::fragment::{self, Defragmenter, Fragmenter};
 use exctl_psrp::message::{Destination, Message, MessageType};
-use exctl_pwsh::lang::{
+use exctl_pwsh_interp::{
     ErrorRecord, ExitReason, Interpreter, Limits, OutputSink, StopSignal, Value as Pv,
 };
 use tokio::sync::Notify;
@@ -108,7 +108,7 @@ struct Pool {
     /// Its global scope between pipelines: a pipeline's script runs in the runspace's
     /// global scope, so what it defines at its top level the next one sees (as
     /// `Invoke-Command -Session` shows on Windows).
-    session: Mutex<exctl_pwsh::lang::SessionState>,
+    session: Mutex<exctl_pwsh_interp::SessionState>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -278,7 +278,7 @@ impl PsrpService {
             fragmenter: Mutex::new(Fragmenter::new()),
             pipelines: Mutex::new(HashMap::new()),
             runspace: Mutex::new(None),
-            session: Mutex::new(exctl_pwsh::lang::SessionState::default()),
+            session: Mutex::new(exctl_pwsh_interp::SessionState::default()),
         });
         {
             let mut ob = lock(&pool.outbox);
@@ -770,7 +770,7 @@ pub fn to_clixml_value(v: &Pv) -> Cv {
         }
         Pv::DateTime(ticks) => {
             // xs:dateTime, as PowerShell serializes a DateTime (its Kind unspecified).
-            let (y, mo, d, h, mi, sec, frac) = exctl_pwsh::lang::convert::datetime_parts(*ticks);
+            let (y, mo, d, h, mi, sec, frac) = exctl_pwsh_interp::convert::datetime_parts(*ticks);
             Cv::DateTime(format!(
                 "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{frac:07}"
             ))
@@ -978,7 +978,7 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
             let mut e = ErrorRecord::new(
                 NO_LANGUAGE_MESSAGE,
                 "System.Management.Automation.ParseException",
-                exctl_pwsh::lang::ErrorCategory::ParserError,
+                exctl_pwsh_interp::ErrorCategory::ParserError,
                 "ScriptsNotAllowed",
             );
             e.target_object = Pv::from(target.as_str());
@@ -1003,7 +1003,7 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
                     c.name
                 ),
                 "System.Management.Automation.CommandNotFoundException",
-                exctl_pwsh::lang::ErrorCategory::ObjectNotFound,
+                exctl_pwsh_interp::ErrorCategory::ObjectNotFound,
                 "CommandNotFoundException",
             )
             .with_target(Pv::from(c.name.as_str()));

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exctl_pwsh::lang::{CollectSink, Interpreter};
+use exctl_pwsh_interp::{CollectSink, Interpreter};
 use exctl_sim::exchange::{ClockRef, ExchangeOrg, OrgHandle, ScaledClock, Sp};
 use exctl_sim::pshost::SimHost;
 use exctl_sim::{HostOptions, SimConfig, exchange_host};

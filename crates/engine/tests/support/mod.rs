@@ -8,7 +8,7 @@ use exctl_pwsh::{Arg, Command};
 /// literal parameters (other lines, such as records and restart logic, are not).
 pub fn commands_in(body: &str) -> Vec<Command> {
     body.lines()
-        .filter_map(|l| Command::parse(l.trim()).ok())
+        .filter_map(|l| exctl_pwsh_interp::parse_command(l.trim()).ok())
         .collect()
 }
 

@@ -385,7 +385,7 @@ pub mod testutil {
         assert!(!change.commands.is_empty(), "a change without commands");
         for c in &change.commands {
             assert_eq!(
-                exctl_pwsh::Command::parse(&c.to_script()).as_ref(),
+                exctl_pwsh_interp::parse_command(&c.to_script()).as_ref(),
                 Ok(c),
                 "not a plain command: {c}"
             );
@@ -397,7 +397,7 @@ pub mod testutil {
     /// the simulator uses, so every generated script stays inside that subset.
     pub fn assert_parses(script: &str) {
         let text = format!("{}{script}", crate::record::PRELUDE);
-        if let Err(e) = exctl_pwsh::lang::parse(&text) {
+        if let Err(e) = exctl_pwsh_interp::parse(&text) {
             panic!("generated script does not parse: {e}\n{script}");
         }
     }

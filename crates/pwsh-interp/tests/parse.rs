@@ -2,9 +2,9 @@
 //! fails with PowerShell's message and position, unsupported syntax is refused, and nothing
 //! panics.
 
-use exctl_pwsh::lang::ast::*;
-use exctl_pwsh::lang::{ParseErrorKind, parse};
 use exctl_pwsh::runner::BOOTSTRAP;
+use exctl_pwsh_interp::ast::*;
+use exctl_pwsh_interp::{ParseErrorKind, parse};
 use proptest::prelude::*;
 
 fn ok(src: &str) -> Script {
@@ -14,7 +14,7 @@ fn ok(src: &str) -> Script {
     }
 }
 
-fn err(src: &str) -> exctl_pwsh::lang::ParseError {
+fn err(src: &str) -> exctl_pwsh_interp::ParseError {
     match parse(src) {
         Ok(s) => panic!("{src:?} should not parse: {:?}", s.block.end.statements),
         Err(e) => e,

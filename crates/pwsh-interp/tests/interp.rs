@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use exctl_pwsh::lang::value::Value;
-use exctl_pwsh::lang::*;
 use exctl_pwsh::literal::{self, literal};
 use exctl_pwsh::runner::{BOOTSTRAP, invocation};
+use exctl_pwsh_interp::value::Value;
+use exctl_pwsh_interp::*;
 use proptest::prelude::*;
 
 /// A host with a few fake cmdlets, a fake clock and a place to capture values.

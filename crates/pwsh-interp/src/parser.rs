@@ -18,7 +18,7 @@ pub const MAX_NESTING: usize = 100;
 
 /// The characters PowerShell treats as a single quote.
 fn is_single_quote(c: char) -> bool {
-    crate::literal::is_single_quote(c)
+    exctl_pwsh::literal::is_single_quote(c)
 }
 
 /// The characters PowerShell treats as a double quote.

@@ -472,11 +472,11 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
-impl From<&crate::literal::Value> for Value {
-    /// The value a [`crate::literal::literal`] evaluates to in PowerShell: integers that
+impl From<&exctl_pwsh::literal::Value> for Value {
+    /// The value a [`exctl_pwsh::literal::literal`] evaluates to in PowerShell: integers that
     /// fit an `Int32` are `Int32`, others `Int64`.
-    fn from(v: &crate::literal::Value) -> Self {
-        use crate::literal::Value as L;
+    fn from(v: &exctl_pwsh::literal::Value) -> Self {
+        use exctl_pwsh::literal::Value as L;
         match v {
             L::Null => Value::Null,
             L::Bool(b) => Value::Bool(*b),

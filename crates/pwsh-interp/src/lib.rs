@@ -2,6 +2,9 @@
 //! can run the scripts exctl sends (and other clients' test scripts) with PowerShell's
 //! semantics and error texts.
 //!
+//! A crate of its own so that the client (`exctl-pwsh`, the jump-host binary) does not carry
+//! it: only the simulator (`exctl-sim`) and tests depend on it.
+//!
 //! - [`parse`] turns text into an [`ast::Script`], or a [`ParseError`] with PowerShell's
 //!   message, line and column. Syntax outside the subset is refused with
 //!   [`ParseErrorKind::Unsupported`], never guessed at.
@@ -95,6 +98,7 @@
 pub mod ast;
 mod binding;
 mod builtins;
+pub mod command;
 pub mod convert;
 pub mod error;
 pub mod format;
@@ -106,6 +110,7 @@ pub mod parser;
 pub mod value;
 
 pub use ast::Script;
+pub use command::{CommandParseError, parse_command};
 pub use error::{ErrorCategory, ErrorPosition, ErrorRecord, ParseError, ParseErrorKind};
 pub use host::{
     ActionPreference, ArgumentError, BoundArguments, Call, CollectSink, CommandInfo, Host,
