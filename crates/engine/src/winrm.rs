@@ -112,13 +112,13 @@ impl WinRmRunner {
         let at = |e: exctl_psrp::Error| self.run_error(host, e);
         let config = self.config(host)?;
         // A remote Exchange session needs the password in the script (see
-        // `observe::exchange_prologue`): set here, in front, and nowhere else.
+        // `script::exchange_prologue`): set here, in front, and nowhere else.
         // Copies of the password live in buffers wiped when dropped.
         let with_password;
         let script = if host.access == Access::RemoteSession {
             with_password = Zeroizing::new(format!(
                 "${} = {}\n{script}",
-                crate::observe::PASSWORD_VARIABLE,
+                crate::script::PASSWORD_VARIABLE,
                 exctl_pwsh::quote(config.password.expose())
             ));
             with_password.as_str()

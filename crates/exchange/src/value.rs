@@ -13,7 +13,6 @@ use exctl_manifest::units::{
     Nullable, Unlimited, format_byte_quantity, parse_byte_quantity, parse_timespan,
 };
 use exctl_manifest::{Diagnostic, Node, NodeKind, ValueReader};
-use exctl_pwsh::Value as Ps;
 
 use crate::version::Version;
 
@@ -93,8 +92,10 @@ impl fmt::Display for Value {
 }
 
 impl Value {
-    /// This value as a command's argument: what [`Value::to_powershell`] writes, as data
-    /// (Unlimited, timespans and byte quantities are the text Exchange's parameters parse).
+    /// This value as a command's argument. Every value reaches a command through here, and
+    /// a script only through the command's one renderer ([`exctl_pwsh::Command::to_script`]),
+    /// never by concatenation. Unlimited, timespans and byte quantities are the text
+    /// Exchange's parameters parse.
     pub fn to_arg(&self) -> exctl_pwsh::Arg {
         use exctl_pwsh::Arg;
         match self {
@@ -106,23 +107,6 @@ impl Value {
             Value::List(l) => Arg::List(l.iter().map(|s| Arg::Str(s.clone())).collect()),
             Value::Seconds(s) => Arg::Str(format_timespan(*s)),
             Value::Bytes(b) => Arg::Str(format!("{b}B")),
-        }
-    }
-
-    /// The PowerShell literal of this value as a cmdlet argument. Every value reaches a
-    /// script through here (and `exctl_pwsh::literal`), never by concatenation.
-    pub fn to_powershell(&self) -> String {
-        match self {
-            Value::Int(i) => exctl_pwsh::literal(&Ps::Int(*i)),
-            Value::Unlimited => exctl_pwsh::quote("Unlimited"),
-            Value::Null => "$null".to_string(),
-            Value::Bool(b) => exctl_pwsh::literal(&Ps::Bool(*b)),
-            Value::Str(s) => exctl_pwsh::quote(s),
-            Value::List(l) => {
-                exctl_pwsh::literal(&Ps::Array(l.iter().map(|s| Ps::Str(s.clone())).collect()))
-            }
-            Value::Seconds(s) => exctl_pwsh::quote(&format_timespan(*s)),
-            Value::Bytes(b) => exctl_pwsh::quote(&format!("{b}B")),
         }
     }
 }
@@ -680,10 +664,22 @@ mod tests {
     }
 
     #[test]
-    fn renders_powershell_literals() {
-        assert_eq!(Value::Unlimited.to_powershell(), "'Unlimited'");
-        assert_eq!(Value::Null.to_powershell(), "$null");
-        assert_eq!(Value::Str("it's".into()).to_powershell(), "'it''s'");
-        assert_eq!(Value::Seconds(90000).to_powershell(), "'1.01:00:00'");
+    fn values_become_command_arguments() {
+        use exctl_pwsh::Arg;
+        assert_eq!(Value::Unlimited.to_arg(), Arg::Str("Unlimited".into()));
+        assert_eq!(Value::Null.to_arg(), Arg::Null);
+        assert_eq!(Value::Str("it's".into()).to_arg(), Arg::Str("it's".into()));
+        assert_eq!(
+            Value::Seconds(90000).to_arg(),
+            Arg::Str("1.01:00:00".into())
+        );
+        assert_eq!(Value::Bytes(1024).to_arg(), Arg::Str("1024B".into()));
+        assert_eq!(
+            Value::List(vec!["a".into()]).to_arg(),
+            Arg::List(vec![Arg::Str("a".into())])
+        );
+        let c =
+            exctl_pwsh::Command::new("Set-X").param("Banner", Value::Str("it's".into()).to_arg());
+        assert_eq!(c.to_script(), "Set-X -Banner 'it''s'");
     }
 }
