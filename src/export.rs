@@ -97,6 +97,7 @@ fn direct_target(a: &ExportArgs, endpoint: &str) -> Result<Target, String> {
         version,
         access: Access::Snapin,
         session_uri: None,
+        exchange_auth: exctl_engine::desired::Auth::Kerberos,
         capacity: None,
         declared_limits: None,
         site: None,

@@ -7,6 +7,7 @@
 mod common;
 mod fleet;
 
+mod access_psrp;
 mod apply_cli;
 mod apply_lock;
 mod apply_sim;

@@ -20,8 +20,9 @@
 //!                                     # (kerberos without credential: the operator's ticket)
 //!     spn: HTTP/ex01.contoso.local    # kerberos/negotiate only; default HTTP/<endpoint host>
 //!     exchange: 2010-sp3              # 2010-rtm | 2010-sp1 | 2010-sp2 | 2010-sp3
-//!     access: snapin                  # snapin (default) | remote-session
-//!     session_uri: http://ex01.contoso.local/PowerShell/   # remote-session only; default http://EX01/PowerShell/
+//!     access: psrp                    # snapin (default) | remote-session | psrp
+//!     session_uri: http://ex01.contoso.local/PowerShell/   # Exchange's endpoint (remote-session, psrp)
+//!     exchange_auth: kerberos         # psrp: how exctl logs on to session_uri (kerberos default)
 //!     site: lon                       # optional; a host without a site is a site of its own
 //!     baselines: [uccx-rtm]           # optional; replaces the site's list for this host
 //!     ca_file: corp-ca.pem            # optional, relative to the document
@@ -68,12 +69,18 @@ use exctl_manifest::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Access {
-    /// `Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010` in the WinRS
-    /// PowerShell process: simple; bypasses RBAC.
+    /// `Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010` in the host's
+    /// PowerShell session: bypasses RBAC, is not supported by Microsoft, and reaches AD
+    /// only where the host is set up for CredSSP or Kerberos delegation (the double hop).
     Snapin,
-    /// A session to `http://<fqdn>/PowerShell/` with ConfigurationName
-    /// Microsoft.Exchange: the supported route; RBAC applies.
+    /// A session to `http://<fqdn>/PowerShell/` (ConfigurationName Microsoft.Exchange)
+    /// opened from the host's session with the host's password and imported into it.
     RemoteSession,
+    /// Exchange's own endpoint `http://<fqdn>/PowerShell/` (ConfigurationName
+    /// Microsoft.Exchange) straight from exctl, commands with parameters only, RBAC
+    /// applying, Exchange doing the AD work; the host's own work (registry, services)
+    /// through its WinRM endpoint (see [`crate::relay`]).
+    Psrp,
 }
 
 /// How exctl authenticates to a host's WinRM endpoint (the inventory's `auth:`).
@@ -144,9 +151,12 @@ pub struct HostSpec {
     pub version: Version,
     /// How the cmdlets are reached.
     pub access: Access,
-    /// With [`Access::RemoteSession`]: Exchange's remote PowerShell endpoint, when not
-    /// `http://<name>/PowerShell/`.
+    /// With [`Access::RemoteSession`] or [`Access::Psrp`]: Exchange's remote PowerShell
+    /// endpoint, when not the default (see [`HostSpec::exchange_uri`]).
     pub session_uri: Option<String>,
+    /// With [`Access::Psrp`]: how exctl authenticates to Exchange's endpoint (Kerberos,
+    /// the only method the PowerShell virtual directory accepts by default).
+    pub exchange_auth: Auth,
     /// The site, as the inventory says (a host without one is a site of its own: see
     /// [`DesiredState::site_of`]).
     pub site: Option<String>,
@@ -173,12 +183,29 @@ pub struct HostSpec {
 }
 
 impl HostSpec {
-    /// Exchange's remote PowerShell endpoint for [`Access::RemoteSession`]: `session_uri`,
-    /// or `http://<name>/PowerShell/` (Kerberos finds the server by its name).
+    /// Exchange's remote PowerShell endpoint: `session_uri`, or by default
+    /// `http://<name>/PowerShell/` for [`Access::RemoteSession`] (opened on the server,
+    /// where its own name resolves) and `http://<host of the WinRM endpoint>/PowerShell/`
+    /// for [`Access::Psrp`] (opened from the jump host; Kerberos finds the server by the
+    /// name the inventory gives it).
     pub fn exchange_uri(&self) -> String {
-        self.session_uri
-            .clone()
-            .unwrap_or_else(|| format!("http://{}/PowerShell/", self.name))
+        if let Some(uri) = &self.session_uri {
+            return uri.clone();
+        }
+        let host = match self.access {
+            Access::Psrp => {
+                let host = EndpointParts::of(&self.endpoint).host;
+                if host.is_empty() {
+                    self.name.clone()
+                } else if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                }
+            }
+            _ => self.name.clone(),
+        };
+        format!("http://{host}/PowerShell/")
     }
 }
 
@@ -295,6 +322,7 @@ const HOST_KEYS: &[&str] = &[
     "exchange",
     "access",
     "session_uri",
+    "exchange_auth",
     "site",
     "baselines",
     "ca_file",
@@ -788,19 +816,39 @@ fn read_hosts(
             .required("exchange")
             .and_then(|v| v.one_of(&Version::NAMES))
             .and_then(Version::parse);
-        let access = match m.one_of("access", &["snapin", "remote-session"]) {
+        let access = match m.one_of("access", &["snapin", "remote-session", "psrp"]) {
             Some("remote-session") => Access::RemoteSession,
+            Some("psrp") => Access::Psrp,
             _ => Access::Snapin,
         };
+        let exchange_auth_span = m.node_of("exchange_auth").map(|n| n.span);
+        let exchange_auth = m
+            .one_of("exchange_auth", &names)
+            .and_then(Auth::from_name)
+            .unwrap_or(Auth::Kerberos);
+        if access != Access::Psrp
+            && let Some(span) = exchange_auth_span
+        {
+            m.diags().push(
+                Diagnostic::error(
+                    "manifest::exchange-auth-without-psrp",
+                    format!("{path}.exchange_auth is used only with 'access: psrp'"),
+                )
+                .with_span(span)
+                .with_hint("add 'access: psrp', or remove exchange_auth"),
+            );
+        }
         let uri_span = m.node_of("session_uri").map(|n| n.span);
         let session_uri = m.string("session_uri");
         if let (Some(uri), Some(span)) = (&session_uri, uri_span) {
             let lower = uri.to_ascii_lowercase();
-            let problem = if access != Access::RemoteSession {
+            let problem = if access == Access::Snapin {
                 Some((
                     "manifest::session-uri-without-session",
-                    format!("{path}.session_uri is used only with 'access: remote-session'"),
-                    "add 'access: remote-session', or remove session_uri".to_string(),
+                    format!(
+                        "{path}.session_uri is used only with 'access: psrp' or 'access: remote-session'"
+                    ),
+                    "add 'access: psrp', or remove session_uri".to_string(),
                 ))
             } else if !(lower.starts_with("http://") || lower.starts_with("https://"))
                 || !lower.trim_end_matches('/').ends_with("/powershell")
@@ -909,6 +957,7 @@ fn read_hosts(
                 version,
                 access,
                 session_uri,
+                exchange_auth,
                 site,
                 baselines,
                 ca_file,

@@ -1260,6 +1260,7 @@ mod tests {
             version: exctl_exchange::Version::Sp3,
             access: crate::desired::Access::Snapin,
             session_uri: None,
+            exchange_auth: crate::desired::Auth::Kerberos,
             site: Some("lon".into()),
             baselines: None,
             ca_file: None,

@@ -324,6 +324,7 @@ mod tests {
             version,
             access: crate::desired::Access::Snapin,
             session_uri: None,
+            exchange_auth: crate::desired::Auth::Kerberos,
             capacity: None,
             declared_limits: None,
             site: Some("lab".into()),

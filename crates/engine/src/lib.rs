@@ -25,6 +25,7 @@ pub mod observe;
 pub mod plan;
 pub mod planfile;
 pub mod pool;
+pub mod relay;
 pub mod render;
 pub mod report;
 pub mod restart;

@@ -53,6 +53,8 @@ pub fn exchange_prologue(host: &HostSpec) -> String {
             user = exctl_pwsh::quote(&host.user),
             uri = exctl_pwsh::quote(&host.exchange_uri()),
         ),
+        // Exchange's cmdlets as functions that exctl answers through Exchange's endpoint.
+        Access::Psrp => crate::relay::relay_prologue(),
     }
 }
 
@@ -70,7 +72,7 @@ pub fn exchange_epilogue(_host: &HostSpec) -> String {
 /// counts against the account's PowerShellMaxConcurrency until it is removed.
 pub fn session_epilogue(host: &HostSpec) -> String {
     match host.access {
-        Access::Snapin => String::new(),
+        Access::Snapin | Access::Psrp => String::new(),
         Access::RemoteSession => {
             "if ($__exctl_session -ne $null) { Remove-PSSession $__exctl_session; $__exctl_session = $null }\n".to_string()
         }

@@ -44,10 +44,74 @@ struct Slot {
     busy: bool,
 }
 
-/// One runspace pool on a host, with the host it was opened for (for closing it).
+/// One runspace pool on a host, with the host it was opened for (for closing it), and
+/// with `access: psrp` the pool on Exchange's endpoint that answers its Exchange cmdlets
+/// (opened on the first one; see [`crate::relay`]).
 struct Session {
     pool: RunspacePool,
     host: HostSpec,
+    exchange: Option<RunspacePool>,
+}
+
+/// Answers the relay requests of a host's scripts (`access: psrp`): runs each command on
+/// Exchange's endpoint, in one pool for the whole run.
+struct Relay<'a> {
+    runner: &'a WinRmRunner,
+    host: &'a HostSpec,
+    exchange: &'a mut Option<RunspacePool>,
+}
+
+impl Relay<'_> {
+    /// The outcome of `command` on Exchange's endpoint, as the relay's answer.
+    async fn run(&mut self, command: &exctl_pwsh::Command) -> String {
+        if self.exchange.is_none() {
+            match self.runner.open_exchange(self.host).await {
+                Ok(pool) => *self.exchange = Some(pool),
+                Err(e) => return crate::relay::failure(e.message()),
+            }
+        }
+        let Some(pool) = self.exchange.as_mut() else {
+            return crate::relay::failure("no session to Exchange's endpoint");
+        };
+        match pool.run(&PipelineSpec::command(command.into())).await {
+            Ok(result) => crate::relay::encode_outcome(&result),
+            Err(e) => {
+                // A pool whose connection failed is not used again.
+                if let Some(old) = self.exchange.take() {
+                    let _ = old.close().await;
+                }
+                crate::relay::failure(&format!(
+                    "{} ({}): {e}",
+                    self.host.name,
+                    self.host.exchange_uri()
+                ))
+            }
+        }
+    }
+}
+
+impl exctl_psrp::HostCallHandler for Relay<'_> {
+    fn answer<'a>(
+        &'a mut self,
+        call: &'a exctl_psrp::protocol::HostCall,
+    ) -> Pin<Box<dyn Future<Output = Option<exctl_psrp::Value>> + Send + 'a>> {
+        Box::pin(async move {
+            // Only the relay's own prompt is answered; anything else is refused, as a
+            // client without an interactive host refuses it.
+            let fields = call.prompt_fields();
+            let [field] = fields.as_slice() else {
+                return None;
+            };
+            let answer = match crate::relay::parse_request(field)? {
+                Ok(command) => self.run(&command).await,
+                Err(e) => crate::relay::failure(&e.to_string()),
+            };
+            Some(exctl_psrp::protocol::HostCall::prompt_answer(vec![(
+                field.clone(),
+                answer,
+            )]))
+        })
+    }
 }
 
 impl WinRmRunner {
@@ -90,6 +154,33 @@ impl WinRmRunner {
             TrustPolicy::SystemRoots
         };
         Ok(cfg)
+    }
+
+    /// The client of Exchange's endpoint of `host` (`access: psrp`): its `session_uri`,
+    /// `exchange_auth`, the host's account and the host's trust settings.
+    fn exchange_config(&self, host: &HostSpec) -> Result<ClientConfig, RunError> {
+        let mut cfg = self.config(host)?;
+        cfg.endpoint = host.exchange_uri();
+        cfg.auth = match host.exchange_auth {
+            crate::Auth::Basic => AuthMethod::Basic,
+            crate::Auth::Kerberos => AuthMethod::Kerberos,
+            crate::Auth::Negotiate => AuthMethod::Negotiate,
+            crate::Auth::Ntlm => AuthMethod::Ntlm,
+        };
+        // The host's SPN names its WinRM endpoint; Exchange's is found by its own name.
+        cfg.spn = None;
+        Ok(cfg)
+    }
+
+    /// Opens a pool on Exchange's endpoint of `host` (configuration Microsoft.Exchange).
+    async fn open_exchange(&self, host: &HostSpec) -> Result<RunspacePool, RunError> {
+        let config = self.exchange_config(host)?;
+        let uri = config.endpoint.clone();
+        let fail = |e: String| RunError::new(format!("{} ({uri}): {e}", host.name));
+        let client = Client::new(config).map_err(|e| fail(e.to_string()))?;
+        RunspacePool::open(&client, &PoolOptions::exchange())
+            .await
+            .map_err(|e| fail(e.to_string()))
     }
 
     /// The slot of a host's session.
@@ -139,12 +230,14 @@ impl WinRmRunner {
         if slot.session.is_none() {
             let client = Client::new(config)
                 .map_err(|e| self.run_error(host, exctl_psrp::Error::Winrm(e)))?;
-            let pool = RunspacePool::open(&client, &PoolOptions::powershell())
-                .await
-                .map_err(at)?;
+            let mut opts = PoolOptions::powershell();
+            // With `access: psrp` the scripts' Exchange cmdlets prompt this client.
+            opts.host_ui = host.access == Access::Psrp;
+            let pool = RunspacePool::open(&client, &opts).await.map_err(at)?;
             slot.session = Some(Session {
                 pool,
                 host: host.clone(),
+                exchange: None,
             });
         }
         let slot = &mut *slot;
@@ -152,7 +245,12 @@ impl WinRmRunner {
             return Err(RunError::new(format!("{}: no session", host.name)));
         };
         slot.busy = true;
-        let ran = run_pipeline(&mut session.pool, script, on_line).await;
+        let mut relay = Relay {
+            runner: self,
+            host,
+            exchange: &mut session.exchange,
+        };
+        let ran = run_pipeline(&mut session.pool, script, on_line, &mut relay).await;
         slot.busy = false;
         let out = match ran {
             Ok(out) => out,
@@ -230,7 +328,15 @@ impl WinRmRunner {
             };
             let epilogue = crate::script::session_epilogue(&s.host);
             if !slot.busy && !epilogue.is_empty() {
-                let _ = run_pipeline(&mut s.pool, &epilogue, None).await;
+                let mut relay = Relay {
+                    runner: self,
+                    host: &s.host,
+                    exchange: &mut s.exchange,
+                };
+                let _ = run_pipeline(&mut s.pool, &epilogue, None, &mut relay).await;
+            }
+            if let Some(exchange) = s.exchange.take() {
+                let _ = exchange.close().await;
             }
             let _ = s.pool.close().await;
         }
@@ -262,29 +368,34 @@ async fn run_pipeline(
     pool: &mut RunspacePool,
     script: &str,
     mut on_line: Option<LineSink<'_>>,
+    host: &mut dyn exctl_psrp::HostCallHandler,
 ) -> Result<PipelineText, exctl_psrp::Error> {
     let mut stdout = String::new();
     let mut too_large = false;
     let script = Zeroizing::new(format!("{SESSION_PREAMBLE}{script}"));
     let result = pool
-        .run_with(&PipelineSpec::script(script.as_str()), |ev| {
-            let ServerEvent::Output(v) = ev else {
-                return;
-            };
-            let text = exctl_psrp::clixml::deserialized(v).display();
-            for line in text.split('\n') {
-                let line = line.trim_end_matches('\r');
-                if let Some(sink) = on_line.as_mut() {
-                    sink(line);
+        .run_with_host(
+            &PipelineSpec::script(script.as_str()),
+            |ev| {
+                let ServerEvent::Output(v) = ev else {
+                    return;
+                };
+                let text = exctl_psrp::clixml::deserialized(v).display();
+                for line in text.split('\n') {
+                    let line = line.trim_end_matches('\r');
+                    if let Some(sink) = on_line.as_mut() {
+                        sink(line);
+                    }
+                    if stdout.len() + line.len() < MAX_OUTPUT {
+                        stdout.push_str(line);
+                        stdout.push('\n');
+                    } else {
+                        too_large = true;
+                    }
                 }
-                if stdout.len() + line.len() < MAX_OUTPUT {
-                    stdout.push_str(line);
-                    stdout.push('\n');
-                } else {
-                    too_large = true;
-                }
-            }
-        })
+            },
+            host,
+        )
         .await?;
     let mut stderr: Vec<String> = result
         .warnings

@@ -48,11 +48,30 @@ fn a_session_uri_is_checked_where_it_is_written() {
     let d = diags
         .iter()
         .find(|d| d.code == "manifest::session-uri-without-session")
-        .expect("session_uri needs remote-session");
+        .expect("session_uri needs remote-session or psrp");
+    assert!(d.hint.as_deref().unwrap_or("").contains("access: psrp"));
+}
+
+#[test]
+fn psrp_access_reaches_exchanges_endpoint_by_the_endpoints_name() {
+    let (state, diags) = build(&format!(
+        "{HOST}    access: psrp
+"
+    ));
+    assert!(!diags.has_errors(), "{:?}", diags.as_slice());
+    let h = &state.hosts["EX01"];
+    assert_eq!(h.exchange_auth, exctl_engine::desired::Auth::Kerberos);
+    // The endpoint's host, without its WinRM port.
+    assert_eq!(h.exchange_uri(), "http://ex01/PowerShell/");
+    let (_, diags) = build(&format!(
+        "{HOST}    exchange_auth: ntlm
+"
+    ));
     assert!(
-        d.hint
-            .as_deref()
-            .unwrap_or("")
-            .contains("access: remote-session")
+        diags
+            .iter()
+            .any(|d| d.code == "manifest::exchange-auth-without-psrp" && d.is_error()),
+        "{:?}",
+        diags.as_slice()
     );
 }

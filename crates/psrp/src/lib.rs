@@ -40,7 +40,7 @@ pub mod protocol;
 
 pub use clixml::{PsObject, Value};
 pub use error::Error;
-pub use pool::{PipelineResult, PoolOptions, RunspacePool};
+pub use pool::{HostCallHandler, PipelineResult, PoolOptions, RunspacePool};
 pub use protocol::{
     Command, ErrorRecord, InformationalRecord, Parameter, PipelineSpec, PipelineState,
 };

@@ -41,6 +41,11 @@ pub struct PoolOptions {
     pub max_runspaces: i32,
     /// How long opening may take.
     pub open_deadline: Duration,
+    /// Whether the client has a host with a user interface: the server then relays
+    /// `Read-Host` and prompts as host calls, which [`RunspacePool::run_with_host`]
+    /// hands to its [`HostCallHandler`]. Without one (the default), the server refuses
+    /// prompts itself.
+    pub host_ui: bool,
 }
 
 impl PoolOptions {
@@ -61,6 +66,7 @@ impl PoolOptions {
             min_runspaces: 1,
             max_runspaces: 1,
             open_deadline: Duration::from_secs(120),
+            host_ui: false,
         }
     }
 
@@ -114,6 +120,30 @@ pub struct RunspacePool {
     server_ps_version: String,
     private_data: Option<Value>,
     running: Option<String>,
+    host_ui: bool,
+}
+
+/// Answers the host calls of a pipeline run by [`RunspacePool::run_with_host`] (a
+/// `Read-Host` the server relays to the client). `None` refuses the call, as a client
+/// without that host method does.
+pub trait HostCallHandler: Send {
+    /// The return value of `call`, or `None` to refuse it.
+    fn answer<'a>(
+        &'a mut self,
+        call: &'a protocol::HostCall,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Value>> + Send + 'a>>;
+}
+
+/// The handler of a client without an interactive host: refuses every call.
+struct Refuse;
+
+impl HostCallHandler for Refuse {
+    fn answer<'a>(
+        &'a mut self,
+        _call: &'a protocol::HostCall,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Value>> + Send + 'a>> {
+        Box::pin(async { None })
+    }
 }
 
 impl RunspacePool {
@@ -129,7 +159,7 @@ impl RunspacePool {
             ),
             (
                 MessageType::InitRunspacePool,
-                protocol::init_runspace_pool(opts.min_runspaces, opts.max_runspaces),
+                protocol::init_runspace_pool(opts.min_runspaces, opts.max_runspaces, opts.host_ui),
             ),
         ] {
             let m = Message {
@@ -167,6 +197,7 @@ impl RunspacePool {
             server_ps_version: String::new(),
             private_data: None,
             running: None,
+            host_ui: opts.host_ui,
         };
         match tokio::time::timeout(opts.open_deadline, pool.wait_opened()).await {
             Ok(Ok(())) => Ok(pool),
@@ -301,6 +332,16 @@ impl RunspacePool {
         call: &protocol::HostCall,
         command_id: Option<&str>,
     ) -> Result<(), Error> {
+        self.respond_host_call(call, command_id, None).await
+    }
+
+    /// Sends the response to `call`: `answer` as its return value, or a refusal.
+    async fn respond_host_call(
+        &mut self,
+        call: &protocol::HostCall,
+        command_id: Option<&str>,
+        answer: Option<Value>,
+    ) -> Result<(), Error> {
         if !call.wants_response() {
             return Ok(());
         }
@@ -315,7 +356,11 @@ impl RunspacePool {
             )
         };
         let target = if call.pool_level { None } else { command_id };
-        for chunk in self.encode(t, pid, call.refusal()) {
+        let data = match answer {
+            Some(v) => call.answer(v),
+            None => call.refusal(),
+        };
+        for chunk in self.encode(t, pid, data) {
             // Host responses go on the prompt-response stream `pr`, which the server reads
             // even while the pipeline's input is closed ([MS-PSRP] 3.1.5.3.5,
             // https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/f1686d55-ba3e-43a5-9d76-1140e9d550ae).
@@ -345,13 +390,24 @@ impl RunspacePool {
     pub async fn run_with(
         &mut self,
         spec: &PipelineSpec,
+        on_event: impl FnMut(&ServerEvent),
+    ) -> Result<PipelineResult, Error> {
+        self.run_with_host(spec, on_event, &mut Refuse).await
+    }
+
+    /// Runs a pipeline like [`RunspacePool::run_with`], answering the host calls it makes
+    /// (a pool opened with [`PoolOptions::host_ui`]) through `host`.
+    pub async fn run_with_host(
+        &mut self,
+        spec: &PipelineSpec,
         mut on_event: impl FnMut(&ServerEvent),
+        host: &mut dyn HostCallHandler,
     ) -> Result<PipelineResult, Error> {
         if spec.commands.is_empty() {
             return Err(Error::Usage("a pipeline needs at least one command".into()));
         }
         let pid = Uuid::new_v4();
-        let data = protocol::create_pipeline(spec, self.server_version);
+        let data = protocol::create_pipeline(spec, self.server_version, self.host_ui);
         let mut chunks = self
             .encode(MessageType::CreatePipeline, pid, data)
             .into_iter();
@@ -418,7 +474,9 @@ impl RunspacePool {
                         }
                     }
                     ServerEvent::HostCall(call) => {
-                        self.answer_host_call(&call, Some(&command_id)).await?;
+                        let answer = host.answer(&call).await;
+                        self.respond_host_call(&call, Some(&command_id), answer)
+                            .await?;
                     }
                     ServerEvent::PoolState {
                         state: PoolState::Broken,

@@ -40,7 +40,19 @@ fn ms(props: Vec<(&str, Value)>) -> Value {
     })
 }
 
-fn host_info() -> Value {
+fn host_info(ui: bool) -> Value {
+    if ui {
+        // A host with a user interface but no raw UI (no console buffer): the server
+        // relays Read-Host and prompts to the client as host calls ([MS-PSRP] 2.2.3.14,
+        // https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-psrp/510fd8f3-e3ac-45b4-b622-0ad5508a5ac6),
+        // which the caller answers (see [`crate::pool::HostCallHandler`]).
+        return ms(vec![
+            ("_isHostNull", Value::Bool(false)),
+            ("_isHostUINull", Value::Bool(false)),
+            ("_isHostRawUINull", Value::Bool(true)),
+            ("_useRunspaceHost", Value::Bool(false)),
+        ]);
+    }
     // No host: the server must not call back for prompts, and answers Read-Host with an
     // error of its own.
     ms(vec![
@@ -76,8 +88,9 @@ pub fn session_capability() -> String {
     ]))
 }
 
-/// INIT_RUNSPACEPOOL: one runspace, no host, no application arguments.
-pub fn init_runspace_pool(min: i32, max: i32) -> String {
+/// INIT_RUNSPACEPOOL: `min`..`max` runspaces, a host with a user interface when `ui`
+/// (else none), no application arguments.
+pub fn init_runspace_pool(min: i32, max: i32, ui: bool) -> String {
     clixml::to_clixml(&ms(vec![
         ("MinRunspaces", Value::I32(min)),
         ("MaxRunspaces", Value::I32(max)),
@@ -97,7 +110,7 @@ pub fn init_runspace_pool(min: i32, max: i32) -> String {
                 2,
             ),
         ),
-        ("HostInfo", host_info()),
+        ("HostInfo", host_info(ui)),
         ("ApplicationArguments", Value::Nil),
     ]))
 }
@@ -308,8 +321,9 @@ fn command_object(c: &Command, server: Version) -> Value {
     ms(props)
 }
 
-/// CREATE_PIPELINE for `spec`, for a server speaking protocol `server`.
-pub fn create_pipeline(spec: &PipelineSpec, server: Version) -> String {
+/// CREATE_PIPELINE for `spec`, for a server speaking protocol `server`, with a host with a
+/// user interface when `ui`.
+pub fn create_pipeline(spec: &PipelineSpec, server: Version, ui: bool) -> String {
     let cmds = spec
         .commands
         .iter()
@@ -341,7 +355,7 @@ pub fn create_pipeline(spec: &PipelineSpec, server: Version) -> String {
             ),
         ),
         ("AddToHistory", Value::Bool(false)),
-        ("HostInfo", host_info()),
+        ("HostInfo", host_info(ui)),
         ("PowerShell", powershell),
         ("IsNested", Value::Bool(false)),
     ]))
@@ -545,6 +559,8 @@ pub struct HostCall {
     pub method_id: i64,
     /// Whether the call came for the pool rather than a pipeline.
     pub pool_level: bool,
+    /// The method's parameters (`mp`), in order.
+    pub parameters: Vec<Value>,
 }
 
 /// Host methods that return nothing: no response is sent for them (MS-PSRP 2.2.3.17).
@@ -553,7 +569,58 @@ const VOID_METHODS: [i64; 29] = [
     49, 51, 52, 53,
 ];
 
+/// `RemoteHostMethodId.ReadLine` ([MS-PSRP] 2.2.3.17): `Read-Host` without a prompt.
+pub const HOST_READ_LINE: i64 = 11;
+/// `RemoteHostMethodId.Prompt`: `Read-Host -Prompt TEXT` asks through it, with one field
+/// named by the prompt (PowerShell's ReadHostCommand).
+pub const HOST_PROMPT: i64 = 23;
+
 impl HostCall {
+    /// For a Prompt call: the names of the fields asked for, in order.
+    pub fn prompt_fields(&self) -> Vec<String> {
+        if self.method_id != HOST_PROMPT {
+            return Vec::new();
+        }
+        let Some(fields) = self
+            .parameters
+            .get(2)
+            .and_then(Value::as_object)
+            .and_then(|o| o.list.as_ref())
+        else {
+            return Vec::new();
+        };
+        fields
+            .iter()
+            .filter_map(|f| f.property("name").map(Value::display))
+            .collect()
+    }
+
+    /// The response carrying `value` as the method's return value (`mr`).
+    pub fn answer(&self, value: Value) -> String {
+        clixml::to_clixml(&ms(vec![
+            ("ci", Value::I64(self.call_id)),
+            ("mi", self.method.clone()),
+            ("mr", value),
+        ]))
+    }
+
+    /// The return value of a Prompt: the dictionary of the answers by field name.
+    pub fn prompt_answer(answers: Vec<(String, String)>) -> Value {
+        Value::object(PsObject {
+            type_names: vec![
+                "System.Collections.Generic.Dictionary`2[[System.String, mscorlib, Version=2.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089],[System.Management.Automation.PSObject, System.Management.Automation, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]".into(),
+                "System.Object".into(),
+            ],
+            dict: Some(
+                answers
+                    .into_iter()
+                    .map(|(k, v)| (Value::Str(k), Value::Str(v)))
+                    .collect(),
+            ),
+            ..PsObject::default()
+        })
+    }
+
     /// Whether the server waits for an answer.
     pub fn wants_response(&self) -> bool {
         !VOID_METHODS.contains(&self.method_id)
@@ -733,11 +800,17 @@ pub fn read_event(m: &Message) -> Result<ServerEvent, Error> {
                 .ok_or_else(|| Error::Protocol("host call id is not a number".into()))?;
             let method = field(&o, "mi")?;
             let method_id = method.as_i64().unwrap_or(-1);
+            let parameters = o
+                .property("mp")
+                .and_then(Value::as_object)
+                .and_then(|p| p.list.clone())
+                .unwrap_or_default();
             ServerEvent::HostCall(HostCall {
                 call_id,
                 method,
                 method_id,
                 pool_level: m.message_type == MessageType::RunspacePoolHostCall,
+                parameters,
             })
         }
         other => ServerEvent::Ignored(other),
@@ -793,9 +866,9 @@ mod tests {
                 .switch("Verbose")
                 .positional(3),
         );
-        let old = create_pipeline(&spec, (2, 1));
+        let old = create_pipeline(&spec, (2, 1), false);
         assert!(!old.contains("MergeError"));
-        let new = create_pipeline(&spec, (2, 3));
+        let new = create_pipeline(&spec, (2, 3), false);
         assert!(new.contains("MergeInformation"));
         let v = clixml::parse(&old).unwrap();
         let cmds = v
@@ -825,6 +898,7 @@ mod tests {
             ),
             method_id: 11,
             pool_level: false,
+            parameters: Vec::new(),
         };
         assert!(call.wants_response());
         let r = clixml::parse(&call.refusal()).unwrap();

@@ -1491,6 +1491,21 @@ impl<'a> Interp<'a> {
             ));
         }
         scope.vars.insert("args".into(), Value::from(args_rest));
+        // $PSBoundParameters: the parameters the call bound, by their declared names (a
+        // switch as given), for functions that pass their arguments on.
+        let bound_parameters = crate::value::Hashtable::new();
+        for decl in &block.params {
+            let lower = decl.name.to_ascii_lowercase();
+            if bound.contains(&lower)
+                && let Some(v) = scope.vars.get(&lower)
+            {
+                bound_parameters.insert(Value::from(decl.name.as_str()), v.clone());
+            }
+        }
+        scope.vars.insert(
+            "psboundparameters".into(),
+            Value::Hashtable(bound_parameters),
+        );
         if let Some(action) = error_action {
             let text = match action {
                 ActionPreference::Stop => "Stop",

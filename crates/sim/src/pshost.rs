@@ -105,7 +105,25 @@ pub struct SimHost {
     options: HostOptions,
     env: Vec<(String, String)>,
     stop: StopSignal,
+    /// The client's host, when the process is a PowerShell remoting runspace whose
+    /// client has a user interface: `Read-Host` asks it.
+    remote_ui: Option<Arc<dyn RemoteUi>>,
 }
+
+/// The user interface of a remoting client, as the server's host reaches it: `Read-Host
+/// -Prompt TEXT` becomes a Prompt host call with one field named TEXT (PowerShell's
+/// ReadHostCommand asks `Host.UI.Prompt` when a prompt is given), answered by the client.
+pub trait RemoteUi: Send + Sync {
+    /// The client's answer for the field `field`, or why it gave none (the message of
+    /// the client's error).
+    fn prompt(&self, field: &str, stop: &StopSignal) -> Result<String, String>;
+}
+
+/// What `Read-Host` says in a PowerShell without an interactive user interface:
+/// powershell.exe started with `-NonInteractive` (as WinRS commands are), verbatim from
+/// PowerShell 2.0.
+const NON_INTERACTIVE: &str =
+    "Windows PowerShell is in NonInteractive mode. Read and Prompt functionality is not available.";
 
 impl std::fmt::Debug for SimHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -440,6 +458,46 @@ impl SimHost {
             options,
             env,
             stop: StopSignal::new(),
+            remote_ui: None,
+        }
+    }
+
+    /// Makes `ui` the client's user interface that `Read-Host` asks (a remoting
+    /// pipeline whose client declared one); `None` for a host without one.
+    pub fn set_remote_ui(&mut self, ui: Option<Arc<dyn RemoteUi>>) {
+        self.remote_ui = ui;
+    }
+
+    /// `Read-Host [-Prompt] TEXT`: asks the client's host through a Prompt host call, or
+    /// fails as a host without an interactive user interface does.
+    #[allow(clippy::result_large_err)]
+    fn read_host(&mut self, call: &mut Call<'_>) -> Result<(), ErrorRecord> {
+        let prompt = call
+            .args
+            .get("Prompt")
+            .map(Value::to_text)
+            .unwrap_or_default();
+        let Some(ui) = self.remote_ui.clone() else {
+            return Err(ErrorRecord::new(
+                NON_INTERACTIVE,
+                "System.Management.Automation.PSInvalidOperationException",
+                PsCategory::InvalidOperation,
+                "ReadHostCommand",
+            )
+            .with_command("Read-Host"));
+        };
+        match ui.prompt(&prompt, call.stop_signal()) {
+            Ok(answer) => {
+                call.write_output(Value::from(answer));
+                Ok(())
+            }
+            Err(message) => Err(ErrorRecord::new(
+                message,
+                "System.Management.Automation.Host.HostException",
+                PsCategory::NotImplemented,
+                "HostFunctionNotImplemented,Microsoft.PowerShell.Commands.ReadHostCommand",
+            )
+            .with_command("Read-Host")),
         }
     }
 
@@ -989,6 +1047,9 @@ impl Host for SimHost {
         }
         if name == "Get-PSSnapin" {
             return self.get_snapin(call, &args);
+        }
+        if name == "Read-Host" {
+            return self.read_host(call);
         }
         let (result, now) = {
             let mut org = self.org.lock();

@@ -93,6 +93,12 @@ struct Pipeline {
     no_input: Mutex<Option<bool>>,
     spec: Mutex<Option<Arc<Obj>>>,
     started: Mutex<bool>,
+    /// Whether the client's host has a user interface for this pipeline (its HostInfo,
+    /// or the pool's when it says to use the runspace's host).
+    host_ui: Mutex<bool>,
+    /// The client's answers to this pipeline's host calls, by call id.
+    host_replies: Mutex<HashMap<i64, Arc<Obj>>>,
+    host_replied: std::sync::Condvar,
 }
 
 struct Pool {
@@ -109,6 +115,23 @@ struct Pool {
     /// global scope, so what it defines at its top level the next one sees (as
     /// `Invoke-Command -Session` shows on Windows).
     session: Mutex<exctl_pwsh_interp::SessionState>,
+    /// Whether the client's host (INIT_RUNSPACEPOOL's HostInfo) has a user interface.
+    host_ui: bool,
+    /// Host call ids, unique in the pool.
+    next_call: std::sync::atomic::AtomicI64,
+}
+
+/// Whether a HostInfo ([MS-PSRP] 2.2.3.14) describes a host with a user interface;
+/// `None` when it says to use the runspace pool's host.
+fn host_has_ui(info: Option<&Cv>) -> Option<bool> {
+    let flag = |name: &str| {
+        info.and_then(|i| i.property(name))
+            .is_some_and(|v| matches!(v, Cv::Bool(true)))
+    };
+    if info.is_some() && flag("_useRunspaceHost") {
+        return None;
+    }
+    Some(info.is_some() && !flag("_isHostNull") && !flag("_isHostUINull"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -257,11 +280,17 @@ impl PsrpService {
             .map_err(|_| Fault::invalid_parameter())?;
         let mut defrag = Defragmenter::new();
         let mut rpid = None;
+        let mut host_ui = false;
         let frags = fragment::decode_all(&raw).map_err(|_| Fault::invalid_parameter())?;
         for f in frags {
             if let Some(m) = defrag.push(f).map_err(|_| Fault::invalid_parameter())? {
                 let m = Message::decode(&m).map_err(|_| Fault::invalid_parameter())?;
                 rpid = Some(m.rpid);
+                if m.message_type == MessageType::InitRunspacePool
+                    && let Ok(init) = clixml::parse_object(&m.data)
+                {
+                    host_ui = host_has_ui(init.property("HostInfo")).unwrap_or(false);
+                }
             }
         }
         let rpid = rpid.ok_or_else(Fault::invalid_parameter)?;
@@ -279,6 +308,8 @@ impl PsrpService {
             pipelines: Mutex::new(HashMap::new()),
             runspace: Mutex::new(None),
             session: Mutex::new(exctl_pwsh_interp::SessionState::default()),
+            host_ui,
+            next_call: std::sync::atomic::AtomicI64::new(1),
         });
         {
             let mut ob = lock(&pool.outbox);
@@ -361,6 +392,8 @@ impl PsrpService {
                         .map(|v| matches!(v, Cv::Bool(true)))
                         .unwrap_or(true);
                     *lock(&p.no_input) = Some(no_input);
+                    *lock(&p.host_ui) =
+                        host_has_ui(spec.property("HostInfo")).unwrap_or(pool.host_ui);
                     *lock(&p.spec) = Some(spec);
                     if no_input {
                         self.start(pool, &p);
@@ -371,8 +404,15 @@ impl PsrpService {
                     lock(&p.input).push(v.display());
                 }
                 (MessageType::EndOfPipelineInput, Some(p)) => self.start(pool, &p),
-                // Host responses (`pr`) and anything else are accepted and not needed:
-                // the simulated host never calls the client's host.
+                // The client's answer to a host call of the pipeline (on `pr`).
+                (MessageType::PipelineHostResponse, Some(p)) => {
+                    let reply =
+                        clixml::parse_object(&m.data).map_err(|_| Fault::invalid_parameter())?;
+                    if let Some(ci) = reply.property("ci").and_then(Cv::as_i64) {
+                        lock(&p.host_replies).insert(ci, reply);
+                        p.host_replied.notify_all();
+                    }
+                }
                 _ => {}
             }
         }
@@ -408,6 +448,9 @@ impl PsrpService {
             no_input: Mutex::new(None),
             spec: Mutex::new(None),
             started: Mutex::new(false),
+            host_ui: Mutex::new(false),
+            host_replies: Mutex::new(HashMap::new()),
+            host_replied: std::sync::Condvar::new(),
         });
         lock(&pool.pipelines).insert(id.clone(), pipeline);
         self.state.count("psrp_pipelines", 1);
@@ -884,6 +927,127 @@ fn informational(type_name: &str, message: &str) -> String {
     }))
 }
 
+/// The client's user interface as a pipeline reaches it: a Prompt host call
+/// ([MS-PSRP] 2.2.2.27 PIPELINE_HOST_CALL, method 23) in the pipeline's output, and the
+/// wait for the client's PIPELINE_HOST_RESPONSE.
+struct PipelineUi {
+    pool: Arc<Pool>,
+    p: Arc<Pipeline>,
+}
+
+impl crate::pshost::RemoteUi for PipelineUi {
+    fn prompt(&self, field: &str, stop: &StopSignal) -> Result<String, String> {
+        let ci = self
+            .pool
+            .next_call
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let field_description = Cv::object(Obj {
+            type_names: vec![
+                "System.Management.Automation.Host.FieldDescription".into(),
+                "System.Object".into(),
+            ],
+            to_string: Some("System.Management.Automation.Host.FieldDescription".into()),
+            adapted: vec![
+                ("name".into(), Cv::str(field)),
+                ("label".into(), Cv::str("")),
+                ("parameterTypeName".into(), Cv::str("String")),
+                ("parameterTypeFullName".into(), Cv::str("System.String")),
+                (
+                    "parameterAssemblyFullName".into(),
+                    Cv::str(
+                        "mscorlib, Version=2.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+                    ),
+                ),
+                ("helpMessage".into(), Cv::str("")),
+                ("isMandatory".into(), Cv::Bool(false)),
+                ("metadata".into(), Cv::Nil),
+                ("defaultValue".into(), Cv::Nil),
+            ],
+            ..Obj::default()
+        });
+        let list = |items: Vec<Cv>, t: &str| {
+            Cv::object(Obj {
+                type_names: vec![t.into(), "System.Object".into()],
+                list: Some(items),
+                ..Obj::default()
+            })
+        };
+        let call = ms(vec![
+            ("ci", Cv::I64(ci)),
+            (
+                "mi",
+                Cv::object(Obj {
+                    type_names: vec![
+                        "System.Management.Automation.Remoting.RemoteHostMethodId".into(),
+                        "System.Enum".into(),
+                        "System.ValueType".into(),
+                        "System.Object".into(),
+                    ],
+                    to_string: Some("Prompt".into()),
+                    value: Some(Cv::I32(23)),
+                    ..Obj::default()
+                }),
+            ),
+            (
+                "mp",
+                list(
+                    vec![
+                        Cv::str(""),
+                        Cv::str(""),
+                        list(
+                            vec![field_description],
+                            "System.Collections.ObjectModel.Collection`1[[System.Management.Automation.Host.FieldDescription, System.Management.Automation, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]",
+                        ),
+                    ],
+                    "System.Collections.ArrayList",
+                ),
+            ),
+        ]);
+        lock(&self.p.outbox).messages.push_back(message(
+            &self.pool,
+            MessageType::PipelineHostCall,
+            self.p.pid,
+            clixml::to_clixml(&call),
+        ));
+        self.p.notify.notify_waiters();
+        self.p.notify.notify_one();
+        let mut replies = lock(&self.p.host_replies);
+        let reply = loop {
+            if let Some(r) = replies.remove(&ci) {
+                break r;
+            }
+            if stop.is_stopped() || self.p.stop.is_stopped() {
+                return Err("The pipeline has been stopped.".into());
+            }
+            replies = self
+                .p
+                .host_replied
+                .wait_timeout(replies, Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        };
+        drop(replies);
+        if let Some(e) = reply.property("me") {
+            let text = e
+                .property("Exception")
+                .and_then(|x| x.property("Message"))
+                .map(Cv::display)
+                .unwrap_or_else(|| e.display());
+            return Err(text);
+        }
+        let answers = reply
+            .property("mr")
+            .and_then(Cv::as_object)
+            .and_then(|o| o.dict.clone())
+            .unwrap_or_default();
+        Ok(answers
+            .iter()
+            .find(|(k, _)| k.display() == field)
+            .map(|(_, v)| v.display())
+            .unwrap_or_default())
+    }
+}
+
 struct PipeSink<'a> {
     pool: &'a Pool,
     p: &'a Pipeline,
@@ -965,7 +1129,7 @@ fn finish(pool: &Pool, p: &Pipeline, state: i32, error: Option<Cv>) {
     p.notify.notify_one();
 }
 
-fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
+fn run_pipeline(host: &PsrpHost, pool: &Arc<Pool>, p: &Arc<Pipeline>, spec: &Obj) {
     let cmds = commands(spec);
     if pool.exchange {
         // NoLanguage: commands with parameters only.
@@ -993,6 +1157,16 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
     let mut sim_host = lock(&pool.runspace)
         .take()
         .unwrap_or_else(|| SimHost::new(host.org.clone(), host.options.clone(), &[]));
+    // Read-Host asks the client when its host has a user interface (never on Exchange's
+    // endpoint, which runs commands only).
+    let ui: Option<Arc<dyn crate::pshost::RemoteUi>> =
+        (!pool.exchange && *lock(&p.host_ui)).then(|| {
+            Arc::new(PipelineUi {
+                pool: pool.clone(),
+                p: p.clone(),
+            }) as Arc<dyn crate::pshost::RemoteUi>
+        });
+    sim_host.set_remote_ui(ui);
     if pool.exchange {
         sim_host.serve_exchange_endpoint();
         if let Some(c) = cmds.iter().find(|c| !sim_host.is_exchange_cmdlet(&c.name)) {

@@ -645,6 +645,14 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
             ],
         ),
         (
+            "Read-Host",
+            Core,
+            vec![
+                pos("Prompt", T::String, 0, false, P::No),
+                p("AsSecureString", T::Switch),
+            ],
+        ),
+        (
             "Get-PSSnapin",
             Core,
             vec![
