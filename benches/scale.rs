@@ -194,7 +194,7 @@ fn write_inventory(dir: &Path, url: &str) {
     std::fs::write(
         dir.join("manifests").join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: {url}\n    auth: ntlm\n    user: {USER}\n    credential: env:EXCTL_BENCH_PW\n    exchange: 2010-sp3\n"
+            "hosts:\n  EXCH01:\n    endpoint: {url}\n    auth: ntlm\n    user: {USER}\n    credential: env:EXCTL_BENCH_PW\n    exchange: 2010-sp3\n    access: snapin\n"
         ),
     )
     .expect("inventory written");

@@ -53,7 +53,8 @@ fn write_repo(dir: &Path, url: &str, run: u64) {
     std::fs::write(
         dir.join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: {url}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n"
+            "hosts:\n  EXCH01:\n    endpoint: {url}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n{}",
+            common::exchange_endpoint(url, 4)
         ),
     )
     .expect("inventory written");

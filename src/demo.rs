@@ -98,6 +98,10 @@ pub async fn run(a: DemoArgs) -> ExitCode {
         host.endpoint = sim.url().to_string();
         host.auth = exctl_engine::Auth::Ntlm;
         host.ca_file = None;
+        // Exchange's cmdlets go to the simulated server's own Exchange endpoint (access:
+        // psrp, unless the manifests say otherwise), which takes NTLM as /wsman does.
+        host.session_uri = Some(sim.url().replace("/wsman", "/PowerShell/"));
+        host.exchange_auth = exctl_engine::Auth::Ntlm;
         passwords.insert(key.clone(), Secret::new(DEMO_PASSWORD));
         sims.push(sim);
     }

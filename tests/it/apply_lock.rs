@@ -23,8 +23,10 @@ fn repo(dir: &Path, sim: &Sim) {
     std::fs::write(
         dir.join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n",
-            sim.url, SIM_USER
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n{}",
+            sim.url,
+            SIM_USER,
+            common::exchange_endpoint(&sim.url, 4)
         ),
     )
     .expect("inventory written");

@@ -75,8 +75,10 @@ fn repo(dir: &Path, sim: &Sim, version: &str, resources: &str) {
     std::fs::write(
         dir.join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: {version}\n",
-            sim.url, SIM_USER
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: {version}\n{}",
+            sim.url,
+            SIM_USER,
+            common::exchange_endpoint(&sim.url, 4)
         ),
     )
     .expect("inventory written");
@@ -566,6 +568,16 @@ fn a_lost_apply_is_an_unknown_outcome_observed_again_before_anything_else() {
     let (sim, _) = sim("2010-sp3", &["--time-scale", "0.002"]);
     let dir = tempfile::tempdir().expect("temp dir");
     repo(dir.path(), &sim, "2010-sp3", UCCX);
+    // The snap-in, so that every Command is one of the host's session (through
+    // Exchange's endpoint each Exchange cmdlet is a Command of its own).
+    let inventory = dir.path().join("inventory.yaml");
+    let snapin = std::fs::read_to_string(&inventory)
+        .expect("inventory")
+        .replace(
+            &common::exchange_endpoint(&sim.url, 4),
+            "    access: snapin\n",
+        );
+    std::fs::write(&inventory, snapin).expect("written");
     let plan = run(dir.path(), &["plan", ".", "--out", "plan.json"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
     // Apply observes again (the first Command), observes the site again just before
@@ -687,8 +699,11 @@ fn ctrl_c_lets_the_host_under_way_finish_and_starts_no_other() {
     std::fs::write(
         dir.path().join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s1\n  EXCH02:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s2\n",
-            a.url, b.url
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s1\n{}  EXCH02:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s2\n{}",
+            a.url,
+            common::exchange_endpoint(&a.url, 4),
+            b.url,
+            common::exchange_endpoint(&b.url, 4)
         ),
     )
     .expect("inventory");
@@ -771,7 +786,10 @@ fn remote_session_access_plans_and_applies_through_the_exchange_endpoint() {
     let dir = tempfile::tempdir().expect("temp dir");
     repo(dir.path(), &sim, "2010-sp3", UCCX);
     let inventory = dir.path().join("inventory.yaml");
-    let text_of = std::fs::read_to_string(&inventory).expect("inventory");
+    // Not psrp, the default: the host's session opens Exchange's endpoint itself.
+    let text_of = std::fs::read_to_string(&inventory)
+        .expect("inventory")
+        .replace(&common::exchange_endpoint(&sim.url, 4), "");
     std::fs::write(&inventory, format!("{text_of}    access: remote-session\n")).expect("written");
     let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -805,7 +823,10 @@ fn a_remote_session_to_the_wrong_endpoint_is_the_servers_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     repo(dir.path(), &sim, "2010-sp3", UCCX);
     let inventory = dir.path().join("inventory.yaml");
-    let text_of = std::fs::read_to_string(&inventory).expect("inventory");
+    // Not psrp, the default: the host's session opens Exchange's endpoint itself.
+    let text_of = std::fs::read_to_string(&inventory)
+        .expect("inventory")
+        .replace(&common::exchange_endpoint(&sim.url, 4), "");
     std::fs::write(
         &inventory,
         format!(
@@ -998,8 +1019,11 @@ fn two_sites(resources: &str) -> (Sim, Sim, tempfile::TempDir) {
     std::fs::write(
         dir.path().join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s1\n  EXCH02:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s2\n",
-            a.url, b.url
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s1\n{}  EXCH02:\n    endpoint: {}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    site: s2\n{}",
+            a.url,
+            common::exchange_endpoint(&a.url, 4),
+            b.url,
+            common::exchange_endpoint(&b.url, 4)
         ),
     )
     .expect("inventory");
@@ -1129,12 +1153,13 @@ fn apply_runs_in_one_session_per_host_from_a_directory_and_from_a_plan_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     repo(dir.path(), &sim, "2010-sp2", UCCX);
     // apply DIR: observe, every change, both restarts, the verification and the lock's
-    // release, in one shell, one PowerShell process, one snap-in load.
+    // release, in one session on the host (one shell, one PowerShell process) and one on
+    // Exchange's endpoint (access: psrp, the default): two shells, one Exchange session.
     let [shells, processes, loads, scripts] = sessions_used(&sim, || {
         let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     });
-    assert_eq!((shells, processes, loads), (1, 1, 1));
+    assert_eq!((shells, processes, loads), (2, 1, 1));
     // observe, apply, verify, release: several scripts, one session.
     assert!(scripts >= 3, "{scripts}");
     // apply plan.json re-observes the host (the stale-plan check) in the same session.
@@ -1146,7 +1171,7 @@ fn apply_runs_in_one_session_per_host_from_a_directory_and_from_a_plan_file() {
         let out = run(dir.path(), &["apply", "plan.json", "--auto-approve"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     });
-    assert_eq!((shells, processes, loads), (1, 1, 1));
+    assert_eq!((shells, processes, loads), (2, 1, 1));
     // doctor, however many checks it makes: one session too.
     let [shells, processes, loads, _] = sessions_used(&sim, || {
         let out = run(dir.path(), &["doctor", "EXCH01", ".", "--imaps-port", "0"]);
@@ -1156,5 +1181,5 @@ fn apply_runs_in_one_session_per_host_from_a_directory_and_from_a_plan_file() {
             text(&out.stderr)
         );
     });
-    assert_eq!((shells, processes, loads), (1, 1, 1));
+    assert_eq!((shells, processes, loads), (2, 1, 1));
 }

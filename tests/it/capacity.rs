@@ -34,7 +34,8 @@ fn repo(dir: &Path, endpoint: &str, site: &str) {
     std::fs::write(
         dir.join("inventory.yaml"),
         format!(
-            "sites:\n  lon:\n    hosts:\n      EXCH01:\n        endpoint: {endpoint}\n        user: {SIM_USER}\n        credential: env:EXCTL_SIM_PASSWORD\n        exchange: 2010-sp3\n"
+            "sites:\n  lon:\n    hosts:\n      EXCH01:\n        endpoint: {endpoint}\n        user: {SIM_USER}\n        credential: env:EXCTL_SIM_PASSWORD\n        exchange: 2010-sp3\n{}",
+            common::exchange_endpoint(endpoint, 8)
         ),
     )
     .expect("inventory written");

@@ -55,8 +55,10 @@ fn repo(dir: &Path, sim: &Sim) {
     std::fs::write(
         dir.join("inventory.yaml"),
         format!(
-            "sites:\n  lon:\n    baselines: [uccx, uccx-sp1]\n    hosts:\n      EXCH01:\n        endpoint: {}\n        user: {}\n        credential: env:EXCTL_SIM_PASSWORD\n        exchange: 2010-sp3\n",
-            sim.url, SIM_USER
+            "sites:\n  lon:\n    baselines: [uccx, uccx-sp1]\n    hosts:\n      EXCH01:\n        endpoint: {}\n        user: {}\n        credential: env:EXCTL_SIM_PASSWORD\n        exchange: 2010-sp3\n{}",
+            sim.url,
+            SIM_USER,
+            common::exchange_endpoint(&sim.url, 8)
         ),
     )
     .expect("inventory written");
@@ -275,7 +277,8 @@ fn an_unreachable_host_is_a_finding() {
     std::fs::write(
         dir.path().join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: http://127.0.0.1:{port}/wsman\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n---\nhost: EXCH01\nimap_settings:\n  Banner: x\n"
+            "hosts:\n  EXCH01:\n    endpoint: http://127.0.0.1:{port}/wsman\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n{}---\nhost: EXCH01\nimap_settings:\n  Banner: x\n",
+            common::exchange_endpoint(&format!("http://127.0.0.1:{port}/wsman"), 4)
         ),
     )
     .expect("inventory written");

@@ -58,7 +58,8 @@ fn one_host_repo(host: &str, site: &str, url: &str, release: &str) -> tempfile::
     std::fs::write(
         dir.path().join("manifests/inventory.yaml"),
         format!(
-            "hosts:\n  {host}:\n    endpoint: {url}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: {release}\n    site: {site}\n"
+            "hosts:\n  {host}:\n    endpoint: {url}\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: {release}\n    site: {site}\n{}",
+            common::exchange_endpoint(url, 4)
         ),
     )
     .expect("inventory written");
@@ -94,7 +95,13 @@ fn export(dir: &Path, sim: &Sim, host: &str) -> String {
         let get = |v: &serde_json::Value| path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0);
         get(&after) - get(&before)
     };
-    assert_eq!(delta(&["shells_created"]), 1, "one shell per export");
+    // The host's session and Exchange's (access: psrp, the default).
+    assert_eq!(delta(&["shells_created"]), 2, "two shells per export");
+    assert_eq!(
+        delta(&["counters", "psrp_exchange_sessions_opened"]),
+        1,
+        "one session on Exchange's endpoint per export"
+    );
     assert_eq!(
         delta(&["sections", "exchange", "powershell_processes"]),
         1,
@@ -282,9 +289,10 @@ fn round_trip_after_applying_the_uccx_baseline() {
     let mut sims = Vec::new();
     for (host, endpoint, release, _) in &hosts {
         let sim = sim(release, host);
+        // The endpoint and the Exchange endpoint beside it (`session_uri`).
         inventory = inventory.replace(
-            &format!("endpoint: {endpoint}"),
-            &format!("endpoint: {}", sim.url),
+            endpoint.trim_end_matches("/wsman"),
+            sim.url.trim_end_matches("/wsman"),
         );
         sims.push(sim);
     }

@@ -325,8 +325,10 @@ fn plan_and_apply_a_site_whose_host_uses_kerberos_without_a_credential() {
     std::fs::write(
         dir.path().join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: {}\n    auth: kerberos\n    user: {USER}\n    exchange: 2010-sp3\n",
-            by_name(&s)
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    auth: kerberos\n    user: {USER}\n    exchange: 2010-sp3\n    session_uri: {}\n",
+            by_name(&s),
+            // Exchange's endpoint on the simulator's port, by name, with the same ticket.
+            by_name(&s).replace("/wsman", "/PowerShell/")
         ),
     )
     .expect("inventory");

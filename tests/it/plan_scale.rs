@@ -40,7 +40,9 @@ fn five_thousand_associations_plan_in_one_process() {
     std::fs::write(
         manifests.join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: {}\n    auth: ntlm\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n",
+            // The snap-in: this measures the client and one observe script; through
+            // Exchange's endpoint (access: psrp) every association read is a relayed call.
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    auth: ntlm\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    access: snapin\n",
             sim.url
         ),
     )
@@ -139,7 +141,9 @@ fn two_thousand_associations_apply_and_converge() {
     std::fs::write(
         manifests.join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: {}\n    auth: ntlm\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n",
+            // The snap-in: this measures the client and one observe script; through
+            // Exchange's endpoint (access: psrp) every association read is a relayed call.
+            "hosts:\n  EXCH01:\n    endpoint: {}\n    auth: ntlm\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    access: snapin\n",
             sim.url
         ),
     )

@@ -19,7 +19,8 @@ fn workspace() -> PathBuf {
 
 fn inventory_entry(host: &str, url: &str, release: &str) -> String {
     format!(
-        "  {host}:\n    endpoint: {url}\n    auth: ntlm\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: {release}\n    site: lab\n"
+        "  {host}:\n    endpoint: {url}\n    auth: ntlm\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: {release}\n    site: lab\n{}",
+        common::exchange_endpoint(url, 4)
     )
 }
 
@@ -152,17 +153,28 @@ fn plan_all_formats(dir: &Path, sims: &[(&str, &Sim)]) -> (String, Option<i32>) 
                 };
                 get(&after) - get(before)
             };
-            assert_eq!(delta(&["shells_created"]), 1, "{host}: one shell per plan");
-            assert_eq!(delta(&["commands"]), 1, "{host}: one command per plan");
+            // access: psrp (the default): one session on the host's WinRM endpoint
+            // and one on Exchange's, whatever the number of resources.
+            assert_eq!(delta(&["shells_created"]), 2, "{host}: two shells per plan");
             assert_eq!(
                 delta(&["sections", "exchange", "powershell_processes"]),
                 1,
                 "{host}: one PowerShell process per plan"
             );
             assert_eq!(
+                delta(&["counters", "psrp_exchange_sessions_opened"]),
+                1,
+                "{host}: one session on Exchange's endpoint per plan"
+            );
+            assert_eq!(
                 delta(&["sections", "exchange", "exchange_sessions"]),
                 1,
-                "{host}: one snap-in load per plan"
+                "{host}: one Exchange session per plan"
+            );
+            assert_eq!(
+                delta(&["sections", "exchange", "cmdlets", "Add-PSSnapin"]),
+                0,
+                "{host}: no snap-in"
             );
             assert_eq!(after["shells_open"], 0, "{host}: the shell was closed");
         }
@@ -353,9 +365,10 @@ fn sample_repository(later: &str) {
             "--time-scale",
             "0.001",
         ]);
+        // The endpoint and the Exchange endpoint beside it (`session_uri`).
         inventory = inventory.replace(
-            &format!("endpoint: {endpoint}"),
-            &format!("endpoint: {}", sim.url),
+            endpoint.trim_end_matches("/wsman"),
+            sim.url.trim_end_matches("/wsman"),
         );
         sims.push((host.as_str(), sim));
     }

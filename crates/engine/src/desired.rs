@@ -20,7 +20,7 @@
 //!                                     # (kerberos without credential: the operator's ticket)
 //!     spn: HTTP/ex01.contoso.local    # kerberos/negotiate only; default HTTP/<endpoint host>
 //!     exchange: 2010-sp3              # 2010-rtm | 2010-sp1 | 2010-sp2 | 2010-sp3
-//!     access: psrp                    # snapin (default) | remote-session | psrp
+//!     access: psrp                    # psrp (default) | remote-session | snapin
 //!     session_uri: http://ex01.contoso.local/PowerShell/   # Exchange's endpoint (remote-session, psrp)
 //!     exchange_auth: kerberos         # psrp: how exctl logs on to session_uri (kerberos default)
 //!     site: lon                       # optional; a host without a site is a site of its own
@@ -816,11 +816,31 @@ fn read_hosts(
             .required("exchange")
             .and_then(|v| v.one_of(&Version::NAMES))
             .and_then(Version::parse);
-        let access = match m.one_of("access", &["snapin", "remote-session", "psrp"]) {
+        let access_span = m.node_of("access").map(|n| n.span);
+        let access = match m.one_of("access", &["psrp", "snapin", "remote-session"]) {
             Some("remote-session") => Access::RemoteSession,
-            Some("psrp") => Access::Psrp,
-            _ => Access::Snapin,
+            Some("snapin") => Access::Snapin,
+            _ => Access::Psrp,
         };
+        if access == Access::Snapin
+            && let Some(span) = access_span
+        {
+            // Microsoft supports only remoting to Exchange's endpoint for 2010 and later
+            // (its documentation of connecting to Exchange servers never loads the
+            // snap-in); in a WinRM session the snap-in's AD work also meets the double hop.
+            m.diags().push(
+                Diagnostic::warning(
+                    "manifest::snapin-unsupported",
+                    format!(
+                        "{path}: access: snapin loads the Exchange snap-in directly, which Microsoft does not support, and its cmdlets reach Active Directory only where the host is set up for CredSSP or Kerberos delegation (in a WinRM session, AD refuses the onward logon: the double hop)"
+                    ),
+                )
+                .with_span(span)
+                .with_hint(
+                    "use 'access: psrp' (the default): Exchange's own endpoint, where RBAC applies and Exchange does the AD work",
+                ),
+            );
+        }
         let exchange_auth_span = m.node_of("exchange_auth").map(|n| n.span);
         let exchange_auth = m
             .one_of("exchange_auth", &names)

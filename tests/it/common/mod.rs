@@ -192,3 +192,15 @@ pub fn wait_for(path: &Path) {
     }
     panic!("{} did not appear", path.display());
 }
+
+/// The inventory lines (indented by `indent` spaces) that send a host's Exchange cmdlets
+/// to the simulator at `url` under `access: psrp`, the default: its own `/PowerShell/`
+/// and NTLM, which the simulator takes there (a real PowerShell virtual directory takes
+/// Kerberos unless configured otherwise).
+pub fn exchange_endpoint(url: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    format!(
+        "{pad}session_uri: {}\n{pad}exchange_auth: ntlm\n",
+        url.replace("/wsman", "/PowerShell/")
+    )
+}

@@ -137,8 +137,11 @@ pub fn write_repository(dir: &Path, sites: &[SiteSetup]) {
             s.baselines.join(", ")
         ));
         for (host, release, endpoint, credential) in &s.hosts {
+            // access: psrp (the default) reaches the simulator's own Exchange endpoint,
+            // which takes NTLM.
             inv.push_str(&format!(
-                "      {host}:\n        endpoint: {endpoint}\n        user: CONTOSO\\Administrator\n        credential: {credential}\n        exchange: {release}\n"
+                "      {host}:\n        endpoint: {endpoint}\n        user: CONTOSO\\Administrator\n        credential: {credential}\n        exchange: {release}\n        session_uri: {}\n        exchange_auth: ntlm\n",
+                endpoint.replace("/wsman", "/PowerShell/")
             ));
         }
     }
