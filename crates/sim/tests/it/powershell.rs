@@ -2,7 +2,7 @@
 //! (directly, through `SimHost`), and the program behind WinRS (streaming, timeouts,
 //! termination, CLIXML on stderr, the stdin runner).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
