@@ -430,15 +430,15 @@ pub async fn run(mut a: ApplyArgs, clock: Result<LocalClock, ApplyError>) -> Exi
             },
         }),
     );
-    let code = apply_journaled(&a, out, clock, &saved, &sources, &state, &sites, &journal).await;
-    journal.record("exited", json!({ "exit_code": code }));
+    let status = apply_journaled(&a, out, clock, &saved, &sources, &state, &sites, &journal).await;
+    journal.record("exited", json!({ "exit_code": status.code() }));
     if !out.json {
         eprintln!("journal: {}", journal.path().display());
     }
-    ExitCode::from(code)
+    status.into()
 }
 
-/// The rest of [`run`], once the run has its journal: returns the exit code.
+/// The rest of [`run`], once the run has its journal: returns how exctl ends.
 #[allow(clippy::too_many_arguments)]
 async fn apply_journaled(
     a: &ApplyArgs,
@@ -449,11 +449,11 @@ async fn apply_journaled(
     state: &exctl_engine::DesiredState,
     sites: &[&exctl_engine::desired::SiteSpec],
     journal: &Arc<Journal>,
-) -> u8 {
+) -> ExitStatus {
     let fail = |msg: &str| {
         eprintln!("error: {msg}");
         journal.record("refused", json!({ "reason": msg }));
-        1
+        ExitStatus::Failure
     };
     // A host without a usable credential fails its own site (which counts against
     // --max-failures like any site that cannot be planned); the others go on.
@@ -462,7 +462,7 @@ async fn apply_journaled(
         // Only an unknown EXCTL_KEYRING: a usage error, nothing was done.
         Err(e) => {
             fail(&e);
-            return ExitStatus::Usage.code();
+            return ExitStatus::Usage;
         }
     };
     let mut winrm = WinRmRunner::new(resolved.passwords);
@@ -550,7 +550,7 @@ async fn apply_with(
             "refused",
             json!({ "reason": "the plan file was edited", "edits": edits }),
         );
-        return 1;
+        return ExitStatus::Failure;
     }
     if !repo.has_changes() {
         if repo.has_errors() {
@@ -574,7 +574,7 @@ async fn apply_with(
             print_json(&r);
         }
         journal.record("finished", json!({ "result": "nothing to do" }));
-        return 0;
+        return ExitStatus::Success;
     }
     let mut opts = ApplyOptions::new(clock);
     opts.restart = match a.restart {
@@ -678,7 +678,11 @@ async fn apply_with(
         "finished",
         json!({ "result": serde_json::to_value(&result).unwrap_or_default() }),
     );
-    if result.succeeded() { 0 } else { 1 }
+    if result.succeeded() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    }
 }
 
 /// Records in the journal what apply reports as it goes: each step's outcome, each
@@ -743,7 +747,10 @@ fn interrupt_handler(stop: &engine::StopRequest, journal: &Arc<Journal>, progres
         eprintln!(
             "aborted: the apply scripts under way may go on running on their hosts, with outcomes unknown here; run exctl plan to see what they did"
         );
-        journal.record("aborted", json!({ "exit_code": 130 }));
+        journal.record(
+            "aborted",
+            json!({ "exit_code": ExitStatus::Interrupted.code() }),
+        );
         std::process::exit(i32::from(ExitStatus::Interrupted.code()));
     });
 }

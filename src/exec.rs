@@ -50,7 +50,7 @@ pub async fn run(args: ExecArgs) -> ExitCode {
         return crate::exec_psrp::run(args).await;
     }
     match execute(args).await {
-        Ok(code) => ExitCode::from(exit_status(code)),
+        Ok(code) => ExitStatus::Remote(exit_status(code)).into(),
         Err(ExecError::Interrupted) => {
             eprintln!("exctl: interrupted; the remote command was terminated");
             ExitStatus::Interrupted.into()

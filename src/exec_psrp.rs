@@ -41,8 +41,8 @@ enum PsrpExecError {
 
 pub async fn run(args: ExecArgs) -> ExitCode {
     match execute(&args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(true) => ExitStatus::Success.into(),
+        Ok(false) => ExitStatus::Failure.into(),
         Err(PsrpExecError::Interrupted) => {
             eprintln!("exctl: interrupted; the remote pipeline was stopped");
             ExitStatus::Interrupted.into()

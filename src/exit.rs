@@ -25,6 +25,9 @@ pub enum ExitStatus {
     /// `exec`: exctl itself failed (connection, credential, usage), not the remote
     /// command.
     ExecOwnFailure,
+    /// `exec`: the remote command's own exit code, passed through (a Windows code mapped
+    /// to a byte by `exec::exit_status`, never turning a failure into 0).
+    Remote(u8),
 }
 
 impl ExitStatus {
@@ -37,6 +40,7 @@ impl ExitStatus {
             ExitStatus::Usage => 64,
             ExitStatus::Interrupted => 130,
             ExitStatus::ExecOwnFailure => 255,
+            ExitStatus::Remote(code) => code,
         }
     }
 }
@@ -87,6 +91,13 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn a_remote_code_passes_through() {
+        assert_eq!(ExitStatus::Remote(0).code(), 0);
+        assert_eq!(ExitStatus::Remote(5).code(), 5);
+        assert_eq!(ExitCode::from(ExitStatus::Remote(7)), ExitCode::from(7));
     }
 
     #[test]

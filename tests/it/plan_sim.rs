@@ -1,7 +1,7 @@
 //! `exctl plan` end to end against the simulator: every resource kind on every Exchange
 //! 2010 release, and the sample repository (`manifests/`, the UCCX baseline) with one
 //! simulator per host on every release it is valid for, in the three output formats
-//! (insta snapshots under `tests/snapshots/`), and what the simulator saw
+//! (insta snapshots under `tests/it/snapshots/`), and what the simulator saw
 //! (`/sim/state`): one WinRS shell, one PowerShell process and one Exchange snap-in load
 //! per host and plan, whatever the number of resources, and no cmdlet that changes
 //! anything.

@@ -10,7 +10,7 @@
 //! registered here (Write-Host, Start-Sleep, `(pwd).Path`): the point is the shell
 //! protocol, not PowerShell.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! interpreter or module fails the test (with a hint to run `scripts/test`); it never
 //! skips, so CI cannot go green without these checks.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! (directly, through `SimHost`), and the program behind WinRS (streaming, timeouts,
 //! termination, CLIXML on stderr, the stdin runner).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -538,7 +538,21 @@ async fn signal_terminate_stops_the_interpreter() {
     )
     .await;
     let cmd = find_text(&body, "CommandId").expect("CommandId");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The loop stops: the count of Get-Service runs soon no longer grows.
+    let count = || {
+        o.lock().state_section()["cmdlets"]["Get-Service"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // Terminate once the loop runs (its first Get-Service), not after a guessed delay.
+    let started = std::time::Instant::now();
+    while count() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the script never ran Get-Service"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let signal = envelope(
         SIGNAL,
         SHELL_URI,
@@ -551,12 +565,6 @@ async fn signal_terminate_stops_the_interpreter() {
     );
     let (status, body) = post(&c, &sim, &signal).await;
     assert_eq!(status, 200, "{body}");
-    // The loop stops: the count of Get-Service runs soon no longer grows.
-    let count = || {
-        o.lock().state_section()["cmdlets"]["Get-Service"]
-            .as_u64()
-            .unwrap_or(0)
-    };
     let mut stopped = false;
     for _ in 0..20 {
         let a = count();

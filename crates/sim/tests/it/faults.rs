@@ -3,7 +3,7 @@
 //! binding, OperationTimeout, unknown actions and resources; plus streaming of a large
 //! output, Signal, latency injection and the `/sim/state` document.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
