@@ -493,11 +493,11 @@ async fn apply_with(
     sites: &[&exctl_engine::desired::SiteSpec],
     journal: &Arc<Journal>,
     runner: &dyn exctl_engine::observe::Runner,
-) -> u8 {
+) -> ExitStatus {
     let fail = |msg: &str| {
         eprintln!("error: {msg}");
         journal.record("refused", json!({ "reason": msg }));
-        1
+        ExitStatus::Failure
     };
     if a.insecure_skip_verify {
         eprintln!("warning: TLS certificate verification is OFF for every host");

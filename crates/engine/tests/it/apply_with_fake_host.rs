@@ -24,7 +24,7 @@ use exctl_exchange::record::encode;
 use exctl_exchange::{RawValue, Value};
 use exctl_pwsh::Command;
 
-mod support;
+use crate::support;
 use support::{command_in, text};
 
 // ---------------------------------------------------------------------------------------

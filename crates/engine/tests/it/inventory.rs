@@ -44,11 +44,29 @@ fn a_session_uri_is_checked_where_it_is_written() {
         Some((8, 18))
     );
     assert!(d.hint.as_deref().unwrap_or("").contains("/PowerShell/"));
-    let (_, diags) = build(&format!("{HOST}    session_uri: http://ex01/PowerShell/\n"));
+    let (_, diags) = build(&format!(
+        "{HOST}    access: snapin\n    session_uri: http://ex01/PowerShell/\n"
+    ));
     let d = diags
         .iter()
         .find(|d| d.code == "manifest::session-uri-without-session")
         .expect("session_uri needs remote-session or psrp");
+    assert!(d.hint.as_deref().unwrap_or("").contains("access: psrp"));
+}
+
+#[test]
+fn psrp_is_the_default_and_snapin_warns() {
+    let (state, diags) = build(HOST);
+    assert_eq!(state.hosts["EX01"].access, Access::Psrp);
+    assert!(diags.is_empty(), "{:?}", diags.as_slice());
+    let (state, diags) = build(&format!("{HOST}    access: snapin\n"));
+    assert_eq!(state.hosts["EX01"].access, Access::Snapin);
+    let d = diags
+        .iter()
+        .find(|d| d.code == "manifest::snapin-unsupported")
+        .expect("a warning");
+    assert!(!d.is_error());
+    assert_eq!(d.span.map(|s| s.start.line), Some(7));
     assert!(d.hint.as_deref().unwrap_or("").contains("access: psrp"));
 }
 
@@ -64,8 +82,7 @@ fn psrp_access_reaches_exchanges_endpoint_by_the_endpoints_name() {
     // The endpoint's host, without its WinRM port.
     assert_eq!(h.exchange_uri(), "http://ex01/PowerShell/");
     let (_, diags) = build(&format!(
-        "{HOST}    exchange_auth: ntlm
-"
+        "{HOST}    access: snapin\n    exchange_auth: ntlm\n"
     ));
     assert!(
         diags

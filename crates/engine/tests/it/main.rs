@@ -10,3 +10,4 @@ mod many_resources;
 mod plan_with_fake_host;
 mod rollout_with_fake_hosts;
 mod scripts_in_interpreter;
+mod support;

@@ -93,7 +93,9 @@ async fn one_round_trip_and_an_ordered_plan() {
     let scripts = fake.scripts.lock().unwrap().clone();
     assert_eq!(scripts.len(), 1, "one script per host");
     assert!(scripts[0].contains("Get-ImapSettings -Server 'EX01'"));
-    assert!(scripts[0].contains("Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010"));
+    // access: psrp (the default): the Exchange cmdlets are the relay's functions.
+    assert!(scripts[0].contains("function Get-ImapSettings {"));
+    assert!(!scripts[0].contains("Add-PSSnapin"));
     assert_eq!(plan.summary.update, 1);
     assert_eq!(plan.summary.restart, 1);
     assert!(plan.has_changes());

@@ -26,7 +26,7 @@ use exctl_exchange::RawValue;
 use exctl_exchange::record::encode;
 use exctl_manifest::{Diagnostics, SourceMap};
 
-mod support;
+use crate::support;
 use support::command_in;
 
 // ---------------------------------------------------------------------------------------

@@ -613,7 +613,7 @@ impl Runner for InterpreterRunner {
     }
 }
 
-const INVENTORY: &str = "hosts:\n  EX01:\n    endpoint: https://ex01.contoso.local:5986/wsman\n    user: CONTOSO\\svc-exctl\n    credential: env:EXCTL_TEST_PASSWORD\n    exchange: 2010-sp3\n";
+const INVENTORY: &str = "hosts:\n  EX01:\n    endpoint: https://ex01.contoso.local:5986/wsman\n    user: CONTOSO\\svc-exctl\n    credential: env:EXCTL_TEST_PASSWORD\n    exchange: 2010-sp3\n    access: snapin\n";
 
 fn load(site: &str) -> (tempfile::TempDir, exctl_manifest::SourceMap, DesiredState) {
     let dir = tempfile::tempdir().unwrap();
