@@ -74,6 +74,10 @@ pub async fn run(a: DemoArgs) -> ExitCode {
             user: (domain, user),
             password: DEMO_PASSWORD.to_string(),
             computer_name: host.name.clone(),
+            // The demo's hosts are set up for delegation (CredSSP or Kerberos delegation):
+            // its sample repository plans and applies through the snap-in, which cannot
+            // reach Active Directory across the double hop otherwise.
+            delegation: true,
             ..SimConfig::default()
         };
         let clock = ClockRef(Arc::new(ScaledClock::with_scale(a.time_scale)));

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use exctl_sim::exchange::{ClockRef, ExchangeOrg, OrgHandle, ScaledClock, Sp};
-use exctl_sim::{AuthScheme, HostOptions, SimConfig, SimState};
+use exctl_sim::{AuthScheme, ExchangeRole, HostOptions, SimConfig, SimState};
 
-use crate::cli::{SimArgs, SimAuthArg};
+use crate::cli::{SimArgs, SimAuthArg, SimRoleArg};
 
 /// An Exchange 2010 release, as the inventory spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -201,6 +201,14 @@ pub fn config(a: &SimArgs) -> Result<SimConfig, String> {
         cbt_strict: a.cbt_strict,
         computer_name: a.computer_name.clone(),
         close_after_requests: a.close_connections_after,
+        delegation: a.delegation,
+        exchange_role: match a.exchange_role {
+            SimRoleArg::OrganizationManagement => ExchangeRole::OrganizationManagement,
+            SimRoleArg::ViewOnlyOrganizationManagement => {
+                ExchangeRole::ViewOnlyOrganizationManagement
+            }
+            SimRoleArg::None => ExchangeRole::None,
+        },
         ..SimConfig::default()
     };
     if let Ok(p) = std::env::var(SIM_PASSWORD_ENV)
@@ -232,7 +240,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
     state.set_provider("exchange", Arc::new(move || live.lock().state_section()));
     let options = HostOptions {
         snapin_delay: Duration::from_millis(a.exchange.startup_ms),
-        account: None,
+        ..HostOptions::default()
     };
     let sim = match exctl_sim::serve_exchange(cfg, org.clone(), options, state).await {
         Ok(s) => s,

@@ -39,9 +39,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::config::ExchangeRole;
 use crate::exchange::OrgHandle;
 use crate::fault::Fault;
-use crate::pshost::{HostOptions, SimHost};
+use crate::pshost::{HostOptions, SimHost, no_management_role_message};
 use crate::soap::{self, NS_RSP, NsSet, SoapRequest, action, envelope};
 use crate::state::SimState;
 use crate::xml::escape_text;
@@ -98,6 +99,9 @@ struct Pipeline {
 struct Pool {
     rpid: Uuid,
     exchange: bool,
+    /// Exchange refused the session (an account without management roles): the pool's
+    /// first Receive answers with this fault instead of the opening messages.
+    refused: Mutex<Option<Fault>>,
     outbox: Mutex<Outbox>,
     notify: Notify,
     defrag: Mutex<Defragmenter>,
@@ -269,9 +273,22 @@ impl PsrpService {
             .attr("ShellId")
             .map(|s| s.to_ascii_uppercase())
             .unwrap_or_else(|| rpid.to_string().to_ascii_uppercase());
+        // Exchange sets the session up from the account's management roles once the shell
+        // exists; without any role that fails, and the client learns it from its first
+        // Receive ("Processing data from remote server failed ...", KB 3058293).
+        let refused = match &self.host {
+            Some(h) if endpoint == Endpoint::Exchange && h.options.role == ExchangeRole::None => {
+                Some(Fault::plugin_refused(&no_management_role_message(
+                    h.options.account.as_ref(),
+                )))
+            }
+            _ => None,
+        };
+        let opened = refused.is_none();
         let pool = Arc::new(Pool {
             rpid,
             exchange: endpoint == Endpoint::Exchange,
+            refused: Mutex::new(refused),
             outbox: Mutex::new(Outbox::default()),
             notify: Notify::new(),
             defrag: Mutex::new(defrag),
@@ -280,7 +297,7 @@ impl PsrpService {
             runspace: Mutex::new(None),
             session: Mutex::new(exctl_pwsh::lang::SessionState::default()),
         });
-        {
+        if opened {
             let mut ob = lock(&pool.outbox);
             ob.messages.push_back(message(
                 &pool,
@@ -316,7 +333,7 @@ impl PsrpService {
         {
             h.org.lock().count_powershell_process();
         }
-        if endpoint == Endpoint::Exchange {
+        if endpoint == Endpoint::Exchange && opened {
             self.state.count("psrp_exchange_sessions_opened", 1);
             // The organization counts Exchange sessions of every kind (snap-in loads,
             // imported sessions, and these).
@@ -466,6 +483,9 @@ impl PsrpService {
             .unwrap_or(153_600)
             .saturating_sub(ENVELOPE_OVERHEAD)
             .max(1024);
+        if let Some(fault) = lock(&pool.refused).take() {
+            return Err(fault);
+        }
         let Some(cmd) = desired.attr("CommandId").map(|c| c.to_ascii_uppercase()) else {
             // The pool's own messages.
             loop {
@@ -995,8 +1015,9 @@ fn run_pipeline(host: &PsrpHost, pool: &Pool, p: &Pipeline, spec: &Obj) {
         .unwrap_or_else(|| SimHost::new(host.org.clone(), host.options.clone(), &[]));
     if pool.exchange {
         sim_host.serve_exchange_endpoint();
-        if let Some(c) = cmds.iter().find(|c| !sim_host.is_exchange_cmdlet(&c.name)) {
-            // Only Exchange's cmdlets exist in its runspace.
+        if let Some(c) = cmds.iter().find(|c| !sim_host.session_has(&c.name)) {
+            // Only Exchange's cmdlets exist in its runspace, and of those only the ones of
+            // the account's management roles (RBAC: the others are not there at all).
             let e = ErrorRecord::new(
                 format!(
                     "The term '{}' is not recognized as the name of a cmdlet, function, script file, or operable program. Check the spelling of the name, or if a path was included, verify that the path is correct and try again.",

@@ -70,6 +70,10 @@ pub async fn start(setup: &HostSetup, password: &str) -> SimHost {
         password: password.to_string(),
         computer_name: setup.name.clone(),
         latency: setup.latency,
+        // The fleet's hosts are set up for delegation: the rollouts plan and apply
+        // through the snap-in (exctl's default access until `psrp` becomes it), which
+        // works in a WinRM session only across a delegable logon (no double hop).
+        delegation: true,
         ..SimConfig::default()
     };
     let clock = ClockRef(Arc::new(ScaledClock::with_scale(setup.time_scale)));
@@ -86,7 +90,7 @@ pub async fn start(setup: &HostSetup, password: &str) -> SimHost {
         org.clone(),
         HostOptions {
             snapin_delay: setup.snapin_delay,
-            account: None,
+            ..HostOptions::default()
         },
         state,
     )
