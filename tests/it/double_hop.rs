@@ -65,3 +65,45 @@ fn the_snapin_meets_the_double_hop_and_a_remote_session_does_not() {
     let ex = sim.exchange_state();
     assert_eq!(ex["cmdlets"]["Import-PSSession"], 1, "{ex}");
 }
+
+/// The same across PowerShell remoting on `/wsman`: the snap-in loads in the pool's
+/// runspace and its cmdlets fail on Active Directory, Windows' own cmdlets answer, and
+/// Exchange's endpoint answers Get-ImapSettings.
+#[test]
+fn psrp_on_wsman_meets_the_double_hop_and_the_exchange_endpoint_does_not() {
+    let sim = Sim::start_without_delegation(&[]);
+    let out = common::exec_ok(
+        &sim,
+        &[
+            "--psrp",
+            "--",
+            "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.E2010; (Get-Service -Name MSExchangeIMAP4).Status; Get-ImapSettings -Server EXCH01",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "Running\n");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("The supplied credential for 'CONTOSO\\Administrator' is invalid."),
+        "{err}"
+    );
+    assert!(err.contains("ADInvalidCredentialException"), "{err}");
+
+    let out = common::exec_ok(
+        &sim,
+        &[
+            "--psrp",
+            "--path",
+            "PowerShell/",
+            "--configuration",
+            "Microsoft.Exchange",
+            "--command",
+            "Get-ImapSettings",
+            "--",
+            "-Server",
+            "EXCH01",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("MaxConnectionsPerUser"));
+}

@@ -27,7 +27,8 @@
 //!   explicit credential.
 //! - RBAC: an imported Exchange session (and Exchange's endpoint itself) holds only the
 //!   cmdlets of the account's management roles ([`HostOptions::role`]); an account
-//!   without any cannot open one. The snap-in bypasses RBAC, as on a real server.
+//!   without any cannot open one. Roles apply where Exchange applies them, when it builds a
+//!   remote session; the snap-in in a local process is not restricted by them.
 //! - Time: `Get-Date`, `Start-Sleep` and the waits of `Restart-Service` (the model's
 //!   `wait_until`) run on the model's clock, so `--time-scale` shortens them all alike.
 //!   The organization's lock is never held while waiting.
@@ -1041,7 +1042,7 @@ impl Host for SimHost {
             return Some(info.clone());
         }
         if self.snapin_loaded {
-            // The snap-in bypasses RBAC: every cmdlet of the release is there.
+            // Roles restrict remote sessions only: every cmdlet of the release is here.
             return self.exchange.get(&key).cloned();
         }
         if self.session_imported && self.options.role.allows(canonical) {

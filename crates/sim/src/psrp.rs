@@ -9,7 +9,11 @@
 //!   NoLanguage runspace gives (its text and FullyQualifiedErrorId `ScriptsNotAllowed` as
 //!   a real JEA endpoint sent them, `tests/fixtures/psrp-recorded/
 //!   test_psrp_with_jea_configuration.yml`); only the Exchange cmdlets exist (anything
-//!   else is PowerShell's CommandNotFoundException); objects leave deserialized.
+//!   else is PowerShell's CommandNotFoundException); objects leave deserialized. RBAC:
+//!   of those, only the cmdlets of the account's management roles exist
+//!   ([`crate::ExchangeRole`]); an account without any role gets Exchange's refusal as a
+//!   fault on the pool's first Receive, as Exchange refuses it while setting the session
+//!   up. The double hop does not apply here: Exchange does the directory work itself.
 //!
 //! Exchange's endpoint and configuration are those Microsoft documents for connecting to
 //! Exchange servers with remote PowerShell (`New-PSSession -ConfigurationName
