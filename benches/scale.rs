@@ -89,6 +89,8 @@ impl Sim {
     fn start(state: &Path) -> Sim {
         let mut child = Command::new(env!("CARGO_BIN_EXE_exctl"))
             .args(["sim", "--listen", "127.0.0.1:0", "--time-scale", "0.001"])
+            // Plans go through the snap-in: a host set up for delegation (issue 15).
+            .arg("--delegation")
             .arg("--state")
             .arg(state)
             .env("EXCTL_SIM_PASSWORD", PASSWORD)

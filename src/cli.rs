@@ -139,6 +139,19 @@ pub enum SimAuthArg {
     Kerberos,
 }
 
+/// Exchange 2010's built-in role groups, as `exctl sim --exchange-role` names them.
+#[cfg(feature = "sim")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimRoleArg {
+    /// Organization Management: every cmdlet.
+    OrganizationManagement,
+    /// View-Only Organization Management: the Get- cmdlets only.
+    #[value(alias = "view-only")]
+    ViewOnlyOrganizationManagement,
+    /// No management role: the Exchange session is refused.
+    None,
+}
+
 #[cfg(feature = "sim")]
 #[derive(Debug, Args)]
 pub struct SimArgs {
@@ -163,7 +176,9 @@ pub struct SimArgs {
     #[arg(long, value_enum, value_delimiter = ',', num_args = 1.., default_values_t = [SimAuthArg::Basic, SimAuthArg::Ntlm])]
     pub auth: Vec<SimAuthArg>,
 
-    /// The accepted account, DOMAIN\NAME; with Kerberos also user@REALM.
+    /// The accepted account, DOMAIN\NAME; with Kerberos also user@REALM. A local account
+    /// (COMPUTER\NAME with the --computer-name, or .\NAME) is the only kind Basic
+    /// accepts, as on Windows.
     #[arg(
         long,
         value_name = "DOMAIN\\NAME",
@@ -203,6 +218,20 @@ pub struct SimArgs {
     /// authenticate again.
     #[arg(long, value_name = "N")]
     pub close_connections_after: Option<u32>,
+
+    /// Model a host set up for CredSSP or Kerberos delegation: WinRM logons can then
+    /// authenticate onward to a domain controller, so the Exchange snap-in's cmdlets
+    /// work in WinRS and /wsman sessions. Without it (Windows' default) they fail on
+    /// Active Directory (the double hop); Exchange's /PowerShell endpoint and sessions
+    /// imported from it work either way.
+    #[arg(long)]
+    pub delegation: bool,
+
+    /// The account's Exchange management roles (RBAC), which decide the cmdlets of its
+    /// Exchange remote sessions: all of them, the Get- ones only, or none (Exchange then
+    /// refuses the session).
+    #[arg(long, value_enum, value_name = "ROLE", default_value_t = SimRoleArg::OrganizationManagement)]
+    pub exchange_role: SimRoleArg,
 
     #[command(flatten)]
     pub exchange: ExchangeSimArgs,

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exctl_sim::exchange::{ClockRef, ExchangeOrg, OrgHandle, ScaledClock, Sp};
-use exctl_sim::{AuthScheme, HostOptions, SimConfig, SimState};
+use exctl_sim::{AuthScheme, ExchangeRole, HostOptions, SimConfig, SimState};
 
-use crate::cli::{ExchangeRelease, SimArgs, SimAuthArg};
+use crate::cli::{ExchangeRelease, SimArgs, SimAuthArg, SimRoleArg};
 
 impl ExchangeRelease {
     fn sp(self) -> Sp {
@@ -119,6 +119,14 @@ pub fn config(a: &SimArgs) -> Result<SimConfig, String> {
         cbt_strict: a.cbt_strict,
         computer_name: a.computer_name.clone(),
         close_after_requests: a.close_connections_after,
+        delegation: a.delegation,
+        exchange_role: match a.exchange_role {
+            SimRoleArg::OrganizationManagement => ExchangeRole::OrganizationManagement,
+            SimRoleArg::ViewOnlyOrganizationManagement => {
+                ExchangeRole::ViewOnlyOrganizationManagement
+            }
+            SimRoleArg::None => ExchangeRole::None,
+        },
         ..SimConfig::default()
     };
     if let Ok(p) = std::env::var(SIM_PASSWORD_ENV)
@@ -150,7 +158,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
     state.set_provider("exchange", Arc::new(move || live.lock().state_section()));
     let options = HostOptions {
         snapin_delay: Duration::from_millis(a.exchange.startup_ms),
-        account: None,
+        ..HostOptions::default()
     };
     let sim = match exctl_sim::serve_exchange(cfg, org.clone(), options, state).await {
         Ok(s) => s,

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{SIM_PASSWORD, Sim, exec, text};
+use common::{LOCAL_USER, SIM_PASSWORD, Sim, exec, exec_as, text};
 
 #[test]
 fn raw_command_over_http_with_ntlm_encryption() {
@@ -59,12 +59,14 @@ fn wrong_password_is_refused_without_echoing_it() {
 
 #[test]
 fn https_with_basic_and_the_simulator_ca() {
-    let sim = Sim::start(&["--tls", "--ca-out", "ca.pem"]);
+    // Basic takes local accounts only (issue 15).
+    let sim = Sim::start(&["--tls", "--ca-out", "ca.pem", "--user", LOCAL_USER]);
     common::wait_for(&sim.path("ca.pem"));
     let ca = sim.path("ca.pem");
     let ca = ca.to_str().unwrap();
-    let out = exec(
+    let out = exec_as(
         &sim,
+        LOCAL_USER,
         SIM_PASSWORD,
         &[
             "--auth",
@@ -148,9 +150,10 @@ fn basic_over_plain_http_is_refused_before_sending_anything() {
 
 #[test]
 fn insecure_skip_verify_warns_loudly() {
-    let sim = Sim::start(&["--tls"]);
-    let out = exec(
+    let sim = Sim::start(&["--tls", "--user", LOCAL_USER]);
+    let out = exec_as(
         &sim,
+        LOCAL_USER,
         SIM_PASSWORD,
         &[
             "--auth",
@@ -191,7 +194,14 @@ fn a_closed_connection_means_authenticating_again_transparently() {
 /// fingerprint trusts exactly that certificate, and another pin is refused.
 #[test]
 fn a_self_issued_listener_certificate_as_ca_file_or_pinned() {
-    let sim = Sim::start(&["--tls", "--tls-self-issued", "--ca-out", "self.pem"]);
+    let sim = Sim::start(&[
+        "--tls",
+        "--tls-self-issued",
+        "--ca-out",
+        "self.pem",
+        "--user",
+        LOCAL_USER,
+    ]);
     common::wait_for(&sim.path("self.pem"));
     let pem_path = sim.path("self.pem");
     let pem = pem_path.to_str().unwrap();
@@ -199,7 +209,7 @@ fn a_self_issued_listener_certificate_as_ca_file_or_pinned() {
         let mut args = vec!["--auth", "basic"];
         args.extend_from_slice(trust);
         args.extend_from_slice(&["--raw", "--", "cmd.exe", "/c", "echo", "tls"]);
-        exec(&sim, SIM_PASSWORD, &args)
+        exec_as(&sim, LOCAL_USER, SIM_PASSWORD, &args)
     };
     let out = run(&["--ca-file", pem]);
     assert_eq!(

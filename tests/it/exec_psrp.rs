@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{SIM_PASSWORD, Sim, exec, exec_ok, text};
+use common::{LOCAL_USER, SIM_PASSWORD, Sim, exec, exec_as, exec_ok, text};
 
 const EXCHANGE: &[&str] = &[
     "--psrp",
@@ -127,16 +127,105 @@ fn own_failures_exit_255() {
 
 #[test]
 fn exchange_endpoint_over_https_with_basic() {
-    let sim = Sim::start(&["--tls", "--ca-out", "ca.pem"]);
+    // Basic takes local accounts only (issue 15): a domain account is refused as a
+    // wrong password is, on /PowerShell as on /wsman.
+    let sim = Sim::start(&["--tls", "--ca-out", "ca.pem", "--user", LOCAL_USER]);
     common::wait_for(&sim.path("ca.pem"));
     let ca = sim.path("ca.pem");
     let ca = ca.to_str().unwrap();
     let mut args = vec!["--auth", "basic", "--ca-file", ca];
     args.extend(EXCHANGE);
     args.extend(["--command", "Get-ImapSettings", "--", "-Server", "EXCH01"]);
+    let out = exec_as(&sim, LOCAL_USER, SIM_PASSWORD, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("MaxConnectionsPerUser"));
+}
+
+/// Issue 15: Basic with a domain account is refused (401, reported as rejected
+/// credentials), on Exchange's endpoint and on /wsman, over HTTPS.
+#[test]
+fn basic_with_a_domain_account_is_refused() {
+    let sim = Sim::start(&["--tls", "--ca-out", "ca.pem"]);
+    common::wait_for(&sim.path("ca.pem"));
+    let ca = sim.path("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let mut exchange = vec!["--auth", "basic", "--ca-file", ca];
+    exchange.extend(EXCHANGE);
+    exchange.extend(["--command", "Get-ImapSettings", "--", "-Server", "EXCH01"]);
+    let wsman = ["--auth", "basic", "--ca-file", ca, "--psrp", "--", "1"];
+    for args in [&exchange[..], &wsman[..]] {
+        let out = exec_ok(&sim, args);
+        assert_eq!(out.status.code(), Some(255), "{}", text(&out.stdout));
+        let err = text(&out.stderr);
+        assert!(err.contains("the user name or password is wrong"), "{err}");
+        assert!(!err.contains(SIM_PASSWORD), "{err}");
+    }
+}
+
+/// Issue 15: Exchange's own endpoint is unaffected by the double hop (Exchange does the
+/// directory work itself): a host without delegation answers Get-ImapSettings there.
+#[test]
+fn exchange_endpoint_works_without_delegation() {
+    let sim = Sim::start_without_delegation(&[]);
+    assert_eq!(sim.state()["sections"]["host"]["delegation"], false);
+    let mut args = EXCHANGE.to_vec();
+    args.extend(["--command", "Get-ImapSettings", "--", "-Server", "EXCH01"]);
     let out = exec_ok(&sim, &args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("MaxConnectionsPerUser"));
+}
+
+/// Issue 15, RBAC: a View-Only Organization Management account's Exchange session
+/// holds the Get- cmdlets only; Set-ImapSettings is not in it at all.
+#[test]
+fn a_view_only_account_cannot_run_set_cmdlets() {
+    let sim = Sim::start(&["--exchange-role", "view-only"]);
+    let mut get = EXCHANGE.to_vec();
+    get.extend(["--command", "Get-ImapSettings", "--", "-Server", "EXCH01"]);
+    let out = exec_ok(&sim, &get);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let mut set = EXCHANGE.to_vec();
+    set.extend([
+        "--command",
+        "Set-ImapSettings",
+        "--",
+        "-Server",
+        "EXCH01",
+        "-MaxConnectionsPerUser",
+        "24",
+    ]);
+    let out = exec_ok(&sim, &set);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("The term 'Set-ImapSettings' is not recognized"),
+        "{err}"
+    );
+    assert!(err.contains("CommandNotFoundException"), "{err}");
+    assert_eq!(
+        sim.state()["sections"]["host"]["exchange_role"],
+        "view-only-organization-management"
+    );
+}
+
+/// Issue 15, RBAC: an account without any management role cannot open an Exchange
+/// session: the pool's opening fails with Exchange's text.
+#[test]
+fn an_account_without_roles_cannot_open_an_exchange_session() {
+    let sim = Sim::start(&["--exchange-role", "none"]);
+    let mut get = EXCHANGE.to_vec();
+    get.extend(["--command", "Get-ImapSettings", "--", "-Server", "EXCH01"]);
+    let out = exec_ok(&sim, &get);
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "The user \"contoso.local/Users/Administrator\" isn't assigned to any management roles."
+        ),
+        "{err}"
+    );
+    assert_eq!(sim.exchange_state()["exchange_sessions"], 0);
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod apply_sim;
 mod capacity;
 mod demo;
 mod doctor_sim;
+mod double_hop;
 mod exec;
 mod exec_powershell;
 mod exec_psrp;

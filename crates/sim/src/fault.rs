@@ -24,6 +24,8 @@ pub const CODE_RESOURCE_NOT_FOUND: u32 = 2_150_858_752;
 pub const CODE_SCHEMA_VALIDATION: u32 = 2_150_858_817;
 /// ERROR_WSMAN_INVALID_MESSAGE_INFORMATION_HEADER.
 pub const CODE_INVALID_HEADER: u32 = 2_150_858_767;
+/// E_ACCESSDENIED, as a session configuration's plugin refusing a user reports it.
+pub const CODE_ACCESS_DENIED: u32 = 0x8007_0005;
 /// ERROR_INVALID_PARAMETER, as the shell plugin reports it.
 pub const CODE_INVALID_PARAMETER: u32 = 87;
 
@@ -137,6 +139,23 @@ impl Fault {
             detail: Detail::WsMan {
                 fault_detail: None,
                 code,
+                message: message.to_string(),
+                provider: true,
+            },
+        }
+    }
+
+    /// A session configuration's plugin refused the session while setting it up (Exchange's
+    /// RBAC for an account without any management role). The message is the plugin's;
+    /// the numeric code, E_ACCESSDENIED, is reconstructed (no recording of this fault).
+    pub fn plugin_refused(message: &str) -> Self {
+        Fault {
+            code: "s:Receiver",
+            subcode: "w:InternalError",
+            reason: message.to_string(),
+            detail: Detail::WsMan {
+                fault_detail: None,
+                code: CODE_ACCESS_DENIED,
                 message: message.to_string(),
                 provider: true,
             },

@@ -51,7 +51,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use cmd::{CmdExecutor, ExitFuture, Invocation, Program};
-pub use config::{AuthScheme, SimConfig};
+pub use config::{AuthScheme, ExchangeRole, SimConfig};
 pub use error::SimError;
 pub use inject::{FaultPlan, FaultRule, Injected, On};
 pub use powershell::{PowerShellProgram, exchange_host, exchange_host_with};
@@ -146,14 +146,16 @@ pub async fn serve_with_state(
 /// A simulated Exchange server, as a real one answers: WinRS commands run in simulated
 /// `powershell.exe` processes, and PowerShell remoting is served on `/wsman`
 /// (`Microsoft.PowerShell`) and `/PowerShell` (`Microsoft.Exchange`), all on the one
-/// organization `org`, with the host's account for its remote Exchange sessions.
+/// organization `org`, with the host's account for its remote Exchange sessions. What
+/// the account may do beyond the host comes from `config`: [`SimConfig::delegation`]
+/// (else the snap-in's cmdlets meet the double hop) and [`SimConfig::exchange_role`].
 pub async fn serve_exchange(
     config: SimConfig,
     org: exchange::OrgHandle,
     options: HostOptions,
     state: Arc<SimState>,
 ) -> Result<RunningSim, SimError> {
-    let options = powershell::with_account(&config, options);
+    let options = powershell::for_winrm(&config, options);
     let psrp = psrp::PsrpHost::new(org.clone(), options.clone());
     let executor = powershell::exchange_host_with(&config, org, options);
     serve_with_psrp(config, executor, state, Some(psrp)).await
@@ -210,6 +212,17 @@ pub async fn serve_with_psrp(
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
     };
     let url = format!("{scheme}://{host}:{}/wsman", addr.port());
+    // What the host is set up for, beside the counters: tests and demos read it back.
+    state.set_section(
+        "host",
+        serde_json::json!({
+            "computer_name": config.computer_name,
+            "account": config.account(),
+            "local_account": config.is_local_account(),
+            "delegation": config.delegation,
+            "exchange_role": config.exchange_role.as_str(),
+        }),
+    );
     let config = Arc::new(config);
     let shared = Arc::new(server::Shared {
         config: config.clone(),

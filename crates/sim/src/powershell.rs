@@ -623,9 +623,19 @@ pub fn exchange_host_with(
     let mut exec = CmdExecutor::new(config.computer_name.clone());
     exec.register(
         "powershell",
-        Arc::new(PowerShellProgram::new(org, with_account(config, options))),
+        Arc::new(PowerShellProgram::new(org, for_winrm(config, options))),
     );
     Arc::new(exec)
+}
+
+/// `options` for the processes and runspaces WinRM starts on the host: the account
+/// ([`with_account`]), its management roles, and the double hop unless the host is set
+/// up for delegation ([`SimConfig::delegation`]).
+pub fn for_winrm(config: &SimConfig, options: HostOptions) -> HostOptions {
+    let mut options = with_account(config, options);
+    options.double_hop = !config.delegation;
+    options.role = config.exchange_role;
+    options
 }
 
 /// `options` with the account the Exchange remote PowerShell endpoint accepts: the
@@ -634,7 +644,7 @@ pub fn with_account(config: &SimConfig, mut options: HostOptions) -> HostOptions
     options
         .account
         .get_or_insert_with(|| crate::pshost::Account {
-            user: format!("{}\\{}", config.user.0, config.user.1),
+            user: config.account(),
             password: config.password.clone(),
             dns_domain: config.dns_domain.clone(),
         });

@@ -18,6 +18,17 @@
 //!   (as PowerShell's ParameterBindingException is); everything else the model refuses is
 //!   written as a non-terminating error, as Exchange tasks and the providers do, so
 //!   `-ErrorAction` and `$ErrorActionPreference` decide what happens next.
+//! - Logon: a process started through WinRM without delegation cannot authenticate to a
+//!   domain controller (the double hop, [`HostOptions::double_hop`]): the snap-in loads,
+//!   and every Exchange cmdlet run through it fails on Active Directory with the
+//!   `ADInvalidCredentialException` a real server gives ([`double_hop_error`]). Windows'
+//!   own cmdlets (registry, services, WMI, event log) work; so do the cmdlets of an
+//!   imported Exchange session, which run in Exchange's endpoint under the session's own
+//!   explicit credential.
+//! - RBAC: an imported Exchange session (and Exchange's endpoint itself) holds only the
+//!   cmdlets of the account's management roles ([`HostOptions::role`]); an account
+//!   without any cannot open one. Roles apply where Exchange applies them, when it builds a
+//!   remote session; the snap-in in a local process is not restricted by them.
 //! - Time: `Get-Date`, `Start-Sleep` and the waits of `Restart-Service` (the model's
 //!   `wait_until`) run on the model's clock, so `--time-scale` shortens them all alike.
 //!   The organization's lock is never held while waiting.
@@ -34,6 +45,7 @@ use exctl_pwsh_interp::{
     ParamType as PsType, ParameterInfo, PsObject, StopSignal, Value,
 };
 
+use crate::config::ExchangeRole;
 use crate::exchange::cmdlets::{self, CmdletSpec, EXCHANGE_SNAPIN, Module, ParamType, Pipeline};
 use crate::exchange::registry::{self, KEY_TYPE_NAMES};
 use crate::exchange::{ClockRef, ExchangeError, OrgHandle, SimObject, SimTime, SimValue};
@@ -47,6 +59,14 @@ pub struct HostOptions {
     pub snapin_delay: Duration,
     /// The account the Exchange remote PowerShell endpoint accepts (the simulator's).
     pub account: Option<Account>,
+    /// The process's logon holds no credential a domain controller would accept: a
+    /// WinRS or PSRP logon on `/wsman` by NTLM, Kerberos without delegation, or Basic,
+    /// on a host not set up for CredSSP or delegation. Off for a host process of its own
+    /// (a console logon), as tests that build a [`SimHost`] directly model.
+    pub double_hop: bool,
+    /// The account's Exchange management roles, for Exchange's endpoint and the sessions
+    /// imported from it.
+    pub role: ExchangeRole,
 }
 
 /// An account with its password (never shown by `Debug`).
@@ -365,6 +385,59 @@ fn is_terminating(e: &ExchangeError) -> bool {
     e.reason.starts_with("ParameterBinding") || e.reason == "CommandNotFoundException"
 }
 
+/// The error of an Exchange cmdlet run through the snap-in by a process whose logon
+/// cannot reach a domain controller (the double hop): Exchange's directory session
+/// cannot bind, and its `ADInvalidCredentialException` ends the command.
+///
+/// The text and category are those a real Exchange server printed for `Get-ExchangeServer`
+/// in a session whose logon held no credential (PowerShell/Win32-OpenSSH#1881: "Active
+/// Directory operation failed on . The supplied credential for 'DOMAIN\Administrator' is
+/// invalid.", `NotSpecified: (:) [], ADInvalidCredentialException`): a WinRM network
+/// logon without CredSSP or delegation is the same case, a token without a password or
+/// a forwardable ticket to present to the DC. The recording cuts off the
+/// FullyQualifiedErrorId; this one is reconstructed on the pattern Exchange 2010 uses for
+/// an exception escaping a task (`System.ArgumentNullException,Microsoft.Exchange.
+/// Management.RecipientTasks.GetMailbox`, PowerShell/Win32-OpenSSH#1115). The exception
+/// class and its bases are Exchange's (`Microsoft.Exchange.Data.Directory`).
+pub fn double_hop_error(account: &str, class: &str) -> ErrorRecord {
+    let exception = "Microsoft.Exchange.Data.Directory.ADInvalidCredentialException";
+    let mut record = ErrorRecord::new(
+        format!(
+            "Active Directory operation failed on . The supplied credential for '{account}' is invalid."
+        ),
+        exception,
+        PsCategory::NotSpecified,
+        format!("{exception},{class}"),
+    );
+    record.exception_bases = vec![
+        "Microsoft.Exchange.Data.Directory.ADOperationException".into(),
+        "Microsoft.Exchange.Data.DataSourceOperationException".into(),
+        "Microsoft.Exchange.Data.LocalizedException".into(),
+        "System.Exception".into(),
+    ];
+    record
+}
+
+/// The user as Exchange names it in RBAC errors: its canonical name
+/// (`contoso.local/Users/Administrator`, KB 3058293 shows `<domain>/Users/Administrator`).
+fn canonical_user(account: &Account) -> String {
+    let name = account
+        .user
+        .rsplit_once('\\')
+        .map_or(account.user.as_str(), |(_, n)| n);
+    format!("{}/Users/{name}", account.dns_domain)
+}
+
+/// Exchange's refusal of a remote session to an account without any management role.
+/// Its text is Exchange's, as KB 3058293 quotes it ("The user "<domain>/Users/
+/// Administrator" isn't assigned to any management roles."); Exchange raises it while
+/// the session is being set up, so the client sees it as a failure in processing the
+/// remote server's data, not in connecting.
+pub fn no_management_role_message(account: Option<&Account>) -> String {
+    let user = account.map(canonical_user).unwrap_or_default();
+    format!("The user \"{user}\" isn't assigned to any management roles.")
+}
+
 /// "Exception calling "X" with "N" argument(s): "message"".
 fn method_error(name: &str, count: usize, message: &str) -> ErrorRecord {
     let mut record = ErrorRecord::new(
@@ -516,6 +589,12 @@ impl SimHost {
     /// Whether `name` is one of the Exchange cmdlets of this release.
     pub fn is_exchange_cmdlet(&self, name: &str) -> bool {
         self.exchange.contains_key(&name.to_ascii_lowercase())
+    }
+
+    /// Whether an Exchange remote session of this account holds `name`: an Exchange
+    /// cmdlet of this release within the account's management roles.
+    pub fn session_has(&self, name: &str) -> bool {
+        self.is_exchange_cmdlet(name) && self.options.role.allows(name)
     }
 
     /// Whether the Exchange snap-in was loaded in this process.
@@ -784,7 +863,23 @@ impl SimHost {
                     || (user.eq_ignore_ascii_case(n) && !d.is_empty());
                 same_user && password.as_deref() == Some(a.password.as_str())
             });
-            (!accepted).then(|| fail("Access is denied."))
+            if !accepted {
+                Some(fail("Access is denied."))
+            } else if self.options.role == ExchangeRole::None {
+                // Exchange refuses the session while setting it up: PowerShell reports
+                // it as data it could not process (KB 3058293).
+                Some(ErrorRecord::new(
+                    format!(
+                        "Processing data from remote server failed with the following error message: {} For more information, see the about_Remote_Troubleshooting Help topic.",
+                        no_management_role_message(self.options.account.as_ref())
+                    ),
+                    "System.Management.Automation.Remoting.PSRemotingTransportException",
+                    PsCategory::OpenError,
+                    "PSSessionOpenFailed",
+                ))
+            } else {
+                None
+            }
         };
         if let Some(record) = record {
             return call.write_error(record.with_command("New-PSSession"));
@@ -1004,7 +1099,12 @@ impl Host for SimHost {
         if let Some(info) = self.core.get(&key) {
             return Some(info.clone());
         }
-        if self.snapin_loaded || self.session_imported {
+        if self.snapin_loaded {
+            // Roles restrict remote sessions only: every cmdlet of the release is here.
+            return self.exchange.get(&key).cloned();
+        }
+        if self.session_imported && self.options.role.allows(canonical) {
+            // An imported session holds what the account's roles hold, nothing more.
             return self.exchange.get(&key).cloned();
         }
         None
@@ -1050,6 +1150,20 @@ impl Host for SimHost {
         }
         if name == "Read-Host" {
             return self.read_host(call);
+        }
+        if self.snapin_loaded
+            && self.options.double_hop
+            && let Some(info) = self.exchange.get(&name.to_ascii_lowercase())
+        {
+            // Through the snap-in, the cmdlet's directory session binds as this process's
+            // logon, which the domain controller cannot authenticate.
+            let account = self
+                .options
+                .account
+                .as_ref()
+                .map(|a| a.user.clone())
+                .unwrap_or_default();
+            return Err(double_hop_error(&account, &info.full_name));
         }
         let (result, now) = {
             let mut org = self.org.lock();

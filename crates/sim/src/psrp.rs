@@ -9,7 +9,11 @@
 //!   NoLanguage runspace gives (its text and FullyQualifiedErrorId `ScriptsNotAllowed` as
 //!   a real JEA endpoint sent them, `tests/fixtures/psrp-recorded/
 //!   test_psrp_with_jea_configuration.yml`); only the Exchange cmdlets exist (anything
-//!   else is PowerShell's CommandNotFoundException); objects leave deserialized.
+//!   else is PowerShell's CommandNotFoundException); objects leave deserialized. RBAC:
+//!   of those, only the cmdlets of the account's management roles exist
+//!   ([`crate::ExchangeRole`]); an account without any role gets Exchange's refusal as a
+//!   fault on the pool's first Receive, as Exchange refuses it while setting the session
+//!   up. The double hop does not apply here: Exchange does the directory work itself.
 //!
 //! Exchange's endpoint and configuration are those Microsoft documents for connecting to
 //! Exchange servers with remote PowerShell (`New-PSSession -ConfigurationName
@@ -39,9 +43,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::config::ExchangeRole;
 use crate::exchange::OrgHandle;
 use crate::fault::Fault;
-use crate::pshost::{HostOptions, SimHost};
+use crate::pshost::{HostOptions, SimHost, no_management_role_message};
 use crate::soap::{self, NS_RSP, NsSet, SoapRequest, action, envelope};
 use crate::state::SimState;
 use crate::xml::escape_text;
@@ -104,6 +109,9 @@ struct Pipeline {
 struct Pool {
     rpid: Uuid,
     exchange: bool,
+    /// Exchange refused the session (an account without management roles): the pool's
+    /// first Receive answers with this fault instead of the opening messages.
+    refused: Mutex<Option<Fault>>,
     outbox: Mutex<Outbox>,
     notify: Notify,
     defrag: Mutex<Defragmenter>,
@@ -298,9 +306,22 @@ impl PsrpService {
             .attr("ShellId")
             .map(|s| s.to_ascii_uppercase())
             .unwrap_or_else(|| rpid.to_string().to_ascii_uppercase());
+        // Exchange sets the session up from the account's management roles once the shell
+        // exists; without any role that fails, and the client learns it from its first
+        // Receive ("Processing data from remote server failed ...", KB 3058293).
+        let refused = match &self.host {
+            Some(h) if endpoint == Endpoint::Exchange && h.options.role == ExchangeRole::None => {
+                Some(Fault::plugin_refused(&no_management_role_message(
+                    h.options.account.as_ref(),
+                )))
+            }
+            _ => None,
+        };
+        let opened = refused.is_none();
         let pool = Arc::new(Pool {
             rpid,
             exchange: endpoint == Endpoint::Exchange,
+            refused: Mutex::new(refused),
             outbox: Mutex::new(Outbox::default()),
             notify: Notify::new(),
             defrag: Mutex::new(defrag),
@@ -311,7 +332,7 @@ impl PsrpService {
             host_ui,
             next_call: std::sync::atomic::AtomicI64::new(1),
         });
-        {
+        if opened {
             let mut ob = lock(&pool.outbox);
             ob.messages.push_back(message(
                 &pool,
@@ -347,7 +368,7 @@ impl PsrpService {
         {
             h.org.lock().count_powershell_process();
         }
-        if endpoint == Endpoint::Exchange {
+        if endpoint == Endpoint::Exchange && opened {
             self.state.count("psrp_exchange_sessions_opened", 1);
             // The organization counts Exchange sessions of every kind (snap-in loads,
             // imported sessions, and these).
@@ -509,6 +530,9 @@ impl PsrpService {
             .unwrap_or(153_600)
             .saturating_sub(ENVELOPE_OVERHEAD)
             .max(1024);
+        if let Some(fault) = lock(&pool.refused).take() {
+            return Err(fault);
+        }
         let Some(cmd) = desired.attr("CommandId").map(|c| c.to_ascii_uppercase()) else {
             // The pool's own messages.
             loop {
@@ -1169,8 +1193,9 @@ fn run_pipeline(host: &PsrpHost, pool: &Arc<Pool>, p: &Arc<Pipeline>, spec: &Obj
     sim_host.set_remote_ui(ui);
     if pool.exchange {
         sim_host.serve_exchange_endpoint();
-        if let Some(c) = cmds.iter().find(|c| !sim_host.is_exchange_cmdlet(&c.name)) {
-            // Only Exchange's cmdlets exist in its runspace.
+        if let Some(c) = cmds.iter().find(|c| !sim_host.session_has(&c.name)) {
+            // Only Exchange's cmdlets exist in its runspace, and of those only the ones of
+            // the account's management roles (RBAC: the others are not there at all).
             let e = ErrorRecord::new(
                 format!(
                     "The term '{}' is not recognized as the name of a cmdlet, function, script file, or operable program. Check the spelling of the name, or if a path was included, verify that the path is correct and try again.",

@@ -7,6 +7,8 @@
 //! it, and a new connection starts unauthenticated. Basic is checked on every request.
 //!
 //! Refusals, and why they look the way they do:
+//! - Basic with a domain account: 401, as for a wrong password (Windows' Basic knows
+//!   local accounts only).
 //! - No or bad credentials: 401 with one `WWW-Authenticate` per usable scheme
 //!   (`Negotiate`, and `Basic realm="WSMAN"` only where Basic would be accepted).
 //! - Basic over plain HTTP with AllowUnencrypted=false: 401 — Windows does not offer Basic
@@ -503,7 +505,13 @@ fn authenticate(value: &str, conn: &Conn, shared: &Shared) -> Result<String, Box
         let (name, password) = decoded
             .split_once(':')
             .ok_or_else(|| refuse(shared, conn))?;
-        if !config.credentials_match(name, password) {
+        // Windows' Basic authenticates local accounts only: credentials go "for a domain
+        // account when using negotiate or Kerberos authentication, or for a local account
+        // with Basic authentication" (WinRM's ConnectionOptions.UserName,
+        // https://learn.microsoft.com/en-us/windows/win32/winrm/connectionoptions-username).
+        // A domain account's Basic logon fails like a wrong password, on /wsman and on
+        // /PowerShell alike.
+        if !config.is_local_account() || !config.credentials_match(name, password) {
             return Err(refuse(shared, conn));
         }
         return Ok(config.account());
@@ -534,12 +542,17 @@ fn authenticate(value: &str, conn: &Conn, shared: &Shared) -> Result<String, Box
     let mut auth = conn.auth();
     match kind {
         1 => {
+            // A local account answers to the computer name, `.` and no domain at all.
+            let domains = if config.is_local_account() {
+                vec![config.computer_name.clone(), ".".into(), String::new()]
+            } else {
+                vec![config.user.0.clone()]
+            };
             let mut acceptor = Acceptor::new(AcceptorConfig {
-                accounts: vec![(
-                    config.user.0.clone(),
-                    config.user.1.clone(),
-                    config.password.clone(),
-                )],
+                accounts: domains
+                    .into_iter()
+                    .map(|d| (d, config.user.1.clone(), config.password.clone()))
+                    .collect(),
                 netbios_domain: config.user.0.clone(),
                 netbios_computer: config.computer_name.clone(),
                 dns_domain: config.dns_domain.clone(),
@@ -581,7 +594,11 @@ fn authenticate(value: &str, conn: &Conn, shared: &Shared) -> Result<String, Box
             let session = user.and_then(|u| acceptor.into_session().map(|s| (u, s)));
             match session {
                 Ok((user, session)) => {
-                    let account = format!("{}\\{}", user.domain, user.user);
+                    let account = if config.is_local_account() {
+                        config.account()
+                    } else {
+                        format!("{}\\{}", user.domain, user.user)
+                    };
                     *auth = ConnAuth::Ntlm {
                         account: account.clone(),
                         session: Box::new(session),

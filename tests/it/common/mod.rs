@@ -12,6 +12,9 @@ use std::time::Duration;
 
 pub const SIM_USER: &str = "CONTOSO\\Administrator";
 pub const SIM_PASSWORD: &str = "Sim-Pa55word!";
+/// A local account of the simulated host (its computer name is `EXCH01` by default):
+/// the only kind Windows' Basic authentication accepts.
+pub const LOCAL_USER: &str = "EXCH01\\admin";
 
 pub fn exctl() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_exctl"));
@@ -33,8 +36,17 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// A simulator set up for delegation (`--delegation`): most tests plan and apply
+    /// through the snap-in (exctl's default access until `psrp` becomes it), which meets
+    /// the double hop on a host without it.
     pub fn start(extra: &[&str]) -> Sim {
         Sim::spawn(extra, false)
+    }
+
+    /// A simulator as Windows is by default, without delegation: the snap-in's cmdlets
+    /// fail on Active Directory in WinRM sessions (the double hop).
+    pub fn start_without_delegation(extra: &[&str]) -> Sim {
+        Sim::spawn_env_delegation(extra, false, &[], false)
     }
 
     /// Like [`Sim::start`], keeping the simulator's stderr readable.
@@ -53,9 +65,19 @@ impl Sim {
     }
 
     fn spawn_env(extra: &[&str], keep_stderr: bool, env: &[(String, String)]) -> Sim {
+        Sim::spawn_env_delegation(extra, keep_stderr, env, true)
+    }
+
+    fn spawn_env_delegation(
+        extra: &[&str],
+        keep_stderr: bool,
+        env: &[(String, String)],
+        delegation: bool,
+    ) -> Sim {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut child = exctl()
             .args(["sim", "--listen", "127.0.0.1:0"])
+            .args(delegation.then_some("--delegation"))
             .args(extra)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
@@ -165,8 +187,13 @@ impl Drop for Sim {
 
 /// Runs `exctl exec` against `sim` with the password in the environment.
 pub fn exec(sim: &Sim, password: &str, args: &[&str]) -> Output {
+    exec_as(sim, SIM_USER, password, args)
+}
+
+/// [`exec`] as `user` (a local account for Basic: [`LOCAL_USER`]).
+pub fn exec_as(sim: &Sim, user: &str, password: &str, args: &[&str]) -> Output {
     exctl()
-        .args(["exec", "--endpoint", &sim.url, "--user", SIM_USER])
+        .args(["exec", "--endpoint", &sim.url, "--user", user])
         .args(args)
         .env("EXCTL_PASSWORD", password)
         .stdin(Stdio::null())

@@ -70,6 +70,8 @@ pub async fn start(setup: &HostSetup, password: &str) -> SimHost {
         password: password.to_string(),
         computer_name: setup.name.clone(),
         latency: setup.latency,
+        // No delegation: the rollouts go through Exchange's own endpoint (access: psrp,
+        // the default), which the double hop does not concern.
         ..SimConfig::default()
     };
     let clock = ClockRef(Arc::new(ScaledClock::with_scale(setup.time_scale)));
@@ -86,7 +88,7 @@ pub async fn start(setup: &HostSetup, password: &str) -> SimHost {
         org.clone(),
         HostOptions {
             snapin_delay: setup.snapin_delay,
-            account: None,
+            ..HostOptions::default()
         },
         state,
     )

@@ -14,10 +14,10 @@ use exctl_ntlm::{Initiator, InitiatorConfig, Session};
 use exctl_sim::{SimConfig, framing};
 
 fn https() -> SimConfig {
-    SimConfig {
+    local(SimConfig {
         tls: true,
         ..SimConfig::default()
-    }
+    })
 }
 
 #[tokio::test]
@@ -82,7 +82,7 @@ async fn shell_quota_is_a_wmi_error() {
 async fn oversized_envelope_is_413_without_a_body() {
     let sim = start(SimConfig {
         allow_unencrypted: true,
-        ..SimConfig::default()
+        ..local(SimConfig::default())
     })
     .await;
     let c = client(&sim);
@@ -131,7 +131,7 @@ async fn missing_or_bad_credentials_are_401() {
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
     assert_eq!(offered, vec!["Negotiate", "Basic realm=\"WSMAN\""]);
-    let wrong = format!("Basic {}", B64.encode("CONTOSO\\Administrator:nope"));
+    let wrong = format!("Basic {}", B64.encode("EXCH01\\Administrator:nope"));
     let resp = c
         .post(sim.url())
         .header("Authorization", wrong)
@@ -164,8 +164,8 @@ async fn basic_over_plain_http_is_refused_and_not_offered() {
 
 fn initiator(channel_bindings: Option<Vec<u8>>) -> Initiator {
     Initiator::new(InitiatorConfig {
-        domain: "CONTOSO".into(),
-        user: "Administrator".into(),
+        domain: LOCAL_USER.0.into(),
+        user: LOCAL_USER.1.into(),
         password: "P@ssw0rd!".into(),
         workstation: None,
         channel_bindings,
@@ -248,7 +248,7 @@ async fn sealed_post(
 
 #[tokio::test]
 async fn ntlm_over_http_must_be_sealed() {
-    let sim = start(SimConfig::default()).await;
+    let sim = start(local(SimConfig::default())).await;
     let c = client(&sim);
     let mut session = ntlm_login(&c, sim.url(), None).await.expect("login");
     let create = envelope(CREATE, SHELL_URI, None, &[], "PT20S", create_body());
@@ -457,7 +457,7 @@ async fn state_document_counts_what_happened() {
 
 #[tokio::test]
 async fn ntlm_scheme_name_is_accepted_too() {
-    let sim = start(SimConfig::default()).await;
+    let sim = start(local(SimConfig::default())).await;
     let c = client(&sim);
     let mut session = ntlm_login_as(&c, sim.url(), None, "NTLM")
         .await
@@ -471,7 +471,7 @@ async fn ntlm_scheme_name_is_accepted_too() {
 async fn basic_over_http_when_unencrypted_is_allowed() {
     let sim = start(SimConfig {
         allow_unencrypted: true,
-        ..SimConfig::default()
+        ..local(SimConfig::default())
     })
     .await;
     let c = client(&sim);
@@ -483,7 +483,7 @@ async fn oversized_chunked_body_is_cut_off_with_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sim = start(SimConfig {
         allow_unencrypted: true,
-        ..SimConfig::default()
+        ..local(SimConfig::default())
     })
     .await;
     let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
@@ -515,7 +515,7 @@ async fn oversized_content_length_is_refused_before_the_body_arrives() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sim = start(SimConfig {
         allow_unencrypted: true,
-        ..SimConfig::default()
+        ..local(SimConfig::default())
     })
     .await;
     let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
@@ -531,4 +531,71 @@ async fn oversized_content_length_is_refused_before_the_body_arrives() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("content-length: 0"), "{text}");
+}
+
+/// Issue 15: Windows' Basic authenticates local accounts only. A domain account's Basic
+/// logon is refused as a wrong password is (401, counted as an authentication failure),
+/// on `/wsman` and on Exchange's `/PowerShell` alike; the same host takes a local
+/// account by any spelling of it.
+#[tokio::test]
+async fn basic_refuses_a_domain_account_and_takes_a_local_one() {
+    let sim = start(SimConfig {
+        tls: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&sim);
+    let create = envelope(CREATE, SHELL_URI, None, &[], "PT20S", create_body());
+    for path in ["/wsman", "/PowerShell/"] {
+        let url = sim.url().replace("/wsman", path);
+        for name in ["CONTOSO\\Administrator", "Administrator@contoso.local"] {
+            let resp = c
+                .post(&url)
+                .header(
+                    "Authorization",
+                    format!("Basic {}", B64.encode(format!("{name}:P@ssw0rd!"))),
+                )
+                .header("Content-Type", "application/soap+xml;charset=UTF-8")
+                .body(create.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 401, "{path} {name}");
+        }
+    }
+    let state = sim.state().snapshot();
+    assert_eq!(state.auth_failures, 4);
+    assert_eq!(state.sections["host"]["local_account"], false);
+    assert_eq!(state.sections["host"]["delegation"], false);
+    assert_eq!(
+        state.sections["host"]["exchange_role"],
+        "organization-management"
+    );
+
+    let sim = start(https()).await;
+    let c = client(&sim);
+    for name in ["EXCH01\\Administrator", ".\\Administrator", "Administrator"] {
+        let resp = c
+            .post(sim.url())
+            .header(
+                "Authorization",
+                format!("Basic {}", B64.encode(format!("{name}:P@ssw0rd!"))),
+            )
+            .header("Content-Type", "application/soap+xml;charset=UTF-8")
+            .body(create.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{name}");
+        let body = resp.text().await.unwrap();
+        // A local account owns its shells by its name alone.
+        assert!(
+            body.contains("<rsp:Owner>Administrator</rsp:Owner>"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        sim.state().snapshot().sections["host"]["account"],
+        "EXCH01\\Administrator"
+    );
 }

@@ -81,7 +81,9 @@ async fn require_modules() {
 const PYWINRM_RUN: &str = r#"
 import sys, winrm
 url, transport, password = sys.argv[1], sys.argv[2], sys.argv[3]
-kwargs = dict(auth=("CONTOSO\\Administrator", password), transport=transport)
+# Basic takes local accounts only: the host's own Administrator.
+user = "EXCH01\\Administrator" if transport == "basic" else "CONTOSO\\Administrator"
+kwargs = dict(auth=(user, password), transport=transport)
 if transport == "ntlm" and url.startswith("http:"):
     kwargs["message_encryption"] = "always"
 if len(sys.argv) > 4:
@@ -113,10 +115,10 @@ async fn pywinrm_ntlm_with_message_encryption_over_http() {
 #[tokio::test]
 async fn pywinrm_basic_over_https_with_the_ca() {
     require_modules().await;
-    let sim = common::start(SimConfig {
+    let sim = common::start(common::local(SimConfig {
         tls: true,
         ..SimConfig::default()
-    })
+    }))
     .await;
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = dir.path().join("ca.pem");

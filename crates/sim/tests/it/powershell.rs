@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use exctl_pwsh_interp::{CollectSink, Interpreter};
 use exctl_sim::exchange::{ClockRef, ExchangeOrg, OrgHandle, ScaledClock, Sp};
 use exctl_sim::pshost::SimHost;
-use exctl_sim::{HostOptions, SimConfig, exchange_host};
+use exctl_sim::{Account, ExchangeRole, HostOptions, SimConfig, exchange_host};
 
 use common::*;
 
@@ -247,11 +247,14 @@ async fn exchange_sim_at(config: SimConfig, scale: f64) -> (exctl_sim::RunningSi
     (start_with(config, exec).await, o)
 }
 
+/// A host set up for delegation (no double hop), reached with Basic as its local
+/// Administrator: the scripts here load the snap-in and run its cmdlets.
 fn https() -> SimConfig {
-    SimConfig {
+    local(SimConfig {
         tls: true,
+        delegation: true,
         ..SimConfig::default()
-    }
+    })
 }
 
 async fn send_stdin(
@@ -660,4 +663,165 @@ async fn a_bad_command_line_is_refused_like_powershell_exe() {
         String::from_utf8_lossy(&err)
     );
     assert_eq!(code, exctl_sim::powershell::EXIT_BAD_COMMAND_LINE);
+}
+
+/// The options of a process WinRM started on a host without delegation, for the
+/// account `CONTOSO\Administrator` with `role`.
+fn winrm_options(role: ExchangeRole) -> HostOptions {
+    HostOptions {
+        account: Some(Account {
+            user: "CONTOSO\\Administrator".into(),
+            password: "P@ssw0rd!".into(),
+            dns_domain: "contoso.local".into(),
+        }),
+        double_hop: true,
+        role,
+        ..HostOptions::default()
+    }
+}
+
+fn run_with(org: &OrgHandle, options: HostOptions, script: &str) -> (i32, CollectSink) {
+    let host = SimHost::new(org.clone(), options, &[]);
+    let mut it = Interpreter::new(host);
+    let mut sink = CollectSink::default();
+    let status = it.run(script, None, &mut sink);
+    (status.code, sink)
+}
+
+/// An explicit credential's remote Exchange session, imported into the process.
+const IMPORT: &str = "$c = New-Object System.Management.Automation.PSCredential -ArgumentList 'CONTOSO\\Administrator', (ConvertTo-SecureString 'P@ssw0rd!' -AsPlainText -Force)\n\
+$s = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri http://EXCH01/PowerShell/ -Authentication Kerberos -Credential $c\n\
+$null = Import-PSSession $s\n";
+
+/// Issue 15, the double hop: in a WinRM logon without delegation the snap-in loads, its
+/// cmdlets fail on Active Directory with Exchange's ADInvalidCredentialException, and
+/// Windows' own cmdlets keep working.
+#[test]
+fn without_delegation_the_snapins_cmdlets_fail_on_active_directory() {
+    let o = org(Sp::Sp3);
+    let script = format!(
+        "$ErrorActionPreference = 'Continue'\n{SNAPIN}Get-ImapSettings -Server EXCH01\n\
+         Set-ImapSettings -Server EXCH01 -MaxConnectionsPerUser 40\n\
+         (Get-Service -Name MSExchangeIMAP4).Status\n\
+         Test-Path -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\MSExchangeIS\\ParametersSystem'\n\
+         @(Get-PSSnapin -Name Microsoft.Exchange.Management.PowerShell.E2010).Count"
+    );
+    let (_, sink) = run_with(
+        &o,
+        winrm_options(ExchangeRole::OrganizationManagement),
+        &script,
+    );
+    assert_eq!(sink.stdout, "Running\r\nTrue\r\n1\r\n", "{:?}", sink.errors);
+    assert_eq!(sink.errors.len(), 2, "{:?}", sink.errors);
+    let e = &sink.errors[0];
+    assert_eq!(
+        e.message,
+        "Active Directory operation failed on . The supplied credential for 'CONTOSO\\Administrator' is invalid."
+    );
+    assert_eq!(
+        e.fully_qualified_error_id,
+        "Microsoft.Exchange.Data.Directory.ADInvalidCredentialException,Microsoft.Exchange.Management.SystemConfigurationTasks.GetImapSettings"
+    );
+    assert!(
+        e.category_info().starts_with("NotSpecified: (:) ["),
+        "{}",
+        e.category_info()
+    );
+    assert!(
+        e.category_info()
+            .ends_with("], ADInvalidCredentialException")
+    );
+    // Nothing reached the organization.
+    let (_, sink) = run(
+        &o,
+        &format!("{SNAPIN}(Get-ImapSettings -Server EXCH01).MaxConnectionsPerUser"),
+    );
+    assert_eq!(sink.stdout, "16\r\n");
+
+    // With delegation (no double hop) the same script works.
+    let options = HostOptions {
+        double_hop: false,
+        ..winrm_options(ExchangeRole::OrganizationManagement)
+    };
+    let (_, sink) = run_with(&o, options, &script);
+    assert!(sink.errors.is_empty(), "{:?}", sink.errors);
+}
+
+/// Issue 15: an imported session runs its cmdlets in Exchange's endpoint under the
+/// session's own explicit credential, so the double hop does not touch it.
+#[test]
+fn an_imported_session_works_across_the_double_hop() {
+    let o = org(Sp::Sp3);
+    let script = format!(
+        "{IMPORT}Set-ImapSettings -Server EXCH01 -MaxConnectionsPerUser 40\n(Get-ImapSettings -Server EXCH01).MaxConnectionsPerUser"
+    );
+    let (code, sink) = run_with(
+        &o,
+        winrm_options(ExchangeRole::OrganizationManagement),
+        &script,
+    );
+    assert_eq!(
+        (code, sink.stdout.as_str()),
+        (0, "40\r\n"),
+        "{:?}",
+        sink.errors
+    );
+}
+
+/// Issue 15, RBAC: a View-Only Organization Management account's session holds the Get-
+/// cmdlets only (the others are not in it: PowerShell does not know them); the snap-in
+/// bypasses RBAC.
+#[test]
+fn a_view_only_session_has_no_set_cmdlets() {
+    let o = org(Sp::Sp3);
+    let script = format!(
+        "$ErrorActionPreference = 'Continue'\n{IMPORT}(Get-ImapSettings -Server EXCH01).MaxConnectionsPerUser\nSet-ImapSettings -Server EXCH01 -MaxConnectionsPerUser 40"
+    );
+    let (_, sink) = run_with(
+        &o,
+        winrm_options(ExchangeRole::ViewOnlyOrganizationManagement),
+        &script,
+    );
+    assert_eq!(sink.stdout, "16\r\n", "{:?}", sink.errors);
+    assert_eq!(sink.errors.len(), 1, "{:?}", sink.errors);
+    assert!(
+        sink.errors[0]
+            .message
+            .starts_with("The term 'Set-ImapSettings' is not recognized as the name of a cmdlet"),
+        "{:?}",
+        sink.errors
+    );
+    assert_eq!(
+        sink.errors[0].fully_qualified_error_id,
+        "CommandNotFoundException"
+    );
+
+    let options = HostOptions {
+        double_hop: false,
+        ..winrm_options(ExchangeRole::ViewOnlyOrganizationManagement)
+    };
+    let (code, sink) = run_with(
+        &o,
+        options,
+        &format!("{SNAPIN}Set-ImapSettings -Server EXCH01 -MaxConnectionsPerUser 40"),
+    );
+    assert_eq!(code, 0, "{:?}", sink.errors);
+}
+
+/// Issue 15, RBAC: an account without any management role cannot open an Exchange
+/// session; New-PSSession reports Exchange's refusal (KB 3058293's text).
+#[test]
+fn an_account_without_roles_cannot_open_an_exchange_session() {
+    let o = org(Sp::Sp3);
+    let script = format!(
+        "$ErrorActionPreference = 'Continue'\n{IMPORT}Write-Output ('session: ' + ($s -eq $null))"
+    );
+    let (_, sink) = run_with(&o, winrm_options(ExchangeRole::None), &script);
+    assert!(sink.stdout.contains("session: True"), "{}", sink.stdout);
+    let e = &sink.errors[0];
+    assert_eq!(
+        e.message,
+        "Processing data from remote server failed with the following error message: The user \"contoso.local/Users/Administrator\" isn't assigned to any management roles. For more information, see the about_Remote_Troubleshooting Help topic."
+    );
+    assert_eq!(e.fully_qualified_error_id, "PSSessionOpenFailed");
 }

@@ -226,7 +226,7 @@ async fn replay(file: &str, config: SimConfig, rewrite: &dyn Fn(String) -> Strin
         SimConfig {
             tls: true,
             auth: vec![AuthScheme::Basic],
-            ..config
+            ..common::local(config)
         },
         executor(),
     )

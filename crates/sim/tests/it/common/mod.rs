@@ -84,11 +84,24 @@ pub fn client(sim: &RunningSim) -> reqwest::Client {
     builder.build().expect("client builds")
 }
 
+/// The host's own Administrator: a local account, the only kind Windows' Basic accepts.
+pub const LOCAL_USER: (&str, &str) = ("EXCH01", "Administrator");
+
+/// `config` with the local account [`LOCAL_USER`] (for the tests that authenticate with
+/// Basic).
+pub fn local(config: SimConfig) -> SimConfig {
+    SimConfig {
+        user: (LOCAL_USER.0.into(), LOCAL_USER.1.into()),
+        ..config
+    }
+}
+
+/// Basic credentials of [`LOCAL_USER`].
 pub fn basic_auth() -> String {
     use base64::Engine;
     format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("CONTOSO\\Administrator:P@ssw0rd!")
+        base64::engine::general_purpose::STANDARD.encode("EXCH01\\Administrator:P@ssw0rd!")
     )
 }
 
