@@ -43,7 +43,8 @@
 //!
 //! # Restarts
 //!
-//! The plan places them (IMAP4 after the IMAP settings, the Information Store last).
+//! The plan places them (IMAP4 after the IMAP settings, POP3 after the POP settings, the
+//! Information Store last).
 //! [`RestartPolicy::Never`] leaves them out of the script and reports them as skipped and
 //! pending; the servers remember that they are due (see [`crate::restart`]) so the next
 //! plan shows them. A [`MaintenanceWindow`] refuses a host whose plan restarts the
@@ -606,16 +607,16 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
                     continue;
                 }
                 RestartRun::Recover => match r.service {
-                    Service::Imap4 => restart::imap4_recovery_body(n, &ro),
                     Service::InformationStore => {
                         restart::information_store_recovery_body(&host.name, n, &ro)
                     }
+                    protocol => restart::protocol_recovery_body(protocol, n, &ro),
                 },
                 RestartRun::Restart => match r.service {
-                    Service::Imap4 => restart::imap4_body(n, &ro),
                     Service::InformationStore => {
                         restart::information_store_body(&host.name, n, &ro)
                     }
+                    protocol => restart::protocol_body(protocol, n, &ro),
                 },
             },
         };

@@ -3,10 +3,12 @@
 //! only present it.
 //!
 //! Order within a host follows the kinds' phases (permissions, throttling policies,
-//! associations, connectors, IMAP settings, registry values). A restart is a step of its
-//! own, placed right after the last change that requires it: the IMAP4 restart after the
-//! IMAP settings, the Information Store restart last of all, once, whatever the number of
-//! store values that changed.
+//! associations, connectors, IMAP settings, POP settings, registry values). A restart is
+//! a step of its own, placed right after the last change that requires it: the IMAP4
+//! restart after the IMAP settings, the POP3 restart after the POP settings, the
+//! Information Store restart last of all, once, whatever the number of store values that
+//! changed. A protocol service (IMAP4, POP3) that is stopped and starts by hand gets no
+//! restart: its changes say that they take effect when it starts (`no_restart`).
 //!
 //! A host that is not healthy (the Information Store or the IMAP4 service down, their
 //! dependants stopped, databases dismounted: see [`crate::restart::Health`]) gets the
@@ -115,6 +117,11 @@ pub struct ChangeStep {
     pub reason: &'static str,
     /// The restart this change requires.
     pub requires_restart: Option<Service>,
+    /// Why the plan has no restart for it although it requires one: the service (IMAP4,
+    /// POP3) is stopped and does not start automatically, so it loads the change when it
+    /// starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_restart: Option<String>,
     /// `file:line` of the declaration: of the first changed attribute's value (the layer
     /// it comes from: a baseline, a site or a host override), or of the resource.
     pub declared_at: String,
@@ -198,6 +205,9 @@ pub struct RestartContext {
     pub warnings: Vec<(Service, String)>,
     /// Services the host must bring back (see [`crate::restart::Health`]).
     pub recover: Vec<(Service, Recovery)>,
+    /// Protocol services that are stopped and start by hand, with why no restart of
+    /// theirs is planned (see [`crate::restart::context`]).
+    pub idle: Vec<(Service, String)>,
 }
 
 impl Plan {
@@ -246,8 +256,10 @@ pub fn order_steps(changes: Vec<Change>, sources: &SourceMap) -> Vec<Step> {
 
 /// Orders the changes of one host and inserts the restarts they require and those the
 /// host owes from before (`ctx`). A restart owed without a change of this plan goes
-/// where a change requiring it would: the IMAP4 restart after the last change that runs
-/// no later than the IMAP settings, the Information Store restart last.
+/// where a change requiring it would: the IMAP4 (POP3) restart after the last change that
+/// runs no later than the IMAP (POP) settings, the Information Store restart last. A
+/// protocol service that is stopped and starts by hand (`ctx.idle`) gets no restart; the
+/// changes that require one say why.
 pub fn order_steps_in(
     changes: Vec<Change>,
     ctx: &RestartContext,
@@ -284,17 +296,28 @@ pub fn order_steps_for(
             .find(|(s, _)| *s == svc)
             .map(|(_, r)| r.clone())
     };
+    // A stopped protocol service that starts by hand owes no restart (nothing pending,
+    // nothing to recover): its changes say why instead.
+    let idle_of = |svc: Service| {
+        ctx.idle
+            .iter()
+            .find(|(s, _)| *s == svc)
+            .map(|(_, why)| why.clone())
+            .filter(|_| pending_of(svc).is_none() && recover_of(svc).is_none())
+    };
     // Where each restart goes: after the change at this index (None: before them all).
     let mut anchors: Vec<(Service, Option<usize>)> = Vec::new();
-    for svc in [Service::Imap4, Service::InformationStore] {
+    for svc in Service::ALL {
         let last = changes.iter().rposition(|c| c.restart == Some(svc));
+        if idle_of(svc).is_some() {
+            continue;
+        }
         if last.is_some() {
             anchors.push((svc, last));
         } else if pending_of(svc).is_some() || recover_of(svc).is_some() {
-            let limit = match svc {
-                Service::Imap4 => phase_of("imap_settings"),
-                Service::InformationStore => u32::MAX,
-            };
+            // After the last change that runs no later than the settings the service
+            // loads; the Information Store last of all.
+            let limit = svc.protocol().map_or(u32::MAX, |(kind, _)| phase_of(kind));
             anchors.push((svc, changes.iter().rposition(|c| phase_of(c.kind) <= limit)));
         }
     }
@@ -391,6 +414,7 @@ pub fn order_steps_for(
             unchanged_attributes: c.unchanged,
             reason: kind.map(|k| k.order().reason).unwrap_or(""),
             requires_restart: c.restart,
+            no_restart: c.restart.and_then(idle_of),
             declared_at,
             attributes_declared_at,
             commands: c.commands.clone(),

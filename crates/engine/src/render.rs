@@ -155,7 +155,7 @@ fn tally(run: &[Step]) -> Tally<'_> {
             Some((_, n)) => *n += 1,
             None => t.actions.push((action, 1)),
         }
-        if let Some(svc) = c.requires_restart {
+        if let Some(svc) = c.requires_restart.filter(|_| c.no_restart.is_none()) {
             match t.restarts.iter_mut().find(|(s, _)| *s == svc) {
                 Some((_, n)) => *n += 1,
                 None => t.restarts.push((svc, 1)),
@@ -277,12 +277,18 @@ fn text_change(c: &ChangeStep, p: &Paint, out: &mut String) {
             ))
         );
     }
-    if let Some(r) = c.requires_restart {
-        let _ = writeln!(
-            out,
-            "      {}",
-            p.dim(&format!("requires a restart of {r}"))
-        );
+    match (&c.no_restart, c.requires_restart) {
+        (Some(why), _) => {
+            let _ = writeln!(out, "      {}", p.dim(why));
+        }
+        (None, Some(r)) => {
+            let _ = writeln!(
+                out,
+                "      {}",
+                p.dim(&format!("requires a restart of {r}"))
+            );
+        }
+        (None, None) => {}
     }
     let at = if c.attributes_declared_at.is_empty() {
         format!("declared at {}", c.declared_at)
@@ -777,7 +783,18 @@ fn md_host(h: &HostPlan, listed: usize, out: &mut String) {
     for n in &h.notes {
         let _ = writeln!(out, "- ℹ️ {}", md_escape(n));
     }
-    if !h.errors.is_empty() || !h.warnings.is_empty() || !h.notes.is_empty() {
+    // Why a change that needs a restart has none (once per service).
+    let mut idle: Vec<&str> = Vec::new();
+    for s in &h.steps {
+        if let Step::Change(c) = s
+            && let Some(why) = &c.no_restart
+            && !idle.contains(&why.as_str())
+        {
+            idle.push(why);
+            let _ = writeln!(out, "- ℹ️ {}", md_escape(why));
+        }
+    }
+    if !h.errors.is_empty() || !h.warnings.is_empty() || !h.notes.is_empty() || !idle.is_empty() {
         out.push('\n');
     }
     if !h.steps.is_empty() {
@@ -988,6 +1005,7 @@ mod tests {
             unchanged_attributes: 0,
             reason: "associations run after the throttling policies",
             requires_restart: None,
+            no_restart: None,
             declared_at: format!("site.yaml:{}", 3 + 2 * i),
             attributes_declared_at: Vec::new(),
             commands: Vec::new(),
@@ -1023,6 +1041,7 @@ mod tests {
             unchanged_attributes: 0,
             reason: "registry values run first",
             requires_restart: None,
+            no_restart: None,
             declared_at: "manifests/lon.yaml:3".into(),
             attributes_declared_at: Vec::new(),
             commands: Vec::new(),

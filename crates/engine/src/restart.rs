@@ -1,5 +1,6 @@
-//! Service restarts: the PowerShell that restarts MSExchangeIMAP4 and MSExchangeIS and
-//! waits for them, and how a plan learns that a restart is still owed.
+//! Service restarts: the PowerShell that restarts the protocol services (MSExchangeIMAP4,
+//! MSExchangePOP3) and MSExchangeIS and waits for them, and how a plan learns that a
+//! restart is still owed, or not needed at all.
 //!
 //! # Restart scripts
 //!
@@ -14,9 +15,13 @@
 //! | `__dismount` | list of database names | the databases mounted now, which the IS restart dismounts |
 //! | `__note` | text | something the operator should read (service not running, DAG copies) |
 //!
-//! - **MSExchangeIMAP4** restarts only when it is running or its start mode is `Auto`
-//!   (Exchange 2010 installs it as Manual): otherwise the step reports "not running,
-//!   settings take effect when it starts" and succeeds.
+//! - **MSExchangeIMAP4** and **MSExchangePOP3** (the protocol services,
+//!   [`Service::protocol`]) restart only when they are running or their start mode is
+//!   `Auto` (Exchange 2010 installs both as Manual and stopped). A plan that sees such a
+//!   service stopped and not starting automatically plans no restart and says why (see
+//!   [`context`]); should the service have started between plan and apply, the step
+//!   still checks, and otherwise reports "not running, settings take effect when it
+//!   starts" and succeeds.
 //! - **MSExchangeIS**: the script lists the mailbox databases of the server that are
 //!   mounted (`Get-MailboxDatabase -Server <host> -Status`), restarts the service (its
 //!   running dependants go down and up with it), then polls until the service and those
@@ -48,7 +53,7 @@
 //!    `HKLM:\SOFTWARE\exctl\LastChangeRequiringRestart`, value = the service name
 //!    ([`MARKER_KEY`]). Same clock as the process start time, so the comparison is exact
 //!    (both in whole seconds; the restart always starts after the mark).
-//! 2. For IMAP4 also the settings object's `WhenChangedUTC` (Active Directory), which
+//! 2. For IMAP4 and POP3 also the settings object's `WhenChangedUTC` (Active Directory), which
 //!    catches changes made by hand. Its clock is a domain controller's, so it counts only
 //!    when it is more than [`AD_CLOCK_TOLERANCE_SECS`] after the service started (domain
 //!    members keep within Kerberos' five minutes of skew).
@@ -141,9 +146,10 @@ pub const ERROR_TEXT_FUNCTION: &str = r#"function __exctl_error_text($e) {
 }
 "#;
 
-/// The body of the MSExchangeIMAP4 restart step `n`.
-pub fn imap4_body(n: usize, opts: &RestartScriptOptions) -> String {
-    let svc = Service::Imap4.name();
+/// The body of restart step `n` of a protocol service (MSExchangeIMAP4,
+/// MSExchangePOP3): restarted when it runs or starts automatically, otherwise a note.
+pub fn protocol_body(service: Service, n: usize, opts: &RestartScriptOptions) -> String {
+    let svc = service.name();
     let name = quote(svc);
     let step = quote(&n.to_string());
     let filter = quote(&format!("Name='{svc}'"));
@@ -164,10 +170,10 @@ pub fn imap4_body(n: usize, opts: &RestartScriptOptions) -> String {
     )
 }
 
-/// The body of step `n` that brings back MSExchangeIMAP4 without stopping it (see
+/// The body of step `n` that brings back a protocol service without stopping it (see
 /// [`Health`]).
-pub fn imap4_recovery_body(n: usize, opts: &RestartScriptOptions) -> String {
-    recovery_sequence(Service::Imap4.name(), n, None, opts)
+pub fn protocol_recovery_body(service: Service, n: usize, opts: &RestartScriptOptions) -> String {
+    recovery_sequence(service.name(), n, None, opts)
 }
 
 /// The body of step `n` that brings back the Information Store of `host`, its
@@ -578,15 +584,15 @@ pub fn observe_facts(host: &str, services: &BTreeSet<Service>) -> String {
             n = quote(svc.name()),
             prop = svc.name(),
         ));
-        match svc {
-            Service::Imap4 => s.push_str(&format!(
+        match svc.protocol() {
+            Some((_, getter)) => s.push_str(&format!(
                 "try {{\n\
-                 $__c = (Get-ImapSettings -Server {}).WhenChangedUTC\n\
+                 $__c = ({getter} -Server {}).WhenChangedUTC\n\
                  if ($__c -ne $null) {{ __exctl_emit {r} 'SettingsChangedUtc' ($__c.ToString('s')) }}\n\
                  }} catch {{ }}\n",
                 quote(host)
             )),
-            Service::InformationStore => s.push_str(&format!(
+            None => s.push_str(&format!(
                 "try {{\n{}__exctl_emit {r} 'ActiveReplicated' $__replicated\n}} catch {{ }}\n",
                 replicated_databases(host)
             )),
@@ -835,7 +841,28 @@ pub fn context(
         {
             ctx.warnings.push((*svc, dag_warning(host, dbs)));
         }
-        let running = text(obs, &key, "State").is_some_and(|s| s.eq_ignore_ascii_case("Running"));
+        let state = text(obs, &key, "State");
+        let running = state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Running"));
+        // A protocol service that is stopped and starts by hand reads its settings when
+        // someone starts it: restarting it would start it, which nobody asked for.
+        if svc.protocol().is_some()
+            && let Some(state) = &state
+            && !running
+        {
+            // An unknown start mode decides nothing: the restart step checks again.
+            if let Some(mode) = text(obs, &key, "StartMode")
+                && !mode.eq_ignore_ascii_case("Auto")
+            {
+                ctx.idle.push((
+                    *svc,
+                    format!(
+                        "{svc} is {state} and its start mode is {mode}: no restart, the settings take effect when it starts"
+                    ),
+                ));
+            }
+        }
         let Some(started) = text(obs, &key, "StartedUtc") else {
             continue;
         };
@@ -926,6 +953,39 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_protocol_service_that_starts_by_hand_needs_no_restart() {
+        let facts = |svc: Service, state: &str, mode: &str| {
+            let mut o = Observations::default();
+            let k = facts_key(svc);
+            o.insert(&k, "State", RawValue::Str(state.into()));
+            o.insert(&k, "StartMode", RawValue::Str(mode.into()));
+            o
+        };
+        let pop: BTreeSet<Service> = [Service::Pop3].into_iter().collect();
+        let (ctx, _) = context("EX01", &facts(Service::Pop3, "Stopped", "Manual"), &pop);
+        assert_eq!(ctx.idle.len(), 1);
+        assert_eq!(
+            ctx.idle[0].1,
+            "MSExchangePOP3 is Stopped and its start mode is Manual: no restart, the settings take effect when it starts"
+        );
+        for (state, mode) in [
+            ("Running", "Manual"),
+            ("Stopped", "Auto"),
+            ("Running", "Auto"),
+        ] {
+            let (ctx, _) = context("EX01", &facts(Service::Pop3, state, mode), &pop);
+            assert!(ctx.idle.is_empty(), "{state} {mode}");
+        }
+        // The Information Store is always restarted when a change needs it.
+        let (ctx, _) = context(
+            "EX01",
+            &facts(Service::InformationStore, "Stopped", "Manual"),
+            &is(),
+        );
+        assert!(ctx.idle.is_empty());
+    }
+
+    #[test]
     fn active_directory_times_allow_for_clock_skew() {
         let mut o = Observations::default();
         let k = facts_key(Service::Imap4);
@@ -977,7 +1037,7 @@ mod tests {
         let restart = m.find("$__sc.Stop()").unwrap();
         let stop = m.find("StopDagServerMaintenance.ps1").unwrap();
         assert!(start < restart && restart < stop);
-        let i = imap4_body(2, &opts);
+        let i = protocol_body(Service::Imap4, 2, &opts);
         assert!(
             i.contains("-eq 'Auto'")
                 && i.contains("$__sc = Get-Service -Name 'MSExchangeIMAP4'")

@@ -1,12 +1,13 @@
 //! The resource kind: the unit of Exchange knowledge.
 //!
-//! Each kind (IMAP settings, receive connectors, registry values, AD permissions,
+//! Each kind (IMAP and POP settings, receive connectors, registry values, AD permissions,
 //! throttling policies, throttling associations) is one module implementing [`Kind`]:
 //! it reads its manifest section, writes the PowerShell that observes its resources,
 //! compares what the server reported with what the manifest wants, writes the commands
 //! that converge each difference, and says where in the order they run and what they
 //! require restarting. The engine knows none of that; adding a kind means adding a module
-//! and registering it in [`crate::kinds::ALL`].
+//! and registering it in [`crate::kinds::ALL`] (and, for a kind whose changes need a
+//! service restart of their own, that service in [`Service`]).
 
 use std::fmt;
 
@@ -34,16 +35,25 @@ pub enum Service {
     /// Microsoft Exchange IMAP4 (MSExchangeIMAP4): after Set-ImapSettings.
     #[serde(rename = "MSExchangeIMAP4")]
     Imap4,
+    /// Microsoft Exchange POP3 (MSExchangePOP3): after Set-PopSettings.
+    #[serde(rename = "MSExchangePOP3")]
+    Pop3,
     /// Microsoft Exchange Information Store (MSExchangeIS): after store limits.
     #[serde(rename = "MSExchangeIS")]
     InformationStore,
 }
 
 impl Service {
+    /// Every service a change may require restarting, in the order their restarts run
+    /// when they are due at the same point (the Information Store, which disconnects
+    /// every user, last).
+    pub const ALL: [Service; 3] = [Service::Imap4, Service::Pop3, Service::InformationStore];
+
     /// The Windows service name.
     pub fn name(self) -> &'static str {
         match self {
             Service::Imap4 => "MSExchangeIMAP4",
+            Service::Pop3 => "MSExchangePOP3",
             Service::InformationStore => "MSExchangeIS",
         }
     }
@@ -52,17 +62,33 @@ impl Service {
     pub fn consequence(self) -> &'static str {
         match self {
             Service::Imap4 => "IMAP4 clients on this server are disconnected and reconnect",
+            Service::Pop3 => "POP3 clients on this server are disconnected and reconnect",
             Service::InformationStore => {
                 "every mailbox database on this server dismounts until the store is back; users on them are disconnected"
             }
         }
     }
 
-    /// Reads a manifest spelling (`MSExchangeIS`, `MSExchangeIMAP4`, case-insensitive).
+    /// Reads a manifest spelling (`MSExchangeIS`, `MSExchangeIMAP4`, `MSExchangePOP3`,
+    /// case-insensitive).
     pub fn parse(s: &str) -> Option<Service> {
-        [Service::Imap4, Service::InformationStore]
+        Service::ALL
             .into_iter()
             .find(|v| v.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// For a protocol service (IMAP4, POP3): the kind whose settings it loads when it
+    /// starts, and the cmdlet that reads them (their `WhenChangedUTC` tells a plan that a
+    /// change made by hand is waiting for a restart). Such a service is restarted only
+    /// when it runs or starts automatically: Exchange 2010 installs both as Manual and
+    /// stopped, and a stopped service reads its settings when it starts. `None` for the
+    /// Information Store, whose restart is always owed.
+    pub fn protocol(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Service::Imap4 => Some(("imap_settings", "Get-ImapSettings")),
+            Service::Pop3 => Some(("pop_settings", "Get-PopSettings")),
+            Service::InformationStore => None,
+        }
     }
 }
 

@@ -457,6 +457,7 @@ fn store_limit(name: &str, value: i64) -> Step {
         unchanged_attributes: 0,
         reason: "registry values run last",
         requires_restart: Some(Service::InformationStore),
+        no_restart: None,
         declared_at: "lon.yaml:9".into(),
         attributes_declared_at: Vec::new(),
         commands: vec![
@@ -894,14 +895,19 @@ async fn a_stopped_manual_imap4_is_not_started() {
         h.imap_svc.auto = false;
     }
     let plan = observe::plan(&state, &fleet, &sources, 4).await;
-    let (r, events) = run_apply(&plan, &state, &fleet, &options(RestartPolicy::Auto)).await;
-    assert!(r.succeeded());
+    // The plan knows: no restart step, and the change says why.
+    let steps = &plan.hosts[0].steps;
     assert!(
-        events
-            .iter()
-            .any(|e| e.starts_with("note EX01 2 MSExchangeIMAP4 is not running")),
-        "{events:?}"
+        !steps.iter().any(|s| matches!(s, Step::Restart(_))),
+        "{steps:?}"
     );
+    assert!(
+        steps.iter().any(|s| matches!(s, Step::Change(c)
+            if c.no_restart.as_deref().is_some_and(|w| w.starts_with("MSExchangeIMAP4 is Stopped")))),
+        "{steps:?}"
+    );
+    let (r, _) = run_apply(&plan, &state, &fleet, &options(RestartPolicy::Auto)).await;
+    assert!(r.succeeded());
     assert_eq!(fleet.state("EX01").log, ["set MaxConnectionsPerUser=40"]);
     // A stopped service owes no restart: it reads its settings when it starts.
     assert!(

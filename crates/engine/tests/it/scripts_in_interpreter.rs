@@ -681,6 +681,7 @@ fn store_limit(value: i64) -> Step {
         unchanged_attributes: 0,
         reason: "",
         requires_restart: Some(Service::InformationStore),
+        no_restart: None,
         declared_at: "lon.yaml:9".into(),
         attributes_declared_at: Vec::new(),
         commands: vec![
