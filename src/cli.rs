@@ -662,7 +662,7 @@ pub struct ExportArgs {
 
     /// Only these kinds (repeat or separate with commas; default: all): ad_permissions,
     /// throttling_policies, throttling_associations, receive_connectors, imap_settings,
-    /// registry_values.
+    /// pop_settings, registry_values.
     #[arg(long, value_name = "KIND", value_delimiter = ',')]
     pub kinds: Vec<String>,
 
@@ -818,8 +818,8 @@ pub enum ApplyFormat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RestartArg {
-    /// Restart services where the plan says (IMAP4 after IMAP settings, the
-    /// Information Store last), and wait until they are back.
+    /// Restart services where the plan says (IMAP4 after IMAP settings, POP3 after POP
+    /// settings, the Information Store last), and wait until they are back.
     Auto,
     /// Apply the changes but restart nothing: the settings stay pending until the
     /// service restarts, and the next plan shows the restart.

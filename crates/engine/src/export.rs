@@ -408,60 +408,44 @@ mod tests {
             ),
         ];
         let mut o = Observations::parse(&lines.join("\n")).unwrap();
-        o.insert(
-            "imap_settings:EX01",
-            "__exists",
-            RawValue::Str("True".into()),
-        );
-        for spec in kinds::imap::PARAMS {
-            o.insert("imap_settings:EX01", spec.name, RawValue::Null);
+        // The POP3 settings as the IMAP4 ones (the same parameters, bar two).
+        for k in ["imap_settings:EX01", "pop_settings:EX01"] {
+            o.insert(k, "__exists", RawValue::Str("True".into()));
+            for spec in kinds::imap::PARAMS.iter().chain(kinds::pop::PARAMS) {
+                o.insert(k, spec.name, RawValue::Null);
+            }
+            o.insert(k, "MaxConnectionsPerUser", RawValue::Str("16".into()));
+            o.insert(k, "MaxCommandSize", RawValue::Str("512".into()));
+            o.insert(k, "MaxConnections", RawValue::Str("2147483647".into()));
+            o.insert(k, "MaxConnectionFromSingleIP", RawValue::Str("2000".into()));
+            o.insert(k, "ProxyTargetPort", RawValue::Str("993".into()));
+            o.insert(
+                k,
+                "AuthenticatedConnectionTimeout",
+                RawValue::Str("00:30:00".into()),
+            );
+            o.insert(
+                k,
+                "PreAuthenticatedConnectionTimeout",
+                RawValue::Str("00:01:00".into()),
+            );
+            for b in [
+                "EnableExactRFC822Size",
+                "EnableGSSAPIAndNTLMAuth",
+                "EnforceCertificateErrors",
+                "LiveIdBasicAuthReplacement",
+                "ProtocolLogEnabled",
+                "ShowHiddenFoldersEnabled",
+                "SuppressReadReceipt",
+            ] {
+                o.insert(k, b, RawValue::Str("False".into()));
+            }
         }
         o.insert(
-            "imap_settings:EX01",
-            "MaxConnectionsPerUser",
-            RawValue::Str("16".into()),
+            "pop_settings:EX01",
+            "MessageRetrievalSortOrder",
+            RawValue::Str("Ascending".into()),
         );
-        o.insert(
-            "imap_settings:EX01",
-            "MaxCommandSize",
-            RawValue::Str("512".into()),
-        );
-        o.insert(
-            "imap_settings:EX01",
-            "MaxConnections",
-            RawValue::Str("2147483647".into()),
-        );
-        o.insert(
-            "imap_settings:EX01",
-            "MaxConnectionFromSingleIP",
-            RawValue::Str("2000".into()),
-        );
-        o.insert(
-            "imap_settings:EX01",
-            "ProxyTargetPort",
-            RawValue::Str("993".into()),
-        );
-        o.insert(
-            "imap_settings:EX01",
-            "AuthenticatedConnectionTimeout",
-            RawValue::Str("00:30:00".into()),
-        );
-        o.insert(
-            "imap_settings:EX01",
-            "PreAuthenticatedConnectionTimeout",
-            RawValue::Str("00:01:00".into()),
-        );
-        for b in [
-            "EnableExactRFC822Size",
-            "EnableGSSAPIAndNTLMAuth",
-            "EnforceCertificateErrors",
-            "LiveIdBasicAuthReplacement",
-            "ProtocolLogEnabled",
-            "ShowHiddenFoldersEnabled",
-            "SuppressReadReceipt",
-        ] {
-            o.insert("imap_settings:EX01", b, RawValue::Str("False".into()));
-        }
         // Registry: nothing but the sessions limit exists.
         for name in kinds::registry_values::STORE_LIMITS {
             let path = if name.starts_with("objt") {

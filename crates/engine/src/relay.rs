@@ -39,6 +39,8 @@ pub const EXCHANGE_CMDLETS: &[&str] = &[
     "Get-OrganizationConfig",
     "Get-ImapSettings",
     "Set-ImapSettings",
+    "Get-PopSettings",
+    "Set-PopSettings",
     "Get-ReceiveConnector",
     "Set-ReceiveConnector",
     "Get-ThrottlingPolicy",
@@ -98,6 +100,7 @@ fn parameter_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = SELECTORS.to_vec();
     for specs in [
         exctl_exchange::kinds::imap::PARAMS,
+        exctl_exchange::kinds::pop::PARAMS,
         exctl_exchange::kinds::receive_connectors::PARAMS,
         exctl_exchange::kinds::throttling_policies::PARAMS,
     ] {

@@ -3,7 +3,7 @@
 //! with validation about names, types or ranges; validation remains the authority for
 //! what a schema cannot say (versions, cross-field rules, duplicates).
 
-use exctl_exchange::kinds::{imap, receive_connectors, throttling_policies};
+use exctl_exchange::kinds::{imap, pop, receive_connectors, throttling_policies};
 use exctl_exchange::{ParamSpec, ParamType, Version};
 use serde_json::{Value, json};
 
@@ -171,6 +171,7 @@ pub fn manifest_schema() -> Value {
             "description": {"type": "string"},
             "targets": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
             "imap_settings": params_object(imap::PARAMS, &[]),
+            "pop_settings": params_object(pop::PARAMS, &[]),
             "receive_connectors": {"type": "object", "additionalProperties": params_object(receive_connectors::PARAMS, &[])},
             "throttling_policies": {"type": "object", "additionalProperties": params_object(throttling_policies::PARAMS, &[("ensure", ensure())])},
             "throttling_associations": {"type": "array", "items": association},

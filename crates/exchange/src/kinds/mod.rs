@@ -7,6 +7,7 @@
 //! | 30 | `throttling_associations` | organization | [`throttling_associations`] |
 //! | 40 | `receive_connectors` | server | [`receive_connectors`] |
 //! | 50 | `imap_settings` | server | [`imap`] |
+//! | 55 | `pop_settings` | server | [`pop`] |
 //! | 60 | `registry_values` | server | [`registry_values`] |
 //!
 //! Each module's `//!` documentation gives its manifest shape, semantics and rules.
@@ -61,6 +62,9 @@
 //! - `imap_settings`:
 //!   - `Get-ImapSettings -Server`; `Set-ImapSettings -Server` with the parameters of
 //!     [`imap::PARAMS`].
+//! - `pop_settings`:
+//!   - `Get-PopSettings -Server`; `Set-PopSettings -Server` with the parameters of
+//!     [`pop::PARAMS`].
 //! - `registry_values` (plain PowerShell registry provider, paths `HKLM:\...`):
 //!   - `Test-Path -Path`;
 //!   - `Get-ItemProperty -Path -Name -ErrorAction SilentlyContinue` (the value is
@@ -77,7 +81,7 @@
 //! `exctl export` runs each kind's `export_script`, which uses the same cmdlets (AD
 //! permissions of the users named on the organization, associations of the mailboxes
 //! named, every receive connector, the known store limits) and reports IMAP settings
-//! under `imap_settings:<host>` and policies under `throttling_policies:<name>` (the
+//! under `imap_settings:<host>`, POP3 settings under `pop_settings:<host>`, and policies under `throttling_policies:<name>` (the
 //! listing under `throttling_policies:*`).
 //!
 //! Observation keys are `<kind>:<identity>` (`common::obs_key`) except three: IMAP
@@ -89,6 +93,7 @@
 pub mod ad_permissions;
 pub(crate) mod common;
 pub mod imap;
+pub mod pop;
 pub mod receive_connectors;
 pub mod registry_values;
 pub mod throttling_associations;
@@ -96,6 +101,7 @@ pub mod throttling_policies;
 
 pub use ad_permissions::AdPermissions;
 pub use imap::ImapSettings;
+pub use pop::PopSettings;
 pub use receive_connectors::ReceiveConnectors;
 pub use registry_values::RegistryValues;
 pub use throttling_associations::ThrottlingAssociations;
@@ -112,6 +118,7 @@ pub static ALL: &[&dyn Kind] = &[
     &ThrottlingAssociations,
     &ReceiveConnectors,
     &ImapSettings,
+    &PopSettings,
     &RegistryValues,
 ];
 
@@ -128,10 +135,11 @@ pub struct CmdletParameters {
 pub type NotManaged = (&'static str, Version, &'static str);
 
 /// The settings cmdlets whose parameters the schema types: Set-ImapSettings,
-/// Set-ReceiveConnector, Set-ThrottlingPolicy and New-ThrottlingPolicy (the same
-/// parameters without those only the default policy has).
-pub const SETTINGS_CMDLETS: [&str; 4] = [
+/// Set-PopSettings, Set-ReceiveConnector, Set-ThrottlingPolicy and New-ThrottlingPolicy
+/// (the same parameters without those only the default policy has).
+pub const SETTINGS_CMDLETS: [&str; 5] = [
     "Set-ImapSettings",
+    "Set-PopSettings",
     "Set-ReceiveConnector",
     "Set-ThrottlingPolicy",
     "New-ThrottlingPolicy",
@@ -145,6 +153,8 @@ pub fn cmdlet_parameters(cmdlet: &str, version: Version) -> Option<CmdletParamet
     let (specs, skip, not_managed): (&'static [ParamSpec], &[&str], &[NotManaged]) =
         if is("Set-ImapSettings") {
             (imap::PARAMS, &[], &[])
+        } else if is("Set-PopSettings") {
+            (pop::PARAMS, &[], &[])
         } else if is("Set-ReceiveConnector") {
             (
                 receive_connectors::PARAMS,
@@ -195,6 +205,7 @@ mod tests {
                 ("throttling_associations", 30),
                 ("receive_connectors", 40),
                 ("imap_settings", 50),
+                ("pop_settings", 55),
                 ("registry_values", 60),
             ]
         );
