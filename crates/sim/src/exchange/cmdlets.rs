@@ -27,7 +27,7 @@ use super::props::{self, PropDef};
 use super::registry;
 use super::sp::Sp;
 use super::value::{SimObject, SimValue, TimeSpan, Unlimited};
-use super::{EventQuery, ExchangeOrg, connector, imap_settings, throttling};
+use super::{EventQuery, ExchangeOrg, connector, imap_settings, pop_settings, throttling};
 
 /// The Exchange snap-in name.
 pub const EXCHANGE_SNAPIN: &str = "Microsoft.Exchange.Management.PowerShell.E2010";
@@ -215,6 +215,24 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
         ),
         (
             "Set-ImapSettings",
+            Exchange,
+            vec![
+                ParamSpec {
+                    pipeline: P::ByValueAndPropertyName,
+                    ..p("Server", T::Identity("ServerIdParameter"))
+                },
+                CONFIRM,
+                WHATIF,
+                DC,
+            ],
+        ),
+        (
+            "Get-PopSettings",
+            Exchange,
+            vec![p("Server", T::Identity("ServerIdParameter")), DC],
+        ),
+        (
+            "Set-PopSettings",
             Exchange,
             vec![
                 ParamSpec {
@@ -687,6 +705,17 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
             ],
         ),
         (
+            "Set-Service",
+            Core,
+            vec![
+                pos("Name", T::String, 0, true, P::ByValueAndPropertyName),
+                p("StartupType", T::String),
+                p("PassThru", T::Switch),
+                CONFIRM,
+                WHATIF,
+            ],
+        ),
+        (
             "Stop-Service",
             Core,
             vec![
@@ -780,6 +809,7 @@ fn build_specs(sp: Sp) -> Vec<CmdletSpec> {
         .map(|(name, module, mut params)| {
             match name {
                 "Set-ImapSettings" => params.extend(prop_params(imap_settings::IMAP_PROPS, &[])),
+                "Set-PopSettings" => params.extend(prop_params(pop_settings::POP_PROPS, &[])),
                 "Set-ReceiveConnector" => params.extend(prop_params(connector::RC_PROPS, &[])),
                 "Set-ThrottlingPolicy" => params.extend(prop_params(throttling::TP_PROPS, &[])),
                 "New-ThrottlingPolicy" => {
@@ -1099,6 +1129,31 @@ fn run_with_instance(
                 a.text("Server").as_deref(),
                 &a.rest(NON_PROPERTY),
             )?))
+        }
+        "Get-PopSettings" => Ok(objects(vec![
+            org.get_pop_settings(a.text("Server").as_deref())?,
+        ])),
+        "Set-PopSettings" => {
+            if what_if {
+                return Ok(CmdletOutput::default());
+            }
+            Ok(warnings(org.set_pop_settings(
+                a.text("Server").as_deref(),
+                &a.rest(NON_PROPERTY),
+            )?))
+        }
+        "Set-Service" => {
+            if what_if {
+                return Ok(CmdletOutput::default());
+            }
+            let name = a.text("Name").unwrap_or_default();
+            if let Some(t) = a.text("StartupType") {
+                org.set_service_startup(&name, &t)?;
+            }
+            if a.switch("PassThru") {
+                return Ok(objects(org.get_service(&[name])?));
+            }
+            Ok(CmdletOutput::default())
         }
         "Get-ReceiveConnector" => Ok(objects(
             org.get_receive_connector(a.text("Identity").as_deref(), a.text("Server").as_deref())?,

@@ -9,6 +9,8 @@
 //! What takes effect when is modelled, because exctl's job is to get it right:
 //! - Set-ImapSettings changes the configured settings at once (Get-ImapSettings shows
 //!   them), but the running MSExchangeIMAP4 keeps the limits it loaded until it restarts.
+//! - Set-PopSettings changes the configured POP3 settings likewise (there is no POP3
+//!   listener: MSExchangePOP3 is Manual and stopped, as Setup leaves it).
 //! - The store's "Maximum Allowed Service Sessions Per User" (default 16) and "Maximum
 //!   Allowed Sessions Per User" (32) are registry values read when MSExchangeIS starts.
 //! - Throttling policy values are cached by the IMAP service per user from first use
@@ -27,6 +29,7 @@ pub mod error;
 pub mod eventlog;
 pub mod imap_settings;
 pub mod permissions;
+pub mod pop_settings;
 pub mod props;
 pub mod recipients;
 pub mod registry;
@@ -114,6 +117,12 @@ pub struct Server {
     /// from a state file.
     #[serde(default)]
     pub imap_running: Option<Bag>,
+    /// The configured POP3 settings (what Get-PopSettings shows).
+    #[serde(default)]
+    pub pop: Bag,
+    /// When the POP3 settings last changed; the organization's install time when absent.
+    #[serde(default)]
+    pub pop_changed: Option<SimTime>,
     /// Receive connectors.
     #[serde(default)]
     pub connectors: Vec<ReceiveConnector>,
@@ -166,6 +175,8 @@ impl Server {
             edition: default_edition(),
             imap: Bag::default(),
             imap_running: None,
+            pop: Bag::default(),
+            pop_changed: None,
             connectors: Vec::new(),
             databases: Vec::new(),
             registry: Registry::default(),
@@ -529,6 +540,13 @@ impl ExchangeOrg {
                 if let Some(r) = &mut s.imap_running {
                     r.normalize_all(imap_settings::IMAP_PROPS, "ImapSettings")?;
                 }
+                let mut full = pop_settings::default_pop_settings(&s.name, &s.fqdn);
+                s.pop
+                    .normalize_all(pop_settings::POP_PROPS, "PopSettings")?;
+                for (k, v) in &s.pop.0 {
+                    full.0.insert(k.clone(), v.clone());
+                }
+                s.pop = full;
             }
             if s.has_role("HubTransport") {
                 if s.connectors.is_empty() {
@@ -1079,6 +1097,36 @@ impl ExchangeOrg {
         Ok(done)
     }
 
+    /// Set-Service -Name -StartupType Automatic|Manual|Disabled (PowerShell 2.0's names).
+    pub fn set_service_startup(&mut self, name: &str, startup: &str) -> Result<(), ExchangeError> {
+        self.settle();
+        let start_type = match startup.trim().to_ascii_lowercase().as_str() {
+            "automatic" => services::StartType::Automatic,
+            "manual" => services::StartType::Manual,
+            "disabled" => services::StartType::Disabled,
+            _ => {
+                return Err(ExchangeError::new(
+                    format!(
+                        "Cannot bind parameter 'StartupType'. Cannot convert value \"{startup}\" to type \"System.ServiceProcess.ServiceStartMode\" due to invalid enumeration values. Specify one of the following enumeration values and try again. The possible enumeration values are \"Automatic, Manual, Disabled\"."
+                    ),
+                    ErrorCategory::InvalidArgument,
+                    "ParameterBindingException",
+                    "CannotConvertArgumentNoMessage,Microsoft.PowerShell.Commands.SetServiceCommand",
+                ));
+            }
+        };
+        let si = self.server_index(None)?;
+        let srv = self
+            .servers
+            .get_mut(si)
+            .ok_or_else(|| ExchangeError::not_found(name, ""))?;
+        let svc = srv
+            .service_mut(name)
+            .ok_or_else(|| Self::no_service(name, "SetServiceCommand"))?;
+        svc.start_type = start_type;
+        Ok(())
+    }
+
     /// Start-Service -Name: returns when it will be Running (now if it already runs).
     pub fn start_service(
         &mut self,
@@ -1413,31 +1461,50 @@ impl ExchangeOrg {
     }
 
     fn imap_object(&self, s: &Server) -> SimObject {
-        let mut o = SimObject::new(
-            "Microsoft.Exchange.Data.Directory.SystemConfiguration.Imap4AdConfiguration",
+        self.protocol_object(
+            s,
+            "IMAP4",
+            "IMAP",
+            &s.imap,
+            imap_settings::IMAP_PROPS,
+            s.imap_changed,
         )
-        .with("ProtocolName", SimValue::str("IMAP4"))
+    }
+
+    /// The settings object of a protocol service (`IMAP4`/`IMAP`, `POP3`/`POP`): what
+    /// Get-ImapSettings and Get-PopSettings show, with the AD tail of the object under
+    /// `CN=<protocol>,CN=Protocols` of the server.
+    fn protocol_object(
+        &self,
+        s: &Server,
+        protocol: &str,
+        short: &str,
+        bag: &Bag,
+        props: &[props::PropDef],
+        changed: Option<SimTime>,
+    ) -> SimObject {
+        let mut o = SimObject::new(&format!(
+            "Microsoft.Exchange.Data.Directory.SystemConfiguration.{}AdConfiguration",
+            if protocol == "IMAP4" { "Imap4" } else { "Pop3" }
+        ))
+        .with("ProtocolName", SimValue::str(protocol))
         .with("Name", SimValue::str("1"));
-        o.properties
-            .extend(s.imap.shown(imap_settings::IMAP_PROPS, self.sp));
+        o.properties.extend(bag.shown(props, self.sp));
         o.push("Server", SimValue::str(&s.name));
         let identity = format!("{}\\1", s.name);
         o.push("Identity", SimValue::String(identity));
-        let dn = format!("CN=1,CN=IMAP4,CN=Protocols,{}", self.server_dn(s));
+        let dn = format!("CN=1,CN={protocol},CN=Protocols,{}", self.server_dn(s));
         let guid = s.guid.clone();
+        let cfg = format!("protocolCfg{short}");
+        let server_cfg = format!("protocolCfg{short}Server");
         // "Name" already shown first, as Get-ImapSettings does; keep the AD tail's.
         self.ad_tail(
             &mut o,
             "1",
             &dn,
             &guid,
-            "ms-Exch-Protocol-Cfg-IMAP-Server",
-            &[
-                "top",
-                "protocolCfg",
-                "protocolCfgIMAP",
-                "protocolCfgIMAPServer",
-            ],
+            &format!("ms-Exch-Protocol-Cfg-{short}-Server"),
+            &["top", "protocolCfg", &cfg, &server_cfg],
         );
         let mut seen_name = false;
         o.properties.retain(|(n, _)| {
@@ -1449,7 +1516,7 @@ impl ExchangeOrg {
             }
             true
         });
-        if let Some(changed) = s.imap_changed {
+        if let Some(changed) = changed {
             for (n, v) in &mut o.properties {
                 if n == "WhenChanged" || n == "WhenChangedUTC" {
                     *v = SimValue::DateTime(changed);
@@ -1494,6 +1561,52 @@ impl ExchangeOrg {
         }
         s.imap = next;
         s.imap_changed = Some(now);
+        Ok(Vec::new())
+    }
+
+    /// Get-PopSettings [-Server]: the configured settings (servers with the Client Access
+    /// role, as for IMAP4).
+    pub fn get_pop_settings(&mut self, server: Option<&str>) -> Result<SimObject, ExchangeError> {
+        let si = self.imap_server(server)?;
+        let s = self
+            .servers
+            .get(si)
+            .ok_or_else(|| self.not_found(&self.host))?;
+        Ok(self.protocol_object(
+            s,
+            "POP3",
+            "POP",
+            &s.pop,
+            pop_settings::POP_PROPS,
+            s.pop_changed,
+        ))
+    }
+
+    /// Set-PopSettings [-Server] -<Param> <value>...: validated as a whole, then saved;
+    /// a warning when nothing changed (Exchange's text).
+    pub fn set_pop_settings(
+        &mut self,
+        server: Option<&str>,
+        params: &[(String, SimValue)],
+    ) -> Result<Vec<String>, ExchangeError> {
+        let si = self.imap_server(server)?;
+        let sp = self.sp;
+        let now = self.now();
+        let s = self
+            .servers
+            .get_mut(si)
+            .ok_or_else(|| ExchangeError::not_found("", ""))?;
+        let mut next = s.pop.clone();
+        for (name, value) in params {
+            let d = props::find(pop_settings::POP_PROPS, name, sp)
+                .ok_or_else(|| ExchangeError::parameter_not_found(name, "Set-PopSettings"))?;
+            next.set(d, props::normalize(d, value, "Set-PopSettings")?);
+        }
+        if next == s.pop {
+            return Ok(vec![no_change_warning(&format!("{}\\1", s.name))]);
+        }
+        s.pop = next;
+        s.pop_changed = Some(now);
         Ok(Vec::new())
     }
 

@@ -103,9 +103,10 @@ pub struct Parameter {
 }
 
 /// The settings cmdlets whose parameters come from a property table: Set-ImapSettings,
-/// Set-ReceiveConnector, Set-ThrottlingPolicy and New-ThrottlingPolicy.
-pub const SETTINGS_CMDLETS: [&str; 4] = [
+/// Set-PopSettings, Set-ReceiveConnector, Set-ThrottlingPolicy and New-ThrottlingPolicy.
+pub const SETTINGS_CMDLETS: [&str; 5] = [
     "Set-ImapSettings",
+    "Set-PopSettings",
     "Set-ReceiveConnector",
     "Set-ThrottlingPolicy",
     "New-ThrottlingPolicy",
@@ -115,9 +116,10 @@ pub const SETTINGS_CMDLETS: [&str; 4] = [
 /// -Name, -DomainController, -Confirm, -WhatIf), in table order; `None` for a cmdlet that is
 /// not one of [`SETTINGS_CMDLETS`].
 pub fn parameters(release: Sp, cmdlet: &str) -> Option<Vec<Parameter>> {
-    use super::{connector, imap_settings, throttling};
+    use super::{connector, imap_settings, pop_settings, throttling};
     let (defs, skip): (&[super::props::PropDef], &[&str]) = match cmdlet {
         c if c.eq_ignore_ascii_case("Set-ImapSettings") => (imap_settings::IMAP_PROPS, &[]),
+        c if c.eq_ignore_ascii_case("Set-PopSettings") => (pop_settings::POP_PROPS, &[]),
         c if c.eq_ignore_ascii_case("Set-ReceiveConnector") => (connector::RC_PROPS, &[]),
         c if c.eq_ignore_ascii_case("Set-ThrottlingPolicy") => (throttling::TP_PROPS, &[]),
         c if c.eq_ignore_ascii_case("New-ThrottlingPolicy") => {
