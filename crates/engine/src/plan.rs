@@ -426,3 +426,90 @@ pub fn order_steps_for(
     }
     steps
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(kind: &'static str, restart: Option<Service>) -> Change {
+        Change {
+            kind,
+            id: "EX01".into(),
+            action: Action::Update,
+            attrs: Vec::new(),
+            unchanged: 0,
+            restart,
+            commands: Vec::new(),
+            span: exctl_manifest::Span::point(exctl_manifest::FileId(0), Default::default()),
+        }
+    }
+
+    fn shape(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Change(c) => c.kind.to_string(),
+                Step::Restart(r) => format!("restart {}", r.service),
+            })
+            .collect()
+    }
+
+    fn changes() -> Vec<Change> {
+        vec![
+            change("registry_values", Some(Service::InformationStore)),
+            change("pop_settings", Some(Service::Pop3)),
+            change("imap_settings", Some(Service::Imap4)),
+        ]
+    }
+
+    #[test]
+    fn each_protocol_service_restarts_after_its_settings_and_the_store_last() {
+        let steps = order_steps(changes(), &SourceMap::new());
+        assert_eq!(
+            shape(&steps),
+            [
+                "imap_settings",
+                "restart MSExchangeIMAP4",
+                "pop_settings",
+                "restart MSExchangePOP3",
+                "registry_values",
+                "restart MSExchangeIS",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stopped_manual_protocol_service_gets_no_restart_and_its_changes_say_why() {
+        let why = "MSExchangePOP3 is Stopped and its start mode is Manual: no restart, the settings take effect when it starts";
+        let ctx = RestartContext {
+            idle: vec![(Service::Pop3, why.into())],
+            ..RestartContext::default()
+        };
+        let steps = order_steps_in(changes(), &ctx, &SourceMap::new());
+        assert_eq!(
+            shape(&steps),
+            [
+                "imap_settings",
+                "restart MSExchangeIMAP4",
+                "pop_settings",
+                "registry_values",
+                "restart MSExchangeIS",
+            ]
+        );
+        let no_restart: Vec<Option<&str>> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Change(c) => Some(c.no_restart.as_deref()),
+                Step::Restart(_) => None,
+            })
+            .collect();
+        assert_eq!(no_restart, [None, Some(why), None]);
+        // A restart owed from before wins: the service runs with old settings.
+        let owed = RestartContext {
+            pending: vec![(Service::Pop3, "changed after it started".into())],
+            ..ctx
+        };
+        let steps = order_steps_in(changes(), &owed, &SourceMap::new());
+        assert!(shape(&steps).contains(&"restart MSExchangePOP3".to_string()));
+    }
+}

@@ -570,6 +570,77 @@ fn service_cmdlets_errors_and_wildcards() {
 }
 
 #[test]
+fn pop_settings_defaults_ranges_releases_and_the_startup_type() {
+    let (_, mut o) = org(Sp::Rtm);
+    let pop = one(&mut o, "Get-PopSettings", &[("Server", s("EX01"))]);
+    assert_eq!(pop.text("ProtocolName"), "POP3");
+    assert_eq!(pop.text("MessageRetrievalSortOrder"), "Ascending");
+    assert_eq!(pop.get("MaxConnectionsPerUser"), Some(&SimValue::Int(16)));
+    assert!(pop.get("ShowHiddenFoldersEnabled").is_none());
+    assert!(pop.get("ExtendedProtectionPolicy").is_none(), "SP1 on");
+    // 2010's ranges; IMAP4-only and SP1 parameters are refused.
+    let e = run(
+        &mut o,
+        "Set-PopSettings",
+        &[("MaxConnectionsPerUser", SimValue::Int(25_001))],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("25000") || e.to_string().contains("25,000"),
+        "{e}"
+    );
+    for p in ["ShowHiddenFoldersEnabled", "ExtendedProtectionPolicy"] {
+        let e = run(&mut o, "Set-PopSettings", &[(p, s("x"))]).unwrap_err();
+        assert!(
+            e.to_string().contains("A parameter cannot be found"),
+            "{p}: {e}"
+        );
+    }
+    run(
+        &mut o,
+        "Set-PopSettings",
+        &[
+            ("Server", s("EX01")),
+            ("MessageRetrievalSortOrder", s("descending")),
+        ],
+    )
+    .unwrap();
+    let pop = one(&mut o, "Get-PopSettings", &[]);
+    assert_eq!(pop.text("MessageRetrievalSortOrder"), "Descending");
+    // The IMAP4 settings are another object.
+    let imap = one(&mut o, "Get-ImapSettings", &[]);
+    assert_eq!(imap.text("ProtocolName"), "IMAP4");
+
+    let wmi = |o: &mut ExchangeOrg| {
+        o.get_wmi_services(Some(("Name", "MSExchangePOP3")))
+            .unwrap()
+            .remove(0)
+            .text("StartMode")
+    };
+    assert_eq!(wmi(&mut o), "Manual");
+    run(
+        &mut o,
+        "Set-Service",
+        &[
+            ("Name", s("MSExchangePOP3")),
+            ("StartupType", s("Automatic")),
+        ],
+    )
+    .unwrap();
+    assert_eq!(wmi(&mut o), "Auto");
+    let e = run(
+        &mut o,
+        "Set-Service",
+        &[
+            ("Name", s("MSExchangePOP3")),
+            ("StartupType", s("Sometimes")),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("Automatic, Manual, Disabled"), "{e}");
+}
+
+#[test]
 fn receive_connectors_identity_types_and_cross_field_rule() {
     let (_, mut o) = org(Sp::Sp3);
     let all = run(&mut o, "Get-ReceiveConnector", &[("Server", s("EX01"))]).unwrap();
