@@ -25,6 +25,7 @@ mod kerberos;
 mod manual;
 mod plan_scale;
 mod plan_sim;
+mod pop_sim;
 mod psrp_sim;
 mod pywinrm;
 mod repository_cli;
