@@ -352,3 +352,29 @@ fn rbac_decides_what_the_account_may_do() {
         "{all}"
     );
 }
+
+/// `--move-active-databases` runs the DAG maintenance scripts in the host's session,
+/// which has no Exchange Management Shell under `access: psrp`: refused before anything
+/// changes, saying what to do instead.
+#[test]
+fn moving_active_databases_is_refused_over_psrp_before_any_change() {
+    let sim = Sim::start(&[
+        "--computer-name",
+        "EXCH01",
+        "--exchange",
+        "2010-sp3",
+        "--time-scale",
+        "0.002",
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", None, UCCX);
+    let out = run(
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--move-active-databases"],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("access: psrp has none there"), "{all}");
+    assert!(all.contains("nothing was changed on EXCH01"), "{all}");
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 0);
+}
