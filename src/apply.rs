@@ -595,8 +595,12 @@ async fn apply_with(
         );
     }
     for hp in &whole.hosts {
+        let access = state
+            .hosts
+            .get(&hp.host.to_ascii_uppercase())
+            .map_or(exctl_engine::desired::Access::Psrp, |h| h.access);
         if let Some(why) =
-            engine::window_refusal(hp, &opts).or_else(|| engine::move_refusal(hp, &opts))
+            engine::window_refusal(hp, &opts).or_else(|| engine::move_refusal(hp, access, &opts))
         {
             eprintln!("warning: {why}: {} will be refused", hp.host);
         }

@@ -111,14 +111,21 @@ fn from_inventory(mut args: ExecArgs) -> Result<ExecArgs, String> {
         args.configuration = "Microsoft.Exchange".to_string();
     }
     c.user.get_or_insert_with(|| host.user.clone());
-    c.auth = match host.auth {
+    // Exchange's endpoint takes what the inventory says for it (`exchange_auth`, access:
+    // psrp); other hosts name no method for it, and the host's own is tried.
+    let auth = match host.access {
+        exctl_engine::desired::Access::Psrp if args.exchange => host.exchange_auth,
+        _ => host.auth,
+    };
+    c.auth = match auth {
         Auth::Basic => AuthArg::Basic,
         Auth::Kerberos => AuthArg::Kerberos,
         Auth::Negotiate => AuthArg::Negotiate,
         // NTLM is the flag's default: an explicit --auth stays.
         Auth::Ntlm => c.auth,
     };
-    if c.spn.is_none() {
+    // The host's SPN names its WinRM endpoint, not Exchange's.
+    if c.spn.is_none() && !args.exchange {
         c.spn = host.spn.clone();
     }
     if c.ca_file.is_none() {

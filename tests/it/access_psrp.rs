@@ -251,3 +251,130 @@ fn an_unreachable_exchange_endpoint_fails_the_host_naming_it() {
     assert!(all.contains("http://127.0.0.1:9/PowerShell/"), "{all}");
     assert!(!all.contains(SIM_PASSWORD), "{all}");
 }
+
+/// A host set up by default (no CredSSP, no delegation): the snap-in's cmdlets fail on
+/// Active Directory there, Exchange's endpoint does not care.
+#[test]
+fn the_double_hop_does_not_concern_exchanges_endpoint() {
+    let sim = Sim::start_without_delegation(&[
+        "--computer-name",
+        "EXCH01",
+        "--exchange",
+        "2010-sp3",
+        "--time-scale",
+        "0.002",
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", None, UCCX);
+    let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("verified: a fresh plan has nothing left to do"),
+        "{all}"
+    );
+    // The same host through the snap-in: Exchange's cmdlets fail on AD.
+    let inventory = dir.path().join("inventory.yaml");
+    let snapin = std::fs::read_to_string(&inventory)
+        .expect("inventory")
+        .replace("    access: psrp\n", "    access: snapin\n")
+        .replace(
+            &format!(
+                "    session_uri: {}\n    exchange_auth: ntlm\n",
+                sim.url.replace("/wsman", "/PowerShell/")
+            ),
+            "",
+        );
+    std::fs::write(&inventory, snapin).expect("written");
+    let plan = run(dir.path(), &["plan", "."]);
+    let all = format!("{}{}", text(&plan.stdout), text(&plan.stderr));
+    assert_eq!(plan.status.code(), Some(1), "{all}");
+    assert!(all.contains("Active Directory operation failed"), "{all}");
+    assert!(all.contains("manifest::snapin-unsupported"), "{all}");
+}
+
+/// RBAC applies through Exchange's endpoint: a View-Only Organization Management account
+/// plans (the Get- cmdlets are in its session) and cannot apply (Set- cmdlets are not);
+/// an account without any management role cannot even read.
+#[test]
+fn rbac_decides_what_the_account_may_do() {
+    let sim = Sim::start(&[
+        "--computer-name",
+        "EXCH01",
+        "--exchange",
+        "2010-sp3",
+        "--exchange-role",
+        "view-only",
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(
+        dir.path(),
+        &sim,
+        "2010-sp3",
+        None,
+        "targets: [EXCH01]\nimap_settings:\n  MaxConnectionsPerUser: 250\n",
+    );
+    let plan = run(dir.path(), &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stderr));
+    let out = run(dir.path(), &["apply", ".", "--auto-approve"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("The term 'Set-ImapSettings' is not recognized"),
+        "{all}"
+    );
+    assert_eq!(
+        sim.exchange_state()["servers"][0]["imap_configured"]["MaxConnectionsPerUser"],
+        16
+    );
+
+    let none = Sim::start(&[
+        "--computer-name",
+        "EXCH01",
+        "--exchange",
+        "2010-sp3",
+        "--exchange-role",
+        "none",
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(
+        dir.path(),
+        &none,
+        "2010-sp3",
+        None,
+        "targets: [EXCH01]\nimap_settings:\n  MaxConnectionsPerUser: 250\n",
+    );
+    let plan = run(dir.path(), &["plan", "."]);
+    let all = format!("{}{}", text(&plan.stdout), text(&plan.stderr));
+    assert_eq!(plan.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("isn't assigned to any management roles"),
+        "{all}"
+    );
+}
+
+/// `--move-active-databases` runs the DAG maintenance scripts in the host's session,
+/// which has no Exchange Management Shell under `access: psrp`: refused before anything
+/// changes, saying what to do instead.
+#[test]
+fn moving_active_databases_is_refused_over_psrp_before_any_change() {
+    let sim = Sim::start(&[
+        "--computer-name",
+        "EXCH01",
+        "--exchange",
+        "2010-sp3",
+        "--time-scale",
+        "0.002",
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    repo(dir.path(), &sim, "2010-sp3", None, UCCX);
+    let out = run(
+        dir.path(),
+        &["apply", ".", "--auto-approve", "--move-active-databases"],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("access: psrp has none there"), "{all}");
+    assert!(all.contains("nothing was changed on EXCH01"), "{all}");
+    assert_eq!(restarts(&sim, "MSExchangeIS"), 0);
+}

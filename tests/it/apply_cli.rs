@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use common::{exctl, text};
 
-const INVENTORY: &str = "hosts:\n  EX01:\n    endpoint: http://127.0.0.1:9/wsman\n    user: CONTOSO\\Administrator\n    credential: env:EXCTL_TEST_APPLY_PASSWORD\n    exchange: 2010-sp3\n";
+const INVENTORY: &str = "hosts:\n  EX01:\n    endpoint: http://127.0.0.1:9/wsman\n    user: CONTOSO\\Administrator\n    credential: env:EXCTL_TEST_APPLY_PASSWORD\n    exchange: 2010-sp3\n    exchange_auth: ntlm\n";
 const SITE: &str = "targets: [EX01]\nimap_settings:\n  MaxConnectionsPerUser: 40\n";
 
 fn manifests() -> tempfile::TempDir {

@@ -314,7 +314,7 @@ fn an_unknown_target_is_an_error() {
     std::fs::write(
         dir.path().join("inventory.yaml"),
         format!(
-            "hosts:\n  EXCH01:\n    endpoint: http://127.0.0.1:1/wsman\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n"
+            "hosts:\n  EXCH01:\n    endpoint: http://127.0.0.1:1/wsman\n    user: {SIM_USER}\n    credential: env:EXCTL_SIM_PASSWORD\n    exchange: 2010-sp3\n    exchange_auth: ntlm\n"
         ),
     )
     .expect("inventory written");

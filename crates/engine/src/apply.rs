@@ -77,7 +77,7 @@ pub use exctl_exchange::kind::Service;
 use exctl_exchange::record::{self, Observations};
 use exctl_exchange::value::{RawValue, Value};
 
-use crate::desired::HostSpec;
+use crate::desired::{Access, HostSpec};
 use crate::observe::Runner;
 use crate::plan::{HostPlan, Plan, Step};
 use crate::restart::{self, RestartScriptOptions};
@@ -684,20 +684,25 @@ pub fn window_refusal(hp: &HostPlan, opts: &ApplyOptions) -> Option<String> {
 
 /// Why a host must be refused before anything runs on it because of
 /// `--move-active-databases`: the DAG maintenance scripts (`StartDagServerMaintenance.ps1`)
-/// came with Exchange 2010 SP1, so an RTM server has none to run.
-pub fn move_refusal(hp: &HostPlan, opts: &ApplyOptions) -> Option<String> {
-    if !opts.move_active_databases || hp.expected_version != exctl_exchange::Version::Rtm {
+/// came with Exchange 2010 SP1, so an RTM server has none to run; and they run in the
+/// host's own session with the Exchange Management Shell's cmdlets (Get-MailboxServer,
+/// Move-ActiveMailboxDatabase, …), which `access: psrp` does not load there.
+pub fn move_refusal(hp: &HostPlan, access: Access, opts: &ApplyOptions) -> Option<String> {
+    if !opts.move_active_databases || !hp.steps.iter().any(|s| is_store_restart(s, opts)) {
         return None;
     }
-    hp.steps
-        .iter()
-        .any(|s| is_store_restart(s, opts))
-        .then(|| {
-            format!(
-                "--move-active-databases needs StartDagServerMaintenance.ps1, which came with Exchange 2010 SP1, and {} runs RTM: leave the option out (its active copies then dismount during the restart) or install SP1 or later",
-                hp.host
-            )
-        })
+    if hp.expected_version == exctl_exchange::Version::Rtm {
+        return Some(format!(
+            "--move-active-databases needs StartDagServerMaintenance.ps1, which came with Exchange 2010 SP1, and {} runs RTM: leave the option out (its active copies then dismount during the restart) or install SP1 or later",
+            hp.host
+        ));
+    }
+    (access == Access::Psrp).then(|| {
+        format!(
+            "--move-active-databases runs StartDagServerMaintenance.ps1 on {}, which needs the Exchange Management Shell in the host's session, and access: psrp has none there: move the active copies first (Move-ActiveMailboxDatabase), or use access: remote-session for this host",
+            hp.host
+        )
+    })
 }
 
 /// Replaces every sensitive value of the host's plan in `text`.
@@ -978,7 +983,7 @@ pub async fn apply_host(
         });
         return not_attempted(hp, HostStatus::NotAttempted, reason);
     }
-    if let Some(why) = window_refusal(hp, opts).or_else(|| move_refusal(hp, opts)) {
+    if let Some(why) = window_refusal(hp, opts).or_else(|| move_refusal(hp, spec.access, opts)) {
         let reason = format!(
             "refused before any change: {why}; nothing was changed on {}",
             hp.host

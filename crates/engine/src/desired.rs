@@ -886,6 +886,34 @@ fn read_hosts(
                     .push(Diagnostic::error(code, msg).with_span(span).with_hint(hint));
             }
         }
+        // Kerberos to Exchange's endpoint needs its name: a ticket is never issued for an
+        // address (the endpoint's own check is above).
+        if access == Access::Psrp && exchange_auth == Auth::Kerberos {
+            let uri = session_uri.clone().or_else(|| {
+                endpoint
+                    .as_ref()
+                    .map(|e| format!("http://{}/PowerShell/", EndpointParts::of(e).host))
+            });
+            if let Some(uri) = uri.filter(|u| endpoint_is_address(u)) {
+                let span = uri_span
+                    .or(exchange_auth_span)
+                    .or(access_span)
+                    .or_else(|| m.node_of("endpoint").map(|n| n.span));
+                let mut d = Diagnostic::error(
+                    "manifest::kerberos-address",
+                    format!(
+                        "{path}: Kerberos to Exchange's endpoint needs the server's name, but '{uri}' names an address"
+                    ),
+                )
+                .with_hint(
+                    "give session_uri with the server's DNS name (http://ex01.contoso.local/PowerShell/), or set exchange_auth to what the virtual directory accepts",
+                );
+                if let Some(span) = span {
+                    d = d.with_span(span);
+                }
+                m.diags().push(d);
+            }
+        }
         let site_node = m.node_of("site");
         let mut site = m.string("site");
         let baselines = m

@@ -9,7 +9,8 @@
 //! the maximum of N objects of type session") and the IMAP4 service's own errors and
 //! warnings. Then the IMAP ports (the server's bindings, or `--imap-port`): a TCP connect
 //! and the greeting, as `telnet HOST 143` shows it; with a login account, a real
-//! `AUTHENTICATE PLAIN`, whose `NO AUTHENTICATE failed.` is explained.
+//! `AUTHENTICATE PLAIN`, whose `NO AUTHENTICATE failed.` is explained (the protocol is
+//! [`crate::imap_probe`], apart from its socket).
 //!
 //! [`analyse`] turns those facts into [`Check`]s (one line each in the table) and
 //! [`Finding`]s (what is wrong, what it most likely means, and the manifest lines to
@@ -18,17 +19,17 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use exctl_exchange::RawValue;
 use exctl_exchange::kind::Service;
 use exctl_exchange::record::{self, Observations};
 use exctl_pwsh::quote;
 use exctl_secret::Secret;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::capacity::{self, Demand, Effective, Limit, LimitValue};
 use crate::desired::HostSpec;
+use crate::imap_probe;
+pub use crate::imap_probe::LoginOutcome;
 use crate::observe::Runner;
 use crate::restart;
 use crate::script::ScriptBuilder;
@@ -306,17 +307,6 @@ pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String
     s.finish()
 }
 
-/// How the IMAP login went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoginOutcome {
-    /// Authenticated.
-    Accepted,
-    /// The server said no (its tagged answer).
-    Refused(String),
-    /// No answer to judge (connection, greeting, timeout).
-    Error(String),
-}
-
 /// Network facts gathered from where exctl runs.
 #[derive(Debug, Clone, Default)]
 pub struct Network {
@@ -337,79 +327,6 @@ async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
             timeout.as_secs()
         )),
     }
-}
-
-async fn read_line(
-    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    timeout: Duration,
-) -> Result<String, String> {
-    let mut line = String::new();
-    // A line, bounded: a server that sends endless bytes without a line end is cut.
-    let mut limited = tokio::io::AsyncReadExt::take(&mut *r, 8 * 1024);
-    match tokio::time::timeout(timeout, limited.read_line(&mut line)).await {
-        Ok(Ok(0)) => Err("the server closed the connection".into()),
-        Ok(Ok(_)) => Ok(line.trim_end().to_string()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
-    }
-}
-
-/// Connects to an IMAP port and reads the greeting (`* OK ...`).
-pub async fn imap_greeting(addr: &str, timeout: Duration) -> Result<String, String> {
-    let s = connect(addr, timeout).await?;
-    let (r, _w) = s.into_split();
-    let mut r = BufReader::new(r);
-    read_line(&mut r, timeout)
-        .await
-        .map_err(|e| format!("connected to {addr}, but no greeting: {e}"))
-}
-
-/// Logs in on a plain IMAP port with `AUTHENTICATE PLAIN` (as the agent desktops do),
-/// then logs out.
-pub async fn imap_login(addr: &str, login: &Login, timeout: Duration) -> LoginOutcome {
-    let s = match connect(addr, timeout).await {
-        Ok(s) => s,
-        Err(e) => return LoginOutcome::Error(e),
-    };
-    let (r, mut w) = s.into_split();
-    let mut r = BufReader::new(r);
-    match read_line(&mut r, timeout).await {
-        Ok(g) if g.starts_with("* OK") => {}
-        Ok(g) => return LoginOutcome::Error(format!("unexpected greeting: {g}")),
-        Err(e) => return LoginOutcome::Error(format!("no greeting: {e}")),
-    }
-    if w.write_all(b"x1 AUTHENTICATE PLAIN\r\n").await.is_err() {
-        return LoginOutcome::Error("the connection closed".into());
-    }
-    match read_line(&mut r, timeout).await {
-        Ok(l) if l.starts_with('+') => {}
-        Ok(l) => return LoginOutcome::Refused(l),
-        Err(e) => return LoginOutcome::Error(e),
-    }
-    let plain = base64::engine::general_purpose::STANDARD.encode(format!(
-        "\0{}\0{}",
-        login.account,
-        login.password.expose()
-    ));
-    if w.write_all(format!("{plain}\r\n").as_bytes())
-        .await
-        .is_err()
-    {
-        return LoginOutcome::Error("the connection closed".into());
-    }
-    // Untagged lines may come first; the tagged answer decides.
-    for _ in 0..16 {
-        match read_line(&mut r, timeout).await {
-            Ok(l) if l.starts_with("x1 OK") => {
-                let _ = w.write_all(b"x2 LOGOUT\r\n").await;
-                return LoginOutcome::Accepted;
-            }
-            Ok(l) if l.starts_with("x1 ") => return LoginOutcome::Refused(l),
-            Ok(_) => continue,
-            Err(e) => return LoginOutcome::Error(e),
-        }
-    }
-    LoginOutcome::Error("no answer to AUTHENTICATE".into())
 }
 
 fn obs_text(o: &Observations, attr: &str) -> Option<String> {
@@ -1072,7 +989,7 @@ pub async fn diagnose_host(host: &HostSpec, runner: &dyn Runner, opts: &Options)
     );
     if let Some((h, _)) = &address {
         for p in &plain {
-            let g = imap_greeting(&join(h, *p), opts.timeout).await;
+            let g = imap_probe::greeting(&join(h, *p), opts.timeout).await;
             net.imap.push((*p, false, g));
         }
         for p in &ssl {
@@ -1082,7 +999,9 @@ pub async fn diagnose_host(host: &HostSpec, runner: &dyn Runner, opts: &Options)
             net.imap.push((*p, true, g));
         }
         if let (Some(login), Some(p)) = (&opts.login, plain.first()) {
-            let outcome = imap_login(&join(h, *p), login, opts.timeout).await;
+            let outcome =
+                imap_probe::login(&join(h, *p), &login.account, &login.password, opts.timeout)
+                    .await;
             net.login = Some((login.account.clone(), outcome));
         }
     }

@@ -20,6 +20,7 @@ pub mod capacity;
 pub mod desired;
 pub mod doctor;
 pub mod export;
+pub mod imap_probe;
 pub mod lock;
 pub mod observe;
 pub mod plan;

@@ -59,7 +59,7 @@ pub const EXCHANGE_CMDLETS: &[&str] = &[
 ];
 
 /// Parameters of the cmdlets above that are switches.
-const SWITCHES: &[&str] = &["Status", "Deny", "Confirm", "Force", "WhatIf", "Anr"];
+const SWITCHES: &[&str] = &["Status", "Deny", "Confirm", "Force", "WhatIf"];
 
 /// Parameters that name or select what a cmdlet works on.
 const SELECTORS: &[&str] = &[

@@ -996,7 +996,12 @@ async fn an_information_store_that_does_not_come_back_fails_loudly() {
 #[tokio::test]
 async fn dag_maintenance_wraps_the_store_restart_when_asked() {
     let m = Manifests::new(SITE);
-    let (_, state) = m.load();
+    let (_, mut state) = m.load();
+    // The DAG scripts need the Exchange Management Shell in the host's session: the
+    // snap-in route (psrp, the default, is refused with the option).
+    for h in state.hosts.values_mut() {
+        h.access = exctl_engine::desired::Access::Snapin;
+    }
     let fleet = Fleet::with(&["EX01"]);
     let plan = Plan::new(vec![host_plan(
         "EX01",

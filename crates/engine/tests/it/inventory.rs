@@ -92,3 +92,26 @@ fn psrp_access_reaches_exchanges_endpoint_by_the_endpoints_name() {
         diags.as_slice()
     );
 }
+
+#[test]
+fn kerberos_to_exchanges_endpoint_by_address_is_refused_where_it_is_written() {
+    let by_address = "hosts:\n  EX01:\n    endpoint: http://10.0.0.5:5985/wsman\n    user: C\\u\n    credential: env:X\n    exchange: 2010-sp3\n";
+    let (_, diags) = build(by_address);
+    let d = diags
+        .iter()
+        .find(|d| d.code == "manifest::kerberos-address")
+        .expect("Kerberos to an address");
+    assert!(
+        d.message.contains("http://10.0.0.5/PowerShell/"),
+        "{}",
+        d.message
+    );
+    assert!(d.hint.as_deref().unwrap_or("").contains("session_uri"));
+    // By name, or with NTLM there, it is fine.
+    let (_, diags) = build(&format!(
+        "{by_address}    session_uri: http://ex01.contoso.local/PowerShell/\n"
+    ));
+    assert!(!diags.has_errors(), "{:?}", diags.as_slice());
+    let (_, diags) = build(&format!("{by_address}    exchange_auth: ntlm\n"));
+    assert!(!diags.has_errors(), "{:?}", diags.as_slice());
+}

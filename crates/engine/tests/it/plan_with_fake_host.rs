@@ -34,7 +34,7 @@ impl Runner for FakeHost {
     }
 }
 
-const INVENTORY: &str = "hosts:\n  EX01:\n    endpoint: http://127.0.0.1:5985/wsman\n    user: CONTOSO\\Administrator\n    credential: env:EXCTL_TEST_PASSWORD\n    exchange: 2010-sp3\n    site: lon\n";
+const INVENTORY: &str = "hosts:\n  EX01:\n    endpoint: http://127.0.0.1:5985/wsman\n    user: CONTOSO\\Administrator\n    credential: env:EXCTL_TEST_PASSWORD\n    exchange: 2010-sp3\n    site: lon\n    exchange_auth: ntlm\n";
 const SITE: &str = "targets: [EX01]\nimap_settings:\n  MaxConnectionsPerUser: 40\n  MaxConnectionFromSingleIP: 2000\n  Banner: The Microsoft Exchange IMAP4 service is ready.\n";
 
 fn load() -> (exctl_manifest::SourceMap, desired::DesiredState) {
