@@ -73,6 +73,11 @@ fn a_stopped_manual_pop3_takes_the_change_without_a_restart_and_a_running_one_re
     );
     assert!(!shown.contains("restart MSExchangePOP3"), "{shown}");
     assert!(shown.contains("0 restarts"), "{shown}");
+    let md = text(&run(dir.path(), &["plan", ".", "--format", "markdown"]).stdout);
+    assert!(
+        md.contains("- ℹ️ MSExchangePOP3 is Stopped and its start mode is Manual: no restart"),
+        "{md}"
+    );
     let json = run(dir.path(), &["plan", ".", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON plan");
     let step = &v["hosts"][0]["steps"][0];
