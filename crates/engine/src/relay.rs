@@ -94,22 +94,21 @@ const COMMON: &[&str] = &[
 ];
 
 /// Every parameter name a relayed cmdlet accepts: the selectors and the settings of every
-/// kind's Set- cmdlet (the server refuses a parameter its cmdlet does not have, as it
-/// would refuse it from a snap-in).
+/// settings cmdlet the kinds' registry types (`kinds::SETTINGS_CMDLETS`, in the newest
+/// release, which has them all); the server refuses a parameter its cmdlet does not have,
+/// as it would refuse it from a snap-in.
 fn parameter_names() -> Vec<&'static str> {
+    use exctl_exchange::kinds::{SETTINGS_CMDLETS, cmdlet_parameters};
     let mut names: Vec<&'static str> = SELECTORS.to_vec();
-    for specs in [
-        exctl_exchange::kinds::imap::PARAMS,
-        exctl_exchange::kinds::pop::PARAMS,
-        exctl_exchange::kinds::receive_connectors::PARAMS,
-        exctl_exchange::kinds::throttling_policies::PARAMS,
-    ] {
-        for p in specs {
-            if !names.iter().any(|n| n.eq_ignore_ascii_case(p.name))
-                && !SWITCHES.iter().any(|n| n.eq_ignore_ascii_case(p.name))
-            {
-                names.push(p.name);
-            }
+    let specs = SETTINGS_CMDLETS
+        .iter()
+        .filter_map(|c| cmdlet_parameters(c, exctl_exchange::Version::Sp3))
+        .flat_map(|p| p.managed);
+    for p in specs {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(p.name))
+            && !SWITCHES.iter().any(|n| n.eq_ignore_ascii_case(p.name))
+        {
+            names.push(p.name);
         }
     }
     names
