@@ -660,10 +660,8 @@ pub struct ExportArgs {
     #[arg(value_name = "PATH", default_value = ".")]
     pub paths: Vec<PathBuf>,
 
-    /// Only these kinds (repeat or separate with commas; default: all): ad_permissions,
-    /// throttling_policies, throttling_associations, receive_connectors, imap_settings,
-    /// pop_settings, registry_values.
-    #[arg(long, value_name = "KIND", value_delimiter = ',')]
+    /// Only these kinds (repeat or separate with commas; default: all).
+    #[arg(long, value_name = "KIND", value_delimiter = ',', help = kinds_help())]
     pub kinds: Vec<String>,
 
     /// Mailboxes (or users, contacts, computers) whose throttling policy association to
@@ -939,4 +937,14 @@ pub struct DemoArgs {
     /// Real seconds per simulated second (service restarts take 45 simulated seconds).
     #[arg(long, value_name = "F", default_value_t = 0.01)]
     pub time_scale: f64,
+}
+
+/// The help of `export --kinds`, from the registry of kinds (a new kind shows up here by
+/// being registered).
+fn kinds_help() -> String {
+    let keys: Vec<&str> = exctl_exchange::kinds::ALL.iter().map(|k| k.key()).collect();
+    format!(
+        "Only these kinds (repeat or separate with commas; default: all): {}",
+        keys.join(", ")
+    )
 }
