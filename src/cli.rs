@@ -284,8 +284,9 @@ pub struct ExchangeSimArgs {
     #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_scale)]
     pub time_scale: f64,
 
-    /// How long loading the Exchange snap-in takes, in milliseconds (real servers take
-    /// seconds; for benchmarks that should feel them).
+    /// How long loading the Exchange snap-in, or opening a session on Exchange's endpoint,
+    /// takes, in milliseconds (real servers take seconds; for benchmarks that should feel
+    /// them).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub startup_ms: u64,
 

@@ -259,6 +259,20 @@ impl PsrpService {
             return Err(Fault::destination_unreachable());
         }
         match req.action.as_str() {
+            action::CREATE if endpoint == Endpoint::Exchange => {
+                // An Exchange runspace takes seconds to open on a real server (RBAC and
+                // the cmdlets' initialisation), as the snap-in does to load: the same
+                // configured time (`--startup-ms`).
+                let delay = self
+                    .host
+                    .as_ref()
+                    .map(|h| h.options.snapin_delay)
+                    .unwrap_or_default();
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                self.create(req, account, endpoint)
+            }
             action::CREATE => self.create(req, account, endpoint),
             action::COMMAND => self.command(req),
             action::SEND => self.send(req),
