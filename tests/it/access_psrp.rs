@@ -10,35 +10,7 @@ use crate::common;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use common::{SIM_PASSWORD, SIM_USER, Sim, exctl, text};
-
-const UCCX: &str = r#"targets: [EXCH01]
-ad_permissions:
-  - target: organization
-    user: CONTOSO\uccx-agent
-    extended_rights: [View Information Store status]
-throttling_policies:
-  UCCXThrottlingPolicy:
-    IMAPMaxConcurrency: unlimited
-    IMAPPercentTimeInAD: unlimited
-    IMAPPercentTimeInCAS: unlimited
-    IMAPPercentTimeInMailboxRPC: unlimited
-throttling_associations:
-  - identity: uccx-agent
-    policy: UCCXThrottlingPolicy
-receive_connectors:
-  "*":
-    MaxInboundConnectionPerSource: unlimited
-    MaxInboundConnectionPercentagePerSource: 100
-imap_settings:
-  MaxConnectionsPerUser: 250
-  MaxConnectionFromSingleIP: 250
-registry_values:
-  - path: 'HKLM:\SYSTEM\CurrentControlSet\Services\MSExchangeIS\ParametersSystem'
-    name: Maximum Allowed Service Sessions Per User
-    type: dword
-    value: 250
-"#;
+use common::{SIM_PASSWORD, SIM_USER, Sim, UCCX, exctl, text};
 
 /// An inventory of one host reached with `access: psrp`; `session_uri` defaults to the
 /// simulator's own `/PowerShell/`. The simulator takes NTLM on both endpoints (a real

@@ -13,35 +13,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{SIM_PASSWORD, SIM_USER, Sim, exctl, text};
-
-const UCCX: &str = r#"targets: [EXCH01]
-ad_permissions:
-  - target: organization
-    user: CONTOSO\uccx-agent
-    extended_rights: [View Information Store status]
-throttling_policies:
-  UCCXThrottlingPolicy:
-    IMAPMaxConcurrency: unlimited
-    IMAPPercentTimeInAD: unlimited
-    IMAPPercentTimeInCAS: unlimited
-    IMAPPercentTimeInMailboxRPC: unlimited
-throttling_associations:
-  - identity: uccx-agent
-    policy: UCCXThrottlingPolicy
-receive_connectors:
-  "*":
-    MaxInboundConnectionPerSource: unlimited
-    MaxInboundConnectionPercentagePerSource: 100
-imap_settings:
-  MaxConnectionsPerUser: 250
-  MaxConnectionFromSingleIP: 250
-registry_values:
-  - path: 'HKLM:\SYSTEM\CurrentControlSet\Services\MSExchangeIS\ParametersSystem'
-    name: Maximum Allowed Service Sessions Per User
-    type: dword
-    value: 250
-"#;
+use common::{SIM_PASSWORD, SIM_USER, Sim, UCCX, exctl, text};
 
 /// A simulator of `version` with its IMAP4 listener; returns it and the IMAP address.
 fn sim(version: &str, extra: &[&str]) -> (Sim, String) {

@@ -133,12 +133,7 @@ impl WinRmRunner {
             None => return Err(RunError::new(format!("no password for {}", host.name))),
         };
         let mut cfg = ClientConfig::new(host.endpoint.clone(), host.user.clone(), password);
-        cfg.auth = match host.auth {
-            crate::Auth::Basic => AuthMethod::Basic,
-            crate::Auth::Kerberos => AuthMethod::Kerberos,
-            crate::Auth::Negotiate => AuthMethod::Negotiate,
-            crate::Auth::Ntlm => AuthMethod::Ntlm,
-        };
+        cfg.auth = method(host.auth);
         cfg.spn = host.spn.clone();
         cfg.trust = if self.insecure_skip_verify {
             TrustPolicy::InsecureSkipVerify
@@ -161,12 +156,7 @@ impl WinRmRunner {
     fn exchange_config(&self, host: &HostSpec) -> Result<ClientConfig, RunError> {
         let mut cfg = self.config(host)?;
         cfg.endpoint = host.exchange_uri();
-        cfg.auth = match host.exchange_auth {
-            crate::Auth::Basic => AuthMethod::Basic,
-            crate::Auth::Kerberos => AuthMethod::Kerberos,
-            crate::Auth::Negotiate => AuthMethod::Negotiate,
-            crate::Auth::Ntlm => AuthMethod::Ntlm,
-        };
+        cfg.auth = method(host.exchange_auth);
         // The host's SPN names its WinRM endpoint; Exchange's is found by its own name.
         cfg.spn = None;
         Ok(cfg)
@@ -340,6 +330,16 @@ impl WinRmRunner {
             }
             let _ = s.pool.close().await;
         }
+    }
+}
+
+/// The transport's method for an inventory's `auth:` / `exchange_auth:`.
+fn method(auth: crate::Auth) -> AuthMethod {
+    match auth {
+        crate::Auth::Basic => AuthMethod::Basic,
+        crate::Auth::Kerberos => AuthMethod::Kerberos,
+        crate::Auth::Negotiate => AuthMethod::Negotiate,
+        crate::Auth::Ntlm => AuthMethod::Ntlm,
     }
 }
 

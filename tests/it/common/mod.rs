@@ -231,3 +231,32 @@ pub fn exchange_endpoint(url: &str, indent: usize) -> String {
         url.replace("/wsman", "/PowerShell/")
     )
 }
+
+/// The Cisco UCCX checklist for one host, EXCH01: what the apply and psrp tests converge.
+pub const UCCX: &str = r#"targets: [EXCH01]
+ad_permissions:
+  - target: organization
+    user: CONTOSO\uccx-agent
+    extended_rights: [View Information Store status]
+throttling_policies:
+  UCCXThrottlingPolicy:
+    IMAPMaxConcurrency: unlimited
+    IMAPPercentTimeInAD: unlimited
+    IMAPPercentTimeInCAS: unlimited
+    IMAPPercentTimeInMailboxRPC: unlimited
+throttling_associations:
+  - identity: uccx-agent
+    policy: UCCXThrottlingPolicy
+receive_connectors:
+  "*":
+    MaxInboundConnectionPerSource: unlimited
+    MaxInboundConnectionPercentagePerSource: 100
+imap_settings:
+  MaxConnectionsPerUser: 250
+  MaxConnectionFromSingleIP: 250
+registry_values:
+  - path: 'HKLM:\SYSTEM\CurrentControlSet\Services\MSExchangeIS\ParametersSystem'
+    name: Maximum Allowed Service Sessions Per User
+    type: dword
+    value: 250
+"#;
