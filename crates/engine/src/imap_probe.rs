@@ -12,6 +12,7 @@ use base64::Engine as _;
 use exctl_secret::Secret;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use zeroize::Zeroizing;
 
 /// How the IMAP login went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +28,9 @@ pub enum LoginOutcome {
 /// What the probe does after a server line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Send this (with its CRLF) and read the next line.
-    Send(String),
+    /// Send this (with its CRLF) and read the next line. Zeroized when dropped: the
+    /// AUTHENTICATE PLAIN answer is the password, merely base64-encoded.
+    Send(Zeroizing<String>),
     /// Read the next line.
     Read,
     /// Done: the outcome, and what to send before closing (the LOGOUT), if anything.
@@ -68,7 +70,7 @@ impl PlainLogin {
         match self.state {
             State::Greeting if line.starts_with("* OK") => {
                 self.state = State::Continuation;
-                Step::Send("x1 AUTHENTICATE PLAIN".into())
+                Step::Send(Zeroizing::new("x1 AUTHENTICATE PLAIN".into()))
             }
             State::Greeting => Step::Done(
                 LoginOutcome::Error(format!("unexpected greeting: {line}")),
@@ -76,12 +78,11 @@ impl PlainLogin {
             ),
             State::Continuation if line.starts_with('+') => {
                 self.state = State::Tagged { untagged: 0 };
-                let plain = base64::engine::general_purpose::STANDARD.encode(format!(
-                    "\0{}\0{}",
-                    self.account,
-                    self.password.expose()
-                ));
-                Step::Send(plain)
+                let login =
+                    Zeroizing::new(format!("\0{}\0{}", self.account, self.password.expose()));
+                Step::Send(Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD.encode(login.as_bytes()),
+                ))
             }
             State::Continuation => Step::Done(LoginOutcome::Refused(line.to_string()), None),
             State::Tagged { .. } if line.starts_with("x1 OK") => {
@@ -164,7 +165,8 @@ pub async fn login(
         greeted = true;
         match probe.on_line(&line) {
             Step::Send(text) => {
-                if w.write_all(format!("{text}\r\n").as_bytes()).await.is_err() {
+                let line = Zeroizing::new(format!("{}\r\n", text.as_str()));
+                if w.write_all(line.as_bytes()).await.is_err() {
                     return LoginOutcome::Error("the connection closed".into());
                 }
             }
@@ -192,10 +194,13 @@ mod tests {
         let mut p = probe();
         assert_eq!(
             p.on_line("* OK The Microsoft Exchange IMAP4 service is ready."),
-            Step::Send("x1 AUTHENTICATE PLAIN".into())
+            Step::Send(Zeroizing::new("x1 AUTHENTICATE PLAIN".into()))
         );
         // "\0uccx-agent\0pw", base64.
-        assert_eq!(p.on_line("+ "), Step::Send("AHVjY3gtYWdlbnQAcHc=".into()));
+        assert_eq!(
+            p.on_line("+ "),
+            Step::Send(Zeroizing::new("AHVjY3gtYWdlbnQAcHc=".into()))
+        );
         assert_eq!(p.on_line("* CAPABILITY IMAP4rev1"), Step::Read);
         assert_eq!(
             p.on_line("x1 OK AUTHENTICATE completed."),

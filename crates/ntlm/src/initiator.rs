@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use exctl_secret::Secret;
+
 use crate::crypto;
 use crate::error::NtlmError;
 use crate::flags::{self, *};
@@ -25,8 +27,10 @@ pub struct InitiatorConfig {
     pub domain: String,
     /// The account name, without domain.
     pub user: String,
-    /// Plain password; never logged: `Debug` prints it redacted.
-    pub password: String,
+    /// The password: a [`Secret`], so no formatting shows it and its bytes are overwritten
+    /// when the configuration is dropped (a plain `String` would leave a copy in freed
+    /// memory).
+    pub password: Secret,
     /// Our computer name for the AUTHENTICATE message; None sends none.
     pub workstation: Option<String>,
     /// Application data of the gss_channel_bindings_struct (for WinRM over HTTPS:
@@ -219,7 +223,7 @@ impl Initiator {
         let response_key = crypto::nt_owf_v2(
             &self.config.user,
             &self.config.domain,
-            &self.config.password,
+            self.config.password.expose(),
         );
         let blob = crypto::ntv2_client_blob(timestamp, &client_challenge, &av_pairs);
         let response = crypto::ntv2_response(&response_key, &challenge.server_challenge, &blob);

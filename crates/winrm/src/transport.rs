@@ -831,7 +831,7 @@ impl Transport {
         let mut initiator = Initiator::new(InitiatorConfig {
             domain,
             user,
-            password: self.config.password.expose().to_string(),
+            password: self.config.password.clone(),
             workstation: None,
             channel_bindings: None,
             target_spn: None,
