@@ -111,6 +111,15 @@ pub enum PlanFileError {
         /// The version found.
         found: u64,
     },
+    /// A step names a service that no kind of this exctl declares (a hand edit, or a
+    /// plan made by an exctl with another kind).
+    #[error("host {host} of this plan file: {source}; make the plan again with this exctl")]
+    UnknownService {
+        /// The host whose step names it.
+        host: String,
+        /// The name and the services this exctl knows.
+        source: exctl_exchange::services::UnknownService,
+    },
     /// A version this exctl does not read.
     #[error(
         "this plan file has format_version {found}; this exctl reads version {FORMAT_VERSION}: make the plan again with this exctl"
@@ -484,8 +493,30 @@ impl PlanFile {
         }
         let mut pf: PlanFile =
             serde_json::from_value(value).map_err(|e| PlanFileError::Damaged(e.to_string()))?;
+        pf.check_services()?;
         pf.edited = pf.digest.as_deref() != Some(pf.content_digest().as_str());
         Ok(Some(pf))
+    }
+
+    /// Every service a step names is one this exctl restarts (`kinds::services`): an
+    /// unknown name is refused when the file is read, not met half-way through apply.
+    fn check_services(&self) -> Result<(), PlanFileError> {
+        for h in &self.hosts {
+            for step in &h.steps {
+                let name = match step {
+                    SavedStep::Change(c) => c.requires_restart.as_deref(),
+                    SavedStep::Restart(r) => Some(r.service.as_str()),
+                };
+                if let Some(name) = name {
+                    name.parse::<exctl_exchange::kind::Service>()
+                        .map_err(|source| PlanFileError::UnknownService {
+                            host: h.name.clone(),
+                            source,
+                        })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether the manifests loaded now are exactly those the plan was made from;

@@ -107,7 +107,10 @@ pub use registry_values::RegistryValues;
 pub use throttling_associations::ThrottlingAssociations;
 pub use throttling_policies::ThrottlingPolicies;
 
+use std::sync::OnceLock;
+
 use crate::kind::Kind;
+use crate::services::Service;
 use crate::value::ParamSpec;
 use crate::version::Version;
 
@@ -182,6 +185,18 @@ pub fn cmdlet_parameters(cmdlet: &str, version: Version) -> Option<CmdletParamet
             .filter(|(_, since, _)| *since <= version)
             .map(|(name, _, why)| (*name, *why))
             .collect(),
+    })
+}
+
+/// Every service a registered kind's changes may require restarting, in restart order
+/// (the Information Store, which disconnects everyone, last), each once.
+pub fn services() -> &'static [Service] {
+    static SERVICES: OnceLock<Vec<Service>> = OnceLock::new();
+    SERVICES.get_or_init(|| {
+        let mut all: Vec<Service> = ALL.iter().flat_map(|k| k.services()).copied().collect();
+        all.sort();
+        all.dedup();
+        all
     })
 }
 
