@@ -10,7 +10,11 @@
 //! | 55 | `pop_settings` | server | [`pop`] |
 //! | 60 | `registry_values` | server | [`registry_values`] |
 //!
-//! Each module's `//!` documentation gives its manifest shape, semantics and rules.
+//! Each module's `//!` documentation gives its manifest shape, semantics and rules. A kind
+//! declares the services its changes may restart (`Kind::services`: `imap_settings`
+//! MSExchangeIMAP4, `pop_settings` MSExchangePOP3, `registry_values` the Information
+//! Store); [`services`] lists them in restart order. Their PowerShell is in
+//! [`crate::services`].
 //!
 //! # What the scripts use (the contract with the simulator)
 //!

@@ -205,11 +205,11 @@ impl<'de> serde::Deserialize<'de> for Service {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// A service no kind declares: what a new protocol kind would bring.
-    pub(crate) static TEST_SPEC: ServiceSpec = ServiceSpec {
+    static TEST_SPEC: ServiceSpec = ServiceSpec {
         name: "MSExchangeTest",
         consequence: "test clients reconnect",
         order: 52,
@@ -245,6 +245,29 @@ pub(crate) mod tests {
         assert_eq!(
             e.to_string(),
             "unknown service 'MSExchangeFoo': exctl restarts MSExchangeIMAP4, MSExchangePOP3, MSExchangeIS"
+        );
+    }
+
+    #[test]
+    fn a_new_service_gets_facts_health_and_steps_from_its_spec_alone() {
+        let test = Service::new(&TEST_SPEC);
+        let set: std::collections::BTreeSet<Service> = [test].into_iter().collect();
+        let facts = facts::observe_facts("EX01", &set);
+        assert!(facts.contains("(Get-TestSettings -Server 'EX01').WhenChangedUTC"));
+        assert!(!facts.contains("Get-MailboxDatabaseCopyStatus"));
+        // Its spec says no health: the health fragment leaves it out.
+        let both = [test, INFORMATION_STORE];
+        let health = facts::observe_health("EX01", &both);
+        assert!(!health.contains("MSExchangeTest") && health.contains("MSExchangeIS"));
+        let opts = RestartScriptOptions::default();
+        let body = restart::restart_body(test, "EX01", 1, &opts);
+        assert!(body.contains("Get-Service -Name 'MSExchangeTest'"));
+        assert!(!body.contains("Get-MailboxDatabase"));
+        let back = restart::recovery_body(test, "EX01", 1, &opts);
+        assert!(!back.contains("Get-MailboxDatabase"));
+        assert!(
+            restart::recovery_body(INFORMATION_STORE, "EX01", 1, &opts)
+                .contains("Get-MailboxDatabase")
         );
     }
 }
