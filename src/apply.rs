@@ -146,13 +146,10 @@ pub(crate) fn print_event(out: Out, seen: &std::sync::Mutex<SeenStates>, e: &Eve
                 engine::describe(step)
             ));
             if let Step::Restart(r) = step
-                && r.service == Service::InformationStore
+                && r.service.disconnects_everyone()
                 && r.verb() == "restart"
             {
-                out.line(&format!(
-                    "        {host}: {}",
-                    Service::InformationStore.consequence()
-                ));
+                out.line(&format!("        {host}: {}", r.service.consequence()));
             }
         }
         Event::Dismounting {
@@ -275,7 +272,7 @@ fn host_lines(h: &engine::HostResult) -> String {
             }
             if st.status == StepStatus::Failed
                 && st.step_type == "restart"
-                && st.id == Service::InformationStore.name()
+                && Service::parse(&st.id).is_some_and(Service::disconnects_everyone)
             {
                 s.push_str(&format!(
                     "  the Information Store of {} did not come back: users may be unable to reach their mailboxes; check Get-MailboxDatabase -Server {} -Status now (exctl plan shows what is still down; exctl apply brings it back)\n",

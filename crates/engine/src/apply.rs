@@ -606,18 +606,8 @@ pub fn apply_script(host: &HostSpec, steps: &[Step], opts: &ApplyOptions) -> Str
                     ));
                     continue;
                 }
-                RestartRun::Recover => match r.service {
-                    Service::InformationStore => {
-                        restart::information_store_recovery_body(&host.name, n, &ro)
-                    }
-                    protocol => restart::protocol_recovery_body(protocol, n, &ro),
-                },
-                RestartRun::Restart => match r.service {
-                    Service::InformationStore => {
-                        restart::information_store_body(&host.name, n, &ro)
-                    }
-                    protocol => restart::protocol_body(protocol, n, &ro),
-                },
+                RestartRun::Recover => restart::recovery_body(r.service, &host.name, n, &ro),
+                RestartRun::Restart => restart::restart_body(r.service, &host.name, n, &ro),
             },
         };
         s.raw(&format!(
@@ -655,9 +645,10 @@ fn restart_run(r: &crate::plan::RestartStep, opts: &ApplyOptions) -> RestartRun 
     }
 }
 
-/// Whether the step stops the Information Store (and so disconnects its users).
+/// Whether the step stops the Information Store (a service whose restart disconnects
+/// every user).
 fn is_store_restart(step: &Step, opts: &ApplyOptions) -> bool {
-    matches!(step, Step::Restart(r) if r.service == Service::InformationStore && restart_run(r, opts) == RestartRun::Restart)
+    matches!(step, Step::Restart(r) if r.service.disconnects_everyone() && restart_run(r, opts) == RestartRun::Restart)
 }
 
 /// Why a host must be refused before anything runs on it: its plan restarts the
@@ -894,8 +885,8 @@ impl<'a> Tracker<'a> {
             return;
         };
         let st = &self.states[i];
-        let databases = match (r.service, st.dismounted) {
-            (Service::InformationStore, Some(total)) => {
+        let databases = match st.dismounted {
+            Some(total) if r.service.spec().mailbox_databases => {
                 Some((total.saturating_sub(st.missing.unwrap_or(total)), total))
             }
             _ => None,

@@ -38,8 +38,10 @@ use std::fmt;
 
 use exctl_exchange::RawValue;
 use exctl_exchange::kind::{Ensure, Resource, Service};
+use exctl_exchange::kinds::imap;
 use exctl_exchange::kinds::registry_values::STORE_KEY;
 use exctl_exchange::record::{self, Observations};
+use exctl_exchange::services::INFORMATION_STORE;
 use exctl_exchange::value::Value;
 use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span, yaml};
 use exctl_pwsh::quote;
@@ -261,8 +263,8 @@ impl Limit {
     /// IMAP from the documented budget cache).
     pub fn service(self) -> Service {
         match self {
-            Limit::StoreServiceSessions => Service::InformationStore,
-            _ => Service::Imap4,
+            Limit::StoreServiceSessions => INFORMATION_STORE,
+            _ => imap::SERVICE,
         }
     }
 
@@ -636,9 +638,7 @@ pub fn observe_script(host: &str, account: &str) -> String {
              }}"
         ),
     ));
-    let both: BTreeSet<Service> = [Service::Imap4, Service::InformationStore]
-        .into_iter()
-        .collect();
+    let both: BTreeSet<Service> = [imap::SERVICE, INFORMATION_STORE].into_iter().collect();
     s.push_str(&restart::observe_facts(host, &both));
     s
 }
@@ -709,9 +709,7 @@ impl Effective {
                 e.errors.push(format!("{part}: {err}"));
             }
         }
-        let both: BTreeSet<Service> = [Service::Imap4, Service::InformationStore]
-            .into_iter()
-            .collect();
+        let both: BTreeSet<Service> = [imap::SERVICE, INFORMATION_STORE].into_iter().collect();
         let (ctx, notes) = restart::context(host, o, &both);
         e.errors.extend(notes);
         let pending = |svc: Service| {
@@ -766,7 +764,7 @@ impl Effective {
             limit: Limit::ImapMaxConcurrency,
             value: value.filter(|_| throttling_ok),
             source,
-            pending: pending(Service::Imap4),
+            pending: pending(imap::SERVICE),
         });
         let store_ok = o.error(&format!("{RECORD}:store")).is_none();
         let (value, source) = match text(o, "StoreServiceSessions") {
@@ -783,7 +781,7 @@ impl Effective {
             limit: Limit::StoreServiceSessions,
             value: value.filter(|_| store_ok),
             source,
-            pending: pending(Service::InformationStore),
+            pending: pending(INFORMATION_STORE),
         });
         e
     }

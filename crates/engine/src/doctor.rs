@@ -20,9 +20,11 @@
 use std::time::Duration;
 
 use exctl_exchange::RawValue;
+use exctl_exchange::host as exhost;
 use exctl_exchange::kind::Service;
-use exctl_exchange::record::{self, Observations};
-use exctl_pwsh::quote;
+use exctl_exchange::kinds::imap;
+use exctl_exchange::record::Observations;
+use exctl_exchange::services::INFORMATION_STORE;
 use exctl_secret::Secret;
 use tokio::net::TcpStream;
 
@@ -243,69 +245,47 @@ fn join(host: &str, port: u16) -> String {
     }
 }
 
-/// The read-only script doctor runs on a host.
+/// The read-only script doctor runs on a host: the reads of `exctl_exchange::host`
+/// (the server, the IMAP4 service, the events of the known symptoms), the account's
+/// limits or the restart facts, and the services' health.
 pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String {
-    let r = quote(RECORD);
-    let h = quote(&host.name);
     let mut s = ScriptBuilder::new(host);
-    s.raw(&record::guarded(
-        &format!("{RECORD}:server"),
-        &format!(
-            "$__x = Get-ExchangeServer -Identity {h}\n\
-             __exctl_emit {r} 'AdminDisplayVersion' ([string]$__x.AdminDisplayVersion)\n\
-             __exctl_emit {r} 'ServerRole' ([string]$__x.ServerRole)"
-        ),
-    ));
-    s.raw(&record::guarded(
-        &format!("{RECORD}:imap4"),
-        &format!(
-            "$__svc = Get-Service -Name {n}\n\
-             __exctl_emit {r} 'Imap4Status' ([string]$__svc.Status)\n\
-             $__w = @(Get-WmiObject -Class Win32_Service -Filter {f})\n\
-             if ($__w.Count -gt 0) {{ __exctl_emit {r} 'Imap4StartMode' ([string]$__w[0].StartMode) }}",
-            n = quote(Service::Imap4.name()),
-            f = quote(&format!("Name='{}'", Service::Imap4.name())),
-        ),
+    s.raw(&exhost::exchange_server_script(RECORD, &host.name));
+    s.raw(&exhost::service_state_script(
+        RECORD,
+        "imap4",
+        "Imap4",
+        imap::SERVICE,
     ));
     // Events: read by source and filtered on EventID (a real log's InstanceId carries
     // severity bits), newest first, at most 1000 of each.
-    let secs = since.as_secs().max(1);
-    s.raw(&format!("$__since = (Get-Date).AddSeconds(-{secs})\n"));
-    for (key, source, filter) in [
-        ("E9646", "MSExchangeIS", "$__e.EventID -eq 9646"),
-        (
-            "Imap4Events",
-            "MSExchangeIMAP4",
-            "[string]$__e.EntryType -eq 'Error' -or [string]$__e.EntryType -eq 'Warning'",
-        ),
-    ] {
-        s.raw(&record::guarded(
-            &format!("{RECORD}:{key}"),
-            &format!(
-                "$__all = @()\n\
-                 try {{ $__all = @(Get-EventLog -LogName Application -Source {src} -After $__since -Newest 1000 -ErrorAction Stop) }} catch {{ }}\n\
-                 $__times = @(foreach ($__e in $__all) {{ if ({filter}) {{ $__e.TimeGenerated.ToUniversalTime().ToString('s') }} }})\n\
-                 $__msgs = @(foreach ($__e in $__all) {{ if ({filter}) {{ [string]$__e.Message }} }})\n\
-                 __exctl_emit {r} '{key}Times' $__times\n\
-                 if ($__msgs.Count -gt 0) {{ __exctl_emit {r} '{key}Message' ([string]$__msgs[0]) }}",
-                src = quote(source),
-            ),
-        ));
+    s.raw(&exhost::events_since(since.as_secs()));
+    for (key, svc, filter) in EVENTS {
+        s.raw(&exhost::events_script(RECORD, key, svc.name(), filter));
     }
     match account {
         Some(a) => {
             s.raw(&capacity::observe_script(&host.name, a));
         }
         None => {
-            let both = [Service::Imap4, Service::InformationStore]
-                .into_iter()
-                .collect();
+            let both = [imap::SERVICE, INFORMATION_STORE].into_iter().collect();
             s.raw(&restart::observe_facts(&host.name, &both));
         }
     }
     s.raw(&restart::observe_health(&host.name));
     s.finish()
 }
+
+/// The Application-log events of the known symptoms: the record key, the service whose
+/// source writes them (its start tells current from old ones), and which of its events.
+const EVENTS: [(&str, Service, exhost::EventFilter); 2] = [
+    ("E9646", INFORMATION_STORE, exhost::EventFilter::Id(9646)),
+    (
+        "Imap4Events",
+        imap::SERVICE,
+        exhost::EventFilter::ErrorsAndWarnings,
+    ),
+];
 
 /// Network facts gathered from where exctl runs.
 #[derive(Debug, Clone, Default)]
@@ -329,21 +309,6 @@ async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
     }
 }
 
-fn obs_text(o: &Observations, attr: &str) -> Option<String> {
-    match o.get(RECORD, attr) {
-        Some(RawValue::Str(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        _ => None,
-    }
-}
-
-fn list(o: &Observations, attr: &str) -> Vec<String> {
-    match o.get(RECORD, attr) {
-        Some(RawValue::List(l)) => l.clone(),
-        Some(RawValue::Str(s)) if !s.is_empty() => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
-
 /// When a service's process started (UTC seconds), from the restart facts.
 fn started(o: &Observations, svc: Service) -> Option<i64> {
     match o.get(&restart::facts_key(svc), "StartedUtc") {
@@ -352,8 +317,8 @@ fn started(o: &Observations, svc: Service) -> Option<i64> {
     }
 }
 
-fn events(o: &Observations, key: &str, label: &str, svc: Service) -> Events {
-    let times = list(o, &format!("{key}Times"));
+fn events(o: &Observations, read: exhost::EventTimes, label: &str, svc: Service) -> Events {
+    let times = read.times;
     let since = started(o, svc);
     let mut parsed: Vec<(i64, &String)> = times
         .iter()
@@ -368,7 +333,7 @@ fn events(o: &Observations, key: &str, label: &str, svc: Service) -> Events {
             .filter(|(t, _)| since.is_none_or(|s| *t >= s))
             .count(),
         newest: parsed.last().map(|(_, t)| (*t).clone()),
-        message: obs_text(o, &format!("{key}Message")),
+        message: read.newest_message,
     }
 }
 
@@ -478,7 +443,7 @@ pub fn analyse(
 /// ([`restart::Health`]): a store that is down is a finding, and so is what a plan would
 /// bring back. (The IMAP4 service has its own check in [`server_checks`].)
 fn health_checks(rep: &mut HostReport, o: &Observations) {
-    let health = restart::Health::read(&rep.host, o);
+    let health = restart::health(&rep.host, o);
     for n in &health.notes {
         rep.checks.push(Check {
             check: "Information Store".into(),
@@ -486,10 +451,10 @@ fn health_checks(rep: &mut HostReport, o: &Observations) {
             detail: n.clone(),
         });
     }
-    let Some(store) = health.service(Service::InformationStore) else {
+    let Some(store) = health.service(INFORMATION_STORE) else {
         return;
     };
-    let recovery = health.recovery(Service::InformationStore);
+    let recovery = health.recovery(INFORMATION_STORE);
     rep.checks.push(Check {
         check: "Information Store".into(),
         status: if recovery.is_some() {
@@ -516,8 +481,8 @@ fn health_checks(rep: &mut HostReport, o: &Observations) {
 }
 
 fn server_checks(rep: &mut HostReport, o: &Observations) {
-    match o.error(&format!("{RECORD}:server")) {
-        Some(e) => {
+    match exhost::ExchangeServer::read(o, RECORD) {
+        Err(e) => {
             rep.checks.push(Check {
                 check: "Exchange".into(),
                 status: Status::Failed,
@@ -530,9 +495,9 @@ fn server_checks(rep: &mut HostReport, o: &Observations) {
                 manifest_lines: None,
             });
         }
-        None => {
-            let version = obs_text(o, "AdminDisplayVersion").unwrap_or_default();
-            let roles = obs_text(o, "ServerRole").unwrap_or_default();
+        Ok(server) => {
+            let version = server.admin_display_version;
+            let roles = server.server_role;
             let known = exctl_exchange::Version::from_admin_display_version(&version);
             rep.checks.push(Check {
                 check: "Exchange".into(),
@@ -549,15 +514,15 @@ fn server_checks(rep: &mut HostReport, o: &Observations) {
             });
         }
     }
-    match o.error(&format!("{RECORD}:imap4")) {
-        Some(e) => rep.checks.push(Check {
+    match exhost::ServiceState::read(o, RECORD, "imap4", "Imap4") {
+        Err(e) => rep.checks.push(Check {
             check: "IMAP4 service".into(),
             status: Status::Failed,
-            detail: e.to_string(),
+            detail: e,
         }),
-        None => {
-            let status = obs_text(o, "Imap4Status").unwrap_or_else(|| "unknown".into());
-            let mode = obs_text(o, "Imap4StartMode").unwrap_or_else(|| "unknown".into());
+        Ok(state) => {
+            let status = state.status.unwrap_or_else(|| "unknown".into());
+            let mode = state.start_mode.unwrap_or_else(|| "unknown".into());
             let running = status.eq_ignore_ascii_case("Running");
             rep.checks.push(Check {
                 check: "IMAP4 service".into(),
@@ -736,27 +701,22 @@ fn event_checks(
     o: &Observations,
     sources: Option<&exctl_manifest::SourceMap>,
 ) {
-    for (key, label, svc) in [
-        (
-            "E9646",
-            "event 9646 (MSExchangeIS)",
-            Service::InformationStore,
-        ),
-        (
-            "Imap4Events",
-            "MSExchangeIMAP4 errors and warnings",
-            Service::Imap4,
-        ),
-    ] {
-        if let Some(e) = o.error(&format!("{RECORD}:{key}")) {
-            rep.checks.push(Check {
-                check: label.into(),
-                status: Status::Warning,
-                detail: format!("cannot read the Application log: {e}"),
-            });
-            continue;
-        }
-        let ev = events(o, key, label, svc);
+    for ((key, svc, _), label) in EVENTS.into_iter().zip([
+        "event 9646 (MSExchangeIS)",
+        "MSExchangeIMAP4 errors and warnings",
+    ]) {
+        let read = match exhost::EventTimes::read(o, RECORD, key) {
+            Ok(read) => read,
+            Err(e) => {
+                rep.checks.push(Check {
+                    check: label.into(),
+                    status: Status::Warning,
+                    detail: format!("cannot read the Application log: {e}"),
+                });
+                continue;
+            }
+        };
+        let ev = events(o, read, label, svc);
         let status = if ev.since_restart > 0 {
             Status::Failed
         } else if ev.count > 0 {
@@ -1211,7 +1171,7 @@ mod tests {
     }
 
     fn incident() -> Observations {
-        let is = restart::facts_key(Service::InformationStore);
+        let is = restart::facts_key(INFORMATION_STORE);
         observations(&[
             (
                 RECORD,
@@ -1314,7 +1274,7 @@ mod tests {
 
     #[test]
     fn old_events_and_fitting_limits_are_healthy() {
-        let is = restart::facts_key(Service::InformationStore);
+        let is = restart::facts_key(INFORMATION_STORE);
         let mut o = incident();
         // The store restarted after the events; the limits were raised.
         o.insert(&is, "StartedUtc", s("2024-05-01T11:00:00"));

@@ -5,7 +5,9 @@
 //! script per host, runs it through a [`observe::Runner`] and asks each kind for its
 //! changes; [`plan`] orders them and places the restarts; [`render`] presents the plan as
 //! text, markdown or JSON. [`planfile`] saves a plan and checks it before it is applied;
-//! [`apply`] runs a plan's steps host by host, with the restart scripts of [`restart`].
+//! [`apply`] runs a plan's steps host by host, with the restart steps of
+//! `exctl_exchange::services` ([`restart`] reads what a host's restart facts and health
+//! mean for its plan).
 //!
 //! Over many sites: [`desired`] also merges baselines and site and host overrides (with
 //! the origin of every value, which [`show`] presents); [`rollout`] selects sites, plans

@@ -315,14 +315,14 @@ pub async fn plan_host(
     let (mut restarts, mut notes) =
         restart::context(&host.name, &observed, &services_of(resources));
     // A host whose store (or IMAP4 service) is down is never in sync.
-    let health = restart::Health::read(&host.name, &observed);
+    let health = restart::health(&host.name, &observed);
     notes.extend(health.notes.iter().cloned());
     if let Some((held, now)) = crate::lock::observed(&observed) {
         notes.push(crate::lock::note(&host.name, &held, &now));
     }
-    for svc in [Service::Imap4, Service::InformationStore] {
-        if let Some(r) = health.recovery(svc) {
-            restarts.recover.push((svc, r));
+    for (svc, _) in &health.services {
+        if let Some(r) = health.recovery(*svc) {
+            restarts.recover.push((*svc, r));
         }
     }
     if let (Some(d), Some(declared)) = (&host.capacity, &host.declared_limits) {

@@ -307,7 +307,15 @@ pub fn order_steps_for(
     };
     // Where each restart goes: after the change at this index (None: before them all).
     let mut anchors: Vec<(Service, Option<usize>)> = Vec::new();
-    for svc in Service::ALL {
+    // The services involved, in restart order (a sorted set: `Service` orders by its
+    // spec): whichever kinds declare them, none is named here.
+    let services: std::collections::BTreeSet<Service> = changes
+        .iter()
+        .filter_map(|c| c.restart)
+        .chain(ctx.pending.iter().map(|(s, _)| *s))
+        .chain(ctx.recover.iter().map(|(s, _)| *s))
+        .collect();
+    for svc in services {
         let last = changes.iter().rposition(|c| c.restart == Some(svc));
         if idle_of(svc).is_some() {
             continue;
@@ -344,7 +352,7 @@ pub fn order_steps_for(
         for (svc, anchor) in &anchors {
             if *anchor == at {
                 // The Information Store goes last of all: it disconnects every user.
-                if *svc == Service::InformationStore {
+                if svc.disconnects_everyone() {
                     is_restart = Some(restart_step(*svc));
                 } else {
                     steps.push(Step::Restart(restart_step(*svc)));
@@ -430,6 +438,8 @@ pub fn order_steps_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use exctl_exchange::kinds::{imap, pop};
+    use exctl_exchange::services::{INFORMATION_STORE, Protocol, ServiceSpec};
 
     fn change(kind: &'static str, restart: Option<Service>) -> Change {
         Change {
@@ -456,9 +466,9 @@ mod tests {
 
     fn changes() -> Vec<Change> {
         vec![
-            change("registry_values", Some(Service::InformationStore)),
-            change("pop_settings", Some(Service::Pop3)),
-            change("imap_settings", Some(Service::Imap4)),
+            change("registry_values", Some(INFORMATION_STORE)),
+            change("pop_settings", Some(pop::SERVICE)),
+            change("imap_settings", Some(imap::SERVICE)),
         ]
     }
 
@@ -482,7 +492,7 @@ mod tests {
     fn a_stopped_manual_protocol_service_gets_no_restart_and_its_changes_say_why() {
         let why = "MSExchangePOP3 is Stopped and its start mode is Manual: no restart, the settings take effect when it starts";
         let ctx = RestartContext {
-            idle: vec![(Service::Pop3, why.into())],
+            idle: vec![(pop::SERVICE, why.into())],
             ..RestartContext::default()
         };
         let steps = order_steps_in(changes(), &ctx, &SourceMap::new());
@@ -506,10 +516,86 @@ mod tests {
         assert_eq!(no_restart, [None, Some(why), None]);
         // A restart owed from before wins: the service runs with old settings.
         let owed = RestartContext {
-            pending: vec![(Service::Pop3, "changed after it started".into())],
+            pending: vec![(pop::SERVICE, "changed after it started".into())],
             ..ctx
         };
         let steps = order_steps_in(changes(), &owed, &SourceMap::new());
         assert!(shape(&steps).contains(&"restart MSExchangePOP3".to_string()));
+    }
+
+    /// A service of a kind that is not registered: a new protocol kind brings it in its
+    /// own module; plans, apply's scripts and plan renderings need nothing else.
+    static CONNECTOR_SPEC: ServiceSpec = ServiceSpec {
+        name: "MSExchangeFrontEndTransport",
+        consequence: "SMTP clients on this server are disconnected and retry",
+        order: 40,
+        protocol: Some(Protocol {
+            kind: "receive_connectors",
+            read_cmdlet: "Get-ReceiveConnector",
+        }),
+        health: false,
+        mailbox_databases: false,
+    };
+    const CONNECTOR: Service = Service::new(&CONNECTOR_SPEC);
+
+    #[test]
+    fn a_service_no_engine_code_names_restarts_after_its_changes() {
+        let mut cs = changes();
+        cs.push(change("receive_connectors", Some(CONNECTOR)));
+        let steps = order_steps(cs, &SourceMap::new());
+        assert_eq!(
+            shape(&steps),
+            [
+                "receive_connectors",
+                "restart MSExchangeFrontEndTransport",
+                "imap_settings",
+                "restart MSExchangeIMAP4",
+                "pop_settings",
+                "restart MSExchangePOP3",
+                "registry_values",
+                "restart MSExchangeIS",
+            ]
+        );
+        let Some(Step::Restart(r)) = steps.get(1) else {
+            panic!("no restart step");
+        };
+        assert_eq!(r.consequence, CONNECTOR_SPEC.consequence);
+        assert_eq!(r.required_by, ["receive_connectors EX01"]);
+        // Owed from before without a change: after the changes up to its settings' phase.
+        let owed = RestartContext {
+            pending: vec![(CONNECTOR, "changed after it started".into())],
+            ..RestartContext::default()
+        };
+        let steps = order_steps_in(changes(), &owed, &SourceMap::new());
+        assert_eq!(shape(&steps)[0], "restart MSExchangeFrontEndTransport");
+        // Its restart step is a protocol service's: restarted only when it runs or
+        // starts automatically, never the store's databases.
+        let body = crate::restart::restart_body(CONNECTOR, "EX01", 2, &Default::default());
+        assert!(body.contains("Get-Service -Name 'MSExchangeFrontEndTransport'"));
+        assert!(body.contains("-eq 'Auto'") && !body.contains("Get-MailboxDatabase"));
+        // Plans show it like any other.
+        let plan = Plan::new(vec![HostPlan {
+            host: "EX01".into(),
+            site: None,
+            expected_version: exctl_exchange::Version::Sp3,
+            observed_version: None,
+            steps: order_steps(
+                vec![change("receive_connectors", Some(CONNECTOR))],
+                &SourceMap::new(),
+            ),
+            in_sync: 0,
+            errors: Vec::new(),
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        }]);
+        let opts = crate::render::TextOptions {
+            color: false,
+            explain: false,
+        };
+        let text = crate::render::text(&plan, opts);
+        assert!(
+            text.contains("restart MSExchangeFrontEndTransport"),
+            "{text}"
+        );
     }
 }

@@ -111,6 +111,15 @@ pub enum PlanFileError {
         /// The version found.
         found: u64,
     },
+    /// A step names a service that no kind of this exctl declares (a hand edit, or a
+    /// plan made by an exctl with another kind).
+    #[error("host {host} of this plan file: {source}; make the plan again with this exctl")]
+    UnknownService {
+        /// The host whose step names it.
+        host: String,
+        /// The name and the services this exctl knows.
+        source: exctl_exchange::services::UnknownService,
+    },
     /// A version this exctl does not read.
     #[error(
         "this plan file has format_version {found}; this exctl reads version {FORMAT_VERSION}: make the plan again with this exctl"
@@ -484,8 +493,30 @@ impl PlanFile {
         }
         let mut pf: PlanFile =
             serde_json::from_value(value).map_err(|e| PlanFileError::Damaged(e.to_string()))?;
+        pf.check_services()?;
         pf.edited = pf.digest.as_deref() != Some(pf.content_digest().as_str());
         Ok(Some(pf))
+    }
+
+    /// Every service a step names is one this exctl restarts (`kinds::services`): an
+    /// unknown name is refused when the file is read, not met half-way through apply.
+    fn check_services(&self) -> Result<(), PlanFileError> {
+        for h in &self.hosts {
+            for step in &h.steps {
+                let name = match step {
+                    SavedStep::Change(c) => c.requires_restart.as_deref(),
+                    SavedStep::Restart(r) => Some(r.service.as_str()),
+                };
+                if let Some(name) = name {
+                    name.parse::<exctl_exchange::kind::Service>()
+                        .map_err(|source| PlanFileError::UnknownService {
+                            host: h.name.clone(),
+                            source,
+                        })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether the manifests loaded now are exactly those the plan was made from;
@@ -948,6 +979,60 @@ mod tests {
         assert!(matches!(
             PlanFile::read("{\"format\": \"exctl-plan\", \"format_ver"),
             Err(PlanFileError::Damaged(_))
+        ));
+    }
+
+    /// The module docs' example, as plan files of format 3 were written before services
+    /// became data (a store restart added, in another spelling).
+    const FORMAT_3: &str = r#"{
+      "format": "exctl-plan", "format_version": 3, "exctl_version": "0.1.0",
+      "created_utc": "2024-05-01T09:00:00Z", "inputs": ["manifests"],
+      "manifests": [ { "path": "manifests/inventory.yaml", "sha256": "00" } ],
+      "hosts": [ {
+        "name": "EX01", "endpoint": "https://ex01.contoso.local:5986/wsman",
+        "auth": "ntlm", "user": "CONTOSO\\svc-exctl", "site": "lon",
+        "exchange": "2010-sp3", "observed_version": "Version 14.3 (Build 123.4)",
+        "in_sync": 0,
+        "steps": [
+          { "type": "change", "kind": "imap_settings", "title": "IMAP4 settings",
+            "id": "EX01", "action": "update", "requires_restart": "MSExchangeIMAP4",
+            "declared_at": "manifests/lon.yaml:3",
+            "attributes": [
+              { "name": "MaxConnectionsPerUser", "before": "16", "after": 40,
+                "before_text": "16", "after_text": "40", "sensitive": false } ],
+            "commands": [
+              { "name": "Set-ImapSettings",
+                "params": [ { "name": "Server", "value": "EX01" },
+                            { "name": "MaxConnectionsPerUser", "value": 40 } ] } ] },
+          { "type": "restart", "service": "MSExchangeIMAP4",
+            "required_by": ["imap_settings EX01"], "pending": null },
+          { "type": "restart", "service": "msexchangeis",
+            "required_by": [], "pending": "owed from before" }
+        ] } ],
+      "summary": { "create": 0, "update": 1, "delete": 0, "restart": 2 }
+    }"#;
+
+    #[test]
+    fn format_3_files_load_and_an_unknown_service_is_refused_by_name() {
+        let pf = PlanFile::read(FORMAT_3).unwrap().unwrap();
+        assert_eq!(pf.hosts[0].steps.len(), 3);
+        let unknown = FORMAT_3.replace("\"msexchangeis\"", "\"MSExchangeFoo\"");
+        let e = PlanFile::read(&unknown).unwrap_err();
+        assert!(
+            matches!(&e, PlanFileError::UnknownService { host, .. } if host == "EX01"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains("unknown service 'MSExchangeFoo'"),
+            "{e}"
+        );
+        let unknown = FORMAT_3.replace(
+            "\"requires_restart\": \"MSExchangeIMAP4\"",
+            "\"requires_restart\": \"MSExchangeBar\"",
+        );
+        assert!(matches!(
+            PlanFile::read(&unknown),
+            Err(PlanFileError::UnknownService { .. })
         ));
     }
 }

@@ -314,7 +314,7 @@ fn text_change(c: &ChangeStep, p: &Paint, out: &mut String) {
 
 fn text_restart(r: &RestartStep, p: &Paint, out: &mut String) {
     let head = format!("  ↻ {} {}", r.verb(), r.service);
-    let head = if r.service == Service::InformationStore {
+    let head = if r.service.disconnects_everyone() {
         p.red(&p.bold(&head))
     } else {
         p.yellow(&head)
@@ -1117,14 +1117,14 @@ mod tests {
         let mut p = many(60);
         for s in p.hosts[0].steps.iter_mut().take(7) {
             if let Step::Change(c) = s {
-                c.requires_restart = Some(Service::InformationStore);
+                c.requires_restart = Some(exctl_exchange::services::INFORMATION_STORE);
             }
         }
         let text = text(&p, TextOptions::default());
         assert!(
             text.contains(&format!(
                 "      7 of them require a restart of {}\n",
-                Service::InformationStore
+                exctl_exchange::services::INFORMATION_STORE
             )),
             "{text}"
         );

@@ -6,10 +6,9 @@
 //! compares what the server reported with what the manifest wants, writes the commands
 //! that converge each difference, and says where in the order they run and what they
 //! require restarting. The engine knows none of that; adding a kind means adding a module
-//! and registering it in [`crate::kinds::ALL`] (and, for a kind whose changes need a
-//! service restart of their own, that service in [`Service`]).
-
-use std::fmt;
+//! and registering it in [`crate::kinds::ALL`] (a kind whose changes need a service
+//! restart of their own declares that service, a [`crate::services::ServiceSpec`], in
+//! its module and returns it from [`Kind::services`]).
 
 use exctl_manifest::{Diagnostics, Node, Span};
 use exctl_pwsh::Command;
@@ -29,74 +28,7 @@ pub enum Scope {
     Organization,
 }
 
-/// A service whose restart a change requires before it takes effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub enum Service {
-    /// Microsoft Exchange IMAP4 (MSExchangeIMAP4): after Set-ImapSettings.
-    #[serde(rename = "MSExchangeIMAP4")]
-    Imap4,
-    /// Microsoft Exchange POP3 (MSExchangePOP3): after Set-PopSettings.
-    #[serde(rename = "MSExchangePOP3")]
-    Pop3,
-    /// Microsoft Exchange Information Store (MSExchangeIS): after store limits.
-    #[serde(rename = "MSExchangeIS")]
-    InformationStore,
-}
-
-impl Service {
-    /// Every service a change may require restarting, in the order their restarts run
-    /// when they are due at the same point (the Information Store, which disconnects
-    /// every user, last).
-    pub const ALL: [Service; 3] = [Service::Imap4, Service::Pop3, Service::InformationStore];
-
-    /// The Windows service name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Imap4 => "MSExchangeIMAP4",
-            Service::Pop3 => "MSExchangePOP3",
-            Service::InformationStore => "MSExchangeIS",
-        }
-    }
-
-    /// What restarting it does to users, for plans and prompts.
-    pub fn consequence(self) -> &'static str {
-        match self {
-            Service::Imap4 => "IMAP4 clients on this server are disconnected and reconnect",
-            Service::Pop3 => "POP3 clients on this server are disconnected and reconnect",
-            Service::InformationStore => {
-                "every mailbox database on this server dismounts until the store is back; users on them are disconnected"
-            }
-        }
-    }
-
-    /// Reads a manifest spelling (`MSExchangeIS`, `MSExchangeIMAP4`, `MSExchangePOP3`,
-    /// case-insensitive).
-    pub fn parse(s: &str) -> Option<Service> {
-        Service::ALL
-            .into_iter()
-            .find(|v| v.name().eq_ignore_ascii_case(s.trim()))
-    }
-
-    /// For a protocol service (IMAP4, POP3): the kind whose settings it loads when it
-    /// starts, and the cmdlet that reads them (their `WhenChangedUTC` tells a plan that a
-    /// change made by hand is waiting for a restart). Such a service is restarted only
-    /// when it runs or starts automatically: Exchange 2010 installs both as Manual and
-    /// stopped, and a stopped service reads its settings when it starts. `None` for the
-    /// Information Store, whose restart is always owed.
-    pub fn protocol(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            Service::Imap4 => Some(("imap_settings", "Get-ImapSettings")),
-            Service::Pop3 => Some(("pop_settings", "Get-PopSettings")),
-            Service::InformationStore => None,
-        }
-    }
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::services::Service;
 
 /// Where a kind's changes run in a plan, and why there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +221,14 @@ pub trait Kind: Send + Sync {
 
     /// Where its changes run, and why.
     fn order(&self) -> Order;
+
+    /// The services its changes may require restarting (the IMAP kind MSExchangeIMAP4,
+    /// registry values the Information Store): [`crate::kinds::services`] collects them,
+    /// so plans, apply and the `restart:` field of registry values know them. The
+    /// default restarts nothing.
+    fn services(&self) -> &'static [Service] {
+        &[]
+    }
 
     /// Reads the section: one resource per host for server-scoped kinds (the `host`
     /// argument), every problem reported to `diags` with its location.

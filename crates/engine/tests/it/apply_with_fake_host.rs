@@ -19,8 +19,10 @@ use exctl_engine::observe::{self, RunError, Runner, ScriptOutput};
 use exctl_engine::plan::{ChangeStep, HostPlan, Plan, RestartStep, Step};
 use exctl_engine::planfile::PlanFile;
 use exctl_engine::render::{self, TextOptions};
-use exctl_exchange::kind::{Action, AttrChange, Service};
+use exctl_exchange::kind::{Action, AttrChange};
+use exctl_exchange::kinds::imap;
 use exctl_exchange::record::encode;
+use exctl_exchange::services::INFORMATION_STORE;
 use exctl_exchange::{RawValue, Value};
 use exctl_pwsh::Command;
 
@@ -456,7 +458,7 @@ fn store_limit(name: &str, value: i64) -> Step {
         }],
         unchanged_attributes: 0,
         reason: "registry values run last",
-        requires_restart: Some(Service::InformationStore),
+        requires_restart: Some(INFORMATION_STORE),
         no_restart: None,
         declared_at: "lon.yaml:9".into(),
         attributes_declared_at: Vec::new(),
@@ -474,9 +476,9 @@ fn store_limit(name: &str, value: i64) -> Step {
 
 fn store_restart() -> Step {
     Step::Restart(RestartStep {
-        service: Service::InformationStore,
+        service: INFORMATION_STORE,
         required_by: vec!["registry_values ...".into()],
-        consequence: Service::InformationStore.consequence(),
+        consequence: INFORMATION_STORE.consequence(),
         pending: None,
         warnings: Vec::new(),
         recover: None,
@@ -609,7 +611,7 @@ async fn the_first_failure_stops_the_host_and_the_rollout() {
         Some("Requested registry access is not allowed.")
     );
     // The first change was made and needs the store restart, which never ran.
-    assert_eq!(h.pending_restarts, [Service::InformationStore]);
+    assert_eq!(h.pending_restarts, [INFORMATION_STORE]);
     // Nothing after the failure ran on EX01, and EX02 was not attempted at all.
     assert_eq!(
         fleet.state("EX01").log,
@@ -686,8 +688,17 @@ async fn a_stale_plan_is_refused_saying_exactly_what_moved() {
     let plan = observe::plan(&state, &fleet, &sources, 4).await;
     let saved = PlanFile::new(&plan, &state, &sources, &["manifests".into()]).unwrap();
     // Through the file and back.
-    let saved = PlanFile::read(&saved.to_json()).unwrap().unwrap();
+    let json = saved.to_json();
+    let saved = PlanFile::read(&json).unwrap().unwrap();
     assert_eq!(saved.check_fresh(&plan), Ok(()));
+    // A service this exctl does not know is refused when the file is read.
+    let unknown = json.replace("\"MSExchangeIMAP4\"", "\"MSExchangeFoo\"");
+    assert_ne!(unknown, json);
+    let e = PlanFile::read(&unknown).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "host EX01 of this plan file: unknown service 'MSExchangeFoo': exctl restarts MSExchangeIMAP4, MSExchangePOP3, MSExchangeIS; make the plan again with this exctl"
+    );
 
     fleet
         .state("EX01")
@@ -835,7 +846,7 @@ async fn restart_never_leaves_the_restart_pending_and_the_next_plan_shows_it() {
         statuses(&r, "EX01"),
         [StepStatus::Done, StepStatus::Skipped]
     );
-    assert_eq!(r.hosts[0].pending_restarts, [Service::Imap4]);
+    assert_eq!(r.hosts[0].pending_restarts, [imap::SERVICE]);
     let script = &fleet.apply_scripts()[0].1;
     assert!(!script.contains("Restart-Service"));
     assert!(script.contains("LastChangeRequiringRestart"));
@@ -848,7 +859,7 @@ async fn restart_never_leaves_the_restart_pending_and_the_next_plan_shows_it() {
     let Step::Restart(rs) = &steps[0] else {
         panic!("a restart step")
     };
-    assert_eq!(rs.service, Service::Imap4);
+    assert_eq!(rs.service, imap::SERVICE);
     assert!(rs.required_by.is_empty());
     assert_eq!(
         rs.pending.as_deref(),
@@ -989,7 +1000,7 @@ async fn an_information_store_that_does_not_come_back_fails_loudly() {
         )
     );
     assert!(events.contains(&"progress EX01 2 MSExchangeIS Running Some((1, 2))".to_string()));
-    assert_eq!(h.pending_restarts, [Service::InformationStore]);
+    assert_eq!(h.pending_restarts, [INFORMATION_STORE]);
     assert!(!r.succeeded());
 }
 
@@ -1095,9 +1106,9 @@ fn the_apply_script() {
     let steps = vec![
         store_limit("Maximum Allowed Service Sessions Per User", 64),
         Step::Restart(RestartStep {
-            service: Service::Imap4,
+            service: imap::SERVICE,
             required_by: vec![],
-            consequence: Service::Imap4.consequence(),
+            consequence: imap::SERVICE.consequence(),
             pending: None,
             warnings: vec![],
             recover: None,

@@ -19,7 +19,9 @@ use exctl_engine::apply::{
 use exctl_engine::desired::{self, DesiredState, HostSpec};
 use exctl_engine::observe::{self, RunError, Runner, ScriptOutput};
 use exctl_engine::plan::{ChangeStep, HostPlan, Plan, RestartStep, Step};
-use exctl_exchange::kind::{Action, AttrChange, Service};
+use exctl_exchange::kind::{Action, AttrChange};
+use exctl_exchange::kinds::imap;
+use exctl_exchange::services::INFORMATION_STORE;
 use exctl_exchange::{Value as XValue, Version};
 use exctl_pwsh_interp::convert::datetime_ticks;
 use exctl_pwsh_interp::value::Value;
@@ -680,7 +682,7 @@ fn store_limit(value: i64) -> Step {
         }],
         unchanged_attributes: 0,
         reason: "",
-        requires_restart: Some(Service::InformationStore),
+        requires_restart: Some(INFORMATION_STORE),
         no_restart: None,
         declared_at: "lon.yaml:9".into(),
         attributes_declared_at: Vec::new(),
@@ -705,9 +707,9 @@ fn store_plan() -> Plan {
         steps: vec![
             store_limit(64),
             Step::Restart(RestartStep {
-                service: Service::InformationStore,
+                service: INFORMATION_STORE,
                 required_by: vec!["registry_values x".into()],
-                consequence: Service::InformationStore.consequence(),
+                consequence: INFORMATION_STORE.consequence(),
                 pending: None,
                 warnings: Vec::new(),
                 recover: None,
@@ -771,13 +773,13 @@ async fn restart_never_is_remembered_by_the_server() {
     let plan = observe::plan(&state, &runner, &sources, 1).await;
     let (r, _) = run_apply(&plan, &state, &runner, &options(RestartPolicy::Never)).await;
     assert!(r.succeeded());
-    assert_eq!(r.hosts[0].pending_restarts, [Service::Imap4]);
+    assert_eq!(r.hosts[0].pending_restarts, [imap::SERVICE]);
 
     let next = observe::plan(&state, &runner, &sources, 1).await;
     let [Step::Restart(rs)] = next.hosts[0].steps.as_slice() else {
         panic!("one restart step: {:#?}", next.hosts[0].steps)
     };
-    assert_eq!(rs.service, Service::Imap4);
+    assert_eq!(rs.service, imap::SERVICE);
     let why = rs.pending.as_deref().unwrap_or_default();
     assert!(
         why.starts_with("exctl changed settings at 2024-05-01T08:00:00 (server time)"),

@@ -15,10 +15,28 @@ use crate::kind::{
     Scope, Service,
 };
 use crate::record::Observations;
+use crate::services::{Protocol, ServiceSpec};
 use crate::value::{ParamSpec, ParamType::*, read_params};
 use crate::version::Version;
 
 const INT32: std::ops::RangeInclusive<i64> = 1..=2_147_483_647;
+
+/// Microsoft Exchange IMAP4 (MSExchangeIMAP4): loads the settings when it starts, so every
+/// change of this kind requires its restart.
+pub static SERVICE_SPEC: ServiceSpec = ServiceSpec {
+    name: "MSExchangeIMAP4",
+    consequence: "IMAP4 clients on this server are disconnected and reconnect",
+    order: 50,
+    protocol: Some(Protocol {
+        kind: "imap_settings",
+        read_cmdlet: "Get-ImapSettings",
+    }),
+    health: true,
+    mailbox_databases: false,
+};
+
+/// The IMAP4 service (see [`SERVICE_SPEC`]).
+pub const SERVICE: Service = Service::new(&SERVICE_SPEC);
 
 /// Set-ImapSettings parameters of Exchange 2010 that describe state (not -Server,
 /// -DomainController, -Confirm, -WhatIf).
@@ -108,6 +126,10 @@ impl Kind for ImapSettings {
         }
     }
 
+    fn services(&self) -> &'static [Service] {
+        &[SERVICE]
+    }
+
     fn parse(
         &self,
         node: &Node,
@@ -137,7 +159,7 @@ impl Kind for ImapSettings {
                 })
                 .collect(),
             settings: Vec::new(),
-            restart: Some(Service::Imap4),
+            restart: Some(SERVICE),
             sensitive: Vec::new(),
             span: node.span,
         }]
@@ -312,7 +334,7 @@ mod tests {
         let changes = ImapSettings.diff(&refs, &o, &ctx).unwrap();
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].unchanged, 1);
-        assert_eq!(changes[0].restart, Some(Service::Imap4));
+        assert_eq!(changes[0].restart, Some(SERVICE));
         assert_eq!(
             changes[0].script(),
             "Set-ImapSettings -Server 'EX01' -MaxConnectionsPerUser 40"

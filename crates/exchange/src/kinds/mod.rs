@@ -10,7 +10,11 @@
 //! | 55 | `pop_settings` | server | [`pop`] |
 //! | 60 | `registry_values` | server | [`registry_values`] |
 //!
-//! Each module's `//!` documentation gives its manifest shape, semantics and rules.
+//! Each module's `//!` documentation gives its manifest shape, semantics and rules. A kind
+//! declares the services its changes may restart (`Kind::services`: `imap_settings`
+//! MSExchangeIMAP4, `pop_settings` MSExchangePOP3, `registry_values` the Information
+//! Store); [`services`] lists them in restart order. Their PowerShell is in
+//! [`crate::services`].
 //!
 //! # What the scripts use (the contract with the simulator)
 //!
@@ -107,7 +111,10 @@ pub use registry_values::RegistryValues;
 pub use throttling_associations::ThrottlingAssociations;
 pub use throttling_policies::ThrottlingPolicies;
 
+use std::sync::OnceLock;
+
 use crate::kind::Kind;
+use crate::services::Service;
 use crate::value::ParamSpec;
 use crate::version::Version;
 
@@ -182,6 +189,18 @@ pub fn cmdlet_parameters(cmdlet: &str, version: Version) -> Option<CmdletParamet
             .filter(|(_, since, _)| *since <= version)
             .map(|(name, _, why)| (*name, *why))
             .collect(),
+    })
+}
+
+/// Every service a registered kind's changes may require restarting, in restart order
+/// (the Information Store, which disconnects everyone, last), each once.
+pub fn services() -> &'static [Service] {
+    static SERVICES: OnceLock<Vec<Service>> = OnceLock::new();
+    SERVICES.get_or_init(|| {
+        let mut all: Vec<Service> = ALL.iter().flat_map(|k| k.services()).copied().collect();
+        all.sort();
+        all.dedup();
+        all
     })
 }
 

@@ -26,10 +26,28 @@ use crate::kind::{
     Scope, Service,
 };
 use crate::record::Observations;
+use crate::services::{Protocol, ServiceSpec};
 use crate::value::{ParamSpec, ParamType::*, read_params};
 use crate::version::Version;
 
 const INT32: std::ops::RangeInclusive<i64> = 1..=2_147_483_647;
+
+/// Microsoft Exchange POP3 (MSExchangePOP3): loads the settings when it starts, so every
+/// change of this kind requires its restart.
+pub static SERVICE_SPEC: ServiceSpec = ServiceSpec {
+    name: "MSExchangePOP3",
+    consequence: "POP3 clients on this server are disconnected and reconnect",
+    order: 55,
+    protocol: Some(Protocol {
+        kind: "pop_settings",
+        read_cmdlet: "Get-PopSettings",
+    }),
+    health: false,
+    mailbox_databases: false,
+};
+
+/// The POP3 service (see [`SERVICE_SPEC`]).
+pub const SERVICE: Service = Service::new(&SERVICE_SPEC);
 
 /// Set-PopSettings parameters of Exchange 2010 that describe state (not -Server,
 /// -DomainController, -Confirm, -WhatIf).
@@ -138,6 +156,10 @@ impl Kind for PopSettings {
         }
     }
 
+    fn services(&self) -> &'static [Service] {
+        &[SERVICE]
+    }
+
     fn parse(
         &self,
         node: &Node,
@@ -166,7 +188,7 @@ impl Kind for PopSettings {
                 })
                 .collect(),
             settings: Vec::new(),
-            restart: Some(Service::Pop3),
+            restart: Some(SERVICE),
             sensitive: Vec::new(),
             span: node.span,
         }]
@@ -274,7 +296,7 @@ mod tests {
         assert!(d.is_empty(), "{:?}", messages(&d));
         assert_eq!(r[0].attrs[0].name, "MaxConnectionsPerUser");
         assert_eq!(r[0].attrs[0].value, Value::Int(40));
-        assert_eq!(r[0].restart, Some(Service::Pop3));
+        assert_eq!(r[0].restart, Some(SERVICE));
         assert_eq!(r[0].kind, "pop_settings");
     }
 
@@ -346,7 +368,7 @@ mod tests {
         let changes = PopSettings.diff(&refs, &o, &ctx).unwrap();
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].unchanged, 1);
-        assert_eq!(changes[0].restart, Some(Service::Pop3));
+        assert_eq!(changes[0].restart, Some(SERVICE));
         assert_eq!(
             changes[0].script(),
             "Set-PopSettings -Server 'EX01' -MaxConnectionsPerUser 40"

@@ -7,7 +7,8 @@
 //!     type: dword          # dword | qword | string | expandstring | multistring
 //!     value: 80            # dword 0..=4294967295, qword 0..=18446744073709551615,
 //!                          # a list for multistring, text otherwise
-//!     restart: MSExchangeIS   # optional: MSExchangeIS, MSExchangeIMAP4 or none
+//!     restart: MSExchangeIS   # optional: a service of kinds::services() (MSExchangeIS,
+//!                             # MSExchangeIMAP4, MSExchangePOP3) or none
 //!   - path: 'HKLM\SOFTWARE\Contoso\Old'
 //!     name: Obsolete
 //!     ensure: absent       # removes the value (never the key)
@@ -70,6 +71,7 @@ use crate::kind::{
     ParseContext, Resource, Scope, Service,
 };
 use crate::record::{Observations, guarded};
+use crate::services::INFORMATION_STORE;
 use crate::value::{RawValue, Value};
 
 /// The store-limits key: values under it require the Information Store restart.
@@ -473,9 +475,11 @@ fn read_item(item: &Node, what: &str, host: &str, diags: &mut Diagnostics) -> Op
         }
         _ => None,
     };
-    let restart = m
-        .value("restart")
-        .and_then(|v| v.one_of(&["none", "MSExchangeIS", "MSExchangeIMAP4"]));
+    // Any service a registered kind declares (`kinds::services`), or none.
+    let restart_names: Vec<&str> = std::iter::once("none")
+        .chain(crate::kinds::services().iter().map(|s| s.name()))
+        .collect();
+    let restart = m.value("restart").and_then(|v| v.one_of(&restart_names));
     // A value that must not be shown (a key, a shared secret): plans, results, plan files
     // and the journal say "(sensitive)" instead, and a plan file keeps no script for it.
     let sensitive = m.bool("sensitive").unwrap_or(false);
@@ -558,7 +562,7 @@ fn read_item(item: &Node, what: &str, host: &str, diags: &mut Diagnostics) -> Op
     let restart = match restart {
         Some("none") => None,
         Some(s) => Service::parse(s),
-        None if under_store_key(&path) => Some(Service::InformationStore),
+        None if under_store_key(&path) => Some(INFORMATION_STORE),
         None => None,
     };
     let mut attrs = Vec::new();
@@ -649,6 +653,10 @@ impl Kind for RegistryValues {
             phase: 60,
             reason: "registry values run last: the Information Store restart that store limits require disconnects users, so it happens once, at the end",
         }
+    }
+
+    fn services(&self) -> &'static [Service] {
+        &[INFORMATION_STORE]
     }
 
     fn parse(
@@ -1052,7 +1060,7 @@ mod tests {
             r[0].id,
             format!("{STORE_KEY}\\Maximum Allowed Service Sessions Per User")
         );
-        assert_eq!(r[0].restart, Some(Service::InformationStore));
+        assert_eq!(r[0].restart, Some(INFORMATION_STORE));
         assert!(under_store_key(&format!(
             "{STORE_KEY}\\MaxObjsPerMapiSession"
         )));
@@ -1062,7 +1070,19 @@ mod tests {
         );
         assert_eq!(
             r.iter().map(|r| r.restart).collect::<Vec<_>>(),
-            [None, Some(Service::Imap4), None]
+            [None, Some(crate::kinds::imap::SERVICE), None]
+        );
+        // Any service a kind declares: POP3 too; anything else is refused with the list.
+        let (r, d) = parse(
+            "- {path: HKLM\\S, name: a, type: dword, value: 1, restart: MSExchangePOP3}\n- {path: HKLM\\S, name: b, type: dword, value: 1, restart: MSExchangeFoo}\n",
+        );
+        assert_eq!(r[0].restart, Some(crate::kinds::pop::SERVICE));
+        let g = got(&d);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert!(
+            g[0].1
+                .contains("none, MSExchangeIMAP4, MSExchangePOP3, MSExchangeIS"),
+            "{g:?}"
         );
     }
 
@@ -1217,7 +1237,7 @@ mod tests {
             .unwrap();
         parse_all(&c);
         assert_eq!(c[0].action, Action::Create);
-        assert_eq!(c[0].restart, Some(Service::InformationStore));
+        assert_eq!(c[0].restart, Some(INFORMATION_STORE));
         assert_eq!(
             c[0].script(),
             format!(
