@@ -8,7 +8,6 @@
 //!
 //! # IMAP4
 //!
-//!
 //! Defaults are those of the Exchange 2010 cmdlet help (ODP-2018 `Set-ImapSettings.md`,
 //! its `!!! Exchange Server 2010` blocks), where the reference shows the documented
 //! values conflict:
@@ -39,7 +38,6 @@
 //! running service loaded (see `services`).
 //!
 //! # POP3
-//!
 //!
 //! The parameters are Set-ImapSettings' (see IMAP4 above) without
 //! ShowHiddenFoldersEnabled and with MessageRetrievalSortOrder (Ascending, Descending),
