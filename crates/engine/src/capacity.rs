@@ -616,7 +616,7 @@ impl Readings {
 
 /// The PowerShell that reports the limits of `account` on `host` (and the restart facts
 /// of both services, see [`restart::observe_facts`]): the observe fragments of the kinds
-/// that own each limit ([`Readings`]), read back by [`Effective::from_observations`].
+/// that own each limit (`Readings`), read back by [`Effective::from_observations`].
 pub fn observe_script(host: &str, version: Version, account: &str) -> String {
     let r = Readings::new(host, account);
     let ctx = ObserveContext { host, version };

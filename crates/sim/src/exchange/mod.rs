@@ -1508,7 +1508,7 @@ impl ExchangeOrg {
         self.get_protocol_settings(&protocol_settings::IMAP4, server)
     }
 
-    /// Set-ImapSettings [-Server] -<Param> <value>...: see [`Self::set_protocol_settings`].
+    /// `Set-ImapSettings [-Server] -<Param> <value>...`: see [`Self::set_protocol_settings`].
     pub fn set_imap_settings(
         &mut self,
         server: Option<&str>,
@@ -1522,7 +1522,7 @@ impl ExchangeOrg {
         self.get_protocol_settings(&protocol_settings::POP3, server)
     }
 
-    /// Set-PopSettings [-Server] -<Param> <value>...: see [`Self::set_protocol_settings`].
+    /// `Set-PopSettings [-Server] -<Param> <value>...`: see [`Self::set_protocol_settings`].
     pub fn set_pop_settings(
         &mut self,
         server: Option<&str>,
@@ -1546,7 +1546,7 @@ impl ExchangeOrg {
         Ok(self.protocol_object(s, p))
     }
 
-    /// Set-ImapSettings, Set-PopSettings [-Server] -<Param> <value>...: validated as a
+    /// `Set-ImapSettings`, `Set-PopSettings [-Server] -<Param> <value>...`: validated as a
     /// whole, then saved; a warning when nothing changed (Exchange's text).
     pub fn set_protocol_settings(
         &mut self,
