@@ -476,3 +476,34 @@ pub fn default_pop_settings(server: &str, fqdn: &str) -> Bag {
         ("EnableGSSAPIAndNTLMAuth", true.into()),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::cmdlets::cmdlet_spec;
+
+    #[test]
+    fn the_cmdlet_tables_come_from_the_protocols() {
+        assert!(matches!(by_cmdlet("get-imapsettings"), Some((p, false)) if p.name == "IMAP4"));
+        assert!(matches!(by_cmdlet("Set-PopSettings"), Some((p, true)) if p.name == "POP3"));
+        assert!(by_cmdlet("Get-Mailbox").is_none());
+        for p in PROTOCOLS {
+            let get = cmdlet_spec(p.get, Sp::Sp3).expect("the getter");
+            assert!(get.param("Server").is_some(), "{}", p.get);
+            let set = cmdlet_spec(p.set, Sp::Sp3).expect("the setter");
+            assert_eq!(
+                set.class,
+                format!(
+                    "Microsoft.Exchange.Management.SystemConfigurationTasks.{}",
+                    p.set.replace('-', "")
+                )
+            );
+            for d in p.props.iter().filter(|d| d.settable) {
+                assert!(set.param(d.name).is_some(), "{} -{}", p.set, d.name);
+            }
+            // Releases: the SP1 parameters are not there in RTM.
+            let rtm = cmdlet_spec(p.set, Sp::Rtm).expect("the setter in RTM");
+            assert!(rtm.param("ExtendedProtectionPolicy").is_none(), "{}", p.set);
+        }
+    }
+}
