@@ -215,8 +215,8 @@ async fn the_exchange_endpoint_runs_exchange_cmdlets_only() {
 #[tokio::test]
 async fn planned_changes_run_on_the_exchange_endpoint_as_commands() {
     use exctl_exchange::kind::{Kind, ObserveContext, ParseContext};
+    use exctl_exchange::kinds::IMAP4;
     use exctl_exchange::kinds::ad_permissions::AdPermissions;
-    use exctl_exchange::kinds::imap::ImapSettings;
     use exctl_exchange::kinds::throttling_associations::ThrottlingAssociations;
     use exctl_exchange::kinds::throttling_policies::ThrottlingPolicies;
     use exctl_exchange::record::Observations;
@@ -239,7 +239,7 @@ async fn planned_changes_run_on_the_exchange_endpoint_as_commands() {
         &AdPermissions,
         &ThrottlingPolicies,
         &ThrottlingAssociations,
-        &ImapSettings,
+        &IMAP4,
     ];
     let resources: Vec<_> = kinds
         .iter()

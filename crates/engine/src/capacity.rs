@@ -32,19 +32,27 @@
 //! value it leaves blank inherited from the default policy, `$null` meaning no limit)
 //! and the store limit (16 when the registry value is absent), with the restarts still
 //! owed before a changed value takes effect (see [`crate::restart`]).
+//!
+//! The reading goes through the kinds that own each limit, with no PowerShell or decoder
+//! of capacity's own: the host's IMAP4 settings ([`IMAP4`]: `reading`, `observe`,
+//! `current`), the account's throttling association and the policies' listing
+//! ([`throttling_associations::current`], [`throttling_policies::listed`]), and the
+//! store's registry value ([`registry_values::current`]). Their records are the kinds'
+//! own, so a plan that also declares those resources reads the same records once more
+//! under the same keys, with the same values.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-use exctl_exchange::RawValue;
-use exctl_exchange::kind::{Ensure, Resource, Service};
-use exctl_exchange::kinds::imap;
-use exctl_exchange::kinds::registry_values::STORE_KEY;
-use exctl_exchange::record::{self, Observations};
+use exctl_exchange::Version;
+use exctl_exchange::kind::{Ensure, Kind, ObserveContext, Resource, Service};
+use exctl_exchange::kinds::registry_values::{self, RegistryValues, STORE_KEY};
+use exctl_exchange::kinds::throttling_associations::{self, ThrottlingAssociations};
+use exctl_exchange::kinds::{IMAP4, imap, throttling_policies};
+use exctl_exchange::record::Observations;
 use exctl_exchange::services::INFORMATION_STORE;
-use exctl_exchange::value::Value;
+use exctl_exchange::value::{ParamSpec, Value};
 use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span, yaml};
-use exctl_pwsh::quote;
 
 use crate::restart;
 
@@ -54,9 +62,6 @@ pub const SERVICE_SESSIONS_VALUE: &str = "Maximum Allowed Service Sessions Per U
 /// IMAP connections each agent desktop opens when nothing else is declared: Cisco's
 /// checklist says "every client login requires two IMAP connections to be open".
 pub const DEFAULT_PER_DESKTOP: u64 = 2;
-
-/// The record resource the capacity fragment reports under.
-pub const RECORD: &str = "__capacity";
 
 /// The keys of a `capacity:` section.
 pub const KEYS: &[&str] = &[
@@ -202,18 +207,6 @@ impl LimitValue {
             Value::Int(n) => u64::try_from(*n).ok().map(LimitValue::Number),
             Value::Unlimited | Value::Null => Some(LimitValue::Unlimited),
             _ => None,
-        }
-    }
-
-    fn from_raw(v: &RawValue) -> Option<LimitValue> {
-        match v {
-            RawValue::Null => Some(LimitValue::Unlimited),
-            RawValue::Str(s) if s.trim().is_empty() => Some(LimitValue::Unlimited),
-            RawValue::Str(s) if s.trim().eq_ignore_ascii_case("unlimited") => {
-                Some(LimitValue::Unlimited)
-            }
-            RawValue::Str(s) => s.trim().parse().ok().map(LimitValue::Number),
-            RawValue::List(_) => None,
         }
     }
 }
@@ -589,55 +582,54 @@ fn connections_word(limit: Limit) -> &'static str {
     }
 }
 
-/// The PowerShell that reports the limits of `account` on `host` under [`RECORD`] (and
-/// the restart facts of both services, see [`restart::observe_facts`]).
-pub fn observe_script(host: &str, account: &str) -> String {
-    let r = quote(RECORD);
-    let h = quote(host);
-    let a = quote(alias(account));
+/// The IMAP4 settings capacity reads: the three limits, and the bindings doctor probes.
+const IMAP_READ: [&str; 5] = [
+    "MaxConnectionsPerUser",
+    "MaxConnectionFromSingleIP",
+    "MaxConnections",
+    "UnencryptedOrTLSBindings",
+    "SSLBindings",
+];
+
+/// The throttling policy parameter capacity reads of the account's and the default policy.
+const POLICY_READ: [&str; 1] = ["IMAPMaxConcurrency"];
+
+/// The resources whose observation capacity reads, observed and decoded by their kinds:
+/// the host's IMAP4 settings (the limits and the bindings), the account's throttling
+/// association, and the store's registry value. The policies come from the throttling
+/// policies' listing ([`throttling_policies::listing`]): which policy the account has is
+/// known only once the server answers.
+struct Readings {
+    imap: Resource,
+    association: Resource,
+    store: Resource,
+}
+
+impl Readings {
+    fn new(host: &str, account: &str) -> Readings {
+        Readings {
+            imap: IMAP4.reading(host, &IMAP_READ),
+            association: throttling_associations::reading(alias(account)),
+            store: registry_values::reading(STORE_KEY, SERVICE_SESSIONS_VALUE),
+        }
+    }
+}
+
+/// The PowerShell that reports the limits of `account` on `host` (and the restart facts
+/// of both services, see [`restart::observe_facts`]): the observe fragments of the kinds
+/// that own each limit (`Readings`), read back by [`Effective::from_observations`].
+pub fn observe_script(host: &str, version: Version, account: &str) -> String {
+    let r = Readings::new(host, account);
+    let ctx = ObserveContext { host, version };
     let mut s = String::new();
-    s.push_str(&record::guarded(
-        &format!("{RECORD}:imap"),
-        &format!(
-            "$__s = Get-ImapSettings -Server {h}\n\
-             __exctl_emit {r} 'MaxConnectionsPerUser' ([string]$__s.MaxConnectionsPerUser)\n\
-             __exctl_emit {r} 'MaxConnectionFromSingleIP' ([string]$__s.MaxConnectionFromSingleIP)\n\
-             __exctl_emit {r} 'MaxConnections' ([string]$__s.MaxConnections)\n\
-             __exctl_emit {r} 'UnencryptedOrTLSBindings' @($__s.UnencryptedOrTLSBindings | ForEach-Object {{ [string]$_ }})\n\
-             __exctl_emit {r} 'SSLBindings' @($__s.SSLBindings | ForEach-Object {{ [string]$_ }})"
-        ),
-    ));
-    s.push_str(&record::guarded(
-        &format!("{RECORD}:throttling"),
-        &format!(
-            "$__a = Get-ThrottlingPolicyAssociation -Identity {a} -ErrorAction Stop\n\
-             $__pid = [string]$__a.ThrottlingPolicyId\n\
-             __exctl_emit {r} 'PolicyId' $__pid\n\
-             foreach ($__p in @(Get-ThrottlingPolicy)) {{\n\
-             if ($__p.IsDefault -eq $true) {{\n\
-             __exctl_emit {r} 'DefaultPolicy' ([string]$__p.Name)\n\
-             __exctl_emit {r} 'DefaultIMAPMaxConcurrency' ([string]$__p.IMAPMaxConcurrency)\n\
-             }}\n\
-             }}\n\
-             if ($__pid -ne '') {{\n\
-             $__own = Get-ThrottlingPolicy -Identity $__pid -ErrorAction Stop\n\
-             __exctl_emit {r} 'PolicyName' ([string]$__own.Name)\n\
-             __exctl_emit {r} 'PolicyIsDefault' ([string]$__own.IsDefault)\n\
-             __exctl_emit {r} 'PolicyIMAPMaxConcurrency' ([string]$__own.IMAPMaxConcurrency)\n\
-             }}"
-        ),
-    ));
-    let k = quote(STORE_KEY);
-    let n = quote(SERVICE_SESSIONS_VALUE);
-    s.push_str(&record::guarded(
-        &format!("{RECORD}:store"),
-        &format!(
-            "if (Test-Path -Path {k}) {{\n\
-             $__v = Get-ItemProperty -Path {k} -Name {n} -ErrorAction SilentlyContinue\n\
-             if ($__v -ne $null) {{ __exctl_emit {r} 'StoreServiceSessions' ([string]$__v.{n}) }}\n\
-             }}"
-        ),
-    ));
+    s.push_str(&IMAP4.observe(&[&r.imap], &ctx));
+    s.push_str(&ThrottlingAssociations.observe(&[&r.association], &ctx));
+    let policy: Vec<&ParamSpec> = throttling_policies::PARAMS
+        .iter()
+        .filter(|p| POLICY_READ.contains(&p.name))
+        .collect();
+    s.push_str(&throttling_policies::listing(&policy));
+    s.push_str(&RegistryValues.observe(&[&r.store], &ctx));
     let both: BTreeSet<Service> = [imap::SERVICE, INFORMATION_STORE].into_iter().collect();
     s.push_str(&restart::observe_facts(host, &both));
     s
@@ -675,24 +667,11 @@ pub struct Effective {
     pub errors: Vec<String>,
 }
 
-fn text(o: &Observations, attr: &str) -> Option<String> {
-    match o.get(RECORD, attr) {
-        Some(RawValue::Str(s)) => Some(s.trim().to_string()),
-        _ => None,
-    }
-}
-
-fn ports(o: &Observations, attr: &str) -> Vec<u16> {
-    let mut out: Vec<u16> = match o.get(RECORD, attr) {
-        Some(RawValue::List(l)) => l
-            .iter()
-            .filter_map(|b| b.rsplit_once(':').and_then(|(_, p)| p.trim().parse().ok()))
-            .collect(),
-        Some(RawValue::Str(b)) => b
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.trim().parse().ok())
-            .into_iter()
-            .collect(),
+/// The ports of bindings (`0.0.0.0:143`, `[::]:993`), each once, in order.
+fn ports(bindings: Option<&Value>) -> Vec<u16> {
+    let port = |b: &String| b.rsplit_once(':').and_then(|(_, p)| p.trim().parse().ok());
+    let mut out: Vec<u16> = match bindings {
+        Some(Value::List(l)) => l.iter().filter_map(port).collect(),
         _ => Vec::new(),
     };
     out.sort_unstable();
@@ -700,25 +679,29 @@ fn ports(o: &Observations, attr: &str) -> Vec<u16> {
     out
 }
 
+/// A decoded value by parameter name.
+fn value_of<'a>(values: &'a [(&'static str, Value)], name: &str) -> Option<&'a Value> {
+    values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
 impl Effective {
-    /// Reads what [`observe_script`] reported.
-    pub fn from_observations(host: &str, o: &Observations) -> Effective {
+    /// Reads what [`observe_script`] reported for `account` on `host`, through the
+    /// decoding of the kinds that observed it.
+    pub fn from_observations(host: &str, account: &str, o: &Observations) -> Effective {
+        let r = Readings::new(host, account);
         let mut e = Effective::default();
-        for part in ["imap", "throttling", "store"] {
-            if let Some(err) = o.error(&format!("{RECORD}:{part}")) {
-                e.errors.push(format!("{part}: {err}"));
-            }
-        }
         let both: BTreeSet<Service> = [imap::SERVICE, INFORMATION_STORE].into_iter().collect();
         let (ctx, notes) = restart::context(host, o, &both);
-        e.errors.extend(notes);
         let pending = |svc: Service| {
             ctx.pending
                 .iter()
                 .find(|(s, _)| *s == svc)
                 .map(|(s, why)| format!("{s} must restart: {why}"))
         };
-        let imap_ok = o.error(&format!("{RECORD}:imap")).is_none();
+        let imap = IMAP4
+            .current(host, o, &IMAP_READ)
+            .map_err(|x| format!("imap: {}", x.message));
+        let imap_values = imap.as_deref().unwrap_or_default();
         for l in [
             Limit::MaxConnections,
             Limit::MaxConnectionFromSingleIP,
@@ -726,37 +709,42 @@ impl Effective {
         ] {
             e.limits.push(Observed {
                 limit: l,
-                value: o
-                    .get(RECORD, l.name())
-                    .filter(|_| imap_ok)
-                    .and_then(LimitValue::from_raw),
+                value: value_of(imap_values, l.name()).and_then(LimitValue::from_value),
                 source: "Get-ImapSettings".into(),
                 pending: pending(l.service()),
             });
         }
-        e.plain_ports = ports(o, "UnencryptedOrTLSBindings");
-        e.ssl_ports = ports(o, "SSLBindings");
+        e.plain_ports = ports(value_of(imap_values, "UnencryptedOrTLSBindings"));
+        e.ssl_ports = ports(value_of(imap_values, "SSLBindings"));
         // The throttling policy: its own value, or (blank) the default policy's. Get-
         // shows blank both for "not set" (inherits) and for $null (no limit); inheriting
         // is the reading that can be too low, so that is the one checked.
-        let throttling_ok = o.error(&format!("{RECORD}:throttling")).is_none();
-        e.default_policy = text(o, "DefaultPolicy").filter(|s| !s.is_empty());
-        let own_is_default =
-            text(o, "PolicyIsDefault").is_some_and(|s| s.eq_ignore_ascii_case("true"));
-        e.policy = text(o, "PolicyName").filter(|s| !s.is_empty() && !own_is_default);
-        let default_value = text(o, "DefaultIMAPMaxConcurrency");
-        let own_value = text(o, "PolicyIMAPMaxConcurrency");
-        let (value, source) = match (&e.policy, own_value.as_deref(), default_value.as_deref()) {
-            (Some(p), Some(v), _) if !v.is_empty() => (
-                LimitValue::from_raw(&RawValue::Str(v.into())),
-                format!("policy {p}"),
-            ),
-            (Some(p), _, d) => (
-                d.and_then(|d| LimitValue::from_raw(&RawValue::Str(d.into()))),
+        let association = throttling_associations::current(&r.association.id, o)
+            .map_err(|x| format!("throttling: {}", x.message));
+        let policies = throttling_policies::listed(o, &POLICY_READ)
+            .map_err(|x| format!("throttling: {}", x.message));
+        let throttling_ok = association.is_ok() && policies.is_ok();
+        let listed = policies.as_deref().unwrap_or_default();
+        let default = listed.iter().find(|p| p.is_default);
+        e.default_policy = default.map(|p| p.name.clone());
+        let own_name = association.as_ref().ok().cloned().flatten();
+        let own = own_name
+            .as_deref()
+            .and_then(|n| listed.iter().find(|p| p.name.eq_ignore_ascii_case(n)));
+        e.policy = own_name.filter(|_| !own.is_some_and(|p| p.is_default));
+        let imap_max =
+            |p: &throttling_policies::Listed| value_of(&p.values, "IMAPMaxConcurrency").cloned();
+        let default_value = default.and_then(imap_max);
+        let (value, source) = match (&e.policy, own.and_then(imap_max)) {
+            (Some(p), Some(v)) if v != Value::Null => {
+                (LimitValue::from_value(&v), format!("policy {p}"))
+            }
+            (Some(p), _) => (
+                default_value.as_ref().and_then(LimitValue::from_value),
                 format!("policy {p}: blank, so the default policy's value (or unlimited)"),
             ),
-            (None, _, d) => (
-                d.and_then(|d| LimitValue::from_raw(&RawValue::Str(d.into()))),
+            (None, _) => (
+                default_value.as_ref().and_then(LimitValue::from_value),
                 "the default policy".to_string(),
             ),
         };
@@ -766,23 +754,31 @@ impl Effective {
             source,
             pending: pending(imap::SERVICE),
         });
-        let store_ok = o.error(&format!("{RECORD}:store")).is_none();
-        let (value, source) = match text(o, "StoreServiceSessions") {
-            Some(v) => (
-                LimitValue::from_raw(&RawValue::Str(v)),
-                "registry".to_string(),
-            ),
-            None => (
+        let (value, source) = match registry_values::current(o, &r.store) {
+            Ok(Some(v)) => (LimitValue::from_value(&v), "registry".to_string()),
+            Ok(None) => (
                 Some(Limit::StoreServiceSessions.exchange_default()),
                 "registry value absent: the store's default".to_string(),
             ),
+            Err(x) => {
+                e.errors.push(format!("store: {}", x.message));
+                (None, "registry".to_string())
+            }
         };
         e.limits.push(Observed {
             limit: Limit::StoreServiceSessions,
-            value: value.filter(|_| store_ok),
+            value,
             source,
             pending: pending(INFORMATION_STORE),
         });
+        // In the order of the fragments, as the errors were reported before.
+        let mut errors: Vec<String> = [imap.err(), association.err(), policies.err()]
+            .into_iter()
+            .flatten()
+            .collect();
+        errors.append(&mut e.errors);
+        errors.extend(notes);
+        e.errors = errors;
         e
     }
 
@@ -821,7 +817,7 @@ pub fn check_observed(
     declared: &DeclaredLimits,
     observed: &Observations,
 ) -> Vec<String> {
-    let eff = Effective::from_observations(host, observed);
+    let eff = Effective::from_observations(host, &d.account, observed);
     let mut out = Vec::new();
     for s in eff.shortfalls(d) {
         if declared.get(s.limit).is_some() {
@@ -859,7 +855,8 @@ fn indent(s: &str, by: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exctl_exchange::record::encode;
+    use exctl_exchange::RawValue;
+    use exctl_exchange::record;
 
     fn demand(desktops: u64, server: u64, behind: u64) -> Demand {
         Demand {
@@ -931,36 +928,40 @@ mod tests {
         assert!(lines.contains("\n  '0755':\n"), "{lines}");
     }
 
-    fn obs(records: &[(&str, RawValue)]) -> Observations {
-        let text: Vec<String> = records.iter().map(|(a, v)| encode(RECORD, a, v)).collect();
-        Observations::parse(&text.join("\n")).unwrap()
-    }
-
     fn s(v: &str) -> RawValue {
         RawValue::Str(v.into())
     }
 
+    const ACCOUNT: &str = "CONTOSO\\uccx-agent";
+
     #[test]
     fn effective_limits_of_a_server_at_its_defaults() {
-        let o = obs(&[
-            ("MaxConnectionsPerUser", s("16")),
-            ("MaxConnectionFromSingleIP", s("2000")),
-            ("MaxConnections", s("2147483647")),
-            ("PolicyId", s("")),
-            ("DefaultPolicy", s("DefaultThrottlingPolicy_1")),
-            ("DefaultIMAPMaxConcurrency", s("")),
-            (
-                "UnencryptedOrTLSBindings",
-                RawValue::List(vec!["0.0.0.0:143".into()]),
-            ),
-            (
-                "SSLBindings",
-                RawValue::List(vec!["0.0.0.0:993".into(), "[::]:993".into()]),
-            ),
-        ]);
-        let e = Effective::from_observations("EX01", &o);
+        let mut o = Observations::default();
+        fixture::insert(
+            &mut o,
+            "EX01",
+            ACCOUNT,
+            &fixture::Server {
+                imap: vec![
+                    (
+                        "UnencryptedOrTLSBindings",
+                        RawValue::List(vec!["0.0.0.0:143".into()]),
+                    ),
+                    (
+                        "SSLBindings",
+                        RawValue::List(vec!["0.0.0.0:993".into(), "[::]:993".into()]),
+                    ),
+                ],
+                ..fixture::Server::default()
+            },
+        );
+        let e = Effective::from_observations("EX01", ACCOUNT, &o);
         assert!(e.errors.is_empty(), "{:?}", e.errors);
         assert_eq!(e.policy, None);
+        assert_eq!(
+            e.default_policy.as_deref(),
+            Some("DefaultThrottlingPolicy_1")
+        );
         assert_eq!(
             (e.plain_ports.clone(), e.ssl_ports.clone()),
             (vec![143], vec![993])
@@ -987,43 +988,190 @@ mod tests {
 
     #[test]
     fn a_policy_blank_inherits_the_default_and_own_values_win() {
-        let base = [
-            ("PolicyName", s("UCCX")),
-            ("PolicyIsDefault", s("False")),
-            ("DefaultIMAPMaxConcurrency", s("20")),
-        ];
-        let mut r: Vec<(&str, RawValue)> = base.to_vec();
-        r.push(("PolicyIMAPMaxConcurrency", s("")));
-        let e = Effective::from_observations("EX01", &obs(&r));
-        let o = e.get(Limit::ImapMaxConcurrency).unwrap();
-        assert_eq!(o.value, Some(LimitValue::Number(20)));
-        assert!(o.source.contains("blank"));
-        let mut r: Vec<(&str, RawValue)> = base.to_vec();
-        r.push(("PolicyIMAPMaxConcurrency", s("500")));
-        let e = Effective::from_observations("EX01", &obs(&r));
-        assert_eq!(
-            e.get(Limit::ImapMaxConcurrency).unwrap().value,
-            Some(LimitValue::Number(500))
-        );
+        let server = |own: &str| fixture::Server {
+            policy_id: s("CN=UCCX,CN=Global Settings,CN=Contoso"),
+            policies: vec![
+                ("DefaultThrottlingPolicy_1", true, s("20")),
+                ("UCCX", false, s(own)),
+            ],
+            ..fixture::Server::default()
+        };
+        let mut o = Observations::default();
+        fixture::insert(&mut o, "EX01", ACCOUNT, &server(""));
+        let e = Effective::from_observations("EX01", ACCOUNT, &o);
+        let l = e.get(Limit::ImapMaxConcurrency).unwrap();
+        assert_eq!(l.value, Some(LimitValue::Number(20)));
+        assert!(l.source.contains("blank"));
+        let mut o = Observations::default();
+        fixture::insert(&mut o, "EX01", ACCOUNT, &server("500"));
+        let e = Effective::from_observations("EX01", ACCOUNT, &o);
+        let l = e.get(Limit::ImapMaxConcurrency).unwrap();
+        assert_eq!(l.value, Some(LimitValue::Number(500)));
+        assert_eq!(l.source, "policy UCCX");
         assert_eq!(e.policy.as_deref(), Some("UCCX"));
+        // The store's value, as the registry kind decodes a DWORD.
+        let mut o = Observations::default();
+        fixture::insert(
+            &mut o,
+            "EX01",
+            ACCOUNT,
+            &fixture::Server {
+                store: Some(s("250")),
+                ..fixture::Server::default()
+            },
+        );
+        let e = Effective::from_observations("EX01", ACCOUNT, &o);
+        let l = e.get(Limit::StoreServiceSessions).unwrap();
+        assert_eq!(
+            (l.value, l.source.as_str()),
+            (Some(LimitValue::Number(250)), "registry")
+        );
     }
 
     #[test]
     fn unreadable_parts_are_errors_not_values() {
-        let o =
-            Observations::parse(&encode(&format!("{RECORD}:imap"), "__error", &s("boom"))).unwrap();
-        let e = Effective::from_observations("EX01", &o);
-        assert!(e.errors.iter().any(|x| x.contains("boom")));
+        let mut o = Observations::default();
+        fixture::insert(&mut o, "EX01", ACCOUNT, &fixture::Server::default());
+        o.insert("EX01", "__error", s("boom"));
+        o.insert("uccx-agent", "ThrottlingPolicyIdError", s("no such user"));
+        let e = Effective::from_observations("EX01", ACCOUNT, &o);
+        assert_eq!(
+            e.errors,
+            ["imap: boom", "throttling: no such user"],
+            "{:?}",
+            e.errors
+        );
         assert_eq!(e.get(Limit::MaxConnectionsPerUser).unwrap().value, None);
+        assert_eq!(e.get(Limit::ImapMaxConcurrency).unwrap().value, None);
+        // A server without the Client Access role has no IMAP4 settings: said, not read
+        // as values.
+        let mut o = Observations::default();
+        fixture::insert(&mut o, "EX01", ACCOUNT, &fixture::Server::default());
+        o.insert("EX01", "__exists", s("False"));
+        let e = Effective::from_observations("EX01", ACCOUNT, &o);
+        assert!(
+            e.errors
+                .iter()
+                .any(|x| x.contains("Get-ImapSettings returned nothing")),
+            "{:?}",
+            e.errors
+        );
     }
 
     #[test]
-    fn the_observe_script_parses() {
-        let s = observe_script("EX01", "CONTOSO\\uccx-agent");
+    fn the_observe_script_parses_and_is_the_kinds_fragments() {
+        let s = observe_script("EX01", Version::Sp3, ACCOUNT);
         let full = format!("{}{s}", record::PRELUDE);
         if let Err(e) = exctl_pwsh_interp::parse(&full) {
             panic!("{e:?}\n{full}");
         }
-        assert!(s.contains("Get-ThrottlingPolicyAssociation -Identity 'uccx-agent'"));
+        assert!(s.contains("Get-ImapSettings -Server 'EX01'"), "{s}");
+        assert!(s.contains("'uccx-agent'\n)) {"), "{s}");
+        assert!(
+            s.contains("Get-ThrottlingPolicyAssociation -Identity $i"),
+            "{s}"
+        );
+        assert!(s.contains("Get-ThrottlingPolicy -ErrorAction Stop"), "{s}");
+        assert!(
+            s.contains("'Maximum Allowed Service Sessions Per User'"),
+            "{s}"
+        );
+        // Only what capacity reads.
+        assert!(
+            !s.contains("Banner") && !s.contains("EWSMaxConcurrency"),
+            "{s}"
+        );
+    }
+}
+
+/// Observations as the kinds report a server's limits, for the tests of capacity and
+/// doctor.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use exctl_exchange::RawValue;
+    use exctl_exchange::kind::Resource;
+    use exctl_exchange::kinds::{IMAP4, registry_values};
+    use exctl_exchange::record::Observations;
+
+    use super::{SERVICE_SESSIONS_VALUE, STORE_KEY, alias};
+
+    /// What a server holds; [`Default`] is Exchange 2010 Setup's.
+    pub struct Server {
+        /// IMAP4 settings that differ from Setup's.
+        pub imap: Vec<(&'static str, RawValue)>,
+        /// The account's ThrottlingPolicyId (blank: the default policy).
+        pub policy_id: RawValue,
+        /// Every policy: name, whether it is the default, IMAPMaxConcurrency.
+        pub policies: Vec<(&'static str, bool, RawValue)>,
+        /// The store's service sessions value (`None`: absent).
+        pub store: Option<RawValue>,
+    }
+
+    impl Default for Server {
+        fn default() -> Server {
+            Server {
+                imap: Vec::new(),
+                policy_id: RawValue::Str(String::new()),
+                policies: vec![(
+                    "DefaultThrottlingPolicy_1",
+                    true,
+                    RawValue::Str(String::new()),
+                )],
+                store: None,
+            }
+        }
+    }
+
+    /// Records `server` as `host`'s observation for `account`.
+    pub fn insert(o: &mut Observations, host: &str, account: &str, server: &Server) {
+        let key = IMAP4.observation_key(host);
+        o.insert(&key, "__exists", RawValue::Str("True".into()));
+        let s = |v: &str| RawValue::Str(v.into());
+        for (name, v) in [
+            ("MaxConnectionsPerUser", s("16")),
+            ("MaxConnectionFromSingleIP", s("2000")),
+            ("MaxConnections", s("2147483647")),
+            (
+                "UnencryptedOrTLSBindings",
+                RawValue::List(vec!["0.0.0.0:143".into()]),
+            ),
+            ("SSLBindings", RawValue::List(vec!["0.0.0.0:993".into()])),
+        ] {
+            o.insert(&key, name, v);
+        }
+        for (name, v) in &server.imap {
+            o.insert(&key, name, v.clone());
+        }
+        o.insert(
+            alias(account),
+            "ThrottlingPolicyId",
+            server.policy_id.clone(),
+        );
+        let names = server
+            .policies
+            .iter()
+            .map(|(n, ..)| n.to_string())
+            .collect();
+        o.insert("throttling_policies:*", "__members", RawValue::List(names));
+        for (name, default, imap) in &server.policies {
+            let key = format!("throttling_policies:{name}");
+            o.insert(
+                &key,
+                "IsDefault",
+                s(if *default { "True" } else { "False" }),
+            );
+            o.insert(&key, "IMAPMaxConcurrency", imap.clone());
+        }
+        let store: Resource = registry_values::reading(STORE_KEY, SERVICE_SESSIONS_VALUE);
+        let key = format!("registry_values:{}", store.id);
+        match &server.store {
+            Some(v) => {
+                o.insert(&key, "KeyExists", s("True"));
+                o.insert(&key, "__exists", s("True"));
+                o.insert(&key, "Type", s("DWord"));
+                o.insert(&key, "Value", v.clone());
+            }
+            None => o.insert(&key, "__exists", s("False")),
+        }
     }
 }

@@ -265,7 +265,7 @@ pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String
     }
     match account {
         Some(a) => {
-            s.raw(&capacity::observe_script(&host.name, a));
+            s.raw(&capacity::observe_script(&host.name, host.version, a));
         }
         None => {
             let both = [imap::SERVICE, INFORMATION_STORE].into_iter().collect();
@@ -574,7 +574,7 @@ fn limit_checks(
     o: &Observations,
     sources: Option<&exctl_manifest::SourceMap>,
 ) {
-    let eff = Effective::from_observations(&host.name, o);
+    let eff = Effective::from_observations(&host.name, account, o);
     for e in &eff.errors {
         rep.checks.push(Check {
             check: "limits".into(),
@@ -927,10 +927,10 @@ pub async fn diagnose_host(host: &HostSpec, runner: &dyn Runner, opts: &Options)
         Err("not tried: the WinRM port is not reachable".into())
     };
     // The IMAP ports: what the caller says, else the server's bindings, else 143/993.
-    let eff = observed
-        .as_ref()
-        .ok()
-        .map(|o| Effective::from_observations(&host.name, o));
+    let eff = match (&observed, &account) {
+        (Ok(o), Some(a)) => Some(Effective::from_observations(&host.name, a, o)),
+        _ => None,
+    };
     let pick = |given: &Option<Vec<u16>>, bound: Option<Vec<u16>>, default: u16| {
         given
             .clone()
@@ -1172,7 +1172,7 @@ mod tests {
 
     fn incident() -> Observations {
         let is = restart::facts_key(INFORMATION_STORE);
-        observations(&[
+        let mut o = observations(&[
             (
                 RECORD,
                 "AdminDisplayVersion",
@@ -1203,11 +1203,20 @@ mod tests {
             (RECORD, "Imap4EventsTimes", RawValue::List(Vec::new())),
             (&is, "State", s("Running")),
             (&is, "StartedUtc", s("2024-05-01T08:00:00")),
-            (capacity::RECORD, "MaxConnectionsPerUser", s("40")),
-            (capacity::RECORD, "MaxConnectionFromSingleIP", s("40")),
-            (capacity::RECORD, "MaxConnections", s("2147483647")),
-            (capacity::RECORD, "DefaultIMAPMaxConcurrency", s("")),
-        ])
+        ]);
+        capacity::fixture::insert(
+            &mut o,
+            &host().name,
+            "uccx-agent",
+            &capacity::fixture::Server {
+                imap: vec![
+                    ("MaxConnectionsPerUser", s("40")),
+                    ("MaxConnectionFromSingleIP", s("40")),
+                ],
+                ..capacity::fixture::Server::default()
+            },
+        );
+        o
     }
 
     #[test]
@@ -1278,8 +1287,19 @@ mod tests {
         let mut o = incident();
         // The store restarted after the events; the limits were raised.
         o.insert(&is, "StartedUtc", s("2024-05-01T11:00:00"));
-        o.insert(capacity::RECORD, "MaxConnectionsPerUser", s("250"));
-        o.insert(capacity::RECORD, "StoreServiceSessions", s("250"));
+        capacity::fixture::insert(
+            &mut o,
+            &host().name,
+            "uccx-agent",
+            &capacity::fixture::Server {
+                imap: vec![
+                    ("MaxConnectionsPerUser", s("250")),
+                    ("MaxConnectionFromSingleIP", s("40")),
+                ],
+                store: Some(s("250")),
+                ..capacity::fixture::Server::default()
+            },
+        );
         let net = Network {
             winrm: Some(("127.0.0.1:5985".into(), Ok(()))),
             imap: vec![(143, false, Ok("* OK ready".into()))],

@@ -152,7 +152,11 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
     s.raw(&crate::lock::observe_script());
     // The limits a declared demand meets, for the capacity warnings of the plan.
     if let Some(d) = &host.capacity {
-        s.raw(&crate::capacity::observe_script(&host.name, &d.account));
+        s.raw(&crate::capacity::observe_script(
+            &host.name,
+            host.version,
+            &d.account,
+        ));
     }
     s.finish()
 }

@@ -6,8 +6,8 @@
 //! | 20 | `throttling_policies` | organization | [`throttling_policies`] |
 //! | 30 | `throttling_associations` | organization | [`throttling_associations`] |
 //! | 40 | `receive_connectors` | server | [`receive_connectors`] |
-//! | 50 | `imap_settings` | server | [`imap`] |
-//! | 55 | `pop_settings` | server | [`pop`] |
+//! | 50 | `imap_settings` | server | [`protocol`] ([`protocol::IMAP4`]) |
+//! | 55 | `pop_settings` | server | [`protocol`] ([`protocol::POP3`]) |
 //! | 60 | `registry_values` | server | [`registry_values`] |
 //!
 //! Each module's `//!` documentation gives its manifest shape, semantics and rules. A kind
@@ -96,16 +96,26 @@
 
 pub mod ad_permissions;
 pub(crate) mod common;
-pub mod imap;
-pub mod pop;
+pub mod protocol;
 pub mod receive_connectors;
 pub mod registry_values;
 pub mod throttling_associations;
 pub mod throttling_policies;
 
+/// The IMAP4 row of [`protocol`], at the path its users name (`kinds::imap::PARAMS`).
+pub mod imap {
+    pub use super::protocol::IMAP4_PARAMS as PARAMS;
+    pub use super::protocol::IMAP4_SERVICE as SERVICE;
+}
+
+/// The POP3 row of [`protocol`], at the path its users name (`kinds::pop::PARAMS`).
+pub mod pop {
+    pub use super::protocol::POP3_PARAMS as PARAMS;
+    pub use super::protocol::POP3_SERVICE as SERVICE;
+}
+
 pub use ad_permissions::AdPermissions;
-pub use imap::ImapSettings;
-pub use pop::PopSettings;
+pub use protocol::{IMAP4, POP3, Protocol};
 pub use receive_connectors::ReceiveConnectors;
 pub use registry_values::RegistryValues;
 pub use throttling_associations::ThrottlingAssociations;
@@ -124,8 +134,8 @@ pub static ALL: &[&dyn Kind] = &[
     &ThrottlingPolicies,
     &ThrottlingAssociations,
     &ReceiveConnectors,
-    &ImapSettings,
-    &PopSettings,
+    &IMAP4,
+    &POP3,
     &RegistryValues,
 ];
 
@@ -158,10 +168,8 @@ pub const SETTINGS_CMDLETS: [&str; 5] = [
 pub fn cmdlet_parameters(cmdlet: &str, version: Version) -> Option<CmdletParameters> {
     let is = |name: &str| cmdlet.eq_ignore_ascii_case(name);
     let (specs, skip, not_managed): (&'static [ParamSpec], &[&str], &[NotManaged]) =
-        if is("Set-ImapSettings") {
-            (imap::PARAMS, &[], &[])
-        } else if is("Set-PopSettings") {
-            (pop::PARAMS, &[], &[])
+        if let Some(p) = protocol::PROTOCOLS.iter().find(|p| is(p.set)) {
+            (p.params, &[], &[])
         } else if is("Set-ReceiveConnector") {
             (
                 receive_connectors::PARAMS,

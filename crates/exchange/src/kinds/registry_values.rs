@@ -635,6 +635,42 @@ fn store_limit_resources() -> Vec<Resource> {
         .collect()
 }
 
+/// A resource no manifest declared that names the DWORD value `name` under `path`, for
+/// readers that want it observed ([`Kind::observe`]) and decoded ([`current`]), such as
+/// the engine's capacity check of the store's service sessions.
+pub fn reading(path: &str, name: &str) -> Resource {
+    common::synthetic(
+        "registry_values",
+        format!("{path}\\{name}"),
+        &[("path", path), ("name", name), ("type", "dword")],
+    )
+}
+
+/// The value of `r` as the server holds it, decoded as [`Kind::diff`] decodes it
+/// (`None`: the value or its key is absent). An error when the read failed.
+pub fn current(observed: &Observations, r: &Resource) -> Result<Option<Value>, DiffError> {
+    let kind = "registry_values";
+    let key = common::obs_key(kind, &r.id);
+    if !common::existence(kind, &r.id, &key, observed)? {
+        return Ok(None);
+    }
+    let observed_kind = match observed.get(&key, "Type") {
+        Some(RawValue::Str(k)) => k.clone(),
+        _ => String::new(),
+    };
+    // The unexpanded text of an expandstring, as diff reads it.
+    let raw = if kind_name(&observed_kind) == "expandstring" {
+        observed
+            .get(&key, "Raw")
+            .or_else(|| observed.get(&key, "Value"))
+    } else {
+        observed.get(&key, "Value")
+    };
+    Ok(Some(
+        decode_observed(&observed_kind, raw.unwrap_or(&RawValue::Null)).to_value(),
+    ))
+}
+
 impl Kind for RegistryValues {
     fn key(&self) -> &'static str {
         "registry_values"
@@ -1479,5 +1515,34 @@ mod tests {
         let (oh, ah) = build(HOSTILE);
         assert_contained(&ah, &ab, HOSTILE);
         assert_contained(&oh, &ob, &HOSTILE.replace(['*', '?', '[', ']', '`'], "-"));
+    }
+}
+
+#[cfg(test)]
+mod reading_tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_observes_one_dword_and_current_decodes_it_as_diff_does() {
+        let name = "Maximum Allowed Service Sessions Per User";
+        let r = reading(STORE_KEY, name);
+        let ctx = ObserveContext {
+            host: "EX01",
+            version: crate::version::Version::Sp3,
+        };
+        let script = RegistryValues.observe(&[&r], &ctx);
+        common::testutil::assert_parses(&script);
+        assert!(script.contains(&format!("-Name '{name}'")), "{script}");
+        let key = common::obs_key("registry_values", &r.id);
+        let mut o = Observations::default();
+        o.insert(&key, "__exists", RawValue::Str("False".into()));
+        assert_eq!(current(&o, &r), Ok(None));
+        o.insert(&key, "__exists", RawValue::Str("True".into()));
+        o.insert(&key, "Type", RawValue::Str("DWord".into()));
+        o.insert(&key, "Value", RawValue::Str("-1".into()));
+        // A DWORD is unsigned: PowerShell prints 0xFFFFFFFF as -1.
+        assert_eq!(current(&o, &r), Ok(Some(Value::Int(4_294_967_295))));
+        o.insert(&key, "__error", RawValue::Str("access denied".into()));
+        assert_eq!(current(&o, &r).unwrap_err().message, "access denied");
     }
 }

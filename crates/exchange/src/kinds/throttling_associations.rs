@@ -133,6 +133,44 @@ pub fn policy_name(id: &str) -> Option<String> {
     (!is_default_name(&name)).then_some(name)
 }
 
+/// A resource no manifest declared that names `identity`'s association (with the
+/// default policy as the wanted one, so that no policy is looked up but the default
+/// policy's name), for readers that want it observed ([`Kind::observe`]) and decoded
+/// ([`current`]), such as the engine's capacity check of a shared account.
+pub fn reading(identity: &str) -> Resource {
+    common::synthetic(
+        "throttling_associations",
+        identity.to_string(),
+        &[("policy", DEFAULT)],
+    )
+}
+
+/// The policy `identity` is associated with, as the observation reported it (`None`: the
+/// default policy): the decoding [`Kind::diff`] compares. An error when Exchange could
+/// not read the association or the identity matches several objects.
+pub fn current(identity: &str, observed: &Observations) -> Result<Option<String>, DiffError> {
+    let kind = "throttling_associations";
+    if let Some(RawValue::Str(e)) = observed.get(identity, ERROR) {
+        return Err(DiffError {
+            kind,
+            id: identity.to_string(),
+            message: e.to_string(),
+        });
+    }
+    let raw = observed
+        .get(identity, "ThrottlingPolicyId")
+        .ok_or_else(|| common::not_reported(kind, identity))?;
+    match raw {
+        RawValue::Str(s) => Ok(policy_name(s)),
+        RawValue::Null => Ok(None),
+        RawValue::List(l) => Err(DiffError {
+            kind,
+            id: identity.to_string(),
+            message: format!("the identity matches {} objects: name one object", l.len()),
+        }),
+    }
+}
+
 /// The name of the organization's default policy, as the observation reported it.
 fn default_policy_name(
     kind: &'static str,
@@ -385,30 +423,7 @@ impl Kind for ThrottlingAssociations {
                     });
                 }
             }
-            if let Some(RawValue::Str(e)) = observed.get(&r.id, ERROR) {
-                return Err(DiffError {
-                    kind,
-                    id: r.id.clone(),
-                    message: e.to_string(),
-                });
-            }
-            let raw = observed
-                .get(&r.id, "ThrottlingPolicyId")
-                .ok_or_else(|| common::not_reported(kind, &r.id))?;
-            let have = match raw {
-                RawValue::Str(s) => policy_name(s),
-                RawValue::Null => None,
-                RawValue::List(l) => {
-                    return Err(DiffError {
-                        kind,
-                        id: r.id.clone(),
-                        message: format!(
-                            "the identity matches {} objects: name one object",
-                            l.len()
-                        ),
-                    });
-                }
-            };
+            let have = current(&r.id, observed)?;
             let same = match &have {
                 None => is_default(want),
                 Some(h) => h.eq_ignore_ascii_case(want),
@@ -836,5 +851,47 @@ mod tests {
         let (oh, ah) = build(HOSTILE);
         assert_contained(&oh, &ob, HOSTILE);
         assert_contained(&ah, &ab, HOSTILE);
+    }
+}
+
+#[cfg(test)]
+mod reading_tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_observes_one_association_and_current_names_its_policy() {
+        let r = reading("uccx-agent");
+        let ctx = ObserveContext {
+            host: "EX01",
+            version: crate::version::Version::Sp3,
+        };
+        let script = ThrottlingAssociations.observe(&[&r], &ctx);
+        common::testutil::assert_parses(&script);
+        assert!(script.contains("'uccx-agent'"), "{script}");
+        let mut o = Observations::default();
+        o.insert(
+            "uccx-agent",
+            "ThrottlingPolicyId",
+            RawValue::Str("CN=UCCX,CN=Global Settings,CN=Contoso".into()),
+        );
+        assert_eq!(current("uccx-agent", &o), Ok(Some("UCCX".into())));
+        o.insert(
+            "uccx-agent",
+            "ThrottlingPolicyId",
+            RawValue::Str(String::new()),
+        );
+        assert_eq!(current("uccx-agent", &o), Ok(None));
+        o.insert(
+            "uccx-agent",
+            "ThrottlingPolicyId",
+            RawValue::List(vec!["a".into(), "b".into()]),
+        );
+        assert!(
+            current("uccx-agent", &o)
+                .unwrap_err()
+                .message
+                .contains("2 objects")
+        );
+        assert!(current("someone-else", &o).is_err());
     }
 }

@@ -232,6 +232,83 @@ pub fn exchange_default(name: &str, version: Version) -> Option<i64> {
 /// The observation key of the policy listing `exctl export` reads.
 const EXPORT_LIST: &str = "throttling_policies:*";
 
+/// Statements that list every policy of the organization (one `Get-ThrottlingPolicy`)
+/// with its `IsDefault` and the values of `params`, each policy under
+/// `throttling_policies:<name>` and the names under the listing's own key: what
+/// [`Kind::export_script`] reports, for readers that need a policy known only once the
+/// server answers (the engine's capacity check: the policy an association names, and the
+/// default policy whose values a blank one inherits). Decoded by [`listed`].
+pub fn listing(params: &[&ParamSpec]) -> String {
+    let mut body = format!(
+        "$all = @(Get-ThrottlingPolicy -ErrorAction Stop)\n$m = @(foreach ($p in $all) {{ $p.Name }})\n__exctl_emit {} '__members' $m\nforeach ($p in $all) {{\n$k = {} + $p.Name\n__exctl_emit $k 'IsDefault' $p.IsDefault\n",
+        quote(EXPORT_LIST),
+        quote(&common::obs_key("throttling_policies", ""))
+    );
+    for p in params {
+        body.push_str(&format!(
+            "__exctl_emit $k {} {}\n",
+            quote(p.name),
+            common::prop_expr("p", p)
+        ));
+    }
+    body.push('}');
+    crate::record::guarded(EXPORT_LIST, &body)
+}
+
+/// One policy as [`listing`] reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// Its name.
+    pub name: String,
+    /// Whether it is the organization's default policy.
+    pub is_default: bool,
+    /// The values of the parameters asked for, decoded with their types (`$null`: blank).
+    pub values: Vec<(&'static str, Value)>,
+}
+
+/// The policies [`listing`] reported, with the values of `params` (names of [`PARAMS`])
+/// decoded as [`Kind::diff`] decodes them. An error when the listing failed or a value is
+/// not one of its type.
+pub fn listed(observed: &Observations, params: &[&str]) -> Result<Vec<Listed>, DiffError> {
+    let kind = "throttling_policies";
+    let err = |message: String| DiffError {
+        kind,
+        id: "*".into(),
+        message,
+    };
+    if let Some(e) = observed.error(EXPORT_LIST) {
+        return Err(err(e.to_string()));
+    }
+    let names = observed
+        .members(EXPORT_LIST)
+        .ok_or_else(|| err("the server did not list the throttling policies".into()))?;
+    let specs: Vec<&ParamSpec> = params
+        .iter()
+        .filter_map(|p| common::spec(PARAMS, p))
+        .collect();
+    names
+        .iter()
+        .map(|name| {
+            let key = common::obs_key(kind, name);
+            let is_default = match observed.get(&key, "IsDefault") {
+                Some(RawValue::Str(s)) => s.eq_ignore_ascii_case("true"),
+                _ => is_default_name(name),
+            };
+            let values = specs
+                .iter()
+                .map(|spec| {
+                    common::observed_value(kind, name, &key, spec, observed).map(|v| (spec.name, v))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Listed {
+                name: name.clone(),
+                is_default,
+                values,
+            })
+        })
+        .collect()
+}
+
 /// Client throttling policies of the organization.
 pub struct ThrottlingPolicies;
 
@@ -617,20 +694,8 @@ impl Kind for ThrottlingPolicies {
     /// One listing of every policy of the organization, each with `IsDefault` and every
     /// parameter of the release.
     fn export_script(&self, ctx: &ExportContext<'_>) -> String {
-        let mut body = format!(
-            "$all = @(Get-ThrottlingPolicy -ErrorAction Stop)\n$m = @(foreach ($p in $all) {{ $p.Name }})\n__exctl_emit {} '__members' $m\nforeach ($p in $all) {{\n$k = {} + $p.Name\n__exctl_emit $k 'IsDefault' $p.IsDefault\n",
-            quote(EXPORT_LIST),
-            quote(&common::obs_key(self.key(), ""))
-        );
-        for p in PARAMS.iter().filter(|p| p.since <= ctx.version) {
-            body.push_str(&format!(
-                "__exctl_emit $k {} {}\n",
-                quote(p.name),
-                common::prop_expr("p", p)
-            ));
-        }
-        body.push('}');
-        crate::record::guarded(EXPORT_LIST, &body)
+        let specs: Vec<&ParamSpec> = PARAMS.iter().filter(|p| p.since <= ctx.version).collect();
+        listing(&specs)
     }
 
     /// The policies that differ from Exchange's defaults:
@@ -1270,5 +1335,52 @@ mod tests {
         assert_contained(&oh, &ob, HOSTILE);
         assert_contained(&nh, &nb, HOSTILE);
         assert_contained(&sh, &sb, HOSTILE);
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[test]
+    fn the_listing_reads_the_asked_values_of_every_policy_and_listed_decodes_them() {
+        let specs: Vec<&ParamSpec> = PARAMS
+            .iter()
+            .filter(|p| p.name == "IMAPMaxConcurrency")
+            .collect();
+        let script = listing(&specs);
+        common::testutil::assert_parses(&script);
+        assert!(script.contains("Get-ThrottlingPolicy -ErrorAction Stop"));
+        assert!(script.contains("'IMAPMaxConcurrency'") && !script.contains("EWSMaxConcurrency"));
+        let mut o = Observations::default();
+        o.insert(
+            EXPORT_LIST,
+            "__members",
+            RawValue::List(vec!["DefaultThrottlingPolicy_1".into(), "UCCX".into()]),
+        );
+        let d = "throttling_policies:DefaultThrottlingPolicy_1";
+        o.insert(d, "IsDefault", RawValue::Str("True".into()));
+        o.insert(d, "IMAPMaxConcurrency", RawValue::Str(String::new()));
+        let u = "throttling_policies:UCCX";
+        o.insert(u, "IsDefault", RawValue::Str("False".into()));
+        o.insert(u, "IMAPMaxConcurrency", RawValue::Str("500".into()));
+        let got = listed(&o, &["IMAPMaxConcurrency"]).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Listed {
+                    name: "DefaultThrottlingPolicy_1".into(),
+                    is_default: true,
+                    values: vec![("IMAPMaxConcurrency", Value::Null)],
+                },
+                Listed {
+                    name: "UCCX".into(),
+                    is_default: false,
+                    values: vec![("IMAPMaxConcurrency", Value::Int(500))],
+                },
+            ]
+        );
+        o.insert(EXPORT_LIST, "__error", RawValue::Str("denied".into()));
+        assert_eq!(listed(&o, &[]).unwrap_err().message, "denied");
     }
 }

@@ -27,7 +27,7 @@ use super::props::{self, PropDef};
 use super::registry;
 use super::sp::Sp;
 use super::value::{SimObject, SimValue, TimeSpan, Unlimited};
-use super::{EventQuery, ExchangeOrg, connector, imap_settings, pop_settings, throttling};
+use super::{EventQuery, ExchangeOrg, connector, protocol_settings, throttling};
 
 /// The Exchange snap-in name.
 pub const EXCHANGE_SNAPIN: &str = "Microsoft.Exchange.Management.PowerShell.E2010";
@@ -183,7 +183,7 @@ const DC: ParamSpec = p("DomainController", T::Fqdn);
 /// The cmdlet tables without the property-derived parameters.
 fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
     use Module::{Core, Exchange};
-    vec![
+    let mut table = vec![
         (
             "Add-PSSnapin",
             Core,
@@ -206,42 +206,6 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
                 DC,
                 p("Domain", T::Fqdn),
                 p("Status", T::Switch),
-            ],
-        ),
-        (
-            "Get-ImapSettings",
-            Exchange,
-            vec![p("Server", T::Identity("ServerIdParameter")), DC],
-        ),
-        (
-            "Set-ImapSettings",
-            Exchange,
-            vec![
-                ParamSpec {
-                    pipeline: P::ByValueAndPropertyName,
-                    ..p("Server", T::Identity("ServerIdParameter"))
-                },
-                CONFIRM,
-                WHATIF,
-                DC,
-            ],
-        ),
-        (
-            "Get-PopSettings",
-            Exchange,
-            vec![p("Server", T::Identity("ServerIdParameter")), DC],
-        ),
-        (
-            "Set-PopSettings",
-            Exchange,
-            vec![
-                ParamSpec {
-                    pipeline: P::ByValueAndPropertyName,
-                    ..p("Server", T::Identity("ServerIdParameter"))
-                },
-                CONFIRM,
-                WHATIF,
-                DC,
             ],
         ),
         (
@@ -739,7 +703,33 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
                 p("ComputerName", T::StringArray),
             ],
         ),
-    ]
+    ];
+    // The protocol settings cmdlets, after Get-ExchangeServer as Exchange lists them: the
+    // getter by -Server, the setter by -Server from the pipeline too.
+    let protocols = protocol_settings::PROTOCOLS.iter().flat_map(|proto| {
+        [
+            (
+                proto.get,
+                Exchange,
+                vec![p("Server", T::Identity("ServerIdParameter")), DC],
+            ),
+            (
+                proto.set,
+                Exchange,
+                vec![
+                    ParamSpec {
+                        pipeline: P::ByValueAndPropertyName,
+                        ..p("Server", T::Identity("ServerIdParameter"))
+                    },
+                    CONFIRM,
+                    WHATIF,
+                    DC,
+                ],
+            ),
+        ]
+    });
+    table.splice(2..2, protocols);
+    table
 }
 
 fn prop_params(defs: &[PropDef], skip: &[&str]) -> Vec<ParamSpec> {
@@ -808,8 +798,9 @@ fn build_specs(sp: Sp) -> Vec<CmdletSpec> {
         .into_iter()
         .map(|(name, module, mut params)| {
             match name {
-                "Set-ImapSettings" => params.extend(prop_params(imap_settings::IMAP_PROPS, &[])),
-                "Set-PopSettings" => params.extend(prop_params(pop_settings::POP_PROPS, &[])),
+                n if let Some((p, true)) = protocol_settings::by_cmdlet(n) => {
+                    params.extend(prop_params(p.props, &[]))
+                }
                 "Set-ReceiveConnector" => params.extend(prop_params(connector::RC_PROPS, &[])),
                 "Set-ThrottlingPolicy" => params.extend(prop_params(throttling::TP_PROPS, &[])),
                 "New-ThrottlingPolicy" => {
@@ -1118,27 +1109,19 @@ fn run_with_instance(
         "Get-ExchangeServer" => Ok(objects(
             org.get_exchange_server(a.text("Identity").as_deref())?,
         )),
-        "Get-ImapSettings" => Ok(objects(vec![
-            org.get_imap_settings(a.text("Server").as_deref())?,
-        ])),
-        "Set-ImapSettings" => {
+        n if let Some((p, set)) = protocol_settings::by_cmdlet(n) => {
+            let server = a.text("Server");
+            if !set {
+                return Ok(objects(vec![
+                    org.get_protocol_settings(p, server.as_deref())?,
+                ]));
+            }
             if what_if {
                 return Ok(CmdletOutput::default());
             }
-            Ok(warnings(org.set_imap_settings(
-                a.text("Server").as_deref(),
-                &a.rest(NON_PROPERTY),
-            )?))
-        }
-        "Get-PopSettings" => Ok(objects(vec![
-            org.get_pop_settings(a.text("Server").as_deref())?,
-        ])),
-        "Set-PopSettings" => {
-            if what_if {
-                return Ok(CmdletOutput::default());
-            }
-            Ok(warnings(org.set_pop_settings(
-                a.text("Server").as_deref(),
+            Ok(warnings(org.set_protocol_settings(
+                p,
+                server.as_deref(),
                 &a.rest(NON_PROPERTY),
             )?))
         }

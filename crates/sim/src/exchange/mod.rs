@@ -27,10 +27,9 @@ pub mod cmdlets;
 pub mod connector;
 pub mod error;
 pub mod eventlog;
-pub mod imap_settings;
 pub mod permissions;
-pub mod pop_settings;
 pub mod props;
+pub mod protocol_settings;
 pub mod recipients;
 pub mod registry;
 pub mod services;
@@ -51,9 +50,9 @@ pub use value::{SimObject, SimValue};
 
 use connector::ReceiveConnector;
 use eventlog::{EventLog, Level};
-use imap_settings::ImapLimits;
 use permissions::Ace;
 use props::Bag;
+use protocol_settings::{ImapLimits, Protocol};
 use recipients::Mailbox;
 use registry::{RegValue, Registry};
 use services::{Service, Status, Steady};
@@ -530,23 +529,18 @@ impl ExchangeOrg {
                 s.fqdn = format!("{}.{}", s.name, self.domain);
             }
             if s.has_role("ClientAccess") {
-                let mut full = imap_settings::default_imap_settings(&s.name, &s.fqdn);
-                s.imap
-                    .normalize_all(imap_settings::IMAP_PROPS, "ImapSettings")?;
-                for (k, v) in &s.imap.0 {
-                    full.0.insert(k.clone(), v.clone());
+                for p in protocol_settings::PROTOCOLS {
+                    let mut full = (p.defaults)(&s.name, &s.fqdn);
+                    let (bag, _) = (p.configured_mut)(s);
+                    bag.normalize_all(p.props, p.what)?;
+                    for (k, v) in &bag.0 {
+                        full.0.insert(k.clone(), v.clone());
+                    }
+                    *bag = full;
                 }
-                s.imap = full;
                 if let Some(r) = &mut s.imap_running {
-                    r.normalize_all(imap_settings::IMAP_PROPS, "ImapSettings")?;
+                    r.normalize_all(protocol_settings::IMAP_PROPS, protocol_settings::IMAP4.what)?;
                 }
-                let mut full = pop_settings::default_pop_settings(&s.name, &s.fqdn);
-                s.pop
-                    .normalize_all(pop_settings::POP_PROPS, "PopSettings")?;
-                for (k, v) in &s.pop.0 {
-                    full.0.insert(k.clone(), v.clone());
-                }
-                s.pop = full;
             }
             if s.has_role("HubTransport") {
                 if s.connectors.is_empty() {
@@ -1460,36 +1454,19 @@ impl ExchangeOrg {
         }
     }
 
-    fn imap_object(&self, s: &Server) -> SimObject {
-        self.protocol_object(
-            s,
-            "IMAP4",
-            "IMAP",
-            &s.imap,
-            imap_settings::IMAP_PROPS,
-            s.imap_changed,
-        )
-    }
-
     /// The settings object of a protocol service (`IMAP4`/`IMAP`, `POP3`/`POP`): what
     /// Get-ImapSettings and Get-PopSettings show, with the AD tail of the object under
     /// `CN=<protocol>,CN=Protocols` of the server.
-    fn protocol_object(
-        &self,
-        s: &Server,
-        protocol: &str,
-        short: &str,
-        bag: &Bag,
-        props: &[props::PropDef],
-        changed: Option<SimTime>,
-    ) -> SimObject {
+    fn protocol_object(&self, s: &Server, p: &Protocol) -> SimObject {
+        let (protocol, short) = (p.name, p.short);
+        let (bag, changed) = (p.configured)(s);
         let mut o = SimObject::new(&format!(
             "Microsoft.Exchange.Data.Directory.SystemConfiguration.{}AdConfiguration",
-            if protocol == "IMAP4" { "Imap4" } else { "Pop3" }
+            p.class
         ))
         .with("ProtocolName", SimValue::str(protocol))
         .with("Name", SimValue::str("1"));
-        o.properties.extend(bag.shown(props, self.sp));
+        o.properties.extend(bag.shown(p.props, self.sp));
         o.push("Server", SimValue::str(&s.name));
         let identity = format!("{}\\1", s.name);
         o.push("Identity", SimValue::String(identity));
@@ -1528,64 +1505,52 @@ impl ExchangeOrg {
 
     /// Get-ImapSettings [-Server]: the configured settings.
     pub fn get_imap_settings(&mut self, server: Option<&str>) -> Result<SimObject, ExchangeError> {
-        let si = self.imap_server(server)?;
-        let s = self
-            .servers
-            .get(si)
-            .ok_or_else(|| self.not_found(&self.host))?;
-        Ok(self.imap_object(s))
+        self.get_protocol_settings(&protocol_settings::IMAP4, server)
     }
 
-    /// Set-ImapSettings [-Server] -<Param> <value>...: validated as a whole, then saved;
-    /// a warning when nothing changed (Exchange's text).
+    /// `Set-ImapSettings [-Server] -<Param> <value>...`: see [`Self::set_protocol_settings`].
     pub fn set_imap_settings(
         &mut self,
         server: Option<&str>,
         params: &[(String, SimValue)],
     ) -> Result<Vec<String>, ExchangeError> {
-        let si = self.imap_server(server)?;
-        let sp = self.sp;
-        let now = self.now();
-        let s = self
-            .servers
-            .get_mut(si)
-            .ok_or_else(|| ExchangeError::not_found("", ""))?;
-        let mut next = s.imap.clone();
-        for (name, value) in params {
-            let d = props::find(imap_settings::IMAP_PROPS, name, sp)
-                .ok_or_else(|| ExchangeError::parameter_not_found(name, "Set-ImapSettings"))?;
-            next.set(d, props::normalize(d, value, "Set-ImapSettings")?);
-        }
-        if next == s.imap {
-            return Ok(vec![no_change_warning(&format!("{}\\1", s.name))]);
-        }
-        s.imap = next;
-        s.imap_changed = Some(now);
-        Ok(Vec::new())
+        self.set_protocol_settings(&protocol_settings::IMAP4, server, params)
     }
 
-    /// Get-PopSettings [-Server]: the configured settings (servers with the Client Access
-    /// role, as for IMAP4).
+    /// Get-PopSettings [-Server]: the configured settings.
     pub fn get_pop_settings(&mut self, server: Option<&str>) -> Result<SimObject, ExchangeError> {
+        self.get_protocol_settings(&protocol_settings::POP3, server)
+    }
+
+    /// `Set-PopSettings [-Server] -<Param> <value>...`: see [`Self::set_protocol_settings`].
+    pub fn set_pop_settings(
+        &mut self,
+        server: Option<&str>,
+        params: &[(String, SimValue)],
+    ) -> Result<Vec<String>, ExchangeError> {
+        self.set_protocol_settings(&protocol_settings::POP3, server, params)
+    }
+
+    /// Get-ImapSettings, Get-PopSettings [-Server]: the configured settings of servers
+    /// with the Client Access role.
+    pub fn get_protocol_settings(
+        &mut self,
+        p: &Protocol,
+        server: Option<&str>,
+    ) -> Result<SimObject, ExchangeError> {
         let si = self.imap_server(server)?;
         let s = self
             .servers
             .get(si)
             .ok_or_else(|| self.not_found(&self.host))?;
-        Ok(self.protocol_object(
-            s,
-            "POP3",
-            "POP",
-            &s.pop,
-            pop_settings::POP_PROPS,
-            s.pop_changed,
-        ))
+        Ok(self.protocol_object(s, p))
     }
 
-    /// Set-PopSettings [-Server] -<Param> <value>...: validated as a whole, then saved;
-    /// a warning when nothing changed (Exchange's text).
-    pub fn set_pop_settings(
+    /// `Set-ImapSettings`, `Set-PopSettings [-Server] -<Param> <value>...`: validated as a
+    /// whole, then saved; a warning when nothing changed (Exchange's text).
+    pub fn set_protocol_settings(
         &mut self,
+        p: &Protocol,
         server: Option<&str>,
         params: &[(String, SimValue)],
     ) -> Result<Vec<String>, ExchangeError> {
@@ -1596,17 +1561,19 @@ impl ExchangeOrg {
             .servers
             .get_mut(si)
             .ok_or_else(|| ExchangeError::not_found("", ""))?;
-        let mut next = s.pop.clone();
+        let mut next = (p.configured)(s).0.clone();
         for (name, value) in params {
-            let d = props::find(pop_settings::POP_PROPS, name, sp)
-                .ok_or_else(|| ExchangeError::parameter_not_found(name, "Set-PopSettings"))?;
-            next.set(d, props::normalize(d, value, "Set-PopSettings")?);
+            let d = props::find(p.props, name, sp)
+                .ok_or_else(|| ExchangeError::parameter_not_found(name, p.set))?;
+            next.set(d, props::normalize(d, value, p.set)?);
         }
-        if next == s.pop {
-            return Ok(vec![no_change_warning(&format!("{}\\1", s.name))]);
+        let id = format!("{}\\1", s.name);
+        let (bag, changed) = (p.configured_mut)(s);
+        if next == *bag {
+            return Ok(vec![no_change_warning(&id)]);
         }
-        s.pop = next;
-        s.pop_changed = Some(now);
+        *bag = next;
+        *changed = Some(now);
         Ok(Vec::new())
     }
 

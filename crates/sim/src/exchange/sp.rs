@@ -116,10 +116,9 @@ pub const SETTINGS_CMDLETS: [&str; 5] = [
 /// -Name, -DomainController, -Confirm, -WhatIf), in table order; `None` for a cmdlet that is
 /// not one of [`SETTINGS_CMDLETS`].
 pub fn parameters(release: Sp, cmdlet: &str) -> Option<Vec<Parameter>> {
-    use super::{connector, imap_settings, pop_settings, throttling};
+    use super::{connector, protocol_settings, throttling};
     let (defs, skip): (&[super::props::PropDef], &[&str]) = match cmdlet {
-        c if c.eq_ignore_ascii_case("Set-ImapSettings") => (imap_settings::IMAP_PROPS, &[]),
-        c if c.eq_ignore_ascii_case("Set-PopSettings") => (pop_settings::POP_PROPS, &[]),
+        c if let Some((p, true)) = protocol_settings::by_cmdlet(c) => (p.props, &[]),
         c if c.eq_ignore_ascii_case("Set-ReceiveConnector") => (connector::RC_PROPS, &[]),
         c if c.eq_ignore_ascii_case("Set-ThrottlingPolicy") => (throttling::TP_PROPS, &[]),
         c if c.eq_ignore_ascii_case("New-ThrottlingPolicy") => {

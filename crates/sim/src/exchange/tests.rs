@@ -88,7 +88,7 @@ fn versions_and_parameters_differ_per_service_pack() {
 }
 
 /// The releases of the six parameters the schema and the simulator once disagreed on (see
-/// `connector.rs` and `imap_settings.rs` for the sources), and TlsDomainCapabilities.
+/// `connector.rs` and `protocol_settings.rs` for the sources), and TlsDomainCapabilities.
 #[test]
 fn connector_and_imap_parameters_exist_from_their_documented_release() {
     let (_, mut o) = org(Sp::Rtm);
