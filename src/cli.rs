@@ -662,7 +662,7 @@ pub struct ExportArgs {
     pub paths: Vec<PathBuf>,
 
     /// Only these kinds (repeat or separate with commas; default: all).
-    #[arg(long, value_name = "KIND", value_delimiter = ',', help = kinds_help())]
+    #[arg(long, value_name = "KIND", value_delimiter = ',', help = kinds_help(), long_help = kinds_long_help())]
     pub kinds: Vec<String>,
 
     /// Mailboxes (or users, contacts, computers) whose throttling policy association to
@@ -948,4 +948,14 @@ fn kinds_help() -> String {
         "Only these kinds (repeat or separate with commas; default: all): {}",
         keys.join(", ")
     )
+}
+
+/// The long help of `export --kinds` (`--help`): each kind of the registry with what it
+/// manages, in its own words (`Kind::help`).
+fn kinds_long_help() -> String {
+    let mut s = String::from("Only these kinds (repeat or separate with commas; default: all):");
+    for k in exctl_exchange::kinds::ALL {
+        s.push_str(&format!("\n\n{}: {}", k.key(), k.help()));
+    }
+    s
 }

@@ -33,36 +33,35 @@ use base64::engine::general_purpose::STANDARD as B64;
 /// The first word of every request.
 pub const REQUEST_MARKER: &str = "EXCTL-EXCHANGE1";
 
-/// The Exchange cmdlets exctl's scripts call.
-pub const EXCHANGE_CMDLETS: &[&str] = &[
-    "Get-ExchangeServer",
-    "Get-OrganizationConfig",
-    "Get-ImapSettings",
-    "Set-ImapSettings",
-    "Get-PopSettings",
-    "Set-PopSettings",
-    "Get-ReceiveConnector",
-    "Set-ReceiveConnector",
-    "Get-ThrottlingPolicy",
-    "New-ThrottlingPolicy",
-    "Set-ThrottlingPolicy",
-    "Remove-ThrottlingPolicy",
-    "Get-ThrottlingPolicyAssociation",
-    "Set-ThrottlingPolicyAssociation",
-    "Get-ADPermission",
-    "Add-ADPermission",
-    "Remove-ADPermission",
-    "Get-MailboxDatabase",
-    "Get-MailboxDatabaseCopyStatus",
-    "Get-Mailbox",
-    "Get-CASMailbox",
-];
+/// The Exchange cmdlets exctl's scripts call, each once, sorted: every kind's
+/// ([`exctl_exchange::Kind::cmdlets`]) and the host scripts'
+/// ([`exctl_exchange::HOST_CMDLETS`]). Generated, so a new kind's cmdlets are relayed by
+/// registering the kind; the order is only for a stable prologue.
+pub fn exchange_cmdlets() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = exctl_exchange::kinds::ALL
+        .iter()
+        .flat_map(|k| k.cmdlets().iter().copied())
+        .chain(exctl_exchange::HOST_CMDLETS.iter().copied())
+        .collect();
+    names.sort_by_key(|n| n.to_ascii_lowercase());
+    names.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    names
+}
 
-/// Parameters of the cmdlets above that are switches.
-const SWITCHES: &[&str] = &["Status", "Deny", "Confirm", "Force", "WhatIf"];
+// The parameter names below are kept by hand: they are the arguments of the Get-, Add-
+// and Remove- cmdlets and of the host scripts, which no parameter table types (the
+// tables hold the settings of the Set- cmdlets, added by `parameter_names`). Their order
+// is the relay functions' positional order, which PowerShell 2.0 binds in declaration
+// order: `Identity` first, as position 0 of Exchange's cmdlets (`Get-Mailbox agent1`).
+// A test of the root package (`tests/it/kind_registry.rs`) holds them to what the
+// scripts pass.
 
-/// Parameters that name or select what a cmdlet works on.
-const SELECTORS: &[&str] = &[
+/// Parameters of the relayed cmdlets that are switches (`-Status` of
+/// Get-MailboxDatabase, `-Deny` of the AD permission cmdlets, the confirmation ones).
+pub const SWITCHES: &[&str] = &["Status", "Deny", "Confirm", "Force", "WhatIf"];
+
+/// Parameters that name or select what a cmdlet works on, `Identity` first.
+pub const SELECTORS: &[&str] = &[
     "Identity",
     "Server",
     "Name",
@@ -97,7 +96,7 @@ const COMMON: &[&str] = &[
 /// settings cmdlet the kinds' registry types (`kinds::SETTINGS_CMDLETS`, in the newest
 /// release, which has them all); the server refuses a parameter its cmdlet does not have,
 /// as it would refuse it from a snap-in.
-fn parameter_names() -> Vec<&'static str> {
+pub fn parameter_names() -> Vec<&'static str> {
     use exctl_exchange::kinds::{SETTINGS_CMDLETS, cmdlet_parameters};
     let mut names: Vec<&'static str> = SELECTORS.to_vec();
     let specs = SETTINGS_CMDLETS
@@ -173,7 +172,7 @@ function __exctl_exchange([string]$__cmd, $__bound) {{
 }}
 "#
     );
-    for name in EXCHANGE_CMDLETS {
+    for name in exchange_cmdlets() {
         s.push_str(&format!(
             "function {name} {{\n  [CmdletBinding()]\n  param({params})\n  __exctl_exchange '{name}' $PSBoundParameters\n}}\n"
         ));
@@ -468,7 +467,7 @@ mod tests {
     #[test]
     fn the_prologue_defines_every_relayed_cmdlet_once_per_session() {
         let p = relay_prologue();
-        for c in EXCHANGE_CMDLETS {
+        for c in exchange_cmdlets() {
             assert!(p.contains(&format!("function {c} {{")), "{c}");
         }
         assert!(p.starts_with("if ($__exctl_relay -ne $true)"));

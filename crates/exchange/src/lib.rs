@@ -2,7 +2,8 @@
 //! protocol their observe scripts use to report values.
 //!
 //! [`kind::Kind`] is the unit of knowledge (which also exports a host's state, with the
-//! shared pieces in [`export`]); [`kinds`] registers every kind;
+//! shared pieces in [`export`]); [`kinds`] registers every kind (each with its schema, help and cmdlets; the
+//! pieces of JSON Schema in [`schema`]);
 //! [`value`] holds the typed values and their comparison semantics; [`record`] the
 //! observation protocol; [`version`] the Exchange releases.
 
@@ -10,6 +11,7 @@ pub mod export;
 pub mod kind;
 pub mod kinds;
 pub mod record;
+pub mod schema;
 pub mod value;
 pub mod version;
 
@@ -20,3 +22,23 @@ pub use kind::{
 pub use record::Observations;
 pub use value::{ParamSpec, ParamType, RawValue, Value};
 pub use version::Version;
+
+/// The Exchange cmdlets the engine's own host scripts call, beyond the kinds' own
+/// ([`Kind::cmdlets`]): observe and export read the version (`Get-ExchangeServer`), the
+/// restarts and doctor the databases (`Get-MailboxDatabase -Status`,
+/// `Get-MailboxDatabaseCopyStatus`), capacity reads what the kinds read. `access: psrp`
+/// relays the union of these and every kind's (`exctl_engine::relay`). Kept here, next
+/// to the kinds, because those scripts are moving into this crate; a cmdlet a new host
+/// script calls goes here. `Get-Mailbox` and `Get-CASMailbox` are called by no script
+/// today: they stay because `access: psrp` has relayed them since it was made, and this
+/// list was split off the relay's hand list without changing what a session defines.
+pub const HOST_CMDLETS: &[&str] = &[
+    "Get-ExchangeServer",
+    "Get-MailboxDatabase",
+    "Get-MailboxDatabaseCopyStatus",
+    "Get-ImapSettings",
+    "Get-ThrottlingPolicy",
+    "Get-ThrottlingPolicyAssociation",
+    "Get-Mailbox",
+    "Get-CASMailbox",
+];

@@ -218,6 +218,18 @@ impl Kind for ImapSettings {
             notes: Vec::new(),
         }))
     }
+
+    fn schema(&self) -> serde_json::Value {
+        crate::schema::params_object(PARAMS, &[])
+    }
+
+    fn help(&self) -> &'static str {
+        "IMAP4 settings of each target server (Set-ImapSettings -Server): a map of its parameters, e.g. MaxConnectionsPerUser: 40. A change takes effect when MSExchangeIMAP4 restarts, which the plan schedules if the service runs or starts automatically."
+    }
+
+    fn cmdlets(&self) -> &'static [&'static str] {
+        &["Get-ImapSettings", "Set-ImapSettings"]
+    }
 }
 
 #[cfg(test)]

@@ -239,6 +239,18 @@ impl Kind for PopSettings {
             notes: Vec::new(),
         }))
     }
+
+    fn schema(&self) -> serde_json::Value {
+        crate::schema::params_object(PARAMS, &[])
+    }
+
+    fn help(&self) -> &'static str {
+        "POP3 settings of each target server (Set-PopSettings -Server): a map of its parameters, e.g. MaxConnectionsPerUser: 40. A change takes effect when MSExchangePOP3 restarts, which the plan schedules if the service runs or starts automatically (Exchange 2010 installs it Manual and stopped)."
+    }
+
+    fn cmdlets(&self) -> &'static [&'static str] {
+        &["Get-PopSettings", "Set-PopSettings"]
+    }
 }
 
 #[cfg(test)]
