@@ -81,7 +81,7 @@ pub const SELECTORS: &[&str] = &[
 ];
 
 /// Common parameters PowerShell handles in the function itself.
-const COMMON: &[&str] = &[
+pub const COMMON: &[&str] = &[
     "Verbose",
     "Debug",
     "ErrorAction",

@@ -26,12 +26,12 @@ pub use version::Version;
 /// The Exchange cmdlets the engine's own host scripts call, beyond the kinds' own
 /// ([`Kind::cmdlets`]): observe and export read the version (`Get-ExchangeServer`), the
 /// restarts and doctor the databases (`Get-MailboxDatabase -Status`,
-/// `Get-MailboxDatabaseCopyStatus`), capacity reads what the kinds read. `access: psrp`
-/// relays the union of these and every kind's (`exctl_engine::relay`). Kept here, next
-/// to the kinds, because those scripts are moving into this crate; a cmdlet a new host
-/// script calls goes here. `Get-Mailbox` and `Get-CASMailbox` are called by no script
-/// today: they stay because `access: psrp` has relayed them since it was made, and this
-/// list was split off the relay's hand list without changing what a session defines.
+/// `Get-MailboxDatabaseCopyStatus`), capacity and doctor read IMAP settings and
+/// throttling (`Get-ImapSettings`, `Get-ThrottlingPolicy`,
+/// `Get-ThrottlingPolicyAssociation`, which kinds call too). `access: psrp` relays the
+/// union of these and every kind's (`exctl_engine::relay`). Kept here, next to the
+/// kinds, because those scripts are moving into this crate; a cmdlet a new host script
+/// calls goes here.
 pub const HOST_CMDLETS: &[&str] = &[
     "Get-ExchangeServer",
     "Get-MailboxDatabase",
@@ -39,6 +39,4 @@ pub const HOST_CMDLETS: &[&str] = &[
     "Get-ImapSettings",
     "Get-ThrottlingPolicy",
     "Get-ThrottlingPolicyAssociation",
-    "Get-Mailbox",
-    "Get-CASMailbox",
 ];
