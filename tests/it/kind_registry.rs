@@ -10,6 +10,8 @@
 //! commands as data; a command is an Exchange cmdlet when the simulator's cmdlet table
 //! says so (the table a new kind's cmdlets are added to anyway), so neither PowerShell's
 //! own commands nor the scripts' functions need a list here.
+//! The engine's own host scripts (observe, export, doctor, capacity, the store restart)
+//! are read the same way: every Exchange cmdlet they call must be relayed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -443,5 +445,27 @@ fn the_host_scripts_call_only_relayed_exchange_cmdlets() {
     assert!(
         missing.is_empty(),
         "the host scripts call {missing:?}, which access: psrp does not relay: add them to exctl_exchange::HOST_CMDLETS"
+    );
+}
+
+#[test]
+fn exctl_kinds_lists_every_kind_with_its_help() {
+    let out = crate::common::exctl()
+        .arg("kinds")
+        .output()
+        .expect("exctl runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for k in ALL {
+        assert!(
+            text.contains(&format!("{} (", k.key())),
+            "{}: {text}",
+            k.key()
+        );
+        assert!(text.contains(k.help()), "{}: {text}", k.key());
+    }
+    assert!(
+        text.contains("Exchange cmdlets: Get-ImapSettings, Set-ImapSettings"),
+        "{text}"
     );
 }

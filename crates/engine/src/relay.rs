@@ -4,16 +4,16 @@
 //! exctl's scripts (observe, apply, restart, doctor, export) run in the host's session on
 //! its WinRM endpoint (`Microsoft.PowerShell`, full language: the registry, services and
 //! WMI are there). With `access: psrp` that session has no Exchange snap-in: each Exchange
-//! cmdlet the scripts call is a small advanced function ([`relay_prologue`]) that hands
-//! its bound parameters to the client with `Read-Host -Prompt REQUEST`. PowerShell relays
-//! that prompt to the client's host as a Prompt host call ([MS-PSRP] 2.2.3.17; PowerShell's
-//! ReadHostCommand asks `Host.UI.Prompt` with one field named by the prompt), the client
-//! runs the command with its parameters on Exchange's endpoint (`Microsoft.Exchange`,
-//! NoLanguage, RBAC, AD work done by Exchange itself: no double hop), and answers with the
-//! objects, error records or failure ([`encode_outcome`]), which the function writes as a
-//! cmdlet would (objects with their properties, non-terminating errors through
-//! `Write-Error`, so `-ErrorAction` and `$ErrorActionPreference` decide, and `throw` when
-//! the command failed).
+//! cmdlet the scripts call ([`exchange_cmdlets`], generated from the registry of kinds) is
+//! a small advanced function ([`relay_prologue`]) that hands its bound parameters to the
+//! client with `Read-Host -Prompt REQUEST`. PowerShell relays that prompt to the client's
+//! host as a Prompt host call ([MS-PSRP] 2.2.3.17; PowerShell's ReadHostCommand asks
+//! `Host.UI.Prompt` with one field named by the prompt), the client runs the command with
+//! its parameters on Exchange's endpoint (`Microsoft.Exchange`, NoLanguage, RBAC, AD work
+//! done by Exchange itself: no double hop), and answers with the objects, error records or
+//! failure ([`encode_outcome`]), which the function writes as a cmdlet would (objects with
+//! their properties, non-terminating errors through `Write-Error`, so `-ErrorAction` and
+//! `$ErrorActionPreference` decide, and `throw` when the command failed).
 //!
 //! The wire format of both directions is one line of space-separated fields; free text is
 //! base64 (UTF-8), so no quoting, code page or line ending can damage it. A value is
