@@ -52,7 +52,8 @@ pub fn exchange_cmdlets() -> Vec<&'static str> {
 // and Remove- cmdlets and of the host scripts, which no parameter table types (the
 // tables hold the settings of the Set- cmdlets, added by `parameter_names`). Their order
 // is the relay functions' positional order, which PowerShell 2.0 binds in declaration
-// order: `Identity` first, as position 0 of Exchange's cmdlets (`Get-Mailbox agent1`).
+// order: `Identity` first, as position 0 of Exchange's cmdlets
+// (`Get-ExchangeServer EX01`).
 // A test of the root package (`tests/it/kind_registry.rs`) holds them to what the
 // scripts pass.
 
