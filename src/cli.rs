@@ -31,6 +31,10 @@ pub enum Command {
     /// Print the JSON Schema of manifest documents (for editors).
     Schema,
 
+    /// List the resource kinds a manifest may declare: each section's key, scope, place
+    /// in the order, what it manages and the Exchange cmdlets it calls.
+    Kinds,
+
     /// Show what would change on each host: observes the servers (read-only) and
     /// compares them with the manifests.
     Plan(PlanArgs),
@@ -662,7 +666,7 @@ pub struct ExportArgs {
     pub paths: Vec<PathBuf>,
 
     /// Only these kinds (repeat or separate with commas; default: all).
-    #[arg(long, value_name = "KIND", value_delimiter = ',', help = kinds_help())]
+    #[arg(long, value_name = "KIND", value_delimiter = ',', help = kinds_help(), long_help = kinds_long_help())]
     pub kinds: Vec<String>,
 
     /// Mailboxes (or users, contacts, computers) whose throttling policy association to
@@ -948,4 +952,40 @@ fn kinds_help() -> String {
         "Only these kinds (repeat or separate with commas; default: all): {}",
         keys.join(", ")
     )
+}
+
+/// What `exctl kinds` prints: every kind of the registry, in plan order, in its own
+/// words (`Kind::help`, `Kind::cmdlets`).
+pub fn kinds_listing() -> String {
+    let mut s = String::new();
+    for k in exctl_exchange::kinds::ALL {
+        let scope = match k.scope() {
+            exctl_exchange::Scope::Server => "each target server",
+            exctl_exchange::Scope::Organization => "the organization, once",
+        };
+        let cmdlets = match k.cmdlets() {
+            [] => "none (PowerShell's own)".to_string(),
+            c => c.join(", "),
+        };
+        s.push_str(&format!(
+            "{} ({}): {}, phase {}\n  {}\n  Exchange cmdlets: {}\n\n",
+            k.key(),
+            k.title(),
+            scope,
+            k.order().phase,
+            k.help(),
+            cmdlets
+        ));
+    }
+    s
+}
+
+/// The long help of `export --kinds` (`--help`): each kind of the registry with what it
+/// manages, in its own words (`Kind::help`).
+fn kinds_long_help() -> String {
+    let mut s = String::from("Only these kinds (repeat or separate with commas; default: all):");
+    for k in exctl_exchange::kinds::ALL {
+        s.push_str(&format!("\n\n{}: {}", k.key(), k.help()));
+    }
+    s
 }

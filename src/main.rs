@@ -66,6 +66,10 @@ fn main() -> ExitCode {
             );
             ExitStatus::Success.into()
         }
+        cli::Command::Kinds => {
+            print!("{}", cli::kinds_listing());
+            ExitStatus::Success.into()
+        }
         cli::Command::Plan(a) => runtime.block_on(plan::plan(a)),
         cli::Command::Apply(a) => runtime.block_on(apply::run(a, clock)),
         cli::Command::Doctor(a) => runtime.block_on(doctor::run(a)),

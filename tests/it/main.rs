@@ -22,6 +22,7 @@ mod export_sim;
 mod faults;
 mod hostile;
 mod kerberos;
+mod kind_registry;
 mod manual;
 mod plan_scale;
 mod plan_sim;

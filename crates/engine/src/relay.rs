@@ -4,16 +4,16 @@
 //! exctl's scripts (observe, apply, restart, doctor, export) run in the host's session on
 //! its WinRM endpoint (`Microsoft.PowerShell`, full language: the registry, services and
 //! WMI are there). With `access: psrp` that session has no Exchange snap-in: each Exchange
-//! cmdlet the scripts call is a small advanced function ([`relay_prologue`]) that hands
-//! its bound parameters to the client with `Read-Host -Prompt REQUEST`. PowerShell relays
-//! that prompt to the client's host as a Prompt host call ([MS-PSRP] 2.2.3.17; PowerShell's
-//! ReadHostCommand asks `Host.UI.Prompt` with one field named by the prompt), the client
-//! runs the command with its parameters on Exchange's endpoint (`Microsoft.Exchange`,
-//! NoLanguage, RBAC, AD work done by Exchange itself: no double hop), and answers with the
-//! objects, error records or failure ([`encode_outcome`]), which the function writes as a
-//! cmdlet would (objects with their properties, non-terminating errors through
-//! `Write-Error`, so `-ErrorAction` and `$ErrorActionPreference` decide, and `throw` when
-//! the command failed).
+//! cmdlet the scripts call ([`exchange_cmdlets`], generated from the registry of kinds) is
+//! a small advanced function ([`relay_prologue`]) that hands its bound parameters to the
+//! client with `Read-Host -Prompt REQUEST`. PowerShell relays that prompt to the client's
+//! host as a Prompt host call ([MS-PSRP] 2.2.3.17; PowerShell's ReadHostCommand asks
+//! `Host.UI.Prompt` with one field named by the prompt), the client runs the command with
+//! its parameters on Exchange's endpoint (`Microsoft.Exchange`, NoLanguage, RBAC, AD work
+//! done by Exchange itself: no double hop), and answers with the objects, error records or
+//! failure ([`encode_outcome`]), which the function writes as a cmdlet would (objects with
+//! their properties, non-terminating errors through `Write-Error`, so `-ErrorAction` and
+//! `$ErrorActionPreference` decide, and `throw` when the command failed).
 //!
 //! The wire format of both directions is one line of space-separated fields; free text is
 //! base64 (UTF-8), so no quoting, code page or line ending can damage it. A value is
@@ -33,36 +33,36 @@ use base64::engine::general_purpose::STANDARD as B64;
 /// The first word of every request.
 pub const REQUEST_MARKER: &str = "EXCTL-EXCHANGE1";
 
-/// The Exchange cmdlets exctl's scripts call.
-pub const EXCHANGE_CMDLETS: &[&str] = &[
-    "Get-ExchangeServer",
-    "Get-OrganizationConfig",
-    "Get-ImapSettings",
-    "Set-ImapSettings",
-    "Get-PopSettings",
-    "Set-PopSettings",
-    "Get-ReceiveConnector",
-    "Set-ReceiveConnector",
-    "Get-ThrottlingPolicy",
-    "New-ThrottlingPolicy",
-    "Set-ThrottlingPolicy",
-    "Remove-ThrottlingPolicy",
-    "Get-ThrottlingPolicyAssociation",
-    "Set-ThrottlingPolicyAssociation",
-    "Get-ADPermission",
-    "Add-ADPermission",
-    "Remove-ADPermission",
-    "Get-MailboxDatabase",
-    "Get-MailboxDatabaseCopyStatus",
-    "Get-Mailbox",
-    "Get-CASMailbox",
-];
+/// The Exchange cmdlets exctl's scripts call, each once, sorted: every kind's
+/// ([`exctl_exchange::Kind::cmdlets`]) and the host scripts'
+/// ([`exctl_exchange::HOST_CMDLETS`]). Generated, so a new kind's cmdlets are relayed by
+/// registering the kind; the order is only for a stable prologue.
+pub fn exchange_cmdlets() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = exctl_exchange::kinds::ALL
+        .iter()
+        .flat_map(|k| k.cmdlets().iter().copied())
+        .chain(exctl_exchange::HOST_CMDLETS.iter().copied())
+        .collect();
+    names.sort_by_key(|n| n.to_ascii_lowercase());
+    names.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    names
+}
 
-/// Parameters of the cmdlets above that are switches.
-const SWITCHES: &[&str] = &["Status", "Deny", "Confirm", "Force", "WhatIf"];
+// The parameter names below are kept by hand: they are the arguments of the Get-, Add-
+// and Remove- cmdlets and of the host scripts, which no parameter table types (the
+// tables hold the settings of the Set- cmdlets, added by `parameter_names`). Their order
+// is the relay functions' positional order, which PowerShell 2.0 binds in declaration
+// order: `Identity` first, as position 0 of Exchange's cmdlets
+// (`Get-ExchangeServer EX01`).
+// A test of the root package (`tests/it/kind_registry.rs`) holds them to what the
+// scripts pass.
 
-/// Parameters that name or select what a cmdlet works on.
-const SELECTORS: &[&str] = &[
+/// Parameters of the relayed cmdlets that are switches (`-Status` of
+/// Get-MailboxDatabase, `-Deny` of the AD permission cmdlets, the confirmation ones).
+pub const SWITCHES: &[&str] = &["Status", "Deny", "Confirm", "Force", "WhatIf"];
+
+/// Parameters that name or select what a cmdlet works on, `Identity` first.
+pub const SELECTORS: &[&str] = &[
     "Identity",
     "Server",
     "Name",
@@ -82,7 +82,7 @@ const SELECTORS: &[&str] = &[
 ];
 
 /// Common parameters PowerShell handles in the function itself.
-const COMMON: &[&str] = &[
+pub const COMMON: &[&str] = &[
     "Verbose",
     "Debug",
     "ErrorAction",
@@ -97,7 +97,7 @@ const COMMON: &[&str] = &[
 /// settings cmdlet the kinds' registry types (`kinds::SETTINGS_CMDLETS`, in the newest
 /// release, which has them all); the server refuses a parameter its cmdlet does not have,
 /// as it would refuse it from a snap-in.
-fn parameter_names() -> Vec<&'static str> {
+pub fn parameter_names() -> Vec<&'static str> {
     use exctl_exchange::kinds::{SETTINGS_CMDLETS, cmdlet_parameters};
     let mut names: Vec<&'static str> = SELECTORS.to_vec();
     let specs = SETTINGS_CMDLETS
@@ -173,7 +173,7 @@ function __exctl_exchange([string]$__cmd, $__bound) {{
 }}
 "#
     );
-    for name in EXCHANGE_CMDLETS {
+    for name in exchange_cmdlets() {
         s.push_str(&format!(
             "function {name} {{\n  [CmdletBinding()]\n  param({params})\n  __exctl_exchange '{name}' $PSBoundParameters\n}}\n"
         ));
@@ -468,7 +468,7 @@ mod tests {
     #[test]
     fn the_prologue_defines_every_relayed_cmdlet_once_per_session() {
         let p = relay_prologue();
-        for c in EXCHANGE_CMDLETS {
+        for c in exchange_cmdlets() {
             assert!(p.contains(&format!("function {c} {{")), "{c}");
         }
         assert!(p.starts_with("if ($__exctl_relay -ne $true)"));

@@ -1,77 +1,24 @@
 //! The JSON Schema of manifest documents, for editors (YAML language servers read JSON
-//! Schema). Generated from the kinds' own parameter tables, so it can never disagree
-//! with validation about names, types or ranges; validation remains the authority for
-//! what a schema cannot say (versions, cross-field rules, duplicates).
+//! Schema). The documents' own keys (inventory, layers, targets, capacity) are written
+//! here; every resource section is the schema its kind carries (`Kind::schema`, built
+//! from the kind's parameter tables, described by `Kind::help`), taken from the registry
+//! `kinds::ALL`, so a new kind appears without an edit here and the schema can never
+//! disagree with validation about names, types or ranges; validation remains the
+//! authority for what a schema cannot say (versions, cross-field rules, duplicates).
 
-use exctl_exchange::kinds::{imap, pop, receive_connectors, throttling_policies};
-use exctl_exchange::{ParamSpec, ParamType, Version};
+use exctl_exchange::Version;
+use exctl_exchange::kinds::ALL;
+use exctl_exchange::schema::string_list;
 use serde_json::{Value, json};
 
-fn range_int(r: &std::ops::RangeInclusive<i64>) -> Value {
-    json!({"type": "integer", "minimum": r.start(), "maximum": r.end()})
-}
-
-fn unlimited() -> Value {
-    json!({"type": "string", "pattern": "^(?i)unlimited$"})
-}
-
-fn param_schema(ty: &ParamType) -> Value {
-    match ty {
-        ParamType::Int(r) => range_int(r),
-        ParamType::UnlimitedInt(r) => json!({"anyOf": [range_int(r), unlimited()]}),
-        ParamType::NullableInt(r) => json!({"anyOf": [
-            range_int(r),
-            {"type": "null"},
-            {"type": "string", "pattern": "^(?i)(unlimited|\\$null)$"}
-        ]}),
-        ParamType::Bool => json!({"type": "boolean"}),
-        ParamType::Enum(values) => json!({"type": "string", "enum": values}),
-        ParamType::Flags(values) => json!({"anyOf": [
-            {"type": "string", "enum": values},
-            {"type": "array", "items": {"type": "string", "enum": values}}
-        ]}),
-        ParamType::TimeSpan(_) => {
-            json!({"type": "string", "pattern": "^(\\d+\\.)?\\d{1,2}:\\d{2}:\\d{2}(\\.\\d{1,7})?$"})
-        }
-        ParamType::Bytes(_) => {
-            json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]})
-        }
-        ParamType::UnlimitedBytes(_) => {
-            json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]})
-        }
-        ParamType::StrList => {
-            json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
-        }
-        _ => json!({"type": ["string", "number"]}),
+/// A kind's section: its own schema, described by its help text.
+fn section(kind: &dyn exctl_exchange::Kind) -> Value {
+    let mut v = kind.schema();
+    if let Some(o) = v.as_object_mut() {
+        o.entry("description")
+            .or_insert_with(|| Value::String(kind.help().to_string()));
     }
-}
-
-fn params_object(specs: &[ParamSpec], extra: &[(&str, Value)]) -> Value {
-    let mut props = serde_json::Map::new();
-    for s in specs {
-        let mut p = param_schema(&s.ty);
-        let mut desc = s.ty.describe();
-        if s.since > Version::Rtm {
-            desc.push_str(&format!("; from {} on", s.since.as_str()));
-        }
-        if let Some(o) = p.as_object_mut() {
-            o.insert("description".into(), Value::String(desc));
-        }
-        props.insert(s.name.to_string(), p);
-    }
-    for (k, v) in extra {
-        props.insert((*k).to_string(), v.clone());
-    }
-    // `NAME+:` extends a list of the layers below (see docs/manifests.md).
-    json!({"type": "object", "additionalProperties": false, "properties": props, "patternProperties": {"^.+\\+$": string_list()}})
-}
-
-fn ensure() -> Value {
-    json!({"type": "string", "enum": ["present", "absent"]})
-}
-
-fn string_list() -> Value {
-    json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+    v
 }
 
 /// The schema of a manifest document (inventory, layer or resources).
@@ -105,44 +52,6 @@ pub fn manifest_schema() -> Value {
             "hosts": {"type": "object", "additionalProperties": host.clone()}
         }
     });
-    let registry = json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["path", "name"],
-        "properties": {
-            "path": {"type": "string"},
-            "name": {"type": "string"},
-            "type": {"type": "string", "enum": ["dword", "qword", "string", "expandstring", "multistring"]},
-            "value": {},
-            "restart": {"type": "string", "enum": ["MSExchangeIS", "MSExchangeIMAP4", "none"]},
-            "sensitive": {"type": "boolean", "description": "never show the value (plans, results, journal)"},
-            "ensure": ensure()
-        }
-    });
-    let ad_permission = json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["target", "user"],
-        "properties": {
-            "target": {"type": "string", "description": "'organization' or an identity Get-ADPermission accepts"},
-            "user": {"type": "string"},
-            "extended_rights": string_list(),
-            "access_rights": string_list(),
-            "inheritance": {"type": "string", "enum": ["None", "All", "Descendents", "SelfAndChildren", "Children"]},
-            "deny": {"type": "boolean"},
-            "ensure": ensure()
-        },
-        "patternProperties": {"^(extended_rights|access_rights)\\+$": string_list()}
-    });
-    let association = json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["identity", "policy"],
-        "properties": {
-            "identity": {"type": "string"},
-            "policy": {"type": "string", "description": "a policy name, or 'default'"}
-        }
-    });
     let capacity = json!({
         "type": "object",
         "additionalProperties": false,
@@ -156,7 +65,7 @@ pub fn manifest_schema() -> Value {
             "desktops_per_address": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "description": "desktops behind one NAT address (default 1)"}
         }
     });
-    json!({
+    let mut doc = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "exctl manifest document",
         "description": "An inventory document (sites, hosts), a baseline (baseline: NAME), a site or host override (site: NAME, host: NAME), or a resource document (targets), with resource kinds.",
@@ -170,16 +79,15 @@ pub fn manifest_schema() -> Value {
             "host": {"type": "string", "description": "this document overrides and extends its site's values for the host NAME"},
             "description": {"type": "string"},
             "targets": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-            "imap_settings": params_object(imap::PARAMS, &[]),
-            "pop_settings": params_object(pop::PARAMS, &[]),
-            "receive_connectors": {"type": "object", "additionalProperties": params_object(receive_connectors::PARAMS, &[])},
-            "throttling_policies": {"type": "object", "additionalProperties": params_object(throttling_policies::PARAMS, &[("ensure", ensure())])},
-            "throttling_associations": {"type": "array", "items": association},
-            "ad_permissions": {"type": "array", "items": ad_permission},
-            "registry_values": {"type": "array", "items": registry},
             "capacity": capacity
         }
-    })
+    });
+    if let Some(props) = doc.get_mut("properties").and_then(Value::as_object_mut) {
+        for kind in ALL {
+            props.insert(kind.key().to_string(), section(*kind));
+        }
+    }
+    doc
 }
 
 #[cfg(test)]

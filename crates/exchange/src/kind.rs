@@ -5,7 +5,9 @@
 //! it reads its manifest section, writes the PowerShell that observes its resources,
 //! compares what the server reported with what the manifest wants, writes the commands
 //! that converge each difference, and says where in the order they run and what they
-//! require restarting. The engine knows none of that; adding a kind means adding a module
+//! require restarting; it also carries its JSON Schema, help text and the Exchange
+//! cmdlets it calls, from which the engine generates the document schema and the relay of
+//! `access: psrp`. The engine knows none of that; adding a kind means adding a module
 //! and registering it in [`crate::kinds::ALL`] (a kind whose changes need a service
 //! restart of their own declares that service, a [`crate::services::ServiceSpec`], in
 //! its module and returns it from [`Kind::services`]).
@@ -292,4 +294,20 @@ pub trait Kind: Send + Sync {
         observed: &Observations,
         ctx: &ExportContext<'_>,
     ) -> Result<Option<Section>, DiffError>;
+
+    /// The JSON Schema of the section (what a manifest may write under [`Kind::key`]),
+    /// for editors; built from the kind's own parameter tables with the pieces of
+    /// [`crate::schema`]. The engine assembles the document schema from every kind's.
+    fn schema(&self) -> serde_json::Value;
+
+    /// A short paragraph for people: what the section manages, its shape, and what a
+    /// change requires restarting. Shown by the CLI wherever it describes kinds, and as
+    /// the section's description in the JSON Schema.
+    fn help(&self) -> &'static str;
+
+    /// The Exchange cmdlets its observe, apply and export scripts call (not PowerShell's
+    /// own, such as `Get-ItemProperty`): `access: psrp` relays each to Exchange's
+    /// endpoint, so one missing here is "not recognized" on such a host. A test holds the
+    /// list equal to what the scripts call.
+    fn cmdlets(&self) -> &'static [&'static str];
 }

@@ -3,7 +3,8 @@
 //!
 //! [`host`] reads the host itself for `exctl doctor` (server, service state, event log).
 //! [`kind::Kind`] is the unit of knowledge (which also exports a host's state, with the
-//! shared pieces in [`export`]); [`kinds`] registers every kind;
+//! shared pieces in [`export`]); [`kinds`] registers every kind (each with its
+//! schema, help and cmdlets; the pieces of JSON Schema in [`schema`]);
 //! [`value`] holds the typed values and their comparison semantics; [`record`] the
 //! observation protocol; [`services`] the services a change may restart, as data, with
 //! the PowerShell that restarts them and reads their state; [`version`] the Exchange
@@ -14,6 +15,7 @@ pub mod host;
 pub mod kind;
 pub mod kinds;
 pub mod record;
+pub mod schema;
 pub mod services;
 pub mod value;
 pub mod version;
@@ -25,3 +27,21 @@ pub use kind::{
 pub use record::Observations;
 pub use value::{ParamSpec, ParamType, RawValue, Value};
 pub use version::Version;
+
+/// The Exchange cmdlets the engine's own host scripts call, beyond the kinds' own
+/// ([`Kind::cmdlets`]): observe and export read the version (`Get-ExchangeServer`), the
+/// restarts and doctor the databases (`Get-MailboxDatabase -Status`,
+/// `Get-MailboxDatabaseCopyStatus`), capacity and doctor read IMAP settings and
+/// throttling (`Get-ImapSettings`, `Get-ThrottlingPolicy`,
+/// `Get-ThrottlingPolicyAssociation`, which kinds call too). `access: psrp` relays the
+/// union of these and every kind's (`exctl_engine::relay`). Kept here, next to the
+/// kinds, because those scripts are moving into this crate; a cmdlet a new host script
+/// calls goes here.
+pub const HOST_CMDLETS: &[&str] = &[
+    "Get-ExchangeServer",
+    "Get-MailboxDatabase",
+    "Get-MailboxDatabaseCopyStatus",
+    "Get-ImapSettings",
+    "Get-ThrottlingPolicy",
+    "Get-ThrottlingPolicyAssociation",
+];

@@ -1029,6 +1029,41 @@ impl Kind for AdPermissions {
             notes,
         }))
     }
+
+    fn schema(&self) -> serde_json::Value {
+        use crate::schema::{ensure, string_list};
+        serde_json::json!({
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["target", "user"],
+                "properties": {
+                    "target": {"type": "string", "description": "'organization' or an identity Get-ADPermission accepts"},
+                    "user": {"type": "string"},
+                    "extended_rights": string_list(),
+                    "access_rights": string_list(),
+                    "inheritance": {"type": "string", "enum": INHERITANCE},
+                    "deny": {"type": "boolean"},
+                    "ensure": ensure()
+                },
+                "patternProperties": {"^(extended_rights|access_rights)\\+$": string_list()}
+            }
+        })
+    }
+
+    fn help(&self) -> &'static str {
+        "Access control entries granted with Add-ADPermission: a list of {target, user, extended_rights, access_rights, inheritance, deny, ensure}, target 'organization' or any identity Get-ADPermission accepts; ensure: absent removes the grants (Remove-ADPermission). No restart."
+    }
+
+    fn cmdlets(&self) -> &'static [&'static str] {
+        &[
+            "Get-OrganizationConfig",
+            "Get-ADPermission",
+            "Add-ADPermission",
+            "Remove-ADPermission",
+        ]
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,9 @@
 //! `[ordered]`, `.ForEach()` or member enumeration on arrays.
 //!
 //! Cmdlets and parameters, by kind (every argument is a single-quoted literal, a number,
-//! `$null`/`$true`/`$false`, an array literal, or a variable the script set):
+//! `$null`/`$true`/`$false`, an array literal, or a variable the script set; each kind's
+//! [`Kind::cmdlets`] names its Exchange cmdlets, held to its scripts by
+//! `tests/it/kind_registry.rs`):
 //!
 //! - `ad_permissions`:
 //!   - `Get-OrganizationConfig` (property `DistinguishedName`);
@@ -239,6 +241,28 @@ mod tests {
         for k in ALL {
             assert!(!k.order().reason.is_empty());
             assert!(by_key(k.key()).is_some());
+        }
+    }
+
+    #[test]
+    fn every_kind_carries_its_schema_help_and_cmdlets() {
+        for k in ALL {
+            let schema = k.schema();
+            assert!(
+                matches!(schema["type"].as_str(), Some("object" | "array")),
+                "{}: {schema}",
+                k.key()
+            );
+            assert!(k.help().ends_with('.'), "{}: a sentence", k.key());
+            let mut c = k.cmdlets().to_vec();
+            c.sort_unstable();
+            c.dedup();
+            assert_eq!(c.len(), k.cmdlets().len(), "{}: each once", k.key());
+            assert!(
+                c.iter().all(|n| n.contains('-') && !n.contains(' ')),
+                "{}: {c:?}",
+                k.key()
+            );
         }
     }
 }

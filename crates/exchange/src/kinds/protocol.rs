@@ -66,8 +66,10 @@ pub struct Protocol {
     pub params: &'static [ParamSpec],
     /// Where its changes run, and why.
     pub order: Order,
-    /// One line on the section, for help texts.
+    /// The section's help paragraph ([`Kind::help`]).
     pub help: &'static str,
+    /// The Exchange cmdlets its scripts call: `get` and `set` ([`Kind::cmdlets`]).
+    pub cmdlets: &'static [&'static str],
     /// The services its changes restart: the protocol's own (the first), declared to the
     /// registry through [`Kind::services`].
     pub services: &'static [Service],
@@ -256,7 +258,8 @@ pub static IMAP4: Protocol = Protocol {
         phase: 50,
         reason: "IMAP4 settings run after permissions, throttling and connectors, so the IMAP4 restart that follows them sees the final configuration",
     },
-    help: "Set-ImapSettings parameters of each target server (connection limits, bindings, timeouts); a change restarts MSExchangeIMAP4",
+    help: "IMAP4 settings of each target server (Set-ImapSettings -Server): a map of its parameters, e.g. MaxConnectionsPerUser: 40. A change takes effect when MSExchangeIMAP4 restarts, which the plan schedules if the service runs or starts automatically.",
+    cmdlets: &["Get-ImapSettings", "Set-ImapSettings"],
     services: &[IMAP4_SERVICE],
     host_key: true,
 };
@@ -272,7 +275,8 @@ pub static POP3: Protocol = Protocol {
         phase: 55,
         reason: "POP3 settings run after the IMAP4 settings and before registry values, so the POP3 restart that follows them sees the final configuration and the Information Store restart stays last",
     },
-    help: "Set-PopSettings parameters of each target server (connection limits, bindings, timeouts); a change restarts MSExchangePOP3",
+    help: "POP3 settings of each target server (Set-PopSettings -Server): a map of its parameters, e.g. MaxConnectionsPerUser: 40. A change takes effect when MSExchangePOP3 restarts, which the plan schedules if the service runs or starts automatically (Exchange 2010 installs it Manual and stopped).",
+    cmdlets: &["Get-PopSettings", "Set-PopSettings"],
     services: &[POP3_SERVICE],
     host_key: false,
 };
@@ -469,6 +473,18 @@ impl Kind for Protocol {
             body,
             notes: Vec::new(),
         }))
+    }
+
+    fn schema(&self) -> serde_json::Value {
+        crate::schema::params_object(self.params, &[])
+    }
+
+    fn help(&self) -> &'static str {
+        self.help
+    }
+
+    fn cmdlets(&self) -> &'static [&'static str] {
+        self.cmdlets
     }
 }
 

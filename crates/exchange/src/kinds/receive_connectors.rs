@@ -714,6 +714,21 @@ impl Kind for ReceiveConnectors {
         }
         Ok(Some(Section { body, notes }))
     }
+
+    fn schema(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "additionalProperties": crate::schema::params_object(PARAMS, &[])
+        })
+    }
+
+    fn help(&self) -> &'static str {
+        "Receive connectors of each target server (Set-ReceiveConnector): keys are a connector name, SERVER\\Name, * or SERVER\\* (every connector of the host); values are maps of its parameters, e.g. MaxInboundConnectionPerSource: unlimited. Existing connectors only; no restart."
+    }
+
+    fn cmdlets(&self) -> &'static [&'static str] {
+        &["Get-ReceiveConnector", "Set-ReceiveConnector"]
+    }
 }
 
 /// ConnectionTimeout must stay greater than ConnectionInactivityTimeout once the desired

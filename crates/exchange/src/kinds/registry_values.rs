@@ -991,6 +991,35 @@ impl Kind for RegistryValues {
             notes,
         }))
     }
+
+    fn schema(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["path", "name"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "name": {"type": "string"},
+                    "type": {"type": "string", "enum": RegType::NAMES},
+                    "value": {},
+                    "restart": {"type": "string", "enum": ["MSExchangeIS", "MSExchangeIMAP4", "none"]},
+                    "sensitive": {"type": "boolean", "description": "never show the value (plans, results, journal)"},
+                    "ensure": crate::schema::ensure()
+                }
+            }
+        })
+    }
+
+    fn help(&self) -> &'static str {
+        "Values in the registry of each target server (HKLM only): a list of {path, name, type, value, restart, sensitive, ensure}. Values under MSExchangeIS\\ParametersSystem (the store limits) require restarting MSExchangeIS, which dismounts the server's databases; others restart nothing unless restart: says so."
+    }
+
+    // PowerShell's registry provider only: nothing to relay to Exchange.
+    fn cmdlets(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 #[cfg(test)]

@@ -510,6 +510,33 @@ impl Kind for ThrottlingAssociations {
             notes: Vec::new(),
         }))
     }
+
+    fn schema(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["identity", "policy"],
+                "properties": {
+                    "identity": {"type": "string"},
+                    "policy": {"type": "string", "description": "a policy name, or 'default'"}
+                }
+            }
+        })
+    }
+
+    fn help(&self) -> &'static str {
+        "Which throttling policy governs a mailbox, user, contact or computer (Set-ThrottlingPolicyAssociation): a list of {identity, policy}, policy a name or 'default'. No restart."
+    }
+
+    fn cmdlets(&self) -> &'static [&'static str] {
+        &[
+            "Get-ThrottlingPolicyAssociation",
+            "Get-ThrottlingPolicy",
+            "Set-ThrottlingPolicyAssociation",
+        ]
+    }
 }
 
 #[cfg(test)]

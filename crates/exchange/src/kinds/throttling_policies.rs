@@ -809,6 +809,29 @@ impl Kind for ThrottlingPolicies {
         }
         Ok(Some(Section { body, notes }))
     }
+
+    fn schema(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "additionalProperties": crate::schema::params_object(
+                PARAMS,
+                &[("ensure", crate::schema::ensure())]
+            )
+        })
+    }
+
+    fn help(&self) -> &'static str {
+        "Client throttling policies of the organization (New-, Set-, Remove-ThrottlingPolicy): keys are policy names, values maps of Set-ThrottlingPolicy parameters (a number in range, or unlimited/$null), ensure: absent removes one. No restart."
+    }
+
+    fn cmdlets(&self) -> &'static [&'static str] {
+        &[
+            "Get-ThrottlingPolicy",
+            "New-ThrottlingPolicy",
+            "Set-ThrottlingPolicy",
+            "Remove-ThrottlingPolicy",
+        ]
+    }
 }
 
 #[cfg(test)]
