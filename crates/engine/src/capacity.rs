@@ -38,7 +38,8 @@ use std::fmt;
 
 use exctl_exchange::RawValue;
 use exctl_exchange::kind::{Ensure, Resource, Service};
-use exctl_exchange::kinds::registry_values::STORE_KEY;
+use exctl_exchange::kinds::registry_values::{self, STORE_KEY};
+use exctl_exchange::kinds::throttling_associations;
 use exctl_exchange::record::{self, Observations};
 use exctl_exchange::value::Value;
 use exctl_manifest::{Diagnostic, Diagnostics, MapReader, Node, Span, yaml};
@@ -420,11 +421,9 @@ impl DeclaredLimits {
             .filter(present)
             .filter(|r| r.kind == "registry_values")
         {
-            let store = r
-                .setting("path")
-                .is_some_and(|p| p.eq_ignore_ascii_case(STORE_KEY))
-                && r.setting("name")
-                    .is_some_and(|n| n.eq_ignore_ascii_case(SERVICE_SESSIONS_VALUE));
+            let store = registry_values::target(r).is_some_and(|(p, n)| {
+                p.eq_ignore_ascii_case(STORE_KEY) && n.eq_ignore_ascii_case(SERVICE_SESSIONS_VALUE)
+            });
             if let (true, Some(a)) = (
                 store,
                 r.attrs
@@ -446,7 +445,7 @@ impl DeclaredLimits {
             .filter(|r| r.kind == "throttling_associations")
             .find(|r| same_account(&r.id, account));
         if let Some(a) = association
-            && let Some(p) = a.setting("policy")
+            && let Some(p) = throttling_associations::policy_of(a)
         {
             out.policy = Some((p.to_string(), a.span));
             if !p.eq_ignore_ascii_case("default")

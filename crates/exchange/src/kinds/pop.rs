@@ -22,8 +22,8 @@ use exctl_pwsh::{Command, quote};
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
-    Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext, Resource,
-    Scope, Service,
+    Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext,
+    Payload, Resource, Scope, Service,
 };
 use crate::record::Observations;
 use crate::value::{ParamSpec, ParamType::*, read_params};
@@ -138,13 +138,7 @@ impl Kind for PopSettings {
         }
     }
 
-    fn parse(
-        &self,
-        node: &Node,
-        ctx: &ParseContext,
-        host: &str,
-        diags: &mut Diagnostics,
-    ) -> Vec<Resource> {
+    fn parse(&self, node: &Node, ctx: &ParseContext, diags: &mut Diagnostics) -> Vec<Declared> {
         let Some(reader) = MapReader::new(node, format!("{}.pop_settings", ctx.path), diags) else {
             return Vec::new();
         };
@@ -153,9 +147,10 @@ impl Kind for PopSettings {
         if attrs.is_empty() {
             return Vec::new();
         }
-        vec![Resource {
+        // The host is the identity: bound in `expand`.
+        vec![common::declared(Resource {
             kind: self.key(),
-            id: host.to_string(),
+            id: String::new(),
             ensure: Ensure::Present,
             attrs: attrs
                 .into_iter()
@@ -165,11 +160,22 @@ impl Kind for PopSettings {
                     span: node.span,
                 })
                 .collect(),
-            settings: Vec::new(),
+            payload: Payload::none(),
             restart: Some(Service::Pop3),
             sensitive: Vec::new(),
             span: node.span,
-        }]
+        })]
+    }
+
+    /// The settings of each host are that host's.
+    fn expand(&self, declared: &[Declared], host: &str, _diags: &mut Diagnostics) -> Vec<Resource> {
+        declared
+            .iter()
+            .map(|d| Resource {
+                id: host.to_string(),
+                ..d.resource.clone()
+            })
+            .collect()
     }
 
     fn observe(&self, resources: &[&Resource], _ctx: &ObserveContext<'_>) -> String {
@@ -244,17 +250,14 @@ impl Kind for PopSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::read_for_host;
     use crate::kinds::common::testutil;
     use crate::value::{RawValue, Value};
 
     fn parse_v(yaml: &str, version: Version) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
-        let ctx = ParseContext {
-            version,
-            hosts: vec!["EX01".into()],
-            path: "site.yaml".into(),
-        };
-        let r = PopSettings.parse(&docs[0].root, &ctx, "EX01", &mut diags);
+        let ctx = ParseContext::new(version, vec!["EX01".into()], "site.yaml");
+        let r = read_for_host(&PopSettings, &docs[0].root, &ctx, "EX01", &mut diags);
         (r, diags)
     }
 
