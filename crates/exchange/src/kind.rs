@@ -2,7 +2,9 @@
 //!
 //! Each kind (IMAP and POP settings, receive connectors, registry values, AD permissions,
 //! throttling policies, throttling associations) is one module implementing [`Kind`]:
-//! it reads its manifest section, writes the PowerShell that observes its resources,
+//! it reads its manifest section once per document ([`Kind::parse`], into [`Declared`]
+//! resources with the kind's own typed [`Payload`]) and binds it to each host
+//! ([`Kind::expand`]), writes the PowerShell that observes its resources,
 //! compares what the server reported with what the manifest wants, writes the commands
 //! that converge each difference, and says where in the order they run and what they
 //! require restarting. The engine knows none of that; adding a kind means adding a module
@@ -470,4 +472,48 @@ pub trait Kind: Send + Sync {
         observed: &Observations,
         ctx: &ExportContext<'_>,
     ) -> Result<Option<Section>, DiffError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct A(u32);
+
+    #[derive(Debug, PartialEq)]
+    struct B(u32);
+
+    #[test]
+    fn a_payload_reads_back_as_its_own_type_only_and_compares_by_value() {
+        let a = Payload::new(A(1));
+        assert_eq!(a.get::<A>(), Some(&A(1)));
+        assert_eq!(a.get::<B>(), None);
+        assert_eq!(Payload::none().get::<A>(), None);
+        assert_eq!(a, a.clone());
+        assert_eq!(a, Payload::new(A(1)));
+        assert_ne!(a, Payload::new(A(2)));
+        assert_ne!(a, Payload::new(B(1)));
+        assert_ne!(a, Payload::none());
+        assert_eq!(Payload::none(), Payload::default());
+        assert_eq!(format!("{a:?}"), "A(1)");
+    }
+
+    #[test]
+    fn a_narrowed_part_applies_to_its_hosts_only() {
+        let file = exctl_manifest::FileId(1);
+        let at = |start: usize, end: usize| {
+            let mut s = Span::point(file, Default::default());
+            s.start.offset = start;
+            s.end.offset = end;
+            s
+        };
+        let mut ctx = ParseContext::new(Version::Sp3, vec!["EX01".into(), "EX02".into()], "x");
+        ctx.narrowed.push((at(100, 200), vec!["EX02".into()]));
+        assert_eq!(ctx.hosts_at(at(150, 160)), ["EX02"]);
+        assert_eq!(ctx.hosts_at(at(10, 20)), ["EX01", "EX02"]);
+        let mut elsewhere = at(150, 160);
+        elsewhere.file = exctl_manifest::FileId(2);
+        assert_eq!(ctx.hosts_at(elsewhere), ["EX01", "EX02"]);
+    }
 }
