@@ -48,6 +48,12 @@
 //! `exctl show`), and every value keeps its span, so problems point at the file and line
 //! that set it. `targets:` documents are read as they always were, beside the layers.
 //!
+//! Each section is parsed once ([`Kind::parse`]) and then expanded for each host
+//! ([`Kind::expand`]): a `targets:` document once per release its targets run, a merged
+//! tree once for all the hosts of a site and release that merge the same layers (a host
+//! override gives its host a tree of its own, whose override values the kinds check
+//! against that host alone through [`ParseContext::narrowed`]).
+//!
 //! Server-scoped kinds yield one resource per host. Organization-scoped kinds are
 //! observed and applied once: through a `targets:` document's first target, or through
 //! the first host of a site for the layers (so they belong in baselines and site
@@ -1845,6 +1851,56 @@ mod tests {
                 .count();
             assert_eq!(connectors, if host == "EX03" { 2 } else { 1 }, "{host}");
         }
+    }
+
+    #[test]
+    fn a_host_overrides_values_are_checked_against_that_host_alone() {
+        let manifest = format!(
+            "{}sites:\n  lon: {{ baselines: [uccx] }}\n---\nbaseline: uccx\nreceive_connectors:\n  Default EX00: {{ MaxHopCount: 10 }}\n---\nhost: EX00\nreceive_connectors:\n  Client EX00: {{ MaxHopCount: 20 }}\n  EX01\\Relay: {{ MaxHopCount: 30 }}\n",
+            inventory(2, Some("lon"))
+        );
+        let (state, diags, parses) = build(&manifest);
+        // The baseline's tree (EX01) and EX00's own: one parse each, no second parse of
+        // EX00's tree to place its override's problems.
+        assert_eq!(parses, 2);
+        let got: Vec<(&str, u32, String)> = diags
+            .iter()
+            .map(|d| {
+                (
+                    d.code,
+                    d.span.map_or(0, |s| s.start.line),
+                    d.message.clone(),
+                )
+            })
+            .collect();
+        let at = |code: &str| got.iter().filter(|(c, ..)| *c == code).collect::<Vec<_>>();
+        // A name after one host is suspicious in what applies to the whole site...
+        let specific = at("exchange::connector-name-host-specific");
+        assert_eq!(specific.len(), 1, "{got:?}");
+        assert!(
+            specific[0].2.contains("Default EX00 names host EX00"),
+            "{got:?}"
+        );
+        // ...and right in that host's override, where another server's connector is
+        // never applied.
+        let elsewhere = at("exchange::connector-server-not-targeted");
+        assert_eq!(elsewhere.len(), 1, "{got:?}");
+        assert!(
+            elsewhere[0]
+                .2
+                .contains("applies to server EX01, which this document does not target (EX00)"),
+            "{got:?}"
+        );
+        let ids: Vec<&str> = state.resources["EX00"]
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(ids, ["EX00\\Default EX00", "EX00\\Client EX00"]);
+        let ids: Vec<&str> = state.resources["EX01"]
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(ids, ["EX01\\Default EX00"]);
     }
 
     #[test]
