@@ -68,6 +68,18 @@ pub fn declared(resource: Resource) -> Declared {
     Declared { resource }
 }
 
+/// The resources of `host` for a per-server settings kind (IMAP, POP): each declaration
+/// with the host as its identity.
+pub fn host_is_identity(declared: &[Declared], host: &str) -> Vec<Resource> {
+    declared
+        .iter()
+        .map(|d| Resource {
+            id: host.to_string(),
+            ..d.resource.clone()
+        })
+        .collect()
+}
+
 /// The spec of a parameter by (case-insensitive) name.
 pub fn spec<'a>(specs: &'a [ParamSpec], name: &str) -> Option<&'a ParamSpec> {
     specs.iter().find(|s| s.name.eq_ignore_ascii_case(name))

@@ -147,7 +147,7 @@ impl Kind for PopSettings {
         if attrs.is_empty() {
             return Vec::new();
         }
-        // The host is the identity: bound in `expand`.
+        // The host is the identity: `expand` sets it.
         vec![common::declared(Resource {
             kind: self.key(),
             id: String::new(),
@@ -169,13 +169,7 @@ impl Kind for PopSettings {
 
     /// The settings of each host are that host's.
     fn expand(&self, declared: &[Declared], host: &str, _diags: &mut Diagnostics) -> Vec<Resource> {
-        declared
-            .iter()
-            .map(|d| Resource {
-                id: host.to_string(),
-                ..d.resource.clone()
-            })
-            .collect()
+        common::host_is_identity(declared, host)
     }
 
     fn observe(&self, resources: &[&Resource], _ctx: &ObserveContext<'_>) -> String {
