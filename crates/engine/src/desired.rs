@@ -1452,8 +1452,9 @@ fn read_layers(
                                 .collect()
                         })
                         .unwrap_or_default();
+                    state.effective.insert(host_key.clone(), tree);
                     shared.push(SharedTree {
-                        tree,
+                        owner: host_key.clone(),
                         narrowed,
                         sections: HashMap::new(),
                     });
@@ -1461,13 +1462,21 @@ fn read_layers(
                 }
             };
             let entry = &mut shared[slot];
+            if entry.owner != *host_key
+                && let Some(tree) = state.effective.get(&entry.owner).cloned()
+            {
+                state.effective.insert(host_key.clone(), tree);
+            }
+            let Some(tree) = state.effective.get(host_key) else {
+                continue;
+            };
             // Organization-wide resources go through the site's first host.
             let org_host = position == 0;
             for kind in kinds::ALL {
                 if kind.scope() == Scope::Organization && !org_host {
                     continue;
                 }
-                let Some(section) = entry.tree.get(kind.key()) else {
+                let Some(section) = tree.get(kind.key()) else {
                     continue;
                 };
                 let (declared, path) = entry.sections.entry(kind.key()).or_insert_with(|| {
@@ -1489,7 +1498,7 @@ fn read_layers(
                 }
                 merge_once(&mut parse_diags, relabel(local, path, sources));
             }
-            if let Some(section) = entry.tree.get(CAPACITY) {
+            if let Some(section) = tree.get(CAPACITY) {
                 let node = section.to_node();
                 demands.push((
                     host_key.clone(),
@@ -1500,7 +1509,6 @@ fn read_layers(
                     ),
                 ));
             }
-            state.effective.insert(host_key.clone(), entry.tree.clone());
         }
     }
     for (host_key, demand) in demands {
@@ -1773,7 +1781,8 @@ type TreeKey = (usize, Version, Vec<(u32, usize)>);
 
 /// One merged tree that hosts share (see `read_layers`), and the sections parsed from it.
 struct SharedTree {
-    tree: Merged,
+    /// The host whose tree in [`DesiredState::effective`] it is (the others have copies).
+    owner: String,
     /// The parts of the tree that apply to one host alone (its host override).
     narrowed: Vec<(Span, Vec<String>)>,
     /// Each section parsed, by kind: its declarations and its path in messages.
