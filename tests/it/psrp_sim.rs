@@ -214,7 +214,7 @@ async fn the_exchange_endpoint_runs_exchange_cmdlets_only() {
 /// switches, booleans, numbers, lists and `$null` bind there as the cmdlets expect.
 #[tokio::test]
 async fn planned_changes_run_on_the_exchange_endpoint_as_commands() {
-    use exctl_exchange::kind::{Kind, ObserveContext, ParseContext};
+    use exctl_exchange::kind::{Kind, ObserveContext, ParseContext, read_for_host};
     use exctl_exchange::kinds::IMAP4;
     use exctl_exchange::kinds::ad_permissions::AdPermissions;
     use exctl_exchange::kinds::throttling_associations::ThrottlingAssociations;
@@ -225,11 +225,7 @@ async fn planned_changes_run_on_the_exchange_endpoint_as_commands() {
     let yaml = "imap_settings:\n  MaxConnectionsPerUser: 40\n  ProtocolLogEnabled: true\n  SSLBindings: ['0.0.0.0:993', '[::]:993']\nthrottling_policies:\n  Agents:\n    IMAPMaxConcurrency: unlimited\n    EWSMaxConcurrency: 20\nthrottling_associations:\n  - identity: Administrator\n    policy: Agents\nad_permissions:\n  - {target: organization, user: 'CONTOSO\\uccx-agent', extended_rights: [ms-Exch-Store-Visible], deny: true}\n";
     let (_, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
     let root = &docs[0].root;
-    let pctx = ParseContext {
-        version: Version::Sp3,
-        hosts: vec!["EXCH01".into()],
-        path: "site.yaml".into(),
-    };
+    let pctx = ParseContext::new(Version::Sp3, vec!["EXCH01".into()], "site.yaml");
     let section = |key: &str| {
         root.as_map()
             .and_then(|m| m.iter().find(|(k, _)| k.text == key).map(|(_, v)| v))
@@ -243,7 +239,7 @@ async fn planned_changes_run_on_the_exchange_endpoint_as_commands() {
     ];
     let resources: Vec<_> = kinds
         .iter()
-        .map(|k| k.parse(section(k.key()), &pctx, "EXCH01", &mut diags))
+        .map(|k| read_for_host(*k, section(k.key()), &pctx, "EXCH01", &mut diags))
         .collect();
     assert!(!diags.iter().any(|d| d.is_error()), "{diags:?}");
 

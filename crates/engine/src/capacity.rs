@@ -415,11 +415,9 @@ impl DeclaredLimits {
             .filter(present)
             .filter(|r| r.kind == "registry_values")
         {
-            let store = r
-                .setting("path")
-                .is_some_and(|p| p.eq_ignore_ascii_case(STORE_KEY))
-                && r.setting("name")
-                    .is_some_and(|n| n.eq_ignore_ascii_case(SERVICE_SESSIONS_VALUE));
+            let store = registry_values::target(r).is_some_and(|(p, n)| {
+                p.eq_ignore_ascii_case(STORE_KEY) && n.eq_ignore_ascii_case(SERVICE_SESSIONS_VALUE)
+            });
             if let (true, Some(a)) = (
                 store,
                 r.attrs
@@ -441,7 +439,7 @@ impl DeclaredLimits {
             .filter(|r| r.kind == "throttling_associations")
             .find(|r| same_account(&r.id, account));
         if let Some(a) = association
-            && let Some(p) = a.setting("policy")
+            && let Some(p) = throttling_associations::policy_of(a)
         {
             out.policy = Some((p.to_string(), a.span));
             if !p.eq_ignore_ascii_case("default")

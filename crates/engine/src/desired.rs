@@ -48,6 +48,12 @@
 //! `exctl show`), and every value keeps its span, so problems point at the file and line
 //! that set it. `targets:` documents are read as they always were, beside the layers.
 //!
+//! Each section is parsed once ([`Kind::parse`]) and then expanded for each host
+//! ([`Kind::expand`]): a `targets:` document once per release its targets run, a merged
+//! tree once for all the hosts of a site and release that merge the same layers (a host
+//! override gives its host a tree of its own, whose override values the kinds check
+//! against that host alone through [`ParseContext::narrowed`]).
+//!
 //! Server-scoped kinds yield one resource per host. Organization-scoped kinds are
 //! observed and applied once: through a `targets:` document's first target, or through
 //! the first host of a site for the layers (so they belong in baselines and site
@@ -56,7 +62,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use exctl_exchange::kind::{Kind, ParseContext, Resource, Scope};
+use exctl_exchange::kind::{Declared, Kind, ParseContext, Resource, Scope};
 
 use crate::capacity::{DeclaredLimits, Demand};
 use exctl_exchange::{Version, kinds};
@@ -1364,7 +1370,18 @@ fn read_layers(
     let mut demands: Vec<(String, Option<Demand>)> = Vec::new();
     let sites = state.sites.clone();
     let mut used_baselines: HashSet<String> = HashSet::new();
-    for site in &sites {
+    // Hosts of one site and release whose trees merge the same layers (a site's hosts
+    // on its baselines and site overrides alone) share one tree and one parse of each
+    // section; each host's resources are that parse expanded for the host.
+    let mut shared: Vec<SharedTree> = Vec::new();
+    let mut shared_by: HashMap<TreeKey, usize> = HashMap::new();
+    for (site_index, site) in sites.iter().enumerate() {
+        // The hosts every value of the site applies to, in the site's order.
+        let site_hosts: Vec<String> = site
+            .hosts
+            .iter()
+            .filter_map(|k| state.hosts.get(k).map(|h| h.name.clone()))
+            .collect();
         for (position, host_key) in site.hosts.iter().enumerate() {
             let Some(host) = state.hosts.get(host_key) else {
                 continue;
@@ -1388,36 +1405,73 @@ fn read_layers(
             let Some(&(_, first)) = plan.first() else {
                 continue;
             };
-            let root_span = first
-                .first()
-                .map_or(host.span, |&id| docs_of_layer[id].root.span);
-            let mut tree = Merged::root(
-                root_span,
-                Origin {
-                    level: 0,
-                    layer: u32::MAX,
-                },
-            );
-            {
-                let mut ov = Overlay::new(&identity, &describe, &mut parse_diags);
-                for (level, ids) in &plan {
-                    for &id in *ids {
-                        let origin = Origin {
-                            level: *level,
-                            layer: u32::try_from(id).unwrap_or(u32::MAX),
-                        };
-                        ov.document(&mut tree, &docs_of_layer[id].root, origin, LAYER_HEADERS);
+            let layers_key: Vec<(u32, usize)> = plan
+                .iter()
+                .flat_map(|(level, ids)| ids.iter().map(move |&id| (*level, id)))
+                .collect();
+            let slot = match shared_by.entry((site_index, host.version, layers_key)) {
+                std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let root_span = first
+                        .first()
+                        .map_or(host.span, |&id| docs_of_layer[id].root.span);
+                    let mut tree = Merged::root(
+                        root_span,
+                        Origin {
+                            level: 0,
+                            layer: u32::MAX,
+                        },
+                    );
+                    {
+                        let mut ov = Overlay::new(&identity, &describe, &mut parse_diags);
+                        for (level, ids) in &plan {
+                            for &id in *ids {
+                                let origin = Origin {
+                                    level: *level,
+                                    layer: u32::try_from(id).unwrap_or(u32::MAX),
+                                };
+                                ov.document(
+                                    &mut tree,
+                                    &docs_of_layer[id].root,
+                                    origin,
+                                    LAYER_HEADERS,
+                                );
+                            }
+                        }
                     }
+                    // Values of baselines and site overrides apply to every host of
+                    // the site, those of a host override to that host alone: the kinds
+                    // check each against its own hosts (a connector named after one
+                    // server is right in that server's override, and suspicious in the
+                    // site's).
+                    let narrowed: Vec<(Span, Vec<String>)> = by_host
+                        .get(&host.name.to_ascii_lowercase())
+                        .map(|ids| {
+                            ids.iter()
+                                .map(|&i| (docs_of_layer[i].root.span, vec![host.name.clone()]))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    state.effective.insert(host_key.clone(), tree);
+                    shared.push(SharedTree {
+                        owner: host_key.clone(),
+                        narrowed,
+                        sections: HashMap::new(),
+                    });
+                    *e.insert(shared.len() - 1)
                 }
+            };
+            let entry = &mut shared[slot];
+            if entry.owner != *host_key
+                && let Some(tree) = state.effective.get(&entry.owner).cloned()
+            {
+                state.effective.insert(host_key.clone(), tree);
             }
+            let Some(tree) = state.effective.get(host_key) else {
+                continue;
+            };
             // Organization-wide resources go through the site's first host.
             let org_host = position == 0;
-            let others: Vec<String> = site
-                .hosts
-                .iter()
-                .filter(|k| *k != host_key)
-                .filter_map(|k| state.hosts.get(k).map(|h| h.name.clone()))
-                .collect();
             for kind in kinds::ALL {
                 if kind.scope() == Scope::Organization && !org_host {
                     continue;
@@ -1425,53 +1479,24 @@ fn read_layers(
                 let Some(section) = tree.get(kind.key()) else {
                     continue;
                 };
-                let node = section.to_node();
-                let mut ctx = ParseContext {
-                    version: host.version,
-                    hosts: std::iter::once(host.name.clone())
-                        .chain(others.iter().cloned())
-                        .collect(),
-                    path: file_label(sources, node.span),
-                };
-                // Values of baselines and site overrides apply to every host of the site,
-                // those of a host override to that host alone: the kind checks each
-                // against its own targets (a connector named after one server is right
-                // in that server's override, and suspicious in the site's).
+                let (declared, path) = entry.sections.entry(kind.key()).or_insert_with(|| {
+                    let node = section.to_node();
+                    let ctx = ParseContext {
+                        version: host.version,
+                        hosts: site_hosts.clone(),
+                        path: file_label(sources, node.span),
+                        narrowed: entry.narrowed.clone(),
+                    };
+                    let mut local = Diagnostics::new();
+                    let declared = parse_section(*kind, &node, &ctx, &mut local);
+                    merge_once(&mut parse_diags, relabel(local, &ctx.path, sources));
+                    (declared, ctx.path)
+                });
                 let mut local = Diagnostics::new();
-                for r in kind.parse(&node, &ctx, &host.name, &mut local) {
+                for r in kind.expand(declared, &host.name, &mut local) {
                     merged_resources.push((host_key.clone(), r));
                 }
-                let own: Vec<Span> = by_host
-                    .get(&host.name.to_ascii_lowercase())
-                    .map(|ids| ids.iter().map(|&i| docs_of_layer[i].root.span).collect())
-                    .unwrap_or_default();
-                let inside = |d: &Diagnostic| {
-                    d.span.is_some_and(|s| {
-                        own.iter().any(|o| {
-                            o.file == s.file
-                                && o.start.offset <= s.start.offset
-                                && s.start.offset <= o.end.offset
-                        })
-                    })
-                };
-                if !others.is_empty() && local.iter().any(&inside) {
-                    ctx.hosts.truncate(1);
-                    let mut alone = Diagnostics::new();
-                    let _ = kind.parse(&node, &ctx, &host.name, &mut alone);
-                    let mut kept = Diagnostics::new();
-                    for d in local.into_vec() {
-                        if !inside(&d) {
-                            kept.push(d);
-                        }
-                    }
-                    for d in alone.into_vec() {
-                        if inside(&d) {
-                            kept.push(d);
-                        }
-                    }
-                    local = kept;
-                }
-                merge_once(&mut parse_diags, relabel(local, &ctx.path, sources));
+                merge_once(&mut parse_diags, relabel(local, path, sources));
             }
             if let Some(section) = tree.get(CAPACITY) {
                 let node = section.to_node();
@@ -1484,7 +1509,6 @@ fn read_layers(
                     ),
                 ));
             }
-            state.effective.insert(host_key.clone(), tree);
         }
     }
     for (host_key, demand) in demands {
@@ -1541,13 +1565,13 @@ fn read_layers(
                 continue;
             };
             let node = section.to_node();
-            let ctx = ParseContext {
-                version: Version::Sp3,
-                hosts: vec!["BASELINE".to_string()],
-                path: file_label(sources, node.span),
-            };
+            let ctx = ParseContext::new(
+                Version::Sp3,
+                vec!["BASELINE".to_string()],
+                file_label(sources, node.span),
+            );
             let mut local = Diagnostics::new();
-            let _ = kind.parse(&node, &ctx, "BASELINE", &mut local);
+            let _ = parse_section(*kind, &node, &ctx, &mut local);
             // Its warnings depend on the hosts it would apply to; its errors do not.
             let mut errors = Diagnostics::new();
             for d in local.into_vec().into_iter().filter(Diagnostic::is_error) {
@@ -1650,27 +1674,33 @@ fn read_resources(
     }
     let mut out: Vec<(String, Resource)> = Vec::new();
     let mut demands: Vec<(String, Option<Demand>)> = Vec::new();
+    let target_names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
     for kind in kinds::ALL {
         let Some(node) = top.node_of(kind.key()) else {
             continue;
         };
-        let hosts_for_kind: Vec<&&HostSpec> = match kind.scope() {
-            Scope::Server => hosts.iter().collect(),
-            Scope::Organization => hosts.iter().take(1).collect(),
+        let hosts_for_kind: Vec<&HostSpec> = match kind.scope() {
+            Scope::Server => hosts.clone(),
+            Scope::Organization => hosts.iter().take(1).copied().collect(),
         };
+        // The section is read once per release its targets run (what a manifest may
+        // say depends on the release; usually there is one), then bound to each host.
+        let mut parsed: Vec<(Version, Vec<Declared>)> = Vec::new();
+        let mut local = Diagnostics::new();
         for h in hosts_for_kind {
-            let ctx = ParseContext {
-                version: h.version,
-                hosts: hosts.iter().map(|h| h.name.clone()).collect(),
-                path: file.clone(),
+            let i = match parsed.iter().position(|(v, _)| *v == h.version) {
+                Some(i) => i,
+                None => {
+                    let ctx = ParseContext::new(h.version, target_names.clone(), file.clone());
+                    parsed.push((h.version, parse_section(*kind, node, &ctx, &mut local)));
+                    parsed.len() - 1
+                }
             };
-            // Server-scoped sections are read once per host; report problems once.
-            let mut local = Diagnostics::new();
-            for r in kind.parse(node, &ctx, &h.name, &mut local) {
+            for r in kind.expand(&parsed[i].1, &h.name, &mut local) {
                 out.push((key(&h.name), r));
             }
-            merge_once(top.diags(), local);
         }
+        merge_once(top.diags(), local);
     }
     if let Some(node) = top.node_of(CAPACITY) {
         let demand = Demand::parse(node, &format!("{file}.{CAPACITY}"), top.diags());
@@ -1745,6 +1775,33 @@ fn merge_once(diags: &mut Diagnostics, new: Diagnostics) {
     }
 }
 
+/// What makes hosts share a merged tree: their site (whose hosts the values apply to),
+/// their release, and the layers merged, as (level, layer id).
+type TreeKey = (usize, Version, Vec<(u32, usize)>);
+
+/// One merged tree that hosts share (see `read_layers`), and the sections parsed from it.
+struct SharedTree {
+    /// The host whose tree in [`DesiredState::effective`] it is (the others have copies).
+    owner: String,
+    /// The parts of the tree that apply to one host alone (its host override).
+    narrowed: Vec<(Span, Vec<String>)>,
+    /// Each section parsed, by kind: its declarations and its path in messages.
+    sections: HashMap<&'static str, (Vec<Declared>, String)>,
+}
+
+/// Parses a section: every parse of the desired state goes through here (so that a
+/// test can count them).
+fn parse_section(
+    kind: &dyn Kind,
+    node: &Node,
+    ctx: &ParseContext,
+    diags: &mut Diagnostics,
+) -> Vec<Declared> {
+    #[cfg(test)]
+    tests::PARSES.with(|n| n.set(n.get() + 1));
+    kind.parse(node, ctx, diags)
+}
+
 /// The kind of a resource.
 pub fn kind_of(r: &Resource) -> Option<&'static dyn Kind> {
     kinds::by_key(r.kind)
@@ -1753,6 +1810,137 @@ pub fn kind_of(r: &Resource) -> Option<&'static dyn Kind> {
 #[cfg(test)]
 mod tests {
     use super::endpoint_is_address;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Sections parsed on this thread (each test runs on its own).
+        pub(super) static PARSES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Builds the desired state of one file's documents: (state, diagnostics, parses).
+    fn build(yaml: &str) -> (super::DesiredState, exctl_manifest::Diagnostics, usize) {
+        let (sources, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
+        PARSES.with(|n| n.set(0));
+        let state = super::build(&sources, &docs, &mut diags);
+        (state, diags, PARSES.with(Cell::get))
+    }
+
+    fn inventory(n: usize, site: Option<&str>) -> String {
+        let mut s = String::from("hosts:\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "  EX{i:02}: {{ endpoint: 'https://ex{i:02}.contoso.local:5986/wsman', user: 'CONTOSO\\svc', credential: 'env:EXCTL_PW', exchange: 2010-sp3{} }}\n",
+                site.map_or(String::new(), |s| format!(", site: {s}"))
+            ));
+        }
+        s
+    }
+
+    #[test]
+    fn a_targets_document_is_parsed_once_for_all_its_hosts() {
+        let manifest = format!(
+            "{}---\ntargets: all\nimap_settings: {{ MaxConnectionsPerUser: 40 }}\nregistry_values:\n  - {{ path: 'HKLM:\\SOFTWARE\\Contoso', name: Flag, type: dword, value: 1 }}\nreceive_connectors:\n  \"*\": {{ MaxHopCount: 10 }}\n  EX03\\Relay: {{ MaxHopCount: 20 }}\n",
+            inventory(8, None)
+        );
+        let (state, diags, parses) = build(&manifest);
+        assert!(!diags.has_errors(), "{diags:?}");
+        // Three sections, each parsed once for eight hosts.
+        assert_eq!(parses, 3);
+        assert_eq!(state.resources.len(), 8);
+        for (host, resources) in &state.resources {
+            let imap: Vec<&str> = resources
+                .iter()
+                .filter(|r| r.kind == "imap_settings")
+                .map(|r| r.id.as_str())
+                .collect();
+            assert_eq!(imap, [host.as_str()]);
+            let connectors = resources
+                .iter()
+                .filter(|r| r.kind == "receive_connectors")
+                .count();
+            assert_eq!(connectors, if host == "EX03" { 2 } else { 1 }, "{host}");
+        }
+    }
+
+    #[test]
+    fn a_host_overrides_values_are_checked_against_that_host_alone() {
+        let manifest = format!(
+            "{}sites:\n  lon: {{ baselines: [uccx] }}\n---\nbaseline: uccx\nreceive_connectors:\n  Default EX00: {{ MaxHopCount: 10 }}\n---\nhost: EX00\nreceive_connectors:\n  Client EX00: {{ MaxHopCount: 20 }}\n  EX01\\Relay: {{ MaxHopCount: 30 }}\n",
+            inventory(2, Some("lon"))
+        );
+        let (state, diags, parses) = build(&manifest);
+        // The baseline's tree (EX01) and EX00's own: one parse each, no second parse of
+        // EX00's tree to place its override's problems.
+        assert_eq!(parses, 2);
+        let got: Vec<(&str, u32, String)> = diags
+            .iter()
+            .map(|d| {
+                (
+                    d.code,
+                    d.span.map_or(0, |s| s.start.line),
+                    d.message.clone(),
+                )
+            })
+            .collect();
+        let at = |code: &str| got.iter().filter(|(c, ..)| *c == code).collect::<Vec<_>>();
+        // A name after one host is suspicious in what applies to the whole site...
+        let specific = at("exchange::connector-name-host-specific");
+        assert_eq!(specific.len(), 1, "{got:?}");
+        assert!(
+            specific[0].2.contains("Default EX00 names host EX00"),
+            "{got:?}"
+        );
+        // ...and right in that host's override, where another server's connector is
+        // never applied.
+        let elsewhere = at("exchange::connector-server-not-targeted");
+        assert_eq!(elsewhere.len(), 1, "{got:?}");
+        assert!(
+            elsewhere[0]
+                .2
+                .contains("applies to server EX01, which this document does not target (EX00)"),
+            "{got:?}"
+        );
+        let ids: Vec<&str> = state.resources["EX00"]
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(ids, ["EX00\\Default EX00", "EX00\\Client EX00"]);
+        let ids: Vec<&str> = state.resources["EX01"]
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(ids, ["EX01\\Default EX00"]);
+    }
+
+    #[test]
+    fn hosts_of_a_site_on_the_same_layers_share_one_parse() {
+        let manifest = format!(
+            "{}sites:\n  lon: {{ baselines: [uccx] }}\n---\nbaseline: uccx\nimap_settings: {{ MaxConnectionsPerUser: 40 }}\nthrottling_policies:\n  UCCX: {{ IMAPMaxConcurrency: unlimited }}\n---\nhost: EX02\nimap_settings: {{ MaxConnectionsPerUser: 80 }}\n",
+            inventory(6, Some("lon"))
+        );
+        let (state, diags, parses) = build(&manifest);
+        assert!(!diags.has_errors(), "{diags:?}");
+        // The five hosts on the baseline alone share one tree (its IMAP settings and,
+        // through the site's first host, the policies); EX02's override makes its own.
+        assert_eq!(parses, 3);
+        let limit = |host: &str| {
+            state.resources[host]
+                .iter()
+                .find(|r| r.kind == "imap_settings")
+                .map(|r| (r.id.clone(), r.attrs[0].value.to_string()))
+        };
+        assert_eq!(limit("EX01"), Some(("EX01".into(), "40".into())));
+        assert_eq!(limit("EX02"), Some(("EX02".into(), "80".into())));
+        assert_eq!(limit("EX05"), Some(("EX05".into(), "40".into())));
+        let policies = state
+            .resources
+            .values()
+            .flatten()
+            .filter(|r| r.kind == "throttling_policies")
+            .count();
+        assert_eq!(policies, 1);
+        assert_eq!(state.effective.len(), 6);
+    }
 
     #[test]
     fn endpoints_by_address_are_told_from_endpoints_by_name() {

@@ -2,7 +2,9 @@
 //!
 //! Each kind (IMAP and POP settings, receive connectors, registry values, AD permissions,
 //! throttling policies, throttling associations) is one module implementing [`Kind`]:
-//! it reads its manifest section, writes the PowerShell that observes its resources,
+//! it reads its manifest section once per document ([`Kind::parse`], into [`Declared`]
+//! resources with the kind's own typed [`Payload`]) and binds it to each host
+//! ([`Kind::expand`]), writes the PowerShell that observes its resources,
 //! compares what the server reported with what the manifest wants, writes the commands
 //! that converge each difference, and says where in the order they run and what they
 //! require restarting; it also carries its JSON Schema, help text and the Exchange
@@ -11,6 +13,10 @@
 //! and registering it in [`crate::kinds::ALL`] (a kind whose changes need a service
 //! restart of their own declares that service, a [`crate::services::ServiceSpec`], in
 //! its module and returns it from [`Kind::services`]).
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
 
 use exctl_manifest::{Diagnostics, Node, Span};
 use exctl_pwsh::Command;
@@ -63,6 +69,71 @@ pub struct DesiredAttr {
     pub span: Span,
 }
 
+/// A kind's own data about one resource, beyond the compared attributes (a registry
+/// value's path, name and type; an AD permission's target and user; a connector's server
+/// and name). Each kind defines its struct and reads it back with [`Payload::get`]; no
+/// other code reads it except through accessors the kind exports.
+pub trait PayloadData: Any + fmt::Debug + Send + Sync {
+    /// The value as [`Any`], for [`Payload::get`].
+    fn as_any(&self) -> &dyn Any;
+
+    /// Equality with another payload: false when the types differ.
+    fn eq_dyn(&self, other: &dyn PayloadData) -> bool;
+}
+
+impl<T: Any + fmt::Debug + PartialEq + Send + Sync> PayloadData for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn eq_dyn(&self, other: &dyn PayloadData) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+}
+
+/// A resource's typed payload (see [`PayloadData`]), or none. Shared, so that one
+/// declaration expanded for many hosts clones a pointer, not the data.
+#[derive(Clone, Default)]
+pub struct Payload(Option<Arc<dyn PayloadData>>);
+
+impl Payload {
+    /// No payload (kinds whose attributes say everything: IMAP settings, policies).
+    pub fn none() -> Payload {
+        Payload(None)
+    }
+
+    /// A payload holding `value`.
+    pub fn new<T: PayloadData>(value: T) -> Payload {
+        Payload(Some(Arc::new(value)))
+    }
+
+    /// The payload as a `T`; `None` when there is none or it is of another type.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        // Through `&dyn PayloadData`: `as_any` of the `Arc` itself would be the `Arc`.
+        let data: &dyn PayloadData = self.0.as_deref()?;
+        data.as_any().downcast_ref::<T>()
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        match (self.0.as_deref(), other.0.as_deref()) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.eq_dyn(b),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_deref() {
+            Some(d) => d.fmt(f),
+            None => f.write_str("None"),
+        }
+    }
+}
+
 /// A resource the manifest declares, for one host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
@@ -75,9 +146,9 @@ pub struct Resource {
     pub ensure: Ensure,
     /// Desired attributes, in manifest order.
     pub attrs: Vec<DesiredAttr>,
-    /// Kind-specific settings that are not compared (registry type and path, AD
-    /// permission target and user, ...), as (name, value).
-    pub settings: Vec<(String, String)>,
+    /// The kind's own data that is not compared (registry type and path, AD permission
+    /// target and user, ...).
+    pub payload: Payload,
     /// The restart a change of this resource requires, if any.
     pub restart: Option<Service>,
     /// Attribute names whose values are never shown (`(sensitive)` in plans).
@@ -86,14 +157,14 @@ pub struct Resource {
     pub span: Span,
 }
 
-impl Resource {
-    /// A kind-specific setting by name.
-    pub fn setting(&self, name: &str) -> Option<&str> {
-        self.settings
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
+/// A resource as a section declares it, read once per document and not yet bound to a
+/// host: [`Kind::expand`] makes the resources of each host from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    /// The resource as declared. Its `id` and payload are the kind's, as written: where
+    /// the identity includes the host (IMAP settings, receive connectors) the kind
+    /// completes them in [`Kind::expand`].
+    pub resource: Resource,
 }
 
 /// What a change does to a resource.
@@ -198,7 +269,7 @@ pub struct DiffError {
     pub message: String,
 }
 
-/// Context for reading a manifest section.
+/// Context for reading a manifest section, once per document (not per host).
 #[derive(Debug, Clone)]
 pub struct ParseContext {
     /// The Exchange version the targets run (declared in the inventory).
@@ -207,6 +278,48 @@ pub struct ParseContext {
     pub hosts: Vec<String>,
     /// The path of the section in messages (`EX01.yaml: imap_settings`).
     pub path: String,
+    /// Parts of the section that apply to fewer hosts than [`ParseContext::hosts`]: a
+    /// host override merged into the tree of its host applies to that host alone. Each
+    /// is the span of such a part and the hosts its values apply to.
+    pub narrowed: Vec<(Span, Vec<String>)>,
+}
+
+impl ParseContext {
+    /// The context of a document that targets `hosts` (nothing narrowed).
+    pub fn new(version: Version, hosts: Vec<String>, path: impl Into<String>) -> ParseContext {
+        ParseContext {
+            version,
+            hosts,
+            path: path.into(),
+            narrowed: Vec::new(),
+        }
+    }
+
+    /// The hosts a value written at `span` applies to: those of the narrowed part that
+    /// holds it, or every target.
+    pub fn hosts_at(&self, span: Span) -> &[String] {
+        self.narrowed
+            .iter()
+            .find(|(part, _)| {
+                part.file == span.file
+                    && part.start.offset <= span.start.offset
+                    && span.start.offset <= part.end.offset
+            })
+            .map_or(self.hosts.as_slice(), |(_, hosts)| hosts.as_slice())
+    }
+}
+
+/// Reads a section and binds it to one host: [`Kind::parse`] then [`Kind::expand`]
+/// (for tests and one-host callers; the desired state parses once and expands per host).
+pub fn read_for_host(
+    kind: &dyn Kind,
+    node: &Node,
+    ctx: &ParseContext,
+    host: &str,
+    diags: &mut Diagnostics,
+) -> Vec<Resource> {
+    let declared = kind.parse(node, ctx, diags);
+    kind.expand(&declared, host, diags)
 }
 
 /// A resource kind. Implementations are stateless and registered in
@@ -232,20 +345,29 @@ pub trait Kind: Send + Sync {
         &[]
     }
 
-    /// Reads the section: one resource per host for server-scoped kinds (the `host`
-    /// argument), every problem reported to `diags` with its location.
-    fn parse(
+    /// Reads and validates the section once for its document (whatever the number of
+    /// hosts it targets): every problem that does not depend on the host is reported to
+    /// `diags` with its location.
+    fn parse(&self, node: &Node, ctx: &ParseContext, diags: &mut Diagnostics) -> Vec<Declared>;
+
+    /// Binds the section's declarations (one [`Kind::parse`]) to `host`: the resources
+    /// of that host, and the problems only that host has (a connector reached both as
+    /// `Name` and `HOST\Name`). Organization-scoped kinds are expanded once, for the host
+    /// they go through. The default takes every declaration as it is (the same on every
+    /// host: registry values, organization-wide kinds).
+    fn expand(
         &self,
-        node: &Node,
-        ctx: &ParseContext,
-        host: &str,
-        diags: &mut Diagnostics,
-    ) -> Vec<Resource>;
+        declared: &[Declared],
+        _host: &str,
+        _diags: &mut Diagnostics,
+    ) -> Vec<Resource> {
+        declared.iter().map(|d| d.resource.clone()).collect()
+    }
 
     /// Checks that need every resource of the plan (e.g. an association names a policy
     /// that is declared or already exists, a resource is declared in two documents).
     /// `all` is every resource of the plan, of every kind, from every document and (for
-    /// server-scoped kinds) every host's parse; a kind filters by [`Resource::kind`]. The
+    /// server-scoped kinds) every host's expansion; a kind filters by [`Resource::kind`]. The
     /// same declaration read for several hosts has the same span and is no duplicate.
     /// The default checks nothing.
     fn cross_check(&self, _all: &[Resource], _diags: &mut Diagnostics) {}
@@ -310,4 +432,48 @@ pub trait Kind: Send + Sync {
     /// endpoint, so one missing here is "not recognized" on such a host. A test holds the
     /// list equal to what the scripts call.
     fn cmdlets(&self) -> &'static [&'static str];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct A(u32);
+
+    #[derive(Debug, PartialEq)]
+    struct B(u32);
+
+    #[test]
+    fn a_payload_reads_back_as_its_own_type_only_and_compares_by_value() {
+        let a = Payload::new(A(1));
+        assert_eq!(a.get::<A>(), Some(&A(1)));
+        assert_eq!(a.get::<B>(), None);
+        assert_eq!(Payload::none().get::<A>(), None);
+        assert_eq!(a, a.clone());
+        assert_eq!(a, Payload::new(A(1)));
+        assert_ne!(a, Payload::new(A(2)));
+        assert_ne!(a, Payload::new(B(1)));
+        assert_ne!(a, Payload::none());
+        assert_eq!(Payload::none(), Payload::default());
+        assert_eq!(format!("{a:?}"), "A(1)");
+    }
+
+    #[test]
+    fn a_narrowed_part_applies_to_its_hosts_only() {
+        let file = exctl_manifest::FileId(1);
+        let at = |start: usize, end: usize| {
+            let mut s = Span::point(file, Default::default());
+            s.start.offset = start;
+            s.end.offset = end;
+            s
+        };
+        let mut ctx = ParseContext::new(Version::Sp3, vec!["EX01".into(), "EX02".into()], "x");
+        ctx.narrowed.push((at(100, 200), vec!["EX02".into()]));
+        assert_eq!(ctx.hosts_at(at(150, 160)), ["EX02"]);
+        assert_eq!(ctx.hosts_at(at(10, 20)), ["EX01", "EX02"]);
+        let mut elsewhere = at(150, 160);
+        elsewhere.file = exctl_manifest::FileId(2);
+        assert_eq!(ctx.hosts_at(elsewhere), ["EX01", "EX02"]);
+    }
 }

@@ -21,8 +21,8 @@ pub mod value;
 pub mod version;
 
 pub use kind::{
-    Action, AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
-    ParseContext, Resource, Scope, Service,
+    Action, AttrChange, Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext,
+    Order, ParseContext, Payload, PayloadData, Resource, Scope, Service,
 };
 pub use record::Observations;
 pub use value::{ParamSpec, ParamType, RawValue, Value};

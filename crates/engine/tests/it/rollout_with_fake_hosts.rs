@@ -374,7 +374,10 @@ fn baselines_then_site_then_host_with_the_origin_of_every_value() {
         .collect();
     assert_eq!(reg.len(), 2, "{reg:#?}");
     assert!(reg[0].attrs.iter().any(|a| a.value.to_string() == "850"));
-    assert_eq!(reg[0].setting("type"), Some("dword"));
+    assert_eq!(
+        exctl_exchange::kinds::registry_values::type_name(reg[0]),
+        Some("dword")
+    );
     assert_eq!(reg[1].ensure, exctl_exchange::kind::Ensure::Absent);
     assert!(reg[1].attrs.is_empty());
 

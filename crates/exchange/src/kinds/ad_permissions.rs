@@ -64,8 +64,8 @@ use exctl_pwsh::{Command, quote};
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
-    Action, AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
-    ParseContext, Resource, Scope,
+    Action, AttrChange, Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext,
+    Order, ParseContext, Payload, Resource, Scope,
 };
 use crate::record::{Observations, guarded};
 use crate::value::{ParamType, RawValue, Value};
@@ -282,20 +282,37 @@ fn list(r: &Resource, name: &str) -> Vec<String> {
     }
 }
 
+/// What a permission holds beyond its rights: on what, for whom, allow or deny.
+#[derive(Debug, Clone, PartialEq)]
+struct Grant {
+    /// `organization` or an object's identity, as written.
+    target: String,
+    /// The user or group, as written.
+    user: String,
+    /// A deny entry rather than an allow.
+    deny: bool,
+    /// The InheritanceType, when the manifest names one.
+    inheritance: Option<&'static str>,
+}
+
+fn grant(r: &Resource) -> Option<&Grant> {
+    r.payload.get::<Grant>()
+}
+
 fn target(r: &Resource) -> &str {
-    r.setting("target").unwrap_or_default()
+    grant(r).map_or("", |g| g.target.as_str())
 }
 
 fn user(r: &Resource) -> &str {
-    r.setting("user").unwrap_or_default()
+    grant(r).map_or("", |g| g.user.as_str())
 }
 
 fn deny(r: &Resource) -> bool {
-    r.setting("deny") == Some("true")
+    grant(r).is_some_and(|g| g.deny)
 }
 
 fn inheritance(r: &Resource) -> Option<&str> {
-    r.setting("inheritance")
+    grant(r).and_then(|g| g.inheritance)
 }
 
 /// `ad_permissions:<target>|<user>`.
@@ -441,23 +458,21 @@ fn read_item(item: &Node, what: &str, diags: &mut Diagnostics) -> Option<Resourc
     } else {
         rights.join(", ")
     };
-    let mut settings = vec![
-        ("target".to_string(), target.clone()),
-        ("user".to_string(), user.clone()),
-        ("deny".to_string(), deny.to_string()),
-    ];
-    if let Some(i) = inherit {
-        settings.push(("inheritance".to_string(), i.to_string()));
-    }
+    let id = format!(
+        "{target}: {user} {} {described}",
+        if deny { "deny" } else { "allow" }
+    );
     Some(Resource {
         kind: "ad_permissions",
-        id: format!(
-            "{target}: {user} {} {described}",
-            if deny { "deny" } else { "allow" }
-        ),
+        id,
         ensure,
         attrs,
-        settings,
+        payload: Payload::new(Grant {
+            target,
+            user,
+            deny,
+            inheritance: inherit,
+        }),
         restart: None,
         sensitive: Vec::new(),
         span: item.span,
@@ -554,7 +569,12 @@ fn export_resources(ctx: &ExportContext<'_>) -> Vec<Resource> {
             common::synthetic(
                 "ad_permissions",
                 format!("organization: {u}"),
-                &[("target", "organization"), ("user", u), ("deny", "false")],
+                Payload::new(Grant {
+                    target: "organization".to_string(),
+                    user: u.to_string(),
+                    deny: false,
+                    inheritance: None,
+                }),
             )
         })
         .collect()
@@ -675,13 +695,7 @@ impl Kind for AdPermissions {
         }
     }
 
-    fn parse(
-        &self,
-        node: &Node,
-        ctx: &ParseContext,
-        _host: &str,
-        diags: &mut Diagnostics,
-    ) -> Vec<Resource> {
+    fn parse(&self, node: &Node, ctx: &ParseContext, diags: &mut Diagnostics) -> Vec<Declared> {
         let path = format!("{}.ad_permissions", ctx.path);
         let mut out: Vec<Resource> = Vec::new();
         // The indexes in `out` of the resources accepted, by overlap group.
@@ -724,7 +738,7 @@ impl Kind for AdPermissions {
                 .with_hint("write each permission as a list item: - target: organization"),
             ),
         }
-        out
+        out.into_iter().map(common::declared).collect()
     }
 
     /// A permission entry is the user's allow (or deny) entries on a target: an
@@ -1069,6 +1083,7 @@ impl Kind for AdPermissions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::read_for_host;
     use crate::kinds::common::testutil::{HOSTILE, assert_contained, yaml_quote};
     use crate::version::Version;
 
@@ -1081,12 +1096,8 @@ mod tests {
     fn parse_in(file: &str, yaml: &str) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str(file, yaml);
         assert!(diags.is_empty(), "{diags:?}");
-        let ctx = ParseContext {
-            version: Version::Sp3,
-            hosts: vec!["EX01".into()],
-            path: file.into(),
-        };
-        let r = AdPermissions.parse(&docs[0].root, &ctx, "EX01", &mut diags);
+        let ctx = ParseContext::new(Version::Sp3, vec!["EX01".into()], file);
+        let r = read_for_host(&AdPermissions, &docs[0].root, &ctx, "EX01", &mut diags);
         diags.sort();
         (r, diags)
     }

@@ -1,12 +1,14 @@
 //! Pieces every kind shares: reporting an object's properties, comparing them, the
-//! namespacing of observation keys, per-host diagnostics and duplicate detection.
+//! namespacing of observation keys and duplicate detection.
 
 use std::collections::BTreeMap;
 
 use exctl_manifest::{Diagnostic, Diagnostics, Span};
 use exctl_pwsh::{Command, quote};
 
-use crate::kind::{Action, AttrChange, Change, DesiredAttr, DiffError, ParseContext, Resource};
+use crate::kind::{
+    Action, AttrChange, Change, Declared, DesiredAttr, DiffError, Payload, Resource,
+};
 use crate::record::Observations;
 use crate::value::{ParamSpec, ParamType};
 
@@ -48,20 +50,34 @@ pub fn observe_object(key: &str, getter: &str, props: &[&ParamSpec]) -> String {
 
 /// A resource that no manifest declared, for reusing a kind's observe fragment and
 /// decoding in `exctl export` (which reads what exists rather than what is declared).
-pub fn synthetic(kind: &'static str, id: String, settings: &[(&str, &str)]) -> Resource {
+pub fn synthetic(kind: &'static str, id: String, payload: Payload) -> Resource {
     Resource {
         kind,
         id,
         ensure: crate::kind::Ensure::Present,
         attrs: Vec::new(),
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        payload,
         restart: None,
         sensitive: Vec::new(),
         span: Span::point(exctl_manifest::FileId(0), Default::default()),
     }
+}
+
+/// The declaration of `resource` (for [`crate::kind::Kind::parse`]).
+pub fn declared(resource: Resource) -> Declared {
+    Declared { resource }
+}
+
+/// The resources of `host` for a per-server settings kind (IMAP, POP): each declaration
+/// with the host as its identity.
+pub fn host_is_identity(declared: &[Declared], host: &str) -> Vec<Resource> {
+    declared
+        .iter()
+        .map(|d| Resource {
+            id: host.to_string(),
+            ..d.resource.clone()
+        })
+        .collect()
 }
 
 /// The spec of a parameter by (case-insensitive) name.
@@ -213,19 +229,6 @@ pub fn update(
     commands: Vec<Command>,
 ) -> Change {
     change(res, id, Action::Update, attrs, unchanged, commands)
-}
-
-/// Server-scoped kinds read a document once per target host, but what is wrong with a
-/// document is wrong for every host: only the parse for the document's first host reports
-/// host-independent problems (the others report into a scratch collector).
-pub fn reports(ctx: &ParseContext, host: &str) -> bool {
-    match ctx.hosts.first() {
-        Some(first) => {
-            first.eq_ignore_ascii_case(host)
-                || !ctx.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
-        }
-        None => true,
-    }
 }
 
 /// Reports every group of resources of `kind` that share a `key` (`None`: not

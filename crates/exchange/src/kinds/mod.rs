@@ -222,6 +222,82 @@ pub fn by_key(key: &str) -> Option<&'static dyn Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::{ParseContext, Resource};
+    use exctl_manifest::Diagnostics;
+
+    /// One section of every kind, for the parse-once tests.
+    const SECTIONS: &str = r#"
+ad_permissions:
+  - {target: organization, user: 'CONTOSO\svc-uccx', extended_rights: [ms-Exch-Store-Visible]}
+throttling_policies:
+  UCCX: {IMAPMaxConcurrency: unlimited}
+throttling_associations:
+  - {identity: svc-uccx, policy: UCCX}
+receive_connectors:
+  "*": {MaxHopCount: 10}
+  EX02\Relay: {MaxHopCount: 20}
+imap_settings: {MaxConnectionsPerUser: 40}
+pop_settings: {MaxConnectionsPerUser: 40}
+registry_values:
+  - {path: 'HKLM:\SOFTWARE\Contoso', name: Flag, type: dword, value: 1}
+"#;
+
+    #[test]
+    fn a_section_parsed_once_expands_to_each_hosts_resources() {
+        let (_, docs, d) = exctl_manifest::parse_str("site.yaml", SECTIONS);
+        assert!(d.is_empty(), "{d:?}");
+        let hosts = ["EX01", "EX02"];
+        let ctx = ParseContext::new(
+            Version::Sp3,
+            hosts.iter().map(|h| h.to_string()).collect(),
+            "site.yaml",
+        );
+        for kind in ALL {
+            let node = docs[0]
+                .root
+                .get(kind.key())
+                .expect("a section of every kind");
+            let mut diags = Diagnostics::new();
+            let declared = kind.parse(node, &ctx, &mut diags);
+            assert!(diags.is_empty(), "{}: {diags:?}", kind.key());
+            let per_host: Vec<Vec<Resource>> = hosts
+                .iter()
+                .map(|h| kind.expand(&declared, h, &mut diags))
+                .collect();
+            assert!(diags.is_empty(), "{}: {diags:?}", kind.key());
+            let ids = |rs: &[Resource]| rs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+            // The identities a parse per host gave.
+            let want: [Vec<&str>; 2] = match kind.key() {
+                "imap_settings" | "pop_settings" => [vec!["EX01"], vec!["EX02"]],
+                "receive_connectors" => [vec!["EX01\\*"], vec!["EX02\\*", "EX02\\Relay"]],
+                "registry_values" => [
+                    vec!["HKLM:\\SOFTWARE\\Contoso\\Flag"],
+                    vec!["HKLM:\\SOFTWARE\\Contoso\\Flag"],
+                ],
+                "throttling_policies" => [vec!["UCCX"], vec!["UCCX"]],
+                "throttling_associations" => [vec!["svc-uccx"], vec!["svc-uccx"]],
+                "ad_permissions" => [
+                    vec!["organization: CONTOSO\\svc-uccx allow ms-Exch-Store-Visible"],
+                    vec!["organization: CONTOSO\\svc-uccx allow ms-Exch-Store-Visible"],
+                ],
+                other => panic!("no expectation for {other}"),
+            };
+            for (got, want) in per_host.iter().zip(&want) {
+                assert_eq!(ids(got), *want, "{}", kind.key());
+                assert!(
+                    got.iter()
+                        .all(|r| r.kind == kind.key() && !r.attrs.is_empty())
+                );
+            }
+            // Host-independent kinds expand to the very same resources on every host.
+            if !matches!(
+                kind.key(),
+                "imap_settings" | "pop_settings" | "receive_connectors"
+            ) {
+                assert_eq!(per_host[0], per_host[1], "{}", kind.key());
+            }
+        }
+    }
 
     #[test]
     fn kinds_are_registered_in_plan_order_with_their_reasons() {

@@ -41,8 +41,8 @@ use exctl_pwsh::{Command, quote};
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
-    Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext, Resource,
-    Scope, Service,
+    Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext,
+    Payload, Resource, Scope, Service,
 };
 use crate::record::Observations;
 use crate::services::{self, ServiceSpec};
@@ -369,13 +369,7 @@ impl Kind for Protocol {
         self.services
     }
 
-    fn parse(
-        &self,
-        node: &Node,
-        ctx: &ParseContext,
-        host: &str,
-        diags: &mut Diagnostics,
-    ) -> Vec<Resource> {
+    fn parse(&self, node: &Node, ctx: &ParseContext, diags: &mut Diagnostics) -> Vec<Declared> {
         let Some(reader) = MapReader::new(node, format!("{}.{}", ctx.path, self.key), diags) else {
             return Vec::new();
         };
@@ -385,9 +379,10 @@ impl Kind for Protocol {
         if attrs.is_empty() {
             return Vec::new();
         }
-        vec![Resource {
+        // The host is the identity: `expand` sets it.
+        vec![common::declared(Resource {
             kind: self.key,
-            id: host.to_string(),
+            id: String::new(),
             ensure: Ensure::Present,
             attrs: attrs
                 .into_iter()
@@ -397,11 +392,16 @@ impl Kind for Protocol {
                     span: node.span,
                 })
                 .collect(),
-            settings: Vec::new(),
+            payload: Payload::none(),
             restart: self.services.first().copied(),
             sensitive: Vec::new(),
             span: node.span,
-        }]
+        })]
+    }
+
+    /// The settings of each host are that host's.
+    fn expand(&self, declared: &[Declared], host: &str, _diags: &mut Diagnostics) -> Vec<Resource> {
+        common::host_is_identity(declared, host)
     }
 
     fn observe(&self, resources: &[&Resource], _ctx: &ObserveContext<'_>) -> String {
@@ -491,6 +491,7 @@ impl Kind for Protocol {
 #[cfg(test)]
 mod imap_tests {
     use super::*;
+    use crate::kind::read_for_host;
     use crate::value::{RawValue, Value};
 
     fn parse(yaml: &str) -> (Vec<Resource>, Diagnostics) {
@@ -499,12 +500,8 @@ mod imap_tests {
 
     fn parse_v(yaml: &str, version: Version) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
-        let ctx = ParseContext {
-            version,
-            hosts: vec!["EX01".into()],
-            path: "site.yaml".into(),
-        };
-        let r = IMAP4.parse(&docs[0].root, &ctx, "EX01", &mut diags);
+        let ctx = ParseContext::new(version, vec!["EX01".into()], "site.yaml");
+        let r = read_for_host(&IMAP4, &docs[0].root, &ctx, "EX01", &mut diags);
         (r, diags)
     }
 
@@ -592,17 +589,14 @@ mod imap_tests {
 #[cfg(test)]
 mod pop_tests {
     use super::*;
+    use crate::kind::read_for_host;
     use crate::kinds::common::testutil;
     use crate::value::{RawValue, Value};
 
     fn parse_v(yaml: &str, version: Version) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
-        let ctx = ParseContext {
-            version,
-            hosts: vec!["EX01".into()],
-            path: "site.yaml".into(),
-        };
-        let r = POP3.parse(&docs[0].root, &ctx, "EX01", &mut diags);
+        let ctx = ParseContext::new(version, vec!["EX01".into()], "site.yaml");
+        let r = read_for_host(&POP3, &docs[0].root, &ctx, "EX01", &mut diags);
         (r, diags)
     }
 

@@ -71,8 +71,8 @@ use exctl_pwsh::{Command, quote};
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
-    Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext, Resource,
-    Scope,
+    Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext,
+    Payload, Resource, Scope,
 };
 use crate::record::{Observations, guarded};
 use crate::value::{ParamSpec, ParamType::*, Value, read_params};
@@ -359,13 +359,40 @@ fn read_entry(
     attrs
 }
 
+/// A connector entry as the section writes it, before it is bound to a host.
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    /// `Some(server)` for `SERVER\Name`: that server only.
+    server: Option<String>,
+    /// The connector name, or `*`.
+    name: String,
+}
+
+/// A connector of one host.
+#[derive(Debug, Clone, PartialEq)]
+struct Connector {
+    /// The server (the host it was expanded for).
+    server: String,
+    /// The connector name, or `*`.
+    name: String,
+}
+
+fn connector(r: &Resource) -> Option<&Connector> {
+    r.payload.get::<Connector>()
+}
+
 /// The server a resource belongs to.
 fn server(r: &Resource) -> &str {
-    r.setting("server").unwrap_or_default()
+    connector(r).map_or("", |c| c.server.as_str())
+}
+
+/// The connector name a resource names (`*` for every connector).
+fn name(r: &Resource) -> &str {
+    connector(r).map_or("", |c| c.name.as_str())
 }
 
 fn is_wildcard(r: &Resource) -> bool {
-    r.setting("name") == Some("*")
+    name(r) == "*"
 }
 
 impl Kind for ReceiveConnectors {
@@ -388,25 +415,15 @@ impl Kind for ReceiveConnectors {
         }
     }
 
-    fn parse(
-        &self,
-        node: &Node,
-        ctx: &ParseContext,
-        host: &str,
-        diags: &mut Diagnostics,
-    ) -> Vec<Resource> {
+    fn parse(&self, node: &Node, ctx: &ParseContext, diags: &mut Diagnostics) -> Vec<Declared> {
         let path = format!("{}.receive_connectors", ctx.path);
-        // Problems of the document go to `local` (reported for the first host only);
-        // problems of this host's reading (a duplicate through SERVER\Name) to `diags`.
-        let mut local = Diagnostics::new();
-        let mut out: Vec<Resource> = Vec::new();
-        // Each connector accepted, by lower-case identity: its span and whether it was
-        // named with its server (looked up, not scanned, for each new entry).
-        let mut seen: HashMap<String, (Span, bool)> = HashMap::new();
-        let Some(reader) = MapReader::new(node, path.clone(), &mut local) else {
-            if common::reports(ctx, host) {
-                diags.extend(local);
-            }
+        let mut out: Vec<Declared> = Vec::new();
+        // The span of each entry accepted, by its lower-case `SERVER\Name` as written
+        // (`\Name` without a server): the same spelling twice is a duplicate on every
+        // host (looked up, not scanned, for each new entry). `Name` and `SERVER\Name`
+        // meet on SERVER only: `expand` reports those.
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        let Some(reader) = MapReader::new(node, path.clone(), diags) else {
             return out;
         };
         let entries = reader.entries();
@@ -416,20 +433,22 @@ impl Kind for ReceiveConnectors {
             let target = match split_key(&key.text) {
                 Ok(t) => t,
                 Err(d) => {
-                    local.push((*d).with_span(key.span));
+                    diags.push((*d).with_span(key.span));
                     continue;
                 }
             };
+            // A host override's entries apply to its host only.
+            let hosts = ctx.hosts_at(key.span);
             if let Some(s) = target.server
-                && !ctx.hosts.is_empty()
-                && !ctx.hosts.iter().any(|h| h.eq_ignore_ascii_case(s))
+                && !hosts.is_empty()
+                && !hosts.iter().any(|h| h.eq_ignore_ascii_case(s))
             {
-                local.push(
+                diags.push(
                     Diagnostic::warning(
                         "exchange::connector-server-not-targeted",
                         format!(
                             "{what} applies to server {s}, which this document does not target ({})",
-                            ctx.hosts.join(", ")
+                            hosts.join(", ")
                         ),
                     )
                     .with_span(key.span)
@@ -438,17 +457,16 @@ impl Kind for ReceiveConnectors {
                 );
             }
             if target.server.is_none()
-                && ctx.hosts.len() > 1
+                && hosts.len() > 1
                 && target.name != "*"
-                && let Some(named) = ctx.hosts.iter().find(|h| names_host(target.name, h))
+                && let Some(named) = hosts.iter().find(|h| names_host(target.name, h))
             {
-                let others: Vec<&str> = ctx
-                    .hosts
+                let others: Vec<&str> = hosts
                     .iter()
                     .filter(|h| !h.eq_ignore_ascii_case(named))
                     .map(String::as_str)
                     .collect();
-                local.push(
+                diags.push(
                     Diagnostic::warning(
                         "exchange::connector-name-host-specific",
                         format!(
@@ -461,39 +479,86 @@ impl Kind for ReceiveConnectors {
                     .with_hint(format!("write '{named}\\{}' to apply it to {named} only", target.name)),
                 );
             }
-            let attrs = read_entry(value, &what, ctx, &mut local);
-            if target.server.is_some_and(|s| !s.eq_ignore_ascii_case(host)) || attrs.is_empty() {
+            let attrs = read_entry(value, &what, ctx, diags);
+            if attrs.is_empty() {
                 continue;
             }
-            let id = format!("{host}\\{}", target.name);
-            let explicit = target.server.is_some();
-            if let Some((first, first_explicit)) = seen.get(&id.to_ascii_lowercase()) {
-                let d = common::duplicate(&format!("receive connector {id}"), key.span, *first);
-                if *first_explicit == explicit {
-                    local.push(d);
-                } else {
-                    // `Name` and `HOST\Name` meet on this host only.
-                    diags.push(d);
-                }
+            let written = format!("{}\\{}", target.server.unwrap_or_default(), target.name)
+                .to_ascii_lowercase();
+            if let Some(first) = seen.get(&written) {
+                // Named as the first host it applies to would name it.
+                let server = match target.server {
+                    Some(s) => hosts
+                        .iter()
+                        .find(|h| h.eq_ignore_ascii_case(s))
+                        .map_or(s, String::as_str),
+                    None => hosts.first().map_or("", String::as_str),
+                };
+                diags.push(common::duplicate(
+                    &format!("receive connector {server}\\{}", target.name),
+                    key.span,
+                    *first,
+                ));
                 continue;
             }
-            seen.insert(id.to_ascii_lowercase(), (key.span, explicit));
-            out.push(Resource {
+            seen.insert(written, key.span);
+            out.push(common::declared(Resource {
                 kind: self.key(),
-                id,
+                id: key.text.trim().to_string(),
                 ensure: Ensure::Present,
                 attrs,
-                settings: vec![
-                    ("server".into(), host.to_string()),
-                    ("name".into(), target.name.to_string()),
-                ],
+                payload: Payload::new(Entry {
+                    server: target.server.map(str::to_string),
+                    name: target.name.to_string(),
+                }),
                 restart: None,
                 sensitive: Vec::new(),
                 span: key.span,
-            });
+            }));
         }
-        if common::reports(ctx, host) {
-            diags.extend(local);
+        out
+    }
+
+    /// A bare name means that connector on each host, `SERVER\Name` the connector of
+    /// SERVER only; every resource is `HOST\Name`.
+    fn expand(&self, declared: &[Declared], host: &str, diags: &mut Diagnostics) -> Vec<Resource> {
+        let mut out = Vec::new();
+        // Each connector bound, by lower-case identity: its span and whether it was named
+        // with its server.
+        let mut seen: HashMap<String, (Span, bool)> = HashMap::new();
+        for d in declared {
+            let Some(entry) = d.resource.payload.get::<Entry>() else {
+                continue;
+            };
+            if entry
+                .server
+                .as_deref()
+                .is_some_and(|s| !s.eq_ignore_ascii_case(host))
+            {
+                continue;
+            }
+            let id = format!("{host}\\{}", entry.name);
+            let explicit = entry.server.is_some();
+            if let Some((first, first_explicit)) = seen.get(&id.to_ascii_lowercase()) {
+                // The same spelling twice was reported by `parse`, which kept the first.
+                if *first_explicit != explicit {
+                    diags.push(common::duplicate(
+                        &format!("receive connector {id}"),
+                        d.resource.span,
+                        *first,
+                    ));
+                }
+                continue;
+            }
+            seen.insert(id.to_ascii_lowercase(), (d.resource.span, explicit));
+            out.push(Resource {
+                id,
+                payload: Payload::new(Connector {
+                    server: host.to_string(),
+                    name: entry.name.clone(),
+                }),
+                ..d.resource.clone()
+            });
         }
         out
     }
@@ -588,7 +653,7 @@ impl Kind for ReceiveConnectors {
             // Each named connector must exist.
             let mut named: Vec<(&Resource, &str)> = Vec::new();
             for r in group.iter().copied().filter(|r| !is_wildcard(r)) {
-                let name = r.setting("name").unwrap_or_default();
+                let name = name(r);
                 let found = members
                     .iter()
                     .find(|m| m.eq_ignore_ascii_case(&r.id))
@@ -789,6 +854,7 @@ fn check_timeouts(
 mod tests {
     use super::*;
     use crate::kind::Action;
+    use crate::kind::read_for_host;
     use crate::kinds::common::testutil::{HOSTILE, assert_contained};
     use crate::value::RawValue;
     use crate::version::Version;
@@ -811,12 +877,12 @@ mod tests {
     ) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str("site.yaml", yaml);
         assert!(diags.is_empty(), "{diags:?}");
-        let ctx = ParseContext {
+        let ctx = ParseContext::new(
             version,
-            hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            path: "site.yaml".into(),
-        };
-        let r = ReceiveConnectors.parse(&docs[0].root, &ctx, host, &mut diags);
+            hosts.iter().map(|h| h.to_string()).collect(),
+            "site.yaml",
+        );
+        let r = read_for_host(&ReceiveConnectors, &docs[0].root, &ctx, host, &mut diags);
         (r, diags)
     }
 
@@ -1027,12 +1093,8 @@ mod tests {
         let (_, docs, _) =
             exctl_manifest::parse_str("other.yaml", "\n\n\"default ex01\":\n  Enabled: false\n");
         let mut dd = Diagnostics::new();
-        let c = ParseContext {
-            version: Version::Sp3,
-            hosts: vec!["EX01".into()],
-            path: "other.yaml".into(),
-        };
-        let mut b = ReceiveConnectors.parse(&docs[0].root, &c, "EX01", &mut dd);
+        let c = ParseContext::new(Version::Sp3, vec!["EX01".into()], "other.yaml");
+        let mut b = read_for_host(&ReceiveConnectors, &docs[0].root, &c, "EX01", &mut dd);
         b.extend(a.clone());
         b.extend(a); // the same declaration twice (several hosts) is not a duplicate
         ReceiveConnectors.cross_check(&b, &mut dd);
@@ -1040,20 +1102,94 @@ mod tests {
         assert_eq!(dd.as_slice()[0].code, "exchange::duplicate-resource");
     }
 
+    /// Parses once for `hosts`, then expands for each: (the resources of each host, the
+    /// diagnostics of the parse, those of each expansion).
+    fn parse_once(
+        yaml: &str,
+        hosts: &[&str],
+    ) -> (Vec<Vec<Resource>>, Diagnostics, Vec<Diagnostics>) {
+        let (_, docs, mut parsed) = exctl_manifest::parse_str("site.yaml", yaml);
+        let ctx = ParseContext::new(
+            Version::Sp3,
+            hosts.iter().map(|h| h.to_string()).collect(),
+            "site.yaml",
+        );
+        let declared = ReceiveConnectors.parse(&docs[0].root, &ctx, &mut parsed);
+        let (mut resources, mut expanded) = (Vec::new(), Vec::new());
+        for h in hosts {
+            let mut d = Diagnostics::new();
+            resources.push(ReceiveConnectors.expand(&declared, h, &mut d));
+            expanded.push(d);
+        }
+        (resources, parsed, expanded)
+    }
+
     #[test]
     fn multi_host_documents_report_once_and_warn_about_host_names() {
         let yaml = "\"Default EX01\":\n  MaxHopCount: 0\n";
-        let (r1, d1) = parse_for(yaml, &["EX01", "EX02"], "EX01");
-        let (r2, d2) = parse_for(yaml, &["EX01", "EX02"], "EX02");
-        assert_eq!(r1.len() + r2.len(), 0);
-        let got = diags_of(&d1);
+        let (r, parsed, expanded) = parse_once(yaml, &["EX01", "EX02"]);
+        assert!(r.iter().all(Vec::is_empty));
+        let got = diags_of(&parsed);
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[0].0, "exchange::connector-name-host-specific");
         assert_eq!(
             got[0].4.as_deref(),
             Some("write 'EX01\\Default EX01' to apply it to EX01 only")
         );
-        assert!(d2.is_empty(), "the second host reports nothing: {d2:?}");
+        assert!(
+            expanded.iter().all(Diagnostics::is_empty),
+            "expansion reports nothing of the document: {expanded:?}"
+        );
+    }
+
+    #[test]
+    fn one_parse_expands_to_each_hosts_connectors_as_a_parse_per_host_did() {
+        let yaml = "\"*\":\n  MaxHopCount: 10\n\"Client\":\n  MaxHopCount: 20\nEX02\\Relay:\n  MaxHopCount: 30\n";
+        let hosts = ["EX01", "EX02", "EX03"];
+        let (r, parsed, expanded) = parse_once(yaml, &hosts);
+        assert!(parsed.is_empty(), "{parsed:?}");
+        assert!(expanded.iter().all(Diagnostics::is_empty));
+        let ids = |rs: &[Resource]| rs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&r[0]), ["EX01\\*", "EX01\\Client"]);
+        assert_eq!(ids(&r[1]), ["EX02\\*", "EX02\\Client", "EX02\\Relay"]);
+        assert_eq!(ids(&r[2]), ["EX03\\*", "EX03\\Client"]);
+        // The same resources, payload included, as reading the section for one host.
+        for (h, mine) in hosts.iter().zip(&r) {
+            let (alone, _) = parse_for(yaml, &hosts, h);
+            assert_eq!(&alone, mine, "{h}");
+            assert!(mine.iter().all(|c| server(c) == *h));
+        }
+        assert_eq!(name(&r[1][2]), "Relay");
+        assert!(is_wildcard(&r[2][0]));
+    }
+
+    #[test]
+    fn a_name_and_server_name_meet_only_on_that_server() {
+        let yaml = "Relay:\n  MaxHopCount: 10\nEX02\\Relay:\n  MaxHopCount: 20\n";
+        let (r, parsed, expanded) = parse_once(yaml, &["EX01", "EX02"]);
+        assert!(parsed.is_empty(), "{parsed:?}");
+        assert!(expanded[0].is_empty());
+        assert_eq!(r[0].len(), 1);
+        let got = diags_of(&expanded[1]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, "exchange::duplicate-resource");
+        assert_eq!((got[0].2, got[0].3), (3, 1));
+        assert!(
+            got[0].1.contains("receive connector EX02\\Relay"),
+            "{got:?}"
+        );
+        // The same spelling twice is a duplicate wherever it applies: reported once, by
+        // the parse (a parse per host used to drop it for any host but the first).
+        let yaml = "EX02\\Relay:\n  MaxHopCount: 10\nex02\\relay:\n  MaxHopCount: 20\n";
+        let (r, parsed, expanded) = parse_once(yaml, &["EX01", "EX02"]);
+        let got = diags_of(&parsed);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].1.contains("receive connector EX02\\relay"),
+            "{got:?}"
+        );
+        assert!(expanded.iter().all(Diagnostics::is_empty));
+        assert_eq!(r[1].len(), 1);
     }
 
     #[test]
@@ -1205,10 +1341,10 @@ mod tests {
                     value: Value::Str(v.into()),
                     span: Span::point(exctl_manifest::FileId(0), Default::default()),
                 }],
-                settings: vec![
-                    ("server".into(), "EX01".into()),
-                    ("name".into(), name.clone()),
-                ],
+                payload: Payload::new(Connector {
+                    server: "EX01".into(),
+                    name: name.clone(),
+                }),
                 restart: None,
                 sensitive: vec![],
                 span: Span::point(exctl_manifest::FileId(0), Default::default()),

@@ -67,8 +67,8 @@ use exctl_pwsh::{Arg, Command, quote};
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
-    Action, AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
-    ParseContext, Resource, Scope, Service,
+    Action, AttrChange, Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext,
+    Order, ParseContext, Payload, Resource, Scope, Service,
 };
 use crate::record::{Observations, guarded};
 use crate::services::INFORMATION_STORE;
@@ -456,7 +456,34 @@ fn typo_warnings(
 }
 
 /// One entry of the list, read and checked.
-fn read_item(item: &Node, what: &str, host: &str, diags: &mut Diagnostics) -> Option<Resource> {
+/// What a registry value holds beyond its identity: where it is, and its type.
+#[derive(Debug, Clone, PartialEq)]
+struct RegistryValue {
+    /// The key, normalised (`HKLM:\\...`).
+    path: String,
+    /// The value's name.
+    name: String,
+    /// The type to write (`None` for `ensure: absent`).
+    ty: Option<RegType>,
+}
+
+fn payload(r: &Resource) -> Option<&RegistryValue> {
+    r.payload.get::<RegistryValue>()
+}
+
+/// The key path (normalised, `HKLM:\\...`) and value name of a registry value; `None` for
+/// a resource of another kind.
+pub fn target(r: &Resource) -> Option<(&str, &str)> {
+    payload(r).map(|v| (v.path.as_str(), v.name.as_str()))
+}
+
+/// The manifest spelling of a registry value's type (`dword`); `None` for `ensure:
+/// absent` and for a resource of another kind.
+pub fn type_name(r: &Resource) -> Option<&'static str> {
+    payload(r).and_then(|v| v.ty).map(RegType::name)
+}
+
+fn read_item(item: &Node, what: &str, diags: &mut Diagnostics) -> Option<Resource> {
     let mut m = MapReader::new(item, what.to_string(), diags)?;
     let path_node = m.node_of("path");
     let path_raw = m.required("path").and_then(ValueReader::non_empty_string);
@@ -566,11 +593,7 @@ fn read_item(item: &Node, what: &str, host: &str, diags: &mut Diagnostics) -> Op
         None => None,
     };
     let mut attrs = Vec::new();
-    let mut settings = vec![
-        ("host".to_string(), host.to_string()),
-        ("path".to_string(), path.clone()),
-        ("name".to_string(), name.clone()),
-    ];
+    let mut written_type = None;
     if let (Some(t), Some(d)) = (ty, &data) {
         let tspan = type_node.map_or(item.span, |n| n.span);
         let vspan = value_node.map_or(item.span, |n| n.span);
@@ -584,14 +607,18 @@ fn read_item(item: &Node, what: &str, host: &str, diags: &mut Diagnostics) -> Op
             value: d.to_value(),
             span: vspan,
         });
-        settings.push(("type".to_string(), t.name().to_string()));
+        written_type = Some(t);
     }
     Some(Resource {
         kind: "registry_values",
         id: format!("{path}\\{name}"),
         ensure,
         attrs,
-        settings,
+        payload: Payload::new(RegistryValue {
+            path,
+            name,
+            ty: written_type,
+        }),
         restart,
         sensitive: if sensitive {
             vec!["Value".to_string()]
@@ -602,12 +629,10 @@ fn read_item(item: &Node, what: &str, host: &str, diags: &mut Diagnostics) -> Op
     })
 }
 
+/// Values compare ignoring case, as the registry compares them (the resources a kind
+/// is handed are one host's: the host is no part of the key).
 fn dup_key(r: &Resource) -> Option<String> {
-    Some(format!(
-        "{}|{}",
-        r.setting("host").unwrap_or_default().to_ascii_lowercase(),
-        r.id.to_ascii_lowercase()
-    ))
+    Some(r.id.to_ascii_lowercase())
 }
 
 /// The key of a known store limit: the `objt*` limits live in the
@@ -629,7 +654,11 @@ fn store_limit_resources() -> Vec<Resource> {
             common::synthetic(
                 "registry_values",
                 format!("{path}\\{name}"),
-                &[("path", &path), ("name", name), ("type", "dword")],
+                Payload::new(RegistryValue {
+                    path: path.clone(),
+                    name: name.to_string(),
+                    ty: Some(RegType::Dword),
+                }),
             )
         })
         .collect()
@@ -695,14 +724,7 @@ impl Kind for RegistryValues {
         &[INFORMATION_STORE]
     }
 
-    fn parse(
-        &self,
-        node: &Node,
-        ctx: &ParseContext,
-        host: &str,
-        diags: &mut Diagnostics,
-    ) -> Vec<Resource> {
-        let mut local = Diagnostics::new();
+    fn parse(&self, node: &Node, ctx: &ParseContext, diags: &mut Diagnostics) -> Vec<Declared> {
         let path = format!("{}.registry_values", ctx.path);
         let mut out: Vec<Resource> = Vec::new();
         // The index in `out` of each value accepted, by its duplicate key: looked up, not
@@ -712,12 +734,12 @@ impl Kind for RegistryValues {
             NodeKind::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let what = format!("item {} of {path}", i + 1);
-                    let Some(r) = read_item(item, &what, host, &mut local) else {
+                    let Some(r) = read_item(item, &what, diags) else {
                         continue;
                     };
                     let k = dup_key(&r);
                     if let Some(first) = accepted.get(&k).and_then(|&i| out.get(i)) {
-                        local.push(common::duplicate(
+                        diags.push(common::duplicate(
                             &format!("registry value {}", r.id),
                             r.span,
                             first.span,
@@ -729,7 +751,7 @@ impl Kind for RegistryValues {
                 }
             }
             NodeKind::Null if node.raw.trim().is_empty() => {}
-            _ => local.push(
+            _ => diags.push(
                 Diagnostic::error(
                     "manifest::wrong-type",
                     format!(
@@ -742,10 +764,7 @@ impl Kind for RegistryValues {
                 .with_hint("write each value as a list item: - path: ...\\n  name: ..."),
             ),
         }
-        if common::reports(ctx, host) {
-            diags.extend(local);
-        }
-        out
+        out.into_iter().map(common::declared).collect()
     }
 
     /// A registry value is its key path and value name; the path in any accepted
@@ -769,12 +788,12 @@ impl Kind for RegistryValues {
     fn observe(&self, resources: &[&Resource], _ctx: &ObserveContext<'_>) -> String {
         let mut s = String::new();
         for r in resources {
-            let (Some(path), Some(name)) = (r.setting("path"), r.setting("name")) else {
+            let Some((path, name)) = target(r) else {
                 continue;
             };
             let key = quote(&common::obs_key(self.key(), &r.id));
             let (p, n) = (quote(path), quote(name));
-            let raw = if r.setting("type") == Some("expandstring") {
+            let raw = if type_name(r) == Some("expandstring") {
                 format!(
                     "$r = $k.GetValue({n}, $null, 'DoNotExpandEnvironmentNames')\n__exctl_emit {key} 'Raw' $r\n"
                 )
@@ -798,7 +817,7 @@ impl Kind for RegistryValues {
         let kind = self.key();
         let mut out = Vec::new();
         for r in resources {
-            let (Some(path), Some(name)) = (r.setting("path"), r.setting("name")) else {
+            let Some((path, name)) = target(r) else {
                 continue;
             };
             let key = common::obs_key(kind, &r.id);
@@ -841,16 +860,11 @@ impl Kind for RegistryValues {
                     }
                 }
                 Ensure::Present => {
-                    let ty =
-                        r.setting("type")
-                            .and_then(RegType::parse)
-                            .ok_or_else(|| DiffError {
-                                kind,
-                                id: r.id.clone(),
-                                message:
-                                    "the resource has no type (a validation error was ignored)"
-                                        .into(),
-                            })?;
+                    let ty = payload(r).and_then(|v| v.ty).ok_or_else(|| DiffError {
+                        kind,
+                        id: r.id.clone(),
+                        message: "the resource has no type (a validation error was ignored)".into(),
+                    })?;
                     let want = r
                         .attrs
                         .iter()
@@ -948,7 +962,7 @@ impl Kind for RegistryValues {
             if !common::existence(kind, &r.id, &key, observed)? {
                 continue;
             }
-            let (Some(path), Some(name)) = (r.setting("path"), r.setting("name")) else {
+            let Some((path, name)) = target(&r) else {
                 continue;
             };
             let observed_kind = match observed.get(&key, "Type") {
@@ -1025,6 +1039,7 @@ impl Kind for RegistryValues {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::read_for_host;
     use crate::kinds::common::testutil::{HOSTILE, assert_contained};
     use crate::version::Version;
 
@@ -1042,12 +1057,12 @@ mod tests {
     ) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str(file, yaml);
         assert!(diags.is_empty(), "{diags:?}");
-        let ctx = ParseContext {
-            version: Version::Sp3,
-            hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            path: file.into(),
-        };
-        let r = RegistryValues.parse(&docs[0].root, &ctx, host, &mut diags);
+        let ctx = ParseContext::new(
+            Version::Sp3,
+            hosts.iter().map(|h| h.to_string()).collect(),
+            file,
+        );
+        let r = read_for_host(&RegistryValues, &docs[0].root, &ctx, host, &mut diags);
         diags.sort();
         (r, diags)
     }
@@ -1521,12 +1536,11 @@ mod tests {
                         span: Span::point(exctl_manifest::FileId(0), Default::default()),
                     },
                 ],
-                settings: vec![
-                    ("host".into(), "EX01".into()),
-                    ("path".into(), normalize_path(&yaml_path).unwrap()),
-                    ("name".into(), name),
-                    ("type".into(), "expandstring".into()),
-                ],
+                payload: Payload::new(RegistryValue {
+                    path: normalize_path(&yaml_path).unwrap(),
+                    name,
+                    ty: Some(RegType::ExpandString),
+                }),
                 restart: None,
                 sensitive: vec![],
                 span: Span::point(exctl_manifest::FileId(0), Default::default()),

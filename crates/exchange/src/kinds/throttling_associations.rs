@@ -47,8 +47,8 @@ use super::common;
 use super::throttling_policies::is_default_name;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
-    AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext,
-    Resource, Scope,
+    AttrChange, Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
+    ParseContext, Payload, Resource, Scope,
 };
 use crate::record::Observations;
 use crate::value::{RawValue, Value};
@@ -93,12 +93,33 @@ pub struct ThrottlingAssociations;
 fn export_resources(ctx: &ExportContext<'_>) -> Vec<Resource> {
     ctx.mailboxes
         .iter()
-        .map(|m| common::synthetic("throttling_associations", m.clone(), &[("policy", DEFAULT)]))
+        .map(|m| {
+            common::synthetic(
+                "throttling_associations",
+                m.clone(),
+                Payload::new(Association {
+                    policy: DEFAULT.to_string(),
+                }),
+            )
+        })
         .collect()
 }
 
+/// What an association holds beyond its identity: the policy it names.
+#[derive(Debug, Clone, PartialEq)]
+struct Association {
+    /// The policy as written (`default` for the default policy).
+    policy: String,
+}
+
+/// The policy an association names, as written (`default` for the default policy);
+/// `None` for a resource of another kind.
+pub fn policy_of(r: &Resource) -> Option<&str> {
+    r.payload.get::<Association>().map(|a| a.policy.as_str())
+}
+
 fn policy(r: &Resource) -> &str {
-    r.setting("policy").unwrap_or(DEFAULT)
+    policy_of(r).unwrap_or(DEFAULT)
 }
 
 fn is_default(p: &str) -> bool {
@@ -219,13 +240,7 @@ impl Kind for ThrottlingAssociations {
         }
     }
 
-    fn parse(
-        &self,
-        node: &Node,
-        ctx: &ParseContext,
-        _host: &str,
-        diags: &mut Diagnostics,
-    ) -> Vec<Resource> {
+    fn parse(&self, node: &Node, ctx: &ParseContext, diags: &mut Diagnostics) -> Vec<Declared> {
         let path = format!("{}.throttling_associations", ctx.path);
         let mut out: Vec<Resource> = Vec::new();
         // The index in `out` of each identity accepted, by its lower-case form (Exchange
@@ -250,7 +265,7 @@ impl Kind for ThrottlingAssociations {
                         "write each association as a list item: - identity: ...\n  policy: ...",
                     ),
                 );
-                return out;
+                return Vec::new();
             }
         };
         for (i, item) in items.iter().enumerate() {
@@ -290,13 +305,13 @@ impl Kind for ThrottlingAssociations {
                     value: Value::Str(policy.clone()),
                     span: policy_node.map_or(item.span, |n| n.span),
                 }],
-                settings: vec![("policy".into(), policy)],
+                payload: Payload::new(Association { policy }),
                 restart: None,
                 sensitive: Vec::new(),
                 span: item.span,
             });
         }
-        out
+        out.into_iter().map(common::declared).collect()
     }
 
     /// An association is the object it associates.
@@ -542,6 +557,7 @@ impl Kind for ThrottlingAssociations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::read_for_host;
     use crate::kinds::common::testutil::{HOSTILE, assert_contained, assert_parses, yaml_quote};
     use crate::kinds::throttling_policies::ThrottlingPolicies;
     use crate::version::Version;
@@ -555,12 +571,8 @@ mod tests {
     fn parse_in(kind: &dyn Kind, file: &str, yaml: &str) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str(file, yaml);
         assert!(diags.is_empty(), "{diags:?}");
-        let ctx = ParseContext {
-            version: Version::Sp3,
-            hosts: vec!["EX01".into()],
-            path: file.into(),
-        };
-        let r = kind.parse(&docs[0].root, &ctx, "EX01", &mut diags);
+        let ctx = ParseContext::new(Version::Sp3, vec!["EX01".into()], file);
+        let r = read_for_host(kind, &docs[0].root, &ctx, "EX01", &mut diags);
         diags.sort();
         (r, diags)
     }
@@ -602,8 +614,8 @@ mod tests {
         ));
         assert!(d.is_empty());
         assert_eq!(r[0].id, "uccx-agent@contoso.local");
-        assert_eq!(r[0].setting("policy"), Some("UCCXThrottlingPolicy"));
-        assert_eq!(r[1].setting("policy"), Some("default"));
+        assert_eq!(policy_of(&r[0]), Some("UCCXThrottlingPolicy"));
+        assert_eq!(policy_of(&r[1]), Some("default"));
     }
 
     #[test]

@@ -69,8 +69,8 @@ use exctl_pwsh::{Command, quote};
 use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
-    Action, AttrChange, Change, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order,
-    ParseContext, Resource, Scope,
+    Action, AttrChange, Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext,
+    Order, ParseContext, Payload, Resource, Scope,
 };
 use crate::record::Observations;
 use crate::value::{ParamSpec, ParamType::NullableInt, RawValue, Value, read_params};
@@ -458,13 +458,7 @@ impl Kind for ThrottlingPolicies {
         }
     }
 
-    fn parse(
-        &self,
-        node: &Node,
-        ctx: &ParseContext,
-        _host: &str,
-        diags: &mut Diagnostics,
-    ) -> Vec<Resource> {
+    fn parse(&self, node: &Node, ctx: &ParseContext, diags: &mut Diagnostics) -> Vec<Declared> {
         let path = format!("{}.throttling_policies", ctx.path);
         let Some(reader) = MapReader::new(node, path.clone(), diags) else {
             return Vec::new();
@@ -553,7 +547,7 @@ impl Kind for ThrottlingPolicies {
                         span: node.span,
                     })
                     .collect(),
-                settings: Vec::new(),
+                payload: Payload::none(),
                 restart: None,
                 sensitive: Vec::new(),
                 span: key.span,
@@ -586,7 +580,7 @@ impl Kind for ThrottlingPolicies {
                 );
             }
         }
-        out
+        out.into_iter().map(common::declared).collect()
     }
 
     fn cross_check(&self, all: &[Resource], diags: &mut Diagnostics) {
@@ -837,6 +831,7 @@ impl Kind for ThrottlingPolicies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::read_for_host;
     use crate::kinds::common::testutil::{HOSTILE, assert_contained, yaml_quote};
     use crate::value::RawValue;
 
@@ -849,12 +844,8 @@ mod tests {
     fn parse_v(yaml: &str, version: Version) -> (Vec<Resource>, Diagnostics) {
         let (_, docs, mut diags) = exctl_manifest::parse_str("org.yaml", yaml);
         assert!(diags.is_empty(), "{diags:?}");
-        let ctx = ParseContext {
-            version,
-            hosts: vec!["EX01".into()],
-            path: "org.yaml".into(),
-        };
-        let r = ThrottlingPolicies.parse(&docs[0].root, &ctx, "EX01", &mut diags);
+        let ctx = ParseContext::new(version, vec!["EX01".into()], "org.yaml");
+        let r = read_for_host(&ThrottlingPolicies, &docs[0].root, &ctx, "EX01", &mut diags);
         diags.sort();
         (r, diags)
     }
