@@ -311,7 +311,7 @@ impl Protocol {
     /// reader that wants them observed ([`Kind::observe`]) and decoded
     /// ([`Protocol::current`]). Names not in the table are left out.
     pub fn reading(&self, host: &str, params: &[&str]) -> Resource {
-        let mut r = common::synthetic(self.key, host.to_string(), &[]);
+        let mut r = common::synthetic(self.key, host.to_string(), Payload::none());
         r.attrs = params
             .iter()
             .filter_map(|p| common::spec(self.params, p))

@@ -671,7 +671,11 @@ pub fn reading(path: &str, name: &str) -> Resource {
     common::synthetic(
         "registry_values",
         format!("{path}\\{name}"),
-        &[("path", path), ("name", name), ("type", "dword")],
+        Payload::new(RegistryValue {
+            path: path.to_string(),
+            name: name.to_string(),
+            ty: Some(RegType::Dword),
+        }),
     )
 }
 

@@ -162,7 +162,9 @@ pub fn reading(identity: &str) -> Resource {
     common::synthetic(
         "throttling_associations",
         identity.to_string(),
-        &[("policy", DEFAULT)],
+        Payload::new(Association {
+            policy: DEFAULT.to_string(),
+        }),
     )
 }
 
