@@ -94,15 +94,15 @@ pub const COMMON: &[&str] = &[
 ];
 
 /// Every parameter name a relayed cmdlet accepts: the selectors and the settings of every
-/// settings cmdlet the kinds' registry types (`kinds::SETTINGS_CMDLETS`, in the newest
+/// settings cmdlet the kinds' registry types (`kinds::settings_cmdlets`, in the newest
 /// release, which has them all); the server refuses a parameter its cmdlet does not have,
 /// as it would refuse it from a snap-in.
 pub fn parameter_names() -> Vec<&'static str> {
-    use exctl_exchange::kinds::{SETTINGS_CMDLETS, cmdlet_parameters};
+    use exctl_exchange::kinds::{cmdlet_parameters, settings_cmdlets};
     let mut names: Vec<&'static str> = SELECTORS.to_vec();
-    let specs = SETTINGS_CMDLETS
-        .iter()
-        .filter_map(|c| cmdlet_parameters(c, exctl_exchange::Version::Sp3))
+    let specs = settings_cmdlets()
+        .into_iter()
+        .filter_map(|c| cmdlet_parameters(c.cmdlet, exctl_exchange::Version::Sp3))
         .flat_map(|p| p.managed);
     for p in specs {
         if !names.iter().any(|n| n.eq_ignore_ascii_case(p.name))

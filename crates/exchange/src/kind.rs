@@ -432,6 +432,29 @@ pub trait Kind: Send + Sync {
     /// endpoint, so one missing here is "not recognized" on such a host. A test holds the
     /// list equal to what the scripts call.
     fn cmdlets(&self) -> &'static [&'static str];
+
+    /// The settings cmdlets whose parameters the kind types (Set-ImapSettings,
+    /// Set-ReceiveConnector, ...): [`crate::kinds::cmdlet_parameters`] answers from them
+    /// for the schema, the simulator agreement test and the relay's parameter names. The
+    /// default has none.
+    fn settings_cmdlets(&self) -> Vec<SettingsCmdlet> {
+        Vec::new()
+    }
+}
+
+/// A settings cmdlet whose parameters a kind types.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingsCmdlet {
+    /// The cmdlet (`Set-ImapSettings`).
+    pub cmdlet: &'static str,
+    /// Its parameters a manifest may declare, with their types, ranges and releases.
+    pub params: &'static [crate::value::ParamSpec],
+    /// Parameters of `params` this cmdlet lacks (New-ThrottlingPolicy has none of those
+    /// only the default policy has).
+    pub skip: &'static [&'static str],
+    /// Parameters the cmdlet has that exctl deliberately leaves alone, from which release,
+    /// and why.
+    pub not_managed: &'static [crate::kinds::NotManaged],
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ pub use throttling_policies::ThrottlingPolicies;
 
 use std::sync::OnceLock;
 
-use crate::kind::Kind;
+use crate::kind::{Kind, SettingsCmdlet};
 use crate::services::Service;
 use crate::value::ParamSpec;
 use crate::version::Version;
@@ -153,48 +153,28 @@ pub struct CmdletParameters {
 /// A parameter exctl leaves alone: its name, the first release that has it, and why.
 pub type NotManaged = (&'static str, Version, &'static str);
 
-/// The settings cmdlets whose parameters the schema types: Set-ImapSettings,
-/// Set-PopSettings, Set-ReceiveConnector, Set-ThrottlingPolicy and New-ThrottlingPolicy
-/// (the same parameters without those only the default policy has).
-pub const SETTINGS_CMDLETS: [&str; 5] = [
-    "Set-ImapSettings",
-    "Set-PopSettings",
-    "Set-ReceiveConnector",
-    "Set-ThrottlingPolicy",
-    "New-ThrottlingPolicy",
-];
+/// The settings cmdlets whose parameters the kinds type ([`Kind::settings_cmdlets`]: for
+/// Exchange 2010 Set-ImapSettings, Set-PopSettings, Set-ReceiveConnector,
+/// Set-ThrottlingPolicy and New-ThrottlingPolicy), in registry order.
+pub fn settings_cmdlets() -> Vec<SettingsCmdlet> {
+    ALL.iter().flat_map(|k| k.settings_cmdlets()).collect()
+}
 
 /// What the schema accepts for `cmdlet` in `version` (`None` for a cmdlet that is not one
-/// of [`SETTINGS_CMDLETS`]). The simulator has the same listing
+/// of [`settings_cmdlets`]). The simulator has the same listing
 /// (`exctl_sim::exchange::sp::parameters`); a test holds the two equal.
 pub fn cmdlet_parameters(cmdlet: &str, version: Version) -> Option<CmdletParameters> {
-    let is = |name: &str| cmdlet.eq_ignore_ascii_case(name);
-    let (specs, skip, not_managed): (&'static [ParamSpec], &[&str], &[NotManaged]) =
-        if let Some(p) = protocol::PROTOCOLS.iter().find(|p| is(p.set)) {
-            (p.params, &[], &[])
-        } else if is("Set-ReceiveConnector") {
-            (
-                receive_connectors::PARAMS,
-                &[],
-                receive_connectors::NOT_MANAGED,
-            )
-        } else if is("Set-ThrottlingPolicy") {
-            (throttling_policies::PARAMS, &[], &[])
-        } else if is("New-ThrottlingPolicy") {
-            (
-                throttling_policies::PARAMS,
-                throttling_policies::DEFAULT_ONLY,
-                &[],
-            )
-        } else {
-            return None;
-        };
+    let c = settings_cmdlets()
+        .into_iter()
+        .find(|c| c.cmdlet.eq_ignore_ascii_case(cmdlet))?;
     Some(CmdletParameters {
-        managed: specs
+        managed: c
+            .params
             .iter()
-            .filter(|p| p.since <= version && !skip.contains(&p.name))
+            .filter(|p| p.since <= version && !c.skip.contains(&p.name))
             .collect(),
-        not_managed: not_managed
+        not_managed: c
+            .not_managed
             .iter()
             .filter(|(_, since, _)| *since <= version)
             .map(|(name, _, why)| (*name, *why))

@@ -42,7 +42,7 @@ use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
     Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext,
-    Payload, Resource, Scope, Service,
+    Payload, Resource, Scope, Service, SettingsCmdlet,
 };
 use crate::record::Observations;
 use crate::services::{self, ServiceSpec};
@@ -281,10 +281,6 @@ pub static POP3: Protocol = Protocol {
     host_key: false,
 };
 
-/// Every protocol of the table, in plan order (each is also registered in
-/// [`super::ALL`]).
-pub static PROTOCOLS: &[&Protocol] = &[&IMAP4, &POP3];
-
 impl Protocol {
     /// The key the observation of `host`'s settings reports under.
     pub fn observation_key(&self, host: &str) -> String {
@@ -485,6 +481,15 @@ impl Kind for Protocol {
 
     fn cmdlets(&self) -> &'static [&'static str] {
         self.cmdlets
+    }
+
+    fn settings_cmdlets(&self) -> Vec<SettingsCmdlet> {
+        vec![SettingsCmdlet {
+            cmdlet: self.set,
+            params: self.params,
+            skip: &[],
+            not_managed: &[],
+        }]
     }
 }
 

@@ -72,7 +72,7 @@ use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
     Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext, Order, ParseContext,
-    Payload, Resource, Scope,
+    Payload, Resource, Scope, SettingsCmdlet,
 };
 use crate::record::{Observations, guarded};
 use crate::value::{ParamSpec, ParamType::*, Value, read_params};
@@ -793,6 +793,15 @@ impl Kind for ReceiveConnectors {
 
     fn cmdlets(&self) -> &'static [&'static str] {
         &["Get-ReceiveConnector", "Set-ReceiveConnector"]
+    }
+
+    fn settings_cmdlets(&self) -> Vec<SettingsCmdlet> {
+        vec![SettingsCmdlet {
+            cmdlet: "Set-ReceiveConnector",
+            params: PARAMS,
+            skip: &[],
+            not_managed: NOT_MANAGED,
+        }]
     }
 }
 

@@ -70,7 +70,7 @@ use super::common;
 use crate::export::{self, ExportContext, Section, Yaml};
 use crate::kind::{
     Action, AttrChange, Change, Declared, DesiredAttr, DiffError, Ensure, Kind, ObserveContext,
-    Order, ParseContext, Payload, Resource, Scope,
+    Order, ParseContext, Payload, Resource, Scope, SettingsCmdlet,
 };
 use crate::record::Observations;
 use crate::value::{ParamSpec, ParamType::NullableInt, RawValue, Value, read_params};
@@ -824,6 +824,24 @@ impl Kind for ThrottlingPolicies {
             "New-ThrottlingPolicy",
             "Set-ThrottlingPolicy",
             "Remove-ThrottlingPolicy",
+        ]
+    }
+
+    fn settings_cmdlets(&self) -> Vec<SettingsCmdlet> {
+        vec![
+            SettingsCmdlet {
+                cmdlet: "Set-ThrottlingPolicy",
+                params: PARAMS,
+                skip: &[],
+                not_managed: &[],
+            },
+            // The same parameters, without those only the default policy has.
+            SettingsCmdlet {
+                cmdlet: "New-ThrottlingPolicy",
+                params: PARAMS,
+                skip: DEFAULT_ONLY,
+                not_managed: &[],
+            },
         ]
     }
 }
