@@ -1011,6 +1011,12 @@ impl Kind for RegistryValues {
     }
 
     fn schema(&self) -> serde_json::Value {
+        // Every service a registered kind restarts, as `restart:` accepts them.
+        let restarts: Vec<&str> = crate::kinds::services()
+            .iter()
+            .map(|s| s.name())
+            .chain(std::iter::once("none"))
+            .collect();
         serde_json::json!({
             "type": "array",
             "items": {
@@ -1022,7 +1028,7 @@ impl Kind for RegistryValues {
                     "name": {"type": "string"},
                     "type": {"type": "string", "enum": RegType::NAMES},
                     "value": {},
-                    "restart": {"type": "string", "enum": ["MSExchangeIS", "MSExchangeIMAP4", "none"]},
+                    "restart": {"type": "string", "enum": restarts},
                     "sensitive": {"type": "boolean", "description": "never show the value (plans, results, journal)"},
                     "ensure": crate::schema::ensure()
                 }
