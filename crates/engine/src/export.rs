@@ -12,10 +12,11 @@
 
 use std::fmt::Write as _;
 
+use exctl_exchange::Version;
 use exctl_exchange::export::{ExportContext, Section};
+use exctl_exchange::host::{ExchangeServer, exchange_server_script};
 use exctl_exchange::kind::{DiffError, Kind, Scope};
-use exctl_exchange::record::{self, Observations, RecordError};
-use exctl_exchange::{RawValue, Version};
+use exctl_exchange::record::{Observations, RecordError};
 
 use crate::desired::HostSpec;
 use crate::observe::{HOST_RESOURCE, Runner};
@@ -109,14 +110,7 @@ fn context<'a>(host: &'a HostSpec, req: &ExportRequest<'a>) -> ExportContext<'a>
 /// The export script for one host.
 pub fn export_script(host: &HostSpec, req: &ExportRequest<'_>) -> String {
     let mut s = ScriptBuilder::new(host);
-    let h = exctl_pwsh::quote(HOST_RESOURCE);
-    s.raw(&record::guarded(
-        HOST_RESOURCE,
-        &format!(
-            "__exctl_emit {h} 'AdminDisplayVersion' ([string](Get-ExchangeServer -Identity {}).AdminDisplayVersion)",
-            exctl_pwsh::quote(&host.name)
-        ),
-    ));
+    s.raw(&exchange_server_script(HOST_RESOURCE, &host.name));
     let ctx = context(host, req);
     for kind in req.kinds {
         s.raw(&kind.export_script(&ctx));
@@ -160,16 +154,12 @@ pub fn from_observations(
     req: &ExportRequest<'_>,
     observed: &Observations,
 ) -> Result<HostExport, ExportError> {
-    if let Some(e) = observed.error(HOST_RESOURCE) {
-        return Err(ExportError::Server {
+    let server =
+        ExchangeServer::read(observed, HOST_RESOURCE).map_err(|message| ExportError::Server {
             host: host.name.clone(),
-            message: e.to_string(),
-        });
-    }
-    let admin_display_version = match observed.get(HOST_RESOURCE, "AdminDisplayVersion") {
-        Some(RawValue::Str(v)) => Some(v.clone()),
-        _ => None,
-    };
+            message,
+        })?;
+    let admin_display_version = Some(server.admin_display_version).filter(|v| !v.is_empty());
     if let Some(v) = &admin_display_version {
         match Version::from_admin_display_version(v) {
             Some(actual) if actual != host.version => {
@@ -310,6 +300,7 @@ pub fn render(e: &HostExport, p: &Provenance) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use exctl_exchange::RawValue;
     use exctl_exchange::kinds;
     use exctl_exchange::record::encode;
 

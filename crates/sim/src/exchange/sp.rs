@@ -102,19 +102,24 @@ pub struct Parameter {
     pub kind: super::props::Kind,
 }
 
-/// The settings cmdlets whose parameters come from a property table: Set-ImapSettings,
-/// Set-PopSettings, Set-ReceiveConnector, Set-ThrottlingPolicy and New-ThrottlingPolicy.
-pub const SETTINGS_CMDLETS: [&str; 5] = [
-    "Set-ImapSettings",
-    "Set-PopSettings",
-    "Set-ReceiveConnector",
-    "Set-ThrottlingPolicy",
-    "New-ThrottlingPolicy",
-];
+/// The settings cmdlets whose parameters come from a property table: the setter of each
+/// protocol of [`super::protocol_settings::PROTOCOLS`] (Set-ImapSettings, Set-PopSettings),
+/// Set-ReceiveConnector, Set-ThrottlingPolicy and New-ThrottlingPolicy.
+pub fn settings_cmdlets() -> Vec<&'static str> {
+    super::protocol_settings::PROTOCOLS
+        .iter()
+        .map(|p| p.set)
+        .chain([
+            "Set-ReceiveConnector",
+            "Set-ThrottlingPolicy",
+            "New-ThrottlingPolicy",
+        ])
+        .collect()
+}
 
 /// The state-describing parameters `cmdlet` accepts in `release` (not -Identity, -Server,
 /// -Name, -DomainController, -Confirm, -WhatIf), in table order; `None` for a cmdlet that is
-/// not one of [`SETTINGS_CMDLETS`].
+/// not one of [`settings_cmdlets`].
 pub fn parameters(release: Sp, cmdlet: &str) -> Option<Vec<Parameter>> {
     use super::{connector, protocol_settings, throttling};
     let (defs, skip): (&[super::props::PropDef], &[&str]) = match cmdlet {
