@@ -243,6 +243,20 @@ fn store_body(service: Service, host: &str, n: usize, opts: &RestartScriptOption
     s
 }
 
+/// What a restart and a recovery of `svc` (step `n`) both begin with: the deadline, the
+/// dependants to start afterwards, the service's controller in `$__sc`, and the record
+/// that a restart by exctl is under way.
+fn sequence_start(svc: &str, n: usize, opts: &RestartScriptOptions) -> String {
+    let mut s = format!(
+        "$__deadline = (Get-Date).AddSeconds({})\n",
+        opts.timeout_secs
+    );
+    s.push_str(&dependents_to_start(svc));
+    s.push_str(&format!("$__sc = Get-Service -Name {}\n", quote(svc)));
+    s.push_str(&record_underway(svc, n));
+    s
+}
+
 /// The statements that restart `svc` within one deadline: `Restart-Service` would block
 /// until the service runs again, however long that takes, so the restart is driven with
 /// the service's own `ServiceController`. `Stop()` stops the running dependents first
@@ -257,17 +271,10 @@ fn restart_sequence(
     opts: &RestartScriptOptions,
 ) -> String {
     let step = quote(&n.to_string());
-    let name = quote(svc);
     let on = host.map(|h| format!(" on {h}")).unwrap_or_default();
     let sleep = opts.poll_secs.max(1);
     let progress = record::PROGRESS;
-    let mut s = format!(
-        "$__deadline = (Get-Date).AddSeconds({})\n",
-        opts.timeout_secs
-    );
-    s.push_str(&dependents_to_start(svc));
-    s.push_str(&format!("$__sc = Get-Service -Name {name}\n"));
-    s.push_str(&record_underway(svc, n));
+    let mut s = sequence_start(svc, n, opts);
     s.push_str(&format!(
         "if ([string]$__sc.Status -ne 'Stopped') {{ $__sc.Stop() }}\n\
          $__waiting = $true\n\
@@ -302,17 +309,10 @@ fn recovery_sequence(
     opts: &RestartScriptOptions,
 ) -> String {
     let step = quote(&n.to_string());
-    let name = quote(svc);
     let on = host.map(|h| format!(" on {h}")).unwrap_or_default();
     let sleep = opts.poll_secs.max(1);
     let progress = record::PROGRESS;
-    let mut s = format!(
-        "$__deadline = (Get-Date).AddSeconds({})\n",
-        opts.timeout_secs
-    );
-    s.push_str(&dependents_to_start(svc));
-    s.push_str(&format!("$__sc = Get-Service -Name {name}\n"));
-    s.push_str(&record_underway(svc, n));
+    let mut s = sequence_start(svc, n, opts);
     if let Some(h) = host {
         s.push_str(&databases_to_mount("__mounted", h));
     }
