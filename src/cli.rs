@@ -955,7 +955,8 @@ fn kinds_help() -> String {
 }
 
 /// What `exctl kinds` prints: every kind of the registry, in plan order, in its own
-/// words (`Kind::help`, `Kind::cmdlets`).
+/// words (`Kind::help`, `Kind::cmdlets`) and the services its changes may restart
+/// (`Kind::services`).
 pub fn kinds_listing() -> String {
     let mut s = String::new();
     for k in exctl_exchange::kinds::ALL {
@@ -967,14 +968,23 @@ pub fn kinds_listing() -> String {
             [] => "none (PowerShell's own)".to_string(),
             c => c.join(", "),
         };
+        let restarts = match k.services() {
+            [] => "none".to_string(),
+            services => services
+                .iter()
+                .map(|svc| format!("{} ({})", svc.name(), svc.consequence()))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
         s.push_str(&format!(
-            "{} ({}): {}, phase {}\n  {}\n  Exchange cmdlets: {}\n\n",
+            "{} ({}): {}, phase {}\n  {}\n  Exchange cmdlets: {}\n  Restarts: {}\n\n",
             k.key(),
             k.title(),
             scope,
             k.order().phase,
             k.help(),
-            cmdlets
+            cmdlets,
+            restarts
         ));
     }
     s

@@ -476,4 +476,12 @@ fn exctl_kinds_lists_every_kind_with_its_help() {
         text.contains("Exchange cmdlets: Get-ImapSettings, Set-ImapSettings"),
         "{text}"
     );
+    // What each kind's changes restart, from the services the kinds declare.
+    for svc in exctl_exchange::kinds::services() {
+        assert!(
+            text.contains(&format!("{} ({})", svc.name(), svc.consequence())),
+            "{}: {text}",
+            svc.name()
+        );
+    }
 }
