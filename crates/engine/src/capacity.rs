@@ -48,7 +48,7 @@ use exctl_exchange::Version;
 use exctl_exchange::kind::{Ensure, Kind, ObserveContext, Resource, Service};
 use exctl_exchange::kinds::registry_values::{self, RegistryValues, STORE_KEY};
 use exctl_exchange::kinds::throttling_associations::{self, ThrottlingAssociations};
-use exctl_exchange::kinds::{IMAP4, imap, throttling_policies};
+use exctl_exchange::kinds::{IMAP4, ThrottlingPolicies, imap, throttling_policies};
 use exctl_exchange::record::Observations;
 use exctl_exchange::services::INFORMATION_STORE;
 use exctl_exchange::value::{ParamSpec, Value};
@@ -387,7 +387,7 @@ impl DeclaredLimits {
         for r in resources
             .iter()
             .filter(present)
-            .filter(|r| r.kind == "imap_settings")
+            .filter(|r| r.kind == IMAP4.key())
         {
             for l in [
                 Limit::MaxConnectionsPerUser,
@@ -413,7 +413,7 @@ impl DeclaredLimits {
         for r in resources
             .iter()
             .filter(present)
-            .filter(|r| r.kind == "registry_values")
+            .filter(|r| r.kind == RegistryValues.key())
         {
             let store = registry_values::target(r).is_some_and(|(p, n)| {
                 p.eq_ignore_ascii_case(STORE_KEY) && n.eq_ignore_ascii_case(SERVICE_SESSIONS_VALUE)
@@ -436,7 +436,7 @@ impl DeclaredLimits {
         }
         let association = org
             .iter()
-            .filter(|r| r.kind == "throttling_associations")
+            .filter(|r| r.kind == ThrottlingAssociations.key())
             .find(|r| same_account(&r.id, account));
         if let Some(a) = association
             && let Some(p) = throttling_associations::policy_of(a)
@@ -446,7 +446,7 @@ impl DeclaredLimits {
                 && let Some(policy) = org
                     .iter()
                     .filter(present)
-                    .find(|r| r.kind == "throttling_policies" && r.id.eq_ignore_ascii_case(p))
+                    .find(|r| r.kind == ThrottlingPolicies.key() && r.id.eq_ignore_ascii_case(p))
                 && let Some(v) = policy
                     .attrs
                     .iter()
