@@ -613,8 +613,8 @@ impl Readings {
     }
 }
 
-/// The PowerShell that reports the limits of `account` on `host` (and the restart facts
-/// of both services, see [`restart::observe_facts`]): the observe fragments of the kinds
+/// The PowerShell that reports the limits of `account` on `host` (the caller adds the
+/// restart facts of [`FACTS_SERVICES`]): the observe fragments of the kinds
 /// that own each limit (`Readings`), read back by [`Effective::from_observations`].
 pub fn observe_script(host: &str, version: Version, account: &str) -> String {
     let r = Readings::new(host, account);
@@ -628,10 +628,13 @@ pub fn observe_script(host: &str, version: Version, account: &str) -> String {
         .collect();
     s.push_str(&throttling_policies::listing(&policy));
     s.push_str(&RegistryValues.observe(&[&r.store], &ctx));
-    let both: BTreeSet<Service> = [imap::SERVICE, INFORMATION_STORE].into_iter().collect();
-    s.push_str(&restart::observe_facts(host, &both));
     s
 }
+
+/// The services whose restart facts the limits depend on (a value changed and not yet in
+/// force): the script that observes the limits also reports these services' facts
+/// ([`restart::observe_facts`]), once, with those of the rest of its resources.
+pub const FACTS_SERVICES: [Service; 2] = [imap::SERVICE, INFORMATION_STORE];
 
 /// One limit as a server has it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -688,7 +691,7 @@ impl Effective {
     pub fn from_observations(host: &str, account: &str, o: &Observations) -> Effective {
         let r = Readings::new(host, account);
         let mut e = Effective::default();
-        let both: BTreeSet<Service> = [imap::SERVICE, INFORMATION_STORE].into_iter().collect();
+        let both: BTreeSet<Service> = FACTS_SERVICES.into_iter().collect();
         let (ctx, notes) = restart::context(host, o, &both);
         let pending = |svc: Service| {
             ctx.pending

@@ -198,19 +198,22 @@ impl HostSpec {
         if let Some(uri) = &self.session_uri {
             return uri.clone();
         }
-        let host = match self.access {
-            Access::Psrp => {
-                let host = EndpointParts::of(&self.endpoint).host;
-                if host.is_empty() {
-                    self.name.clone()
-                } else if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host.to_string()
-                }
-            }
-            _ => self.name.clone(),
-        };
+        match self.access {
+            Access::Psrp => psrp_default_uri(&self.endpoint, &self.name),
+            _ => format!("http://{}/PowerShell/", self.name),
+        }
+    }
+}
+
+/// Exchange's endpoint on the host of the WinRM `endpoint` (on `name` when the endpoint
+/// names no host): where `access: psrp` goes without a `session_uri`.
+fn psrp_default_uri(endpoint: &str, name: &str) -> String {
+    let host = EndpointParts::of(endpoint).host;
+    if host.is_empty() {
+        format!("http://{name}/PowerShell/")
+    } else if host.contains(':') {
+        format!("http://[{host}]/PowerShell/")
+    } else {
         format!("http://{host}/PowerShell/")
     }
 }
@@ -895,11 +898,9 @@ fn read_hosts(
         // Kerberos to Exchange's endpoint needs its name: a ticket is never issued for an
         // address (the endpoint's own check is above).
         if access == Access::Psrp && exchange_auth == Auth::Kerberos {
-            let uri = session_uri.clone().or_else(|| {
-                endpoint
-                    .as_ref()
-                    .map(|e| format!("http://{}/PowerShell/", EndpointParts::of(e).host))
-            });
+            let uri = session_uri
+                .clone()
+                .or_else(|| endpoint.as_ref().map(|e| psrp_default_uri(e, &name.text)));
             if let Some(uri) = uri.filter(|u| endpoint_is_address(u)) {
                 let span = uri_span
                     .or(exchange_auth_span)

@@ -26,7 +26,6 @@ use exctl_exchange::kinds::imap;
 use exctl_exchange::record::Observations;
 use exctl_exchange::services::INFORMATION_STORE;
 use exctl_secret::Secret;
-use tokio::net::TcpStream;
 
 use crate::capacity::{self, Demand, Effective, Limit, LimitValue};
 use crate::desired::HostSpec;
@@ -263,15 +262,13 @@ pub fn script(host: &HostSpec, account: Option<&str>, since: Duration) -> String
     for (key, svc, filter) in EVENTS {
         s.raw(&exhost::events_script(RECORD, key, svc.name(), filter));
     }
-    match account {
-        Some(a) => {
-            s.raw(&capacity::observe_script(&host.name, host.version, a));
-        }
-        None => {
-            let both = [imap::SERVICE, INFORMATION_STORE].into_iter().collect();
-            s.raw(&restart::observe_facts(&host.name, &both));
-        }
+    if let Some(a) = account {
+        s.raw(&capacity::observe_script(&host.name, host.version, a));
     }
+    s.raw(&restart::observe_facts(
+        &host.name,
+        &capacity::FACTS_SERVICES.into_iter().collect(),
+    ));
     s.raw(&restart::observe_health(&host.name));
     s.finish()
 }
@@ -296,17 +293,6 @@ pub struct Network {
     pub imap: Vec<(u16, bool, Result<String, String>)>,
     /// The login, if one was tried: (account, outcome).
     pub login: Option<(String, LoginOutcome)>,
-}
-
-async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(format!("cannot connect to {addr}: {e}")),
-        Err(_) => Err(format!(
-            "cannot connect to {addr}: no answer within {} s",
-            timeout.as_secs()
-        )),
-    }
 }
 
 /// When a service's process started (UTC seconds), from the restart facts.
@@ -906,7 +892,7 @@ pub async fn diagnose_host(host: &HostSpec, runner: &dyn Runner, opts: &Options)
     let address = endpoint_address(&host.endpoint);
     if let Some((h, p)) = &address {
         let addr = join(h, *p);
-        let r = connect(&addr, opts.timeout).await.map(|_| ());
+        let r = imap_probe::connect(&addr, opts.timeout).await.map(|_| ());
         net.winrm = Some((addr, r));
     }
     let winrm_ok = net.winrm.as_ref().is_none_or(|(_, r)| r.is_ok());
@@ -953,7 +939,7 @@ pub async fn diagnose_host(host: &HostSpec, runner: &dyn Runner, opts: &Options)
             net.imap.push((*p, false, g));
         }
         for p in &ssl {
-            let g = connect(&join(h, *p), opts.timeout)
+            let g = imap_probe::connect(&join(h, *p), opts.timeout)
                 .await
                 .map(|_| String::new());
             net.imap.push((*p, true, g));

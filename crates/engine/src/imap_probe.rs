@@ -105,7 +105,8 @@ impl PlainLogin {
     }
 }
 
-async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
+/// A TCP connection to `addr` within `timeout`, or why not (in words for doctor's report).
+pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(format!("cannot connect to {addr}: {e}")),

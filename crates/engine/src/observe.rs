@@ -121,8 +121,6 @@ pub trait Runner: Send + Sync {
     }
 }
 
-pub use crate::script::{PASSWORD_VARIABLE, exchange_epilogue, exchange_prologue};
-
 /// The observe script for one host.
 pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
     let mut s = ScriptBuilder::new(host);
@@ -147,7 +145,13 @@ pub fn observe_script(host: &HostSpec, resources: &[Resource]) -> String {
             s.raw(&kind.observe(&mine, &ctx));
         }
     }
-    s.raw(&restart::observe_facts(&host.name, &services_of(resources)));
+    // The services the resources may restart, and those the capacity check reads: one
+    // read of each service's facts.
+    let mut services = services_of(resources);
+    if host.capacity.is_some() {
+        services.extend(crate::capacity::FACTS_SERVICES);
+    }
+    s.raw(&restart::observe_facts(&host.name, &services));
     s.raw(&restart::observe_health(&host.name));
     s.raw(&crate::lock::observe_script());
     // The limits a declared demand meets, for the capacity warnings of the plan.

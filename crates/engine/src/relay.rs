@@ -115,8 +115,14 @@ pub fn parameter_names() -> Vec<&'static str> {
 }
 
 /// The PowerShell 2.0 that defines the relay in a session (once per session: a later
-/// script finds it defined). Expects the record PRELUDE (`__exctl_b64`) before it.
-pub fn relay_prologue() -> String {
+/// script finds it defined). Expects the record PRELUDE (`__exctl_b64`) before it. Built
+/// once per process: it depends only on the registry of kinds.
+pub fn relay_prologue() -> &'static str {
+    static PROLOGUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(build_prologue);
+    &PROLOGUE
+}
+
+fn build_prologue() -> String {
     let mut params: Vec<String> = parameter_names().iter().map(|n| format!("${n}")).collect();
     params.extend(SWITCHES.iter().map(|n| format!("[switch]${n}")));
     let params = params.join(", ");
@@ -451,10 +457,10 @@ mod tests {
 
     #[test]
     fn dates_and_durations_read_as_dotnet_shows_them() {
-        // 2026-12-07T10:00:00Z: 639006... ticks; checked against the day count.
+        // .NET's `new DateTime(2026, 12, 7, 10, 0, 0, 500).Ticks`, written out so that a
+        // wrong epoch in iso_ticks cannot agree with itself.
         let t = iso_ticks("2026-12-07T10:00:00.5Z").expect("a date");
-        let day = (crate::restart::days_from_civil(2026, 12, 7) + 719_162) * 864_000_000_000;
-        assert_eq!(t, day + 36_000 * 10_000_000 + 5_000_000);
+        assert_eq!(t, 639_322_344_005_000_000);
         assert_eq!(
             iso_ticks("2026-12-07T10:00:00+02:00"),
             iso_ticks("2026-12-07T10:00:00")

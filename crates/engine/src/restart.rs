@@ -12,14 +12,12 @@ use exctl_exchange::kind::Service;
 use exctl_exchange::kinds;
 use exctl_exchange::record::Observations;
 pub use exctl_exchange::services::facts::{
-    AD_CLOCK_TOLERANCE_SECS, MARKER_KEY, days_from_civil, facts_key, health_key, mark_restart_due,
-    observe_facts, parse_utc,
+    days_from_civil, facts_key, mark_restart_due, observe_facts, parse_utc,
 };
 pub use exctl_exchange::services::restart::{
-    ERROR_TEXT_FUNCTION, RestartScriptOptions, UNDERWAY_KEY, dag_warning, record, recovery_body,
-    restart_body,
+    ERROR_TEXT_FUNCTION, RestartScriptOptions, record, recovery_body, restart_body,
 };
-pub use exctl_exchange::services::{Health, Recovery, ServiceHealth};
+pub use exctl_exchange::services::{Health, Recovery};
 
 use crate::plan::RestartContext;
 

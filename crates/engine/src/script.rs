@@ -2,8 +2,8 @@
 //!
 //! Every script starts with the record PRELUDE (`__exctl_emit`, see
 //! [`exctl_exchange::record`]) and, for scripts that use Exchange, the statements that make
-//! its cmdlets available ([`exchange_prologue`]); it ends with what closes them
-//! ([`exchange_epilogue`]). Observe, apply, export and doctor scripts are made with
+//! its cmdlets available ([`exchange_prologue`]); what the prologue opens lives as long as
+//! the host's session and is closed by [`session_epilogue`]. Observe, apply, export and doctor scripts are made with
 //! [`ScriptBuilder`], so that the preamble is written once, here.
 //!
 //! Commands (a change's [`Command`]s) are rendered one per line with
@@ -54,19 +54,12 @@ pub fn exchange_prologue(host: &HostSpec) -> String {
             uri = exctl_pwsh::quote(&host.exchange_uri()),
         ),
         // Exchange's cmdlets as functions that exctl answers through Exchange's endpoint.
-        Access::Psrp => crate::relay::relay_prologue(),
+        Access::Psrp => crate::relay::relay_prologue().to_string(),
     }
 }
 
 /// The Exchange snap-in of Exchange 2010.
 const SNAPIN: &str = "Microsoft.Exchange.Management.PowerShell.E2010";
-
-/// What a script ends with after [`exchange_prologue`]: nothing, since the session it
-/// runs in outlives it; [`session_epilogue`] ends what the prologue opened when the
-/// session closes.
-pub fn exchange_epilogue(_host: &HostSpec) -> String {
-    String::new()
-}
 
 /// The statements run once before a host's session closes: a remote Exchange session
 /// counts against the account's PowerShellMaxConcurrency until it is removed.
@@ -94,7 +87,6 @@ pub fn command_lines(commands: &[Command]) -> String {
 #[derive(Debug, Clone)]
 pub struct ScriptBuilder {
     text: String,
-    epilogue: String,
 }
 
 impl ScriptBuilder {
@@ -102,10 +94,7 @@ impl ScriptBuilder {
     pub fn new(host: &HostSpec) -> Self {
         let mut text = String::from(record::PRELUDE);
         text.push_str(&exchange_prologue(host));
-        ScriptBuilder {
-            text,
-            epilogue: exchange_epilogue(host),
-        }
+        ScriptBuilder { text }
     }
 
     /// A script for `host` whose Exchange prologue must not fail silently: the PRELUDE,
@@ -115,20 +104,14 @@ impl ScriptBuilder {
         let mut text = String::from(record::PRELUDE);
         text.push_str(functions);
         let prologue = exchange_prologue(host);
-        if !prologue.is_empty() {
-            text.push_str(&format!("try {{\n{prologue}}} catch {{ {on_failure} }}\n"));
-        }
-        ScriptBuilder {
-            text,
-            epilogue: exchange_epilogue(host),
-        }
+        text.push_str(&format!("try {{\n{prologue}}} catch {{ {on_failure} }}\n"));
+        ScriptBuilder { text }
     }
 
     /// A script that does not use Exchange (the host itself: locks): the PRELUDE only.
     pub fn host_only() -> Self {
         ScriptBuilder {
             text: String::from(record::PRELUDE),
-            epilogue: String::new(),
         }
     }
 
@@ -144,9 +127,8 @@ impl ScriptBuilder {
         self
     }
 
-    /// The whole script: what was built, then the Exchange epilogue.
-    pub fn finish(mut self) -> String {
-        self.text.push_str(&self.epilogue);
+    /// The whole script.
+    pub fn finish(self) -> String {
         self.text
     }
 }

@@ -166,7 +166,20 @@ impl WinRmRunner {
     async fn open_exchange(&self, host: &HostSpec) -> Result<RunspacePool, RunError> {
         let config = self.exchange_config(host)?;
         let uri = config.endpoint.clone();
-        let fail = |e: String| RunError::new(format!("{} ({uri}): {e}", host.name));
+        // The transport's hints name exec's flags and the host's `auth:`; here the CA and
+        // the authentication come from the inventory's `ca_file:` and `exchange_auth:`.
+        let fail = |e: String| {
+            let e = inventory_hints(e, host)
+                .replace(
+                    "(auth: in the inventory, --auth on the command line)",
+                    &format!("(exchange_auth: of {} in the inventory)", host.name),
+                )
+                .replace(
+                    "or use auth: ntlm",
+                    &format!("or set exchange_auth: ntlm for {}", host.name),
+                );
+            RunError::new(format!("{} ({uri}): {e}", host.name))
+        };
         let client = Client::new(config).map_err(|e| fail(e.to_string()))?;
         RunspacePool::open(&client, &PoolOptions::exchange())
             .await
@@ -278,20 +291,8 @@ impl WinRmRunner {
             _ => false,
         };
         let mut message = format!("{} ({}): {e}", host.name, host.endpoint);
-        // The transport's hint names exec's flag; here the CA comes from the inventory.
         if matches!(e, exctl_psrp::Error::Winrm(exctl_winrm::Error::Tls { .. })) {
-            message = message.replace(
-                "pass the issuing CA with --ca-file",
-                &format!(
-                    "give the issuing CA as `ca_file:` of {} in the inventory{}",
-                    host.name,
-                    if host.ca_file.is_some() {
-                        " (the one it names did not verify this certificate)"
-                    } else {
-                        ""
-                    }
-                ),
-            );
+            message = inventory_hints(message, host);
         }
         if unknown {
             RunError::outcome_unknown(message)
@@ -420,19 +421,21 @@ async fn run_pipeline(
     })
 }
 
-/// stderr with CLIXML decoded into PowerShell's own error text.
-pub fn readable_stderr(raw: &[u8]) -> String {
-    if !exctl_pwsh::is_clixml(raw) {
-        return String::from_utf8_lossy(raw).into_owned();
-    }
-    match exctl_pwsh::clixml::decode_stderr_bytes(raw) {
-        Ok(d) => {
-            let mut parts: Vec<String> = d.other_text.clone();
-            parts.extend(d.errors.iter().map(|e| e.to_string()));
-            parts.join("\n")
-        }
-        Err(_) => String::from_utf8_lossy(raw).into_owned(),
-    }
+/// A transport error's hint in the inventory's words: the CA of a host comes from its
+/// `ca_file:`, not from exec's `--ca-file`.
+fn inventory_hints(message: String, host: &HostSpec) -> String {
+    message.replace(
+        "pass the issuing CA with --ca-file",
+        &format!(
+            "give the issuing CA as `ca_file:` of {} in the inventory{}",
+            host.name,
+            if host.ca_file.is_some() {
+                " (the one it names did not verify this certificate)"
+            } else {
+                ""
+            }
+        ),
+    )
 }
 
 impl Runner for WinRmRunner {

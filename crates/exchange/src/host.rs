@@ -158,10 +158,10 @@ pub fn events_script(resource: &str, key: &str, source: &str, filter: EventFilte
         &format!(
             "$__all = @()\n\
              try {{ $__all = @(Get-EventLog -LogName Application -Source {src} -After $__since -Newest 1000 -ErrorAction Stop) }} catch {{ }}\n\
-             $__times = @(foreach ($__e in $__all) {{ if ({filter}) {{ $__e.TimeGenerated.ToUniversalTime().ToString('s') }} }})\n\
-             $__msgs = @(foreach ($__e in $__all) {{ if ({filter}) {{ [string]$__e.Message }} }})\n\
+             $__hits = @(foreach ($__e in $__all) {{ if ({filter}) {{ $__e }} }})\n\
+             $__times = @(foreach ($__e in $__hits) {{ $__e.TimeGenerated.ToUniversalTime().ToString('s') }})\n\
              __exctl_emit {r} '{key}Times' $__times\n\
-             if ($__msgs.Count -gt 0) {{ __exctl_emit {r} '{key}Message' ([string]$__msgs[0]) }}",
+             if ($__hits.Count -gt 0) {{ __exctl_emit {r} '{key}Message' ([string]$__hits[0].Message) }}",
             src = quote(source),
         ),
     )

@@ -28,20 +28,16 @@ pub use record::Observations;
 pub use value::{ParamSpec, ParamType, RawValue, Value};
 pub use version::Version;
 
-/// The Exchange cmdlets the engine's own host scripts call, beyond the kinds' own
-/// ([`Kind::cmdlets`]): observe and export read the version (`Get-ExchangeServer`), the
-/// restarts and doctor the databases (`Get-MailboxDatabase -Status`,
-/// `Get-MailboxDatabaseCopyStatus`), capacity and doctor read IMAP settings and
-/// throttling (`Get-ImapSettings`, `Get-ThrottlingPolicy`,
-/// `Get-ThrottlingPolicyAssociation`, which kinds call too). `access: psrp` relays the
-/// union of these and every kind's (`exctl_engine::relay`). Kept here, next to the
-/// kinds, because those scripts are moving into this crate; a cmdlet a new host script
-/// calls goes here.
+/// The Exchange cmdlets of the scripts beyond the kinds' own ([`Kind::cmdlets`]): the
+/// server's version ([`host`]: `Get-ExchangeServer`, read by observe, export and doctor)
+/// and the databases ([`services`]: `Get-MailboxDatabase -Status`,
+/// `Get-MailboxDatabaseCopyStatus`, read by the Information Store's restart, recovery and
+/// health). Capacity and doctor read through the kinds, whose cmdlets are theirs; a
+/// protocol service's settings are read with its kind's Get- cmdlet. `access: psrp`
+/// relays the union of these and every kind's (`exctl_engine::relay`); a cmdlet a new
+/// script of `host` or `services` calls goes here (a test checks).
 pub const HOST_CMDLETS: &[&str] = &[
     "Get-ExchangeServer",
     "Get-MailboxDatabase",
     "Get-MailboxDatabaseCopyStatus",
-    "Get-ImapSettings",
-    "Get-ThrottlingPolicy",
-    "Get-ThrottlingPolicyAssociation",
 ];

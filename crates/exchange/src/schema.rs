@@ -42,7 +42,8 @@ pub fn param(ty: &ParamType) -> Value {
             json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]})
         }
         ParamType::StrList => string_list(),
-        _ => json!({"type": ["string", "number"]}),
+        // Free text, as the cmdlet takes it (a number is text too).
+        ParamType::Str | ParamType::StrIgnoreCase => json!({"type": ["string", "number"]}),
     }
 }
 

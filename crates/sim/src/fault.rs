@@ -149,17 +149,7 @@ impl Fault {
     /// RBAC for an account without any management role). The message is the plugin's;
     /// the numeric code, E_ACCESSDENIED, is reconstructed (no recording of this fault).
     pub fn plugin_refused(message: &str) -> Self {
-        Fault {
-            code: "s:Receiver",
-            subcode: "w:InternalError",
-            reason: message.to_string(),
-            detail: Detail::WsMan {
-                fault_detail: None,
-                code: CODE_ACCESS_DENIED,
-                message: message.to_string(),
-                provider: true,
-            },
-        }
+        Self::process_start(CODE_ACCESS_DENIED, message)
     }
 
     /// More shells than MaxShellsPerUser: a WMI error, not a WSManFault (WinRb

@@ -1022,7 +1022,7 @@ impl crate::pshost::RemoteUi for PipelineUi {
                         "System.Object".into(),
                     ],
                     to_string: Some("Prompt".into()),
-                    value: Some(Cv::I32(23)),
+                    value: Some(Cv::I32(exctl_psrp::protocol::HOST_PROMPT as i32)),
                     ..Obj::default()
                 }),
             ),

@@ -213,6 +213,15 @@ pub static POP3_PARAMS: &[ParamSpec] = &[
     ParamSpec::all("X509CertificateName", Str),
 ];
 
+// Each protocol's names, shared by its row and its service's spec (which says what the
+// service loads when it starts).
+const IMAP4_KEY: &str = "imap_settings";
+const IMAP4_GET: &str = "Get-ImapSettings";
+const IMAP4_SET: &str = "Set-ImapSettings";
+const POP3_KEY: &str = "pop_settings";
+const POP3_GET: &str = "Get-PopSettings";
+const POP3_SET: &str = "Set-PopSettings";
+
 /// Microsoft Exchange IMAP4 (MSExchangeIMAP4): loads the settings when it starts, so every
 /// change of `imap_settings` requires its restart.
 pub static IMAP4_SERVICE_SPEC: ServiceSpec = ServiceSpec {
@@ -220,8 +229,8 @@ pub static IMAP4_SERVICE_SPEC: ServiceSpec = ServiceSpec {
     consequence: "IMAP4 clients on this server are disconnected and reconnect",
     order: 50,
     protocol: Some(services::Protocol {
-        kind: "imap_settings",
-        read_cmdlet: "Get-ImapSettings",
+        kind: IMAP4_KEY,
+        read_cmdlet: IMAP4_GET,
     }),
     health: true,
     mailbox_databases: false,
@@ -237,8 +246,8 @@ pub static POP3_SERVICE_SPEC: ServiceSpec = ServiceSpec {
     consequence: "POP3 clients on this server are disconnected and reconnect",
     order: 55,
     protocol: Some(services::Protocol {
-        kind: "pop_settings",
-        read_cmdlet: "Get-PopSettings",
+        kind: POP3_KEY,
+        read_cmdlet: POP3_GET,
     }),
     health: false,
     mailbox_databases: false,
@@ -249,34 +258,34 @@ pub const POP3_SERVICE: Service = Service::new(&POP3_SERVICE_SPEC);
 
 /// The IMAP4 settings of a server (`imap_settings`).
 pub static IMAP4: Protocol = Protocol {
-    key: "imap_settings",
+    key: IMAP4_KEY,
     title: "IMAP4 settings",
-    get: "Get-ImapSettings",
-    set: "Set-ImapSettings",
+    get: IMAP4_GET,
+    set: IMAP4_SET,
     params: IMAP4_PARAMS,
     order: Order {
         phase: 50,
         reason: "IMAP4 settings run after permissions, throttling and connectors, so the IMAP4 restart that follows them sees the final configuration",
     },
     help: "IMAP4 settings of each target server (Set-ImapSettings -Server): a map of its parameters, e.g. MaxConnectionsPerUser: 40. A change takes effect when MSExchangeIMAP4 restarts, which the plan schedules if the service runs or starts automatically.",
-    cmdlets: &["Get-ImapSettings", "Set-ImapSettings"],
+    cmdlets: &[IMAP4_GET, IMAP4_SET],
     services: &[IMAP4_SERVICE],
     host_key: true,
 };
 
 /// The POP3 settings of a server (`pop_settings`).
 pub static POP3: Protocol = Protocol {
-    key: "pop_settings",
+    key: POP3_KEY,
     title: "POP3 settings",
-    get: "Get-PopSettings",
-    set: "Set-PopSettings",
+    get: POP3_GET,
+    set: POP3_SET,
     params: POP3_PARAMS,
     order: Order {
         phase: 55,
         reason: "POP3 settings run after the IMAP4 settings and before registry values, so the POP3 restart that follows them sees the final configuration and the Information Store restart stays last",
     },
     help: "POP3 settings of each target server (Set-PopSettings -Server): a map of its parameters, e.g. MaxConnectionsPerUser: 40. A change takes effect when MSExchangePOP3 restarts, which the plan schedules if the service runs or starts automatically (Exchange 2010 installs it Manual and stopped).",
-    cmdlets: &["Get-PopSettings", "Set-PopSettings"],
+    cmdlets: &[POP3_GET, POP3_SET],
     services: &[POP3_SERVICE],
     host_key: false,
 };

@@ -649,18 +649,7 @@ fn store_limit_key(name: &str) -> String {
 fn store_limit_resources() -> Vec<Resource> {
     STORE_LIMITS
         .iter()
-        .map(|name| {
-            let path = store_limit_key(name);
-            common::synthetic(
-                "registry_values",
-                format!("{path}\\{name}"),
-                Payload::new(RegistryValue {
-                    path: path.clone(),
-                    name: name.to_string(),
-                    ty: Some(RegType::Dword),
-                }),
-            )
-        })
+        .map(|name| reading(&store_limit_key(name), name))
         .collect()
 }
 
@@ -687,21 +676,24 @@ pub fn current(observed: &Observations, r: &Resource) -> Result<Option<Value>, D
     if !common::existence(kind, &r.id, &key, observed)? {
         return Ok(None);
     }
-    let observed_kind = match observed.get(&key, "Type") {
-        Some(RawValue::Str(k)) => k.clone(),
-        _ => String::new(),
+    Ok(Some(observed_data(observed, &key).to_value()))
+}
+
+/// The value reported under `key` (it exists), decoded by its reported type; for an
+/// expandstring, its unexpanded text.
+fn observed_data(observed: &Observations, key: &str) -> Data {
+    let observed_kind = match observed.get(key, "Type") {
+        Some(RawValue::Str(k)) => k.as_str(),
+        _ => "",
     };
-    // The unexpanded text of an expandstring, as diff reads it.
-    let raw = if kind_name(&observed_kind) == "expandstring" {
+    let raw = if kind_name(observed_kind) == "expandstring" {
         observed
-            .get(&key, "Raw")
-            .or_else(|| observed.get(&key, "Value"))
+            .get(key, "Raw")
+            .or_else(|| observed.get(key, "Value"))
     } else {
-        observed.get(&key, "Value")
+        observed.get(key, "Value")
     };
-    Ok(Some(
-        decode_observed(&observed_kind, raw.unwrap_or(&RawValue::Null)).to_value(),
-    ))
+    decode_observed(observed_kind, raw.unwrap_or(&RawValue::Null))
 }
 
 impl Kind for RegistryValues {
@@ -830,16 +822,7 @@ impl Kind for RegistryValues {
                 Some(RawValue::Str(k)) => k.clone(),
                 _ => String::new(),
             };
-            let observed_data = || -> Data {
-                let raw = if kind_name(&observed_kind) == "expandstring" {
-                    observed
-                        .get(&key, "Raw")
-                        .or_else(|| observed.get(&key, "Value"))
-                } else {
-                    observed.get(&key, "Value")
-                };
-                decode_observed(&observed_kind, raw.unwrap_or(&RawValue::Null))
-            };
+            let observed_data = || observed_data(observed, &key);
             match r.ensure {
                 Ensure::Absent => {
                     if exists {

@@ -88,21 +88,9 @@ fn default_policy_lookup() -> String {
 /// Associations of objects with throttling policies.
 pub struct ThrottlingAssociations;
 
-/// The resources `exctl export` reads: each named mailbox, against the default policy
-/// (so that no policy is looked up).
+/// The resources `exctl export` reads: each named mailbox's association ([`reading`]).
 fn export_resources(ctx: &ExportContext<'_>) -> Vec<Resource> {
-    ctx.mailboxes
-        .iter()
-        .map(|m| {
-            common::synthetic(
-                "throttling_associations",
-                m.clone(),
-                Payload::new(Association {
-                    policy: DEFAULT.to_string(),
-                }),
-            )
-        })
-        .collect()
+    ctx.mailboxes.iter().map(|m| reading(m)).collect()
 }
 
 /// What an association holds beyond its identity: the policy it names.
@@ -154,17 +142,15 @@ pub fn policy_name(id: &str) -> Option<String> {
     (!is_default_name(&name)).then_some(name)
 }
 
-/// A resource no manifest declared that names `identity`'s association (with the
-/// default policy as the wanted one, so that no policy is looked up but the default
-/// policy's name), for readers that want it observed ([`Kind::observe`]) and decoded
-/// ([`current`]), such as the engine's capacity check of a shared account.
+/// A resource no manifest declared that names `identity`'s association, with no wanted
+/// policy (so that no policy is looked up, not even the default one's name), for readers
+/// that want it observed ([`Kind::observe`]) and decoded ([`current`]), such as
+/// `exctl export` and the engine's capacity check of a shared account.
 pub fn reading(identity: &str) -> Resource {
     common::synthetic(
         "throttling_associations",
         identity.to_string(),
-        Payload::new(Association {
-            policy: DEFAULT.to_string(),
-        }),
+        Payload::none(),
     )
 }
 
@@ -385,17 +371,20 @@ impl Kind for ThrottlingAssociations {
             "foreach ($i in @(\n{}\n)) {{\ntry {{ $a = Get-ThrottlingPolicyAssociation -Identity $i -ErrorAction Stop\n__exctl_emit $i 'ThrottlingPolicyId' $a.ThrottlingPolicyId }}\ncatch {{ __exctl_emit $i 'ThrottlingPolicyIdError' ([string]$_.Exception.Message) }}\n}}\n",
             ids.join(",\n")
         );
-        // Each policy once, in the order first named.
+        // Each policy a declared association names, once, in the order first named (a
+        // reading names none).
         let mut policies: Vec<&str> = Vec::new();
         let mut named: HashSet<String> = HashSet::new();
-        for r in resources {
-            let p = policy(r);
+        for p in resources.iter().filter_map(|r| policy_of(r)) {
             if !is_default(p) && named.insert(p.to_ascii_lowercase()) {
                 policies.push(p);
             }
         }
         // The default policy's name, for the changes back to it: they name it literally.
-        if resources.iter().any(|r| is_default(policy(r))) {
+        if resources
+            .iter()
+            .any(|r| policy_of(r).is_some_and(is_default))
+        {
             s.push_str(&default_policy_lookup());
         }
         for p in policies {
@@ -487,33 +476,9 @@ impl Kind for ThrottlingAssociations {
         observed: &Observations,
         ctx: &ExportContext<'_>,
     ) -> Result<Option<Section>, DiffError> {
-        let kind = self.key();
         let mut items = Vec::new();
         for id in ctx.mailboxes {
-            if let Some(RawValue::Str(e)) = observed.get(id, ERROR) {
-                return Err(DiffError {
-                    kind,
-                    id: id.clone(),
-                    message: e.to_string(),
-                });
-            }
-            let policy = match observed.get(id, "ThrottlingPolicyId") {
-                Some(RawValue::Str(s)) => policy_name(s)
-                    .filter(|p| !is_default_name(p))
-                    .unwrap_or_else(|| DEFAULT.to_string()),
-                Some(RawValue::Null) => DEFAULT.to_string(),
-                Some(RawValue::List(l)) => {
-                    return Err(DiffError {
-                        kind,
-                        id: id.clone(),
-                        message: format!(
-                            "the identity matches {} objects: name one object",
-                            l.len()
-                        ),
-                    });
-                }
-                None => return Err(common::not_reported(kind, id)),
-            };
+            let policy = current(id, observed)?.unwrap_or_else(|| DEFAULT.to_string());
             let mut item = Yaml::map();
             item.push("identity", Yaml::Scalar(export::string(id)));
             item.push("policy", Yaml::Scalar(export::string(&policy)));

@@ -728,7 +728,11 @@ fn base_table() -> Vec<(&'static str, Module, Vec<ParamSpec>)> {
             ),
         ]
     });
-    table.splice(2..2, protocols);
+    let at = table
+        .iter()
+        .position(|row| row.0 == "Get-ExchangeServer")
+        .map_or(table.len(), |i| i + 1);
+    table.splice(at..at, protocols);
     table
 }
 

@@ -1517,20 +1517,6 @@ impl ExchangeOrg {
         self.set_protocol_settings(&protocol_settings::IMAP4, server, params)
     }
 
-    /// Get-PopSettings [-Server]: the configured settings.
-    pub fn get_pop_settings(&mut self, server: Option<&str>) -> Result<SimObject, ExchangeError> {
-        self.get_protocol_settings(&protocol_settings::POP3, server)
-    }
-
-    /// `Set-PopSettings [-Server] -<Param> <value>...`: see [`Self::set_protocol_settings`].
-    pub fn set_pop_settings(
-        &mut self,
-        server: Option<&str>,
-        params: &[(String, SimValue)],
-    ) -> Result<Vec<String>, ExchangeError> {
-        self.set_protocol_settings(&protocol_settings::POP3, server, params)
-    }
-
     /// Get-ImapSettings, Get-PopSettings [-Server]: the configured settings of servers
     /// with the Client Access role.
     pub fn get_protocol_settings(
